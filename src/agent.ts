@@ -1,0 +1,441 @@
+// The agent wires the pure cores to the world: it decodes datagrams into events for
+// the vhid state machines, carries out the actions they return (send, timers, VIPs,
+// hooks, log lines) and answers the control socket. Clock, transport, platform, logger
+// and randomness are all injected, so tests run whole pairs in one process.
+
+import type { Cidr, Config, Endpoint, VhidConfig } from './config/types.js'
+import {
+  CARP_MULTICAST_GROUP,
+  DEMOTE_MAINT,
+  DEMOTE_MAX,
+  DEMOTE_SEND_ERRORS,
+  SEND_ERRORS_HOLD_MS,
+  SEND_ERRORS_TO_DEMOTE,
+  SENDS_OK_TO_CLEAR,
+} from './carp/constants.js'
+import {
+  type CarpState,
+  type StepResult,
+  type TimerName,
+  type VhidAction,
+  type VhidEvent,
+  type VhidParams,
+  type VhidState,
+  initialState,
+  step,
+} from './carp/vhid.js'
+import type { Clock, TimerHandle } from './io/clock.js'
+import type { Logger } from './io/log.js'
+import type { Transport } from './io/transport.js'
+import type { Platform } from './platform/types.js'
+import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from './wire/carp.js'
+import { ReplayWindow } from './wire/replay.js'
+
+export const VERSION = '0.1.0'
+
+/** Every reason an incoming datagram is dropped, each with its own counter. */
+export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'oldEpoch' | 'ownPacket'
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'shortPacket', 'oversized', 'badVersion', 'badType', 'badAuthLen', 'badVhid', 'badChecksum',
+  'unknownVhid', 'unknownSender', 'badAuth', 'replay', 'oldEpoch', 'ownPacket',
+]
+
+export interface AgentDeps {
+  config: Config
+  clock: Clock
+  transport: Transport
+  platform: Platform
+  log: Logger
+  /** Cryptographic randomness (the boot epoch). */
+  random(bytes: number): Buffer
+  /** This board's IPv4 address on an interface: with carp.port it breaks priority ties. */
+  localAddress(iface: string): string
+}
+
+export interface VhidStatus {
+  vhid: number
+  interface: string
+  vips: string[]
+  state: CarpState
+  forMs: number
+  reason: string
+  advbaseS: number
+  advskew: number
+  transport: string
+  master: { from: string; demote: number; advbase: number; advskew: number; heardMsAgo: number } | null
+  transitions: number
+  received: number
+  sent: number
+}
+
+export interface AgentStatus {
+  node: string
+  version: string
+  uptimeMs: number
+  maint: boolean
+  demote: { total: number; reasons: Record<string, number> }
+  vhids: VhidStatus[]
+  drops: Record<DropReason, number>
+  sendErrors: number
+  bugs: number
+}
+
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'maint'; on: boolean }
+  | { cmd: 'demote'; value: number }
+
+export type ControlReply = { ok: true; status: AgentStatus } | { ok: false; error: string }
+
+interface Vhid {
+  config: VhidConfig
+  state: VhidState
+  timers: Map<TimerName, TimerHandle>
+  sequence: number // low half of the advert counter
+  received: number
+  sent: number
+  platformQueue: Promise<void> // VIP changes and hooks run one after another, in order
+}
+
+export class Agent {
+  private config: Config
+  private readonly vhids = new Map<number, Vhid>()
+  private readonly replay = new ReplayWindow()
+  private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>
+  private readonly demoteReasons = new Map<string, number>()
+  private epoch: number
+  private readonly startedMs: number
+  private sendErrors = 0
+  private sendFailRun = 0
+  private sendOkRun = 0
+  private sendErrorsHold: TimerHandle | null = null
+  private bugs = 0
+  private running = false
+
+  constructor(private readonly deps: AgentDeps) {
+    this.config = deps.config
+    this.epoch = deps.random(4).readUInt32BE(0)
+    this.startedMs = deps.clock.now()
+    deps.transport.onPacket((payload, from) => this.receive(payload, from))
+  }
+
+  /** Starts every vhid in BACKUP; none may claim before a full master-down interval. */
+  start(): void {
+    this.running = true
+    this.deps.log.event('carpd', `starting version=${VERSION} vhids=${this.config.carp.vhids.map((v) => v.vhid).join(',') || 'none'}`)
+    for (const vc of this.config.carp.vhids) this.addVhid(vc)
+  }
+
+  /** Bows out of every vhid it is master of, then waits for VIP removal and hooks. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    for (const v of this.vhids.values()) this.dispatch(v, { type: 'shutdown' })
+    await Promise.all([...this.vhids.values()].map((v) => v.platformQueue))
+    for (const v of this.vhids.values()) for (const t of v.timers.values()) t.cancel()
+    this.sendErrorsHold?.cancel()
+    this.deps.log.event('carpd', 'stopped')
+  }
+
+  /** Handles one datagram from the CARP socket: the ladder of input checks. */
+  receive(payload: Buffer, from: Endpoint): void {
+    const decoded = decodeCarp(payload)
+    if (!decoded.ok) return this.drop(decoded.error)
+    const advert = decoded.advert
+    const v = this.vhids.get(advert.vhid)
+    if (!v) return this.drop('unknownVhid')
+    const sender = `${from.address}:${from.port}`
+    if (v.config.peers.length > 0 && !v.config.peers.some((p) => p.address === from.address)) {
+      return this.drop('unknownSender')
+    }
+    if (!carpHmacValid(advert, v.config.pass, vipAddresses(v.config))) return this.drop('badAuth')
+    // Our own multicast looped back (or a reflection): same epoch as ours.
+    if (Number(advert.counter >> 32n) === this.epoch) return this.drop('ownPacket')
+    const verdict = this.replay.check(`${sender}/${advert.vhid}`, advert.counter, this.deps.clock.now())
+    if (verdict !== 'ok') return this.drop(verdict)
+    v.received++
+    const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: rankOf(from) }
+    this.dispatch(v, { type: 'advert', from: sender, prio })
+  }
+
+  /** Operator and control-socket requests. */
+  control(req: ControlRequest): ControlReply {
+    switch (req.cmd) {
+      case 'status':
+        break
+      case 'maint':
+        this.setDemote('maint', req.on ? DEMOTE_MAINT : 0, req.on ? 'maintenance mode on' : 'maintenance mode off')
+        break
+      case 'demote':
+        if (!Number.isInteger(req.value) || req.value < 0 || req.value > DEMOTE_MAX) {
+          return { ok: false, error: `demote must be an integer 0..${DEMOTE_MAX}, got ${String(req.value)}` }
+        }
+        this.setDemote('operator', req.value, `operator set demote ${req.value}`)
+        break
+      default:
+        return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd: unknown }).cmd)}` }
+    }
+    return { ok: true, status: this.status() }
+  }
+
+  /**
+   * Applies a new, already validated configuration (SIGHUP). Vhids whose interface or
+   * addresses changed are restarted (bow-out, then BACKUP again); timing and keys change
+   * in place. Settings bound to sockets need a restart and are kept as they were.
+   */
+  reload(next: Config): string[] {
+    const notes: string[] = []
+    const old = this.config
+    for (const [what, a, b] of [
+      ['node', old.node, next.node],
+      ['carp.port', old.carp.port, next.carp.port],
+      ['control.port', old.controlPort, next.controlPort],
+      ['platform', old.platform, next.platform],
+    ] as const) {
+      if (a !== b) notes.push(`${what} changed (${a} -> ${b}): takes effect after a restart`)
+    }
+    this.config = {
+      ...next,
+      node: old.node,
+      controlPort: old.controlPort,
+      platform: old.platform,
+      carp: { ...next.carp, port: old.carp.port },
+    }
+    const wanted = new Map(next.carp.vhids.map((vc) => [vc.vhid, vc]))
+    for (const [id, v] of [...this.vhids]) {
+      const vc = wanted.get(id)
+      if (!vc || vc.interface !== v.config.interface || vipAddresses(vc).join() !== vipAddresses(v.config).join()) {
+        this.dispatch(v, { type: 'shutdown' })
+        for (const t of v.timers.values()) t.cancel()
+        this.vhids.delete(id)
+        notes.push(vc ? `vhid ${id}: interface or VIPs changed, restarted` : `vhid ${id}: removed`)
+      } else {
+        v.config = vc
+        this.dispatch(v, { type: 'configure', params: this.params(vc) })
+      }
+    }
+    for (const vc of next.carp.vhids) {
+      if (!this.vhids.has(vc.vhid)) {
+        this.addVhid(vc)
+        if (!old.carp.vhids.some((o) => o.vhid === vc.vhid)) notes.push(`vhid ${vc.vhid}: added`)
+      }
+    }
+    for (const note of notes) this.deps.log.event('config', `reload: ${note}`)
+    return notes
+  }
+
+  status(): AgentStatus {
+    const now = this.deps.clock.now()
+    return {
+      node: this.config.node,
+      version: VERSION,
+      uptimeMs: Math.round(now - this.startedMs),
+      maint: (this.demoteReasons.get('maint') ?? 0) > 0,
+      demote: { total: this.demoteTotal(), reasons: Object.fromEntries(this.demoteReasons) },
+      vhids: [...this.vhids.values()].map((v) => this.vhidStatus(v, now)),
+      drops: { ...this.drops },
+      sendErrors: this.sendErrors,
+      bugs: this.bugs,
+    }
+  }
+
+  private vhidStatus(v: Vhid, now: number): VhidStatus {
+    const m = v.state.master
+    return {
+      vhid: v.config.vhid,
+      interface: v.config.interface,
+      vips: v.config.vips.map((c) => `${c.address}/${c.prefix}`),
+      state: v.state.state,
+      forMs: Math.round(now - v.state.sinceMs),
+      reason: v.state.reason,
+      advbaseS: v.config.advbaseS,
+      advskew: v.config.advskew,
+      transport: v.config.peers.length ? `unicast ${v.config.peers.map((p) => p.address).join(',')}` : `multicast ${CARP_MULTICAST_GROUP}`,
+      master: m && {
+        from: m.from,
+        demote: m.prio.demote,
+        advbase: m.prio.advbase,
+        advskew: m.prio.advskew,
+        heardMsAgo: Math.round(now - m.atMs),
+      },
+      transitions: v.state.transitions,
+      received: v.received,
+      sent: v.sent,
+    }
+  }
+
+  private addVhid(vc: VhidConfig): void {
+    const v: Vhid = {
+      config: vc,
+      state: initialState(this.params(vc), this.deps.clock.now()),
+      timers: new Map(),
+      sequence: 0,
+      received: 0,
+      sent: 0,
+      platformQueue: Promise.resolve(),
+    }
+    v.state = { ...v.state, demote: this.demoteTotal() }
+    this.vhids.set(vc.vhid, v)
+    this.dispatch(v, { type: 'start' })
+  }
+
+  private params(vc: VhidConfig): VhidParams {
+    return {
+      vhid: vc.vhid,
+      advbaseS: vc.advbaseS,
+      advskew: vc.advskew,
+      preempt: this.config.carp.preempt,
+      preemptHolddownMs: this.config.carp.preemptHolddownMs,
+      rank: rankOf({ address: this.deps.localAddress(vc.interface), port: this.config.carp.port }),
+    }
+  }
+
+  /** Feeds one event to a vhid's machine and carries out what it returns. */
+  private dispatch(v: Vhid, ev: VhidEvent): void {
+    let result: StepResult
+    try {
+      result = step(v.state, ev, this.deps.clock.now())
+    } catch (err) {
+      // An impossible (state, event) pair is a bug in carpd: say so, keep running.
+      this.bugs++
+      this.deps.log.event('bug', (err as Error).message)
+      return
+    }
+    v.state = result.state
+    for (const action of result.actions) this.perform(v, action)
+  }
+
+  private perform(v: Vhid, action: VhidAction): void {
+    switch (action.type) {
+      case 'log':
+        this.deps.log.event('carp', action.message)
+        return
+      case 'arm': {
+        v.timers.get(action.timer)?.cancel()
+        const handle = this.deps.clock.at(action.atMs, () => {
+          v.timers.delete(action.timer)
+          this.dispatch(v, { type: 'timer', timer: action.timer })
+        })
+        v.timers.set(action.timer, handle)
+        return
+      }
+      case 'cancel':
+        v.timers.get(action.timer)?.cancel()
+        v.timers.delete(action.timer)
+        return
+      case 'send':
+        this.sendAdvert(v, action.advbase, action.advskew, action.demote)
+        return
+      case 'addVips':
+        return this.onPlatform(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip))
+      case 'removeVips':
+        return this.onPlatform(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))
+      case 'garp':
+        return this.onPlatform(v, 'gratuitous ARP', (vip) => this.deps.platform.garp(v.config.interface, vip))
+      case 'hook': {
+        const script = action.state === 'MASTER' ? this.config.carp.upscript : this.config.carp.downscript
+        if (!script) return
+        const state = action.state
+        return this.onPlatform(v, `hook ${script}`, (vip) =>
+          this.deps.platform.runHook(script, [String(v.config.vhid), v.config.interface, vip.address, state]),
+        )
+      }
+      default: {
+        const never: never = action
+        throw new Error(`unknown action ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  /** Queues a platform call per VIP so changes to one vhid never overtake each other. */
+  private onPlatform(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>): void {
+    v.platformQueue = v.platformQueue.then(async () => {
+      for (const vip of v.config.vips) {
+        try {
+          await call(vip)
+        } catch (err) {
+          this.deps.log.event('platform', `vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`)
+        }
+      }
+    })
+  }
+
+  private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number): void {
+    // The counter is boot epoch << 32 | sequence. When the sequence would wrap, a new
+    // epoch starts: receivers take a new epoch as a restart and never go backwards.
+    if (v.sequence >= 0xffffffff) {
+      this.epoch = this.deps.random(4).readUInt32BE(0)
+      for (const other of this.vhids.values()) other.sequence = 0
+    }
+    v.sequence++
+    const counter = (BigInt(this.epoch) << 32n) | BigInt(v.sequence)
+    const hmac = carpHmac(v.config.pass, v.config.vhid, vipAddresses(v.config), counter)
+    const payload = encodeCarp({ vhid: v.config.vhid, advskew, demote, advbase, counter, hmac })
+    const port = this.config.carp.port
+    const targets: Endpoint[] = v.config.peers.length
+      ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
+      : [{ address: CARP_MULTICAST_GROUP, port }]
+    for (const to of targets) {
+      this.deps.transport.send(payload, to, v.config.interface).then(
+        () => {
+          v.sent++
+          this.sendResult(true, '')
+        },
+        (err: Error) => this.sendResult(false, `${to.address}:${to.port}: ${err.message}`),
+      )
+    }
+  }
+
+  /** Send errors demote the board with hysteresis, so one lost datagram changes nothing. */
+  private sendResult(ok: boolean, detail: string): void {
+    if (ok) {
+      this.sendFailRun = 0
+      if (++this.sendOkRun === SENDS_OK_TO_CLEAR) {
+        this.sendErrorsHold?.cancel()
+        this.sendErrorsHold = null
+        this.setDemote('sendErrors', 0, 'adverts are sent again')
+      }
+      return
+    }
+    this.sendErrors++
+    this.sendOkRun = 0
+    this.deps.log.event('carp', `send failed: ${detail}`)
+    if (++this.sendFailRun >= SEND_ERRORS_TO_DEMOTE) {
+      this.setDemote('sendErrors', DEMOTE_SEND_ERRORS, `${SEND_ERRORS_TO_DEMOTE} adverts in a row could not be sent`)
+      this.sendErrorsHold?.cancel()
+      this.sendErrorsHold = this.deps.clock.at(this.deps.clock.now() + SEND_ERRORS_HOLD_MS, () => {
+        this.sendErrorsHold = null
+        this.sendFailRun = 0
+        this.setDemote('sendErrors', 0, `no failed send for ${SEND_ERRORS_HOLD_MS / 1000}s`)
+      })
+    }
+  }
+
+  private setDemote(reason: string, value: number, why: string): void {
+    if ((this.demoteReasons.get(reason) ?? 0) === value) return
+    if (value === 0) this.demoteReasons.delete(reason)
+    else this.demoteReasons.set(reason, value)
+    const total = this.demoteTotal()
+    for (const v of this.vhids.values()) this.dispatch(v, { type: 'demote', demote: total, reason: why })
+  }
+
+  private demoteTotal(): number {
+    let sum = 0
+    for (const n of this.demoteReasons.values()) sum += n
+    return Math.min(DEMOTE_MAX, sum)
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[reason]++
+  }
+}
+
+function vipAddresses(vc: VhidConfig): string[] {
+  return vc.vips.map((c) => c.address)
+}
+
+/** An endpoint as a number for the tie-break: address first, then port. */
+export function rankOf(ep: Endpoint): number {
+  return ipv4ToUint32(ep.address) * 65536 + ep.port
+}

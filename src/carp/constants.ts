@@ -1,0 +1,30 @@
+// CARP timing and limits (carp(4), OpenBSD ip_carp.c; SPEC "CARP behaviour").
+
+/** advskew is in units of 1/256 s. */
+export const SKEW_UNIT_MS = 1000 / 256
+/** A backup declares the master down after this many advertisement intervals. */
+export const MASTER_DOWN_INTERVALS = 3
+/** Bow-out: an advert with advbase 255 and advskew 255 says "I am leaving, take over now". */
+export const BOW_OUT_ADVBASE = 255
+export const BOW_OUT_ADVSKEW = 255
+/** Multicast group of CARP/VRRP (RFC 5798 §5.1.1.2). */
+export const CARP_MULTICAST_GROUP = '224.0.0.18'
+/** Adverts are sent with TTL 255 and a receiver may check it (RFC 5798 §5.1.1.3). */
+export const CARP_TTL = 255
+/** A second gratuitous ARP this many intervals after taking over (SPEC). */
+export const GARP_REPEAT_INTERVALS = 2
+
+/** The demotion counter travels in one byte. */
+export const DEMOTE_MAX = 255
+/** Demotion added by `carpd ctl maint on`: above any organic reason, so the peer takes over. */
+export const DEMOTE_MAINT = 128
+/** Demotion while sending adverts fails (raised and cleared with hysteresis). */
+export const DEMOTE_SEND_ERRORS = 10
+/** Consecutive failed sends before demoting, consecutive good ones before clearing. */
+export const SEND_ERRORS_TO_DEMOTE = 3
+export const SENDS_OK_TO_CLEAR = 3
+/**
+ * A demoted board usually becomes backup and backups send nothing, so good sends
+ * cannot clear the demotion; it also clears after this long without a failed send.
+ */
+export const SEND_ERRORS_HOLD_MS = 30_000

@@ -1,0 +1,307 @@
+// The state machine of one virtual host id (carp(4), RFC 5798 §6.4), pure: it takes
+// an event and the current time and returns the new state plus the actions the
+// agent must carry out (send an advert, arm a timer, add the VIPs, ...). It never
+// touches a socket, a timer or the OS itself.
+//
+//          start/linkUp                masterDown timer, bow-out,
+//   INIT ───────────────▶ BACKUP ───── preempt, demoted master ─────▶ MASTER
+//    ▲  ◀───────────────   ▲  ◀────────── better advert ──────────────   │
+//    │   linkDown/shutdown │                                             │
+//    └─────────────────────┴──────────── linkDown / shutdown ────────────┘
+//
+// A board always comes up BACKUP and waits a full master-down interval before it
+// claims (SPEC), so a reboot never makes two masters by accident.
+
+import {
+  BOW_OUT_ADVBASE,
+  BOW_OUT_ADVSKEW,
+  GARP_REPEAT_INTERVALS,
+  MASTER_DOWN_INTERVALS,
+  SKEW_UNIT_MS,
+} from './constants.js'
+
+export type CarpState = 'INIT' | 'BACKUP' | 'MASTER'
+export type TimerName = 'masterDown' | 'advertise' | 'garp'
+
+/** What one vhid needs from the configuration; `rank` breaks ties (see betterThan). */
+export interface VhidParams {
+  vhid: number
+  advbaseS: number // 0..255; 0 = sub-second mode
+  advskew: number // 0..254 (1/256 s)
+  preempt: boolean
+  preemptHolddownMs: number
+  rank: number // this board's address as a number (ip × 65536 + port): higher wins ties
+}
+
+/** The priority an advert announces, and who announced it. */
+export interface Priority {
+  demote: number
+  advbase: number
+  advskew: number
+  rank: number
+}
+
+export type VhidEvent =
+  | { type: 'start' }
+  | { type: 'advert'; from: string; prio: Priority }
+  | { type: 'timer'; timer: TimerName }
+  | { type: 'demote'; demote: number; reason: string }
+  | { type: 'linkDown'; reason: string }
+  | { type: 'linkUp' }
+  | { type: 'shutdown' }
+  | { type: 'configure'; params: VhidParams }
+
+export type VhidAction =
+  | { type: 'send'; advbase: number; advskew: number; demote: number }
+  | { type: 'arm'; timer: TimerName; atMs: number }
+  | { type: 'cancel'; timer: TimerName }
+  | { type: 'addVips' }
+  | { type: 'removeVips' }
+  | { type: 'garp' }
+  | { type: 'hook'; state: CarpState }
+  | { type: 'log'; message: string }
+
+/** The master this backup currently defers to. */
+export interface SeenMaster {
+  from: string
+  prio: Priority
+  atMs: number
+}
+
+export interface VhidState {
+  params: VhidParams
+  state: CarpState
+  sinceMs: number // time of the last state change (or start)
+  demote: number // this board's demotion counter, as last told
+  master: SeenMaster | null // only in BACKUP
+  reason: string // why the last transition happened
+  transitions: number
+}
+
+export interface StepResult {
+  state: VhidState
+  actions: VhidAction[]
+}
+
+/** Advertisement interval: advbase + advskew/256 s (carp(4)). */
+export function advertIntervalMs(advbase: number, advskew: number): number {
+  return advbase * 1000 + advskew * SKEW_UNIT_MS
+}
+
+/**
+ * Master-down interval: 3 × advbase + advskew/256 s; in sub-second mode (advbase 0)
+ * 3 × advskew/256 s, as OpenBSD does (SPEC "CARP behaviour").
+ */
+export function masterDownMs(advbase: number, advskew: number): number {
+  return advbase === 0
+    ? MASTER_DOWN_INTERVALS * advskew * SKEW_UNIT_MS
+    : MASTER_DOWN_INTERVALS * advbase * 1000 + advskew * SKEW_UNIT_MS
+}
+
+/**
+ * Is `a` strictly the better master? Lower demotion first (OpenBSD compares it before
+ * timing), then the more frequent advertiser, then, on a full tie, the higher address
+ * (RFC 5798 §6.4.3). The last rule makes the outcome deterministic: without it two
+ * boards with equal settings would both step down and race again.
+ */
+export function betterThan(a: Priority, b: Priority): boolean {
+  if (a.demote !== b.demote) return a.demote < b.demote
+  const aTicks = a.advbase * 256 + a.advskew
+  const bTicks = b.advbase * 256 + b.advskew
+  if (aTicks !== bTicks) return aTicks < bTicks
+  return a.rank > b.rank
+}
+
+export function initialState(params: VhidParams, nowMs: number): VhidState {
+  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0 }
+}
+
+export function selfPriority(s: VhidState): Priority {
+  return { demote: s.demote, advbase: s.params.advbaseS, advskew: s.params.advskew, rank: s.params.rank }
+}
+
+/** The one door: every event goes through here. */
+export function step(s: VhidState, ev: VhidEvent, nowMs: number): StepResult {
+  switch (ev.type) {
+    case 'start':
+    case 'linkUp':
+      if (s.state !== 'INIT') return { state: s, actions: [] }
+      return enter(s, 'BACKUP', nowMs, ev.type === 'start' ? 'started' : 'interface up')
+    case 'advert':
+      return onAdvert(s, ev.from, ev.prio, nowMs)
+    case 'timer':
+      return onTimer(s, ev.timer, nowMs)
+    case 'demote':
+      return onDemote(s, ev.demote, ev.reason)
+    case 'linkDown':
+      if (s.state === 'INIT') return { state: s, actions: [] }
+      return enter(s, 'INIT', nowMs, ev.reason)
+    case 'shutdown':
+      return onShutdown(s, nowMs)
+    case 'configure':
+      return onConfigure(s, ev.params, nowMs)
+    default:
+      return unreachable(ev)
+  }
+}
+
+function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): StepResult {
+  const self = selfPriority(s)
+  switch (s.state) {
+    case 'INIT':
+      // The interface is down or we have not started: adverts mean nothing yet.
+      return { state: s, actions: [] }
+    case 'MASTER':
+      if (betterThan(prio, self)) {
+        return enter(s, 'BACKUP', nowMs, `better master ${from} (${describe(prio)} vs ours ${describe(self)})`)
+      }
+      // A worse master steps down when it hears our next advert; nothing to do here.
+      return { state: s, actions: [] }
+    case 'BACKUP':
+      return onAdvertInBackup(s, from, prio, self, nowMs)
+    default:
+      return unreachable(s.state)
+  }
+}
+
+function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Priority, nowMs: number): StepResult {
+  if (prio.advbase === BOW_OUT_ADVBASE && prio.advskew === BOW_OUT_ADVSKEW) {
+    // The master is shutting down and says so: take over now instead of waiting
+    // for the master-down timer (OpenBSD's carp_ifdetach bow-out).
+    return enter(s, 'MASTER', nowMs, `master ${from} bowed out`)
+  }
+  const holdLeftMs = s.sinceMs + s.params.preemptHolddownMs - nowMs
+  if (holdLeftMs <= 0) {
+    // A demoted master asks to be replaced, whatever the preempt setting
+    // (OpenBSD takes over "masters advertising with a higher demote count").
+    if (prio.demote > self.demote) {
+      return enter(s, 'MASTER', nowMs, `master ${from} is demoted (demote ${prio.demote} > ours ${self.demote})`)
+    }
+    if (s.params.preempt && betterThan(self, prio)) {
+      return enter(s, 'MASTER', nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`)
+    }
+  }
+  // A master advertising so slowly that it is sure to time out is down already
+  // (ip_carp.c: "he's guaranteed to time out"). Not in sub-second mode, as OpenBSD.
+  if (s.params.advbaseS > 0 && advertIntervalMs(prio.advbase, prio.advskew) > MASTER_DOWN_INTERVALS * s.params.advbaseS * 1000) {
+    return enter(s, 'MASTER', nowMs, `master ${from} advertises too slowly (${describe(prio)})`)
+  }
+  const state: VhidState = { ...s, master: { from, prio, atMs: nowMs } }
+  return { state, actions: [{ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(s) }] }
+}
+
+function onTimer(s: VhidState, timer: TimerName, nowMs: number): StepResult {
+  if (s.state === 'BACKUP' && timer === 'masterDown') {
+    const heard = s.master ? `no advert from ${s.master.from} for` : 'no master heard in'
+    return enter(s, 'MASTER', nowMs, `${heard} ${fmtSeconds(downMs(s))}`)
+  }
+  if (s.state === 'MASTER' && timer === 'advertise') {
+    return {
+      state: s,
+      actions: [sendAdvert(s), { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(s) }],
+    }
+  }
+  if (s.state === 'MASTER' && timer === 'garp') {
+    // The second gratuitous ARP catches neighbours that missed the first one.
+    return { state: s, actions: [{ type: 'garp' }] }
+  }
+  // enter() cancels the timers of the state it leaves, so this is an agent bug.
+  throw new Error(`carp vhid=${s.params.vhid}: impossible event timer ${timer} in state ${s.state}`)
+}
+
+function onDemote(s: VhidState, demote: number, reason: string): StepResult {
+  if (demote === s.demote) return { state: s, actions: [] }
+  const state: VhidState = { ...s, demote }
+  const actions: VhidAction[] = [
+    { type: 'log', message: `vhid=${s.params.vhid} demote ${s.demote}->${demote} reason="${reason}"` },
+  ]
+  // A master tells the backup at once, so a planned switchover (maint on) does not
+  // wait for the next regular advert.
+  if (s.state === 'MASTER') actions.push(sendAdvert(state))
+  return { state, actions }
+}
+
+function onShutdown(s: VhidState, nowMs: number): StepResult {
+  if (s.state !== 'MASTER') {
+    return s.state === 'INIT' ? { state: s, actions: [] } : enter(s, 'INIT', nowMs, 'shutting down')
+  }
+  // Bow out: advertise advbase 255 / advskew 255 so the backup takes over at once.
+  const bow: VhidAction = { type: 'send', advbase: BOW_OUT_ADVBASE, advskew: BOW_OUT_ADVSKEW, demote: s.demote }
+  const left = enter(s, 'INIT', nowMs, 'shutting down (bow-out sent)')
+  return { state: left.state, actions: [bow, ...left.actions] }
+}
+
+function onConfigure(s: VhidState, params: VhidParams, nowMs: number): StepResult {
+  const state: VhidState = { ...s, params }
+  if (s.state === 'MASTER') {
+    // Advertise the new timing now; backups re-arm their timers from it.
+    return { state, actions: [sendAdvert(state), { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(state) }] }
+  }
+  return { state, actions: [] }
+}
+
+/** Changes state and arms/cancels that state's timers together, and logs why. */
+function enter(s: VhidState, next: CarpState, nowMs: number, reason: string): StepResult {
+  const prev = s.state
+  const state: VhidState = {
+    ...s,
+    state: next,
+    sinceMs: nowMs,
+    master: null,
+    reason,
+    transitions: s.transitions + 1,
+  }
+  const actions: VhidAction[] = [
+    { type: 'log', message: `vhid=${s.params.vhid} ${prev}->${next} reason="${reason}"` },
+  ]
+  if (prev === 'MASTER') {
+    actions.push({ type: 'cancel', timer: 'advertise' }, { type: 'cancel', timer: 'garp' }, { type: 'removeVips' })
+  }
+  if (prev === 'BACKUP') actions.push({ type: 'cancel', timer: 'masterDown' })
+  switch (next) {
+    case 'INIT':
+      break
+    case 'BACKUP':
+      actions.push({ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) })
+      break
+    case 'MASTER':
+      // Advertise first, so the old master and the other backups hear us as early
+      // as possible, then take the addresses.
+      actions.push(
+        sendAdvert(state),
+        { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(state) },
+        { type: 'addVips' },
+        { type: 'garp' },
+        { type: 'arm', timer: 'garp', atMs: nowMs + GARP_REPEAT_INTERVALS * intervalMs(state) },
+      )
+      break
+    default:
+      return unreachable(next)
+  }
+  if (prev === 'MASTER' || next === 'MASTER') actions.push({ type: 'hook', state: next })
+  return { state, actions }
+}
+
+function sendAdvert(s: VhidState): VhidAction {
+  return { type: 'send', advbase: s.params.advbaseS, advskew: s.params.advskew, demote: s.demote }
+}
+
+function intervalMs(s: VhidState): number {
+  return advertIntervalMs(s.params.advbaseS, s.params.advskew)
+}
+
+function downMs(s: VhidState): number {
+  return masterDownMs(s.params.advbaseS, s.params.advskew)
+}
+
+function describe(p: Priority): string {
+  return `demote=${p.demote} advbase=${p.advbase} advskew=${p.advskew}`
+}
+
+function fmtSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 1000 ? 3 : 1)}s`
+}
+
+function unreachable(x: never): never {
+  throw new Error(`unreachable: ${JSON.stringify(x)}`)
+}

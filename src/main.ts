@@ -1,0 +1,321 @@
+// carpd's command line: parse argv, load the config, build the real clock, sockets and
+// platform, start. Everything below this file is testable without the OS.
+
+import { readFileSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { Agent, VERSION, type ControlRequest } from './agent.js'
+import { BOARDS } from './config/boards.gen.js'
+import { loadConfig } from './config/load.js'
+import { formatErrors, renderEffective, renderReference } from './config/render.js'
+import type { Config, LoadResult } from './config/types.js'
+import { realClock } from './io/clock.js'
+import { controlRequest, startControlServer } from './io/control.js'
+import { lineLogger } from './io/log.js'
+import { openUdpTransport } from './io/udp.js'
+import { dryRunPlatform } from './platform/dryrun.js'
+import { renderStatus } from './status.js'
+
+const DEFAULT_CONFIG = '/cf/carpd.conf'
+const DEFAULT_CONTROL_PORT = 8239
+
+const EXIT_OK = 0
+const EXIT_USAGE = 1
+const EXIT_RUNTIME = 2
+
+const HELP: Record<string, string> = {
+  main: `usage: carpd [COMMAND] [OPTIONS]
+
+commands:
+  run -c FILE [--dry-run]     run the agent (the default command)
+  check -c FILE               validate FILE, print the effective config; exit 1 on error
+  rules -c FILE               print the firewall rules carpd would load (multi-WAN)
+  witness -c FILE             run as the witness (third host)
+  status [-c FILE] [--json]   ask the running agent for its state
+  ctl maint on|off [-c FILE]  maintenance mode: hand the VIPs to the peer, or take them back
+  ctl demote N [-c FILE]      set the operator's demotion (0..255; 0 clears it)
+  ctl resync [-c FILE]        force a full state resync
+  help config                 the reference of every configuration key (Markdown)
+  version                     print the version
+
+Every command takes --help. The config file defaults to ${DEFAULT_CONFIG}.
+exit codes: 0 ok, 1 bad config or usage, 2 runtime failure
+`,
+  run: `usage: carpd [run] -c FILE [--dry-run]
+
+Runs the agent: CARP on every carp.N block of FILE.
+  -c, --config FILE   the configuration (default ${DEFAULT_CONFIG})
+  --dry-run           log the OS commands (ip, arping, hooks) instead of running them
+Signals: TERM/INT bow out and stop; HUP reloads FILE (a bad file keeps the running
+config and says why); USR1 prints the status to the console.
+`,
+  check: `usage: carpd check -c FILE
+
+Validates FILE (with its board defaults and secret files) and prints the effective
+configuration, secrets masked, each value with where it came from. Exit 1 on any error.
+`,
+  status: `usage: carpd status [-c FILE] [--json]
+
+Asks the running agent over UDP on 127.0.0.1:control.port (read from FILE, default
+${DEFAULT_CONFIG} when it exists, else ${DEFAULT_CONTROL_PORT}) and prints its state.
+  --json   the same as JSON, for scripts
+`,
+  ctl: `usage: carpd ctl maint on|off | demote N | resync  [-c FILE] [--json]
+
+  maint on     raise the demotion so the peer takes the VIPs over (planned switchover)
+  maint off    clear it; with carp.preempt = yes this board takes the VIPs back
+  demote N     set the operator's share of the demotion counter to N (0..255, 0 clears)
+  resync       force a full state-table resync (state sync)
+Prints the resulting status (--json for JSON).
+`,
+  rules: `usage: carpd rules -c FILE [--wan-state up,down,...] [--routes]
+
+Prints the firewall rules carpd would load for the wan.N blocks of FILE.
+`,
+  witness: `usage: carpd witness -c FILE
+
+Runs the witness that grants CARP leases to the pair (split-brain protection).
+`,
+  version: `usage: carpd version\n`,
+  help: `usage: carpd help [config]\n`,
+}
+
+interface Args {
+  command: string
+  positional: string[]
+  config: string | undefined
+  dryRun: boolean
+  json: boolean
+  help: boolean
+}
+
+function parseArgs(argv: string[]): Args | string {
+  const args: Args = { command: 'run', positional: [], config: undefined, dryRun: false, json: false, help: false }
+  const rest = [...argv]
+  if (rest[0] !== undefined && !rest[0].startsWith('-')) args.command = rest.shift()!
+  while (rest.length > 0) {
+    const arg = rest.shift()!
+    if (arg === '-c' || arg === '--config') {
+      const file = rest.shift()
+      if (file === undefined) return `${arg} needs a file name`
+      args.config = file
+    } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length)
+    else if (arg === '--dry-run') args.dryRun = true
+    else if (arg === '--json') args.json = true
+    else if (arg === '-h' || arg === '--help') args.help = true
+    else if (arg.startsWith('-') && !/^-\d+$/.test(arg)) return `unknown option ${arg}`
+    else args.positional.push(arg)
+  }
+  return args
+}
+
+function readConfig(file: string): LoadResult {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const message = `${file}: cannot read the configuration: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+    return {
+      ok: false,
+      warnings: [],
+      errors: [{ code: 'io', file, line: 0, key: '', value: '', allowed: '', suggestion: '', message }],
+    }
+  }
+  return loadConfig(text, file, { readFile: (path) => readFileSync(path, 'utf8'), boards: BOARDS })
+}
+
+function loadOrExit(file: string): Config {
+  const result = readConfig(file)
+  for (const w of result.warnings) process.stderr.write(`carpd: warning: ${w}\n`)
+  if (!result.ok) {
+    process.stderr.write(formatErrors(result.errors))
+    process.exit(EXIT_USAGE)
+  }
+  return result.config
+}
+
+/** The IPv4 address of an interface, from the OS; undefined when it has none. */
+function interfaceAddress(iface: string): string | undefined {
+  return networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address
+}
+
+async function run(args: Args): Promise<number> {
+  const file = args.config ?? DEFAULT_CONFIG
+  const config = loadOrExit(file)
+  const clock = realClock()
+  const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
+  if (!args.dryRun) {
+    process.stderr.write(
+      `carpd: platform ${config.platform}: changing addresses for real is not available in this version; run with --dry-run\n`,
+    )
+    return EXIT_RUNTIME
+  }
+  const addresses = new Map<string, string>()
+  for (const vc of config.carp.vhids) {
+    const address = interfaceAddress(vc.interface)
+    if (address === undefined) {
+      process.stderr.write(`carpd: carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address\n`)
+      return EXIT_RUNTIME
+    }
+    addresses.set(vc.interface, address)
+  }
+  const multicast = new Map(
+    config.carp.vhids.filter((vc) => vc.peers.length === 0).map((vc) => [vc.interface, addresses.get(vc.interface)!]),
+  )
+  let transport
+  try {
+    transport = await openUdpTransport({ port: config.carp.port, bindAddress: '0.0.0.0', multicastInterfaces: multicast })
+  } catch (err) {
+    process.stderr.write(`carpd: cannot open the CARP socket on UDP port ${config.carp.port}: ${(err as Error).message}\n`)
+    return EXIT_RUNTIME
+  }
+  const agent = new Agent({
+    config,
+    clock,
+    transport,
+    platform: dryRunPlatform(log),
+    log,
+    random: randomBytes,
+    localAddress: (iface) => addresses.get(iface) ?? '0.0.0.0',
+  })
+  let control
+  try {
+    control = await startControlServer(config.controlPort, (req) => agent.control(req))
+  } catch (err) {
+    process.stderr.write(`carpd: cannot open the control socket on 127.0.0.1:${config.controlPort}: ${(err as Error).message}\n`)
+    await transport.close()
+    return EXIT_RUNTIME
+  }
+  agent.start()
+
+  let stopping = false
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.event('carpd', `${signal}: stopping`)
+    await agent.stop()
+    await control.close()
+    await transport.close()
+    process.exit(EXIT_OK)
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGUSR1', () => {
+    for (const line of renderStatus(agent.status()).trimEnd().split('\n')) log.event('status', line)
+  })
+  process.on('SIGHUP', () => {
+    const result = readConfig(file)
+    if (!result.ok) {
+      log.event('config', `reload rejected, keeping the running configuration: ${result.errors.length} error(s)`)
+      for (const e of result.errors) log.event('config', e.message)
+      return
+    }
+    const notes = agent.reload(result.config)
+    log.event('config', `reloaded ${file}${notes.length ? '' : ' (no change to the vhids)'}`)
+  })
+  return new Promise<number>(() => {}) // runs until a signal stops it
+}
+
+function check(args: Args): number {
+  const file = args.config ?? DEFAULT_CONFIG
+  const result = readConfig(file)
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`)
+  if (!result.ok) {
+    process.stderr.write(formatErrors(result.errors))
+    process.stderr.write(`${file}: ${result.errors.length} error(s)\n`)
+    return EXIT_USAGE
+  }
+  process.stdout.write(`# ${file}: OK\n`)
+  process.stdout.write(renderEffective(result.effective))
+  return EXIT_OK
+}
+
+/** The control port: from -c FILE, else from the default file if there is one. */
+function controlPortFor(args: Args): number {
+  if (args.config !== undefined) return loadOrExit(args.config).controlPort
+  const result = readConfig(DEFAULT_CONFIG)
+  return result.ok ? result.config.controlPort : DEFAULT_CONTROL_PORT
+}
+
+async function ask(args: Args, req: ControlRequest): Promise<number> {
+  const port = controlPortFor(args)
+  try {
+    const reply = await controlRequest(port, req)
+    if (!reply.ok) {
+      process.stderr.write(`carpd: ${reply.error}\n`)
+      return EXIT_RUNTIME
+    }
+    process.stdout.write(args.json ? `${JSON.stringify(reply.status, null, 2)}\n` : renderStatus(reply.status))
+    return EXIT_OK
+  } catch (err) {
+    process.stderr.write(`carpd: ${(err as Error).message}\n`)
+    return EXIT_RUNTIME
+  }
+}
+
+function ctlRequest(positional: string[]): ControlRequest | string {
+  const [what, arg] = positional
+  if (what === 'maint' && (arg === 'on' || arg === 'off') && positional.length === 2) return { cmd: 'maint', on: arg === 'on' }
+  if (what === 'demote' && arg !== undefined && /^\d+$/.test(arg) && positional.length === 2) {
+    const value = Number(arg)
+    if (value <= 255) return { cmd: 'demote', value }
+    return `demote ${arg}: out of range (allowed: 0..255)`
+  }
+  if (what === 'resync') return 'resync: state sync is not part of this version yet'
+  return `ctl ${positional.join(' ')}: expected maint on|off, demote N or resync`
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv)
+  if (typeof args === 'string') {
+    process.stderr.write(`carpd: ${args}\n${HELP.main}`)
+    return EXIT_USAGE
+  }
+  const help = HELP[args.command]
+  if (help === undefined) {
+    process.stderr.write(`carpd: unknown command ${args.command}\n${HELP.main}`)
+    return EXIT_USAGE
+  }
+  if (args.help) {
+    process.stdout.write(help)
+    return EXIT_OK
+  }
+  switch (args.command) {
+    case 'run':
+      return run(args)
+    case 'check':
+      return check(args)
+    case 'status':
+      return ask(args, { cmd: 'status' })
+    case 'ctl': {
+      const req = ctlRequest(args.positional)
+      if (typeof req === 'string') {
+        process.stderr.write(`carpd: ${req}\n${HELP.ctl}`)
+        return EXIT_USAGE
+      }
+      return ask(args, req)
+    }
+    case 'version':
+      process.stdout.write(`carpd ${VERSION}\n`)
+      return EXIT_OK
+    case 'help':
+      if (args.positional[0] === 'config') process.stdout.write(renderReference())
+      else process.stdout.write(HELP.main!)
+      return EXIT_OK
+    case 'rules':
+    case 'witness':
+      process.stderr.write(`carpd ${args.command}: not part of this version yet (see the README's roadmap)\n`)
+      return EXIT_RUNTIME
+    default:
+      process.stderr.write(HELP.main!)
+      return EXIT_USAGE
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`carpd: ${err.stack ?? err.message}\n`)
+    process.exit(EXIT_RUNTIME)
+  },
+)

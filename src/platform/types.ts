@@ -1,0 +1,26 @@
+// What carpd asks of the operating system. One adapter per platform (platform/linux.ts
+// and friends) is the only code that runs OS commands; `--dry-run` logs them instead.
+
+import type { Cidr } from '../config/types.js'
+
+/** A command line as an argument array: never a shell string built from config values. */
+export type Argv = readonly string[]
+
+export interface Platform {
+  /** Adds one VIP to an interface. Resolves when done; rejects with a PlatformError. */
+  addVip(iface: string, vip: Cidr): Promise<void>
+  removeVip(iface: string, vip: Cidr): Promise<void>
+  /** Gratuitous ARP for `vip` so neighbours move to this board's MAC. */
+  garp(iface: string, vip: Cidr): Promise<void>
+  /** Runs an operator hook script with `vhid interface vip state`. */
+  runHook(script: string, args: Argv): Promise<void>
+}
+
+export class PlatformError extends Error {
+  constructor(
+    readonly code: 'commandFailed' | 'timeout' | 'notSupported',
+    message: string,
+  ) {
+    super(message)
+  }
+}

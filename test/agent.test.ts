@@ -1,0 +1,307 @@
+import t from 'tap'
+import { masterDownMs } from '../src/carp/vhid.js'
+import { CARP_PORT, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
+
+const A = '192.0.2.2'
+const B = '192.0.2.3'
+const EP_A = { address: A, port: CARP_PORT }
+
+/** A pair on one LAN: a prefers to be master (advskew 0), b is the backup (advskew 100). */
+function pair(carp: Parameters<typeof makeConfig>[2] = {}, skewB = 100) {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()], carp))
+  const b = lab.add('b', B, makeConfig('b', [vhidConfig({ advskew: skewB })], carp))
+  return { lab, a, b }
+}
+
+/** Advances time in small steps, asserting there is never more than one master. */
+function runChecked(t: Tap.Test, lab: Lab, ms: number, stepMs = 10): void {
+  let dual = 0
+  for (let elapsed = 0; elapsed < ms; elapsed += stepMs) {
+    lab.clock.advance(stepMs)
+    if (lab.masters().length > 1) dual += stepMs
+  }
+  // The old master steps down on the first advert of the new one: at most the link latency.
+  t.ok(dual <= 10, `no lasting dual master (saw ${dual} ms)`)
+}
+
+t.test('election: both come up BACKUP, the lower advskew wins after a full master-down interval', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  t.same(lab.masters(), [])
+  lab.clock.advance(masterDownMs(1, 0) - 1)
+  t.same(lab.masters(), [], 'nobody claims before the master-down interval')
+  t.equal(lab.net.log.length, 0, 'nothing sent while listening')
+  lab.clock.advance(2)
+  t.same(lab.masters(), ['a'])
+  runChecked(t, lab, 10_000)
+  t.same(lab.masters(), ['a'])
+  t.equal(lab.state('b'), 'BACKUP')
+  await lab.settle()
+  t.same(a.platform.calls, ['add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'garp lan0 192.0.2.1'], 'VIP added, ARP twice')
+  t.same(b.platform.calls, [])
+  t.match(a.lines.join('\n'), /carp vhid=1 BACKUP->MASTER reason="no master heard in 3\.0s"/)
+  const st = b.agent.status().vhids[0]!
+  t.equal(st.master?.from, `${A}:${CARP_PORT}`)
+  t.ok(st.received >= 10)
+})
+
+t.test('master death: the backup takes over after its master-down interval', async (t) => {
+  const { lab, a } = pair()
+  void a
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  t.same(lab.masters(), ['a'])
+  const cutAt = lab.clock.now()
+  lab.net.cut(EP_A)
+  let tookOverAt = -1
+  for (let i = 0; i < 600 && tookOverAt < 0; i++) {
+    lab.clock.advance(10)
+    if (lab.state('b') === 'MASTER') tookOverAt = lab.clock.now()
+  }
+  const outage = tookOverAt - cutAt
+  // Between masterDown (3.39 s) after the last advert and that plus one interval.
+  t.ok(outage >= masterDownMs(1, 100) - 1000 && outage <= masterDownMs(1, 100) + 20, `outage ${outage} ms`)
+  t.match(lab.nodes.get('b')!.lines.join('\n'), /BACKUP->MASTER reason="no advert from 192\.0\.2\.2:8240 for 3\.4s"/)
+})
+
+t.test('preempt on: a returning better board takes the VIP back; off: the running master stays', async (t) => {
+  for (const preempt of [true, false]) {
+    const lab = new Lab()
+    const b = lab.add('b', B, makeConfig('b', [vhidConfig({ advskew: 100 })], { preempt }))
+    b.agent.start()
+    lab.clock.advance(5000)
+    t.same(lab.masters(), ['b'], 'b alone becomes master')
+    const a = lab.add('a', A, makeConfig('a', [vhidConfig()], { preempt }))
+    a.agent.start()
+    runChecked(t, lab, 10_000)
+    t.same(lab.masters(), preempt ? ['a'] : ['b'], `preempt ${preempt}`)
+    if (preempt) t.match(a.lines.join('\n'), /reason="preempt: ours demote=0 advbase=1 advskew=0 beats/)
+  }
+})
+
+t.test('preempt hold-down delays the preemption', async (t) => {
+  const lab = new Lab()
+  const carp = { preemptHolddownMs: 8000 }
+  const b = lab.add('b', B, makeConfig('b', [vhidConfig({ advskew: 100 })], carp))
+  b.agent.start()
+  lab.clock.advance(5000)
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()], carp))
+  const startA = lab.clock.now()
+  a.agent.start()
+  let preemptAt = -1
+  for (let i = 0; i < 2000 && preemptAt < 0; i++) {
+    lab.clock.advance(10)
+    if (lab.state('a') === 'MASTER') preemptAt = lab.clock.now()
+  }
+  t.ok(preemptAt - startA >= 8000 && preemptAt - startA <= 9100, `preempted ${preemptAt - startA} ms after start`)
+})
+
+t.test('demotion: maint on hands the VIP over at once, maint off takes it back', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  t.same(lab.masters(), ['a'])
+  const r = a.agent.control({ cmd: 'maint', on: true })
+  t.ok(r.ok)
+  lab.clock.advance(5) // link latency, a few ms
+  t.same(lab.masters(), ['b'], 'switchover within a few ms, not a master-down interval')
+  t.equal(a.agent.status().demote.total, 128)
+  t.ok(a.agent.status().maint)
+  runChecked(t, lab, 5000)
+  t.same(lab.masters(), ['b'], 'a stays backup while in maintenance')
+  a.agent.control({ cmd: 'maint', on: false })
+  runChecked(t, lab, 3000)
+  t.same(lab.masters(), ['a'], 'preempt takes it back')
+  t.match(a.lines.join('\n'), /demote 0->128 reason="maintenance mode on"/)
+})
+
+t.test('operator demote', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  const bad = a.agent.control({ cmd: 'demote', value: 300 })
+  t.same(bad, { ok: false, error: 'demote must be an integer 0..255, got 300' })
+  const r = a.agent.control({ cmd: 'demote', value: 5 })
+  t.ok(r.ok && r.status.demote.reasons.operator === 5)
+  lab.clock.advance(20)
+  t.same(lab.masters(), ['b'])
+  a.agent.control({ cmd: 'demote', value: 0 })
+  lab.clock.advance(3000)
+  t.same(lab.masters(), ['a'])
+  t.same((a.agent.control({ cmd: 'bogus' } as never) as { ok: boolean }).ok, false)
+})
+
+t.test('bow-out: stopping the master hands over at once', async (t) => {
+  const { lab, a } = pair()
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  const stopAt = lab.clock.now()
+  await a.agent.stop()
+  lab.clock.advance(2)
+  t.same(lab.masters(), ['b'])
+  t.ok(lab.clock.now() - stopAt <= 2, 'within the link latency')
+  t.match(lab.nodes.get('b')!.lines.join('\n'), /reason="master 192\.0\.2\.2:8240 bowed out"/)
+  t.ok(a.platform.calls.includes('del lan0 192.0.2.1/24'), 'VIP removed on exit')
+  await a.agent.stop() // idempotent
+})
+
+t.test('tie-break: equal settings end with exactly one master, the higher address', async (t) => {
+  const { lab } = pair({}, 0)
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(3001)
+  runChecked(t, lab, 10_000)
+  t.same(lab.masters(), ['b'], '192.0.2.3 > 192.0.2.2')
+})
+
+t.test('unicast peers and two vhids with different masters (active/active)', async (t) => {
+  const lab = new Lab()
+  const peerOf = (addr: string) => [{ address: addr, port: 0 }]
+  const v = (vhid: number, skew: number, peer: string) =>
+    vhidConfig({ vhid, advskew: skew, peers: peerOf(peer), vips: [{ address: `192.0.2.${10 + vhid}`, prefix: 24 }] })
+  lab.add('a', A, makeConfig('a', [v(1, 0, B), v(2, 100, B)])).agent.start()
+  lab.add('b', B, makeConfig('b', [v(1, 100, A), v(2, 0, A)])).agent.start()
+  runChecked(t, lab, 10_000)
+  t.same(lab.masters(1), ['a'])
+  t.same(lab.masters(2), ['b'])
+  t.ok(lab.net.log.every((p) => p.to.address === A || p.to.address === B), 'only unicast')
+  t.match(lab.nodes.get('a')!.agent.status().vhids[0]!.transport, /^unicast 192\.0\.2\.3/)
+})
+
+t.test('input ladder: bad password, replay, unknown vhid, unknown sender, own packets are dropped and counted', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  // An intruder with the wrong password and a better priority must be ignored.
+  const evil = lab.add('evil', '192.0.2.66', makeConfig('evil', [vhidConfig({ pass: 'wrong', advskew: 0 })], { preempt: true }))
+  evil.agent.start()
+  lab.clock.advance(5000)
+  t.equal(lab.state('evil'), 'MASTER', 'the intruder hears nobody it trusts and claims')
+  t.equal(lab.state('b'), 'BACKUP')
+  t.ok(b.agent.status().drops.badAuth > 0, 'badAuth counted')
+  t.ok(lab.state('a') === 'MASTER', 'the real master is not moved by the intruder')
+
+  // Replay a captured advert of a's: refused, and b stays backup.
+  const captured = lab.net.log.find((p) => p.from.address === A)!
+  const before = b.agent.status().drops.replay
+  lab.net.inject(EP_A, { address: B, port: CARP_PORT }, captured.payload)
+  lab.clock.advance(2)
+  t.equal(b.agent.status().drops.replay, before + 1)
+
+  const other = Buffer.from(captured.payload)
+  other[1] = 9 // vhid 9: not configured; fix the checksum so it gets that far
+  other.writeUInt16BE(0, 6)
+  const { internetChecksum } = await import('../src/wire/checksum.js')
+  other.writeUInt16BE(internetChecksum(other), 6)
+  lab.net.inject(EP_A, { address: B, port: CARP_PORT }, other)
+  lab.net.inject(EP_A, { address: B, port: CARP_PORT }, Buffer.from('garbage'))
+  lab.clock.advance(2)
+  t.equal(b.agent.status().drops.unknownVhid, 1)
+  t.equal(b.agent.status().drops.shortPacket, 1)
+
+  // b's own advert looped back to it.
+  a.agent.control({ cmd: 'maint', on: true })
+  lab.clock.advance(5)
+  const own = lab.net.log.filter((p) => p.from.address === B).at(-1)!
+  lab.net.inject({ address: '192.0.2.99', port: CARP_PORT }, { address: B, port: CARP_PORT }, own.payload)
+  lab.clock.advance(2)
+  t.equal(b.agent.status().drops.ownPacket, 1)
+})
+
+t.test('unicast: adverts from an address that is not a configured peer are dropped', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig({ peers: [{ address: B, port: 0 }] })]))
+  const c = lab.add('c', '192.0.2.77', makeConfig('c', [vhidConfig({ peers: [{ address: A, port: 0 }] })]))
+  c.agent.start()
+  lab.clock.advance(4000)
+  a.agent.start()
+  lab.clock.advance(4000)
+  t.ok(a.agent.status().drops.unknownSender > 0)
+  t.equal(lab.state('a'), 'MASTER', 'a did not defer to a stranger')
+})
+
+t.test('send errors demote the board with hysteresis and clear again', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  lab.net.failing.add(`${A}:${CARP_PORT}`)
+  lab.clock.advance(1000)
+  await lab.settle()
+  lab.clock.advance(1000)
+  await lab.settle()
+  t.equal(a.agent.status().demote.reasons.sendErrors, undefined, 'two failures are not enough')
+  lab.clock.advance(1000)
+  await lab.settle()
+  t.equal(a.agent.status().demote.reasons.sendErrors, 10)
+  t.ok(a.agent.status().sendErrors >= 3)
+  lab.clock.advance(4000)
+  await lab.settle()
+  t.same(lab.masters(), ['b'], 'b heard nothing from a and took over')
+  lab.net.failing.clear()
+  lab.clock.advance(25_000)
+  t.equal(a.agent.status().demote.reasons.sendErrors, 10, 'a backup sends nothing: still demoted')
+  lab.clock.advance(10_000)
+  t.equal(a.agent.status().demote.reasons.sendErrors, undefined, 'cleared after 30 s without a failure')
+  t.match(a.lines.join('\n'), /demote 10->0 reason="no failed send for 30s"/)
+  lab.clock.advance(1100)
+  t.same(lab.masters(), ['a'], 'and preempts again')
+  t.match(a.lines.join('\n'), /send failed: 192\.0\.2\.3:8240|send failed: 224\.0\.0\.18:8240/)
+})
+
+t.test('hooks get vhid interface vip state; platform failures are logged, not fatal', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()], { upscript: '/cf/up.sh', downscript: '/cf/down.sh' }))
+  a.platform.fail = true
+  a.agent.start()
+  lab.clock.advance(3001)
+  await lab.settle()
+  await a.agent.stop()
+  t.same(a.platform.calls, [
+    'add lan0 192.0.2.1/24',
+    'garp lan0 192.0.2.1',
+    'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER',
+    'del lan0 192.0.2.1/24',
+    'hook /cf/down.sh 1 lan0 192.0.2.1 INIT',
+  ])
+  t.match(a.lines.join('\n'), /platform vhid=1 add VIPs 192\.0\.2\.1 failed: command failed/)
+})
+
+t.test('reload: timing in place, changed VIPs restart the vhid, added and removed vhids, restart-only keys', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig(), vhidConfig({ vhid: 2 })]))
+  a.agent.start()
+  lab.clock.advance(4000)
+  const next = makeConfig('a', [vhidConfig({ advskew: 20 }), vhidConfig({ vhid: 3 })], { port: 9999 })
+  const notes = a.agent.reload(next)
+  t.same(notes, [
+    'carp.port changed (8240 -> 9999): takes effect after a restart',
+    'vhid 2: removed',
+    'vhid 3: added',
+  ])
+  const st = a.agent.status()
+  t.same(st.vhids.map((v) => [v.vhid, v.state, v.advskew]), [
+    [1, 'MASTER', 20],
+    [3, 'BACKUP', 0],
+  ])
+  const moved = a.agent.reload(makeConfig('a', [vhidConfig({ advskew: 20, vips: [{ address: '192.0.2.5', prefix: 24 }] }), vhidConfig({ vhid: 3 })]))
+  t.same(moved, ['vhid 1: interface or VIPs changed, restarted'])
+  t.equal(a.agent.status().vhids.find((v) => v.vhid === 1)!.state, 'BACKUP')
+})
+
+t.test('an impossible event is counted as a bug, not a crash', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.agent.start()
+  // Fire a master-only timer at a backup by reaching into the machine's door.
+  ;(a.agent as unknown as { dispatch(v: unknown, ev: unknown): void }).dispatch(
+    (a.agent as unknown as { vhids: Map<number, unknown> }).vhids.get(1),
+    { type: 'timer', timer: 'advertise' },
+  )
+  t.equal(a.agent.status().bugs, 1)
+  t.match(a.lines.join('\n'), /bug carp vhid=1: impossible event timer advertise in state BACKUP/)
+})

@@ -1,0 +1,249 @@
+import t from 'tap'
+import {
+  advertIntervalMs,
+  betterThan,
+  initialState,
+  masterDownMs,
+  step,
+  type Priority,
+  type VhidAction,
+  type VhidParams,
+  type VhidState,
+} from '../../src/carp/vhid.js'
+
+const params = (over: Partial<VhidParams> = {}): VhidParams => ({
+  vhid: 1,
+  advbaseS: 1,
+  advskew: 0,
+  preempt: true,
+  preemptHolddownMs: 0,
+  rank: 100,
+  ...over,
+})
+const prio = (over: Partial<Priority> = {}): Priority => ({ demote: 0, advbase: 1, advskew: 0, rank: 50, ...over })
+
+/** Runs events in order and returns the last state and all actions. */
+function run(s: VhidState, events: [Parameters<typeof step>[1], number][]): { s: VhidState; actions: VhidAction[] } {
+  const actions: VhidAction[] = []
+  for (const [ev, now] of events) {
+    const r = step(s, ev, now)
+    s = r.state
+    actions.push(...r.actions)
+  }
+  return { s, actions }
+}
+
+const types = (actions: VhidAction[]) => actions.map((a) => a.type)
+
+t.test('carp(4) timing', async (t) => {
+  t.equal(advertIntervalMs(1, 0), 1000)
+  t.equal(advertIntervalMs(1, 128), 1500)
+  t.equal(masterDownMs(1, 0), 3000)
+  t.equal(masterDownMs(1, 100), 3000 + (100 * 1000) / 256)
+  t.equal(masterDownMs(0, 10), (3 * 10 * 1000) / 256, 'sub-second mode: 3 x advskew/256')
+  t.equal(advertIntervalMs(0, 10), (10 * 1000) / 256)
+})
+
+t.test('betterThan: demote, then frequency, then address', async (t) => {
+  t.ok(betterThan(prio({ demote: 0, advskew: 200 }), prio({ demote: 1, advskew: 0 })), 'lower demote wins over timing')
+  t.ok(betterThan(prio({ advskew: 0 }), prio({ advskew: 1 })))
+  t.ok(betterThan(prio({ advbase: 1, advskew: 255 }), prio({ advbase: 2, advskew: 0 })))
+  t.ok(betterThan(prio({ rank: 2 }), prio({ rank: 1 })), 'tie: higher address wins')
+  t.notOk(betterThan(prio({ rank: 1 }), prio({ rank: 2 })))
+  t.notOk(betterThan(prio(), prio()), 'equal is not better')
+})
+
+t.test('comes up BACKUP and claims only after a full master-down interval', async (t) => {
+  const s0 = initialState(params({ advskew: 100 }), 0)
+  const r = step(s0, { type: 'start' }, 0)
+  t.equal(r.state.state, 'BACKUP')
+  t.same(r.actions.find((a) => a.type === 'arm'), { type: 'arm', timer: 'masterDown', atMs: masterDownMs(1, 100) })
+  t.notOk(r.actions.some((a) => a.type === 'send' || a.type === 'addVips'), 'nothing sent at boot')
+  const m = step(r.state, { type: 'timer', timer: 'masterDown' }, masterDownMs(1, 100))
+  t.equal(m.state.state, 'MASTER')
+  t.match(m.state.reason, /no master heard in 3\.4s/)
+  t.same(types(m.actions), ['log', 'cancel', 'send', 'arm', 'addVips', 'garp', 'arm', 'hook'])
+  t.same(m.actions.filter((a) => a.type === 'arm'), [
+    { type: 'arm', timer: 'advertise', atMs: masterDownMs(1, 100) + 1000 + (100 * 1000) / 256 },
+    { type: 'arm', timer: 'garp', atMs: masterDownMs(1, 100) + 2 * (1000 + (100 * 1000) / 256) },
+  ])
+  t.same(m.actions[0], { type: 'log', message: 'vhid=1 BACKUP->MASTER reason="no master heard in 3.4s"' })
+})
+
+t.test('a backup hearing a better master re-arms its master-down timer', async (t) => {
+  const { s, actions } = run(initialState(params({ advskew: 100 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio() }, 2000],
+  ])
+  t.equal(s.state, 'BACKUP')
+  t.equal(s.master?.from, 'a')
+  t.same(actions.at(-1), { type: 'arm', timer: 'masterDown', atMs: 2000 + masterDownMs(1, 100) })
+})
+
+t.test('master-down timer after the master went silent', async (t) => {
+  const { s } = run(initialState(params({ advskew: 100 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio() }, 2000],
+    [{ type: 'timer', timer: 'masterDown' }, 2000 + masterDownMs(1, 100)],
+  ])
+  t.equal(s.state, 'MASTER')
+  t.match(s.reason, /no advert from a for 3\.4s/)
+})
+
+t.test('preempt: a better backup takes over a worse master only when preempt is on', async (t) => {
+  const worse = prio({ advskew: 100 })
+  const on = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse }, 10],
+  ])
+  t.equal(on.s.state, 'MASTER')
+  t.match(on.s.reason, /^preempt/)
+  const off = run(initialState(params({ preempt: false }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse }, 10],
+  ])
+  t.equal(off.s.state, 'BACKUP', 'preempt off: the running master stays')
+})
+
+t.test('preempt hold-down: no preemption until the hold-down after the last change', async (t) => {
+  const p = params({ preemptHolddownMs: 5000 })
+  const worse = prio({ advskew: 100 })
+  const early = run(initialState(p, 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse }, 4999],
+  ])
+  t.equal(early.s.state, 'BACKUP')
+  const late = step(early.s, { type: 'advert', from: 'b', prio: worse }, 5000)
+  t.equal(late.state.state, 'MASTER')
+})
+
+t.test('demotion: a demoted master is replaced even without preempt; a master steps down to a less demoted one', async (t) => {
+  const b = run(initialState(params({ preempt: false, advskew: 100 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio({ demote: 128 }) }, 10],
+  ])
+  t.equal(b.s.state, 'MASTER')
+  t.match(b.s.reason, /demoted \(demote 128 > ours 0\)/)
+
+  const a = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+    [{ type: 'demote', demote: 128, reason: 'maint' }, 4000],
+  ])
+  t.equal(a.s.state, 'MASTER')
+  t.same(a.actions.at(-1), { type: 'send', advbase: 1, advskew: 0, demote: 128 }, 'a demoted master advertises at once')
+  const down = step(a.s, { type: 'advert', from: 'b', prio: prio({ advskew: 100 }) }, 4010)
+  t.equal(down.state.state, 'BACKUP')
+  t.ok(down.actions.some((x) => x.type === 'removeVips'))
+  t.ok(down.actions.some((x) => x.type === 'hook' && x.state === 'BACKUP'))
+  const same = step(a.s, { type: 'demote', demote: 128, reason: 'again' }, 4020)
+  t.same(same.actions, [], 'no change, no action')
+})
+
+t.test('master ignores worse adverts; INIT ignores all adverts', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+  ])
+  const r = step(m.s, { type: 'advert', from: 'b', prio: prio({ advskew: 5 }) }, 3100)
+  t.equal(r.state.state, 'MASTER')
+  t.same(r.actions, [])
+  const i = step(initialState(params(), 0), { type: 'advert', from: 'b', prio: prio() }, 0)
+  t.equal(i.state.state, 'INIT')
+})
+
+t.test('tie-break on equal demote and timing', async (t) => {
+  // Both boards advskew 0; the higher rank must end as the only master.
+  const hi = run(initialState(params({ rank: 200 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+    [{ type: 'advert', from: 'lo', prio: prio({ rank: 100 }) }, 3001],
+  ])
+  t.equal(hi.s.state, 'MASTER', 'higher rank stays master')
+  const lo = run(initialState(params({ rank: 100 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+    [{ type: 'advert', from: 'hi', prio: prio({ rank: 200 }) }, 3001],
+  ])
+  t.equal(lo.s.state, 'BACKUP', 'lower rank steps down')
+  t.match(lo.s.reason, /better master hi/)
+})
+
+t.test('bow-out: the backup takes over at once', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+    [{ type: 'shutdown' }, 5000],
+  ])
+  t.equal(m.s.state, 'INIT')
+  t.same(m.actions.filter((a) => a.type === 'send').at(-1), { type: 'send', advbase: 255, advskew: 255, demote: 0 })
+  t.ok(m.actions.some((a) => a.type === 'removeVips'))
+  const b = run(initialState(params({ advskew: 100, preempt: false }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio({ advbase: 255, advskew: 255 }) }, 10],
+  ])
+  t.equal(b.s.state, 'MASTER')
+  t.match(b.s.reason, /bowed out/)
+  const quiet = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'shutdown' }, 1],
+  ])
+  t.equal(quiet.s.state, 'INIT')
+  t.notOk(quiet.actions.some((a) => a.type === 'send'), 'a backup sends nothing when it stops')
+  t.same(step(quiet.s, { type: 'shutdown' }, 2).actions, [])
+})
+
+t.test('a master that advertises too slowly is treated as down', async (t) => {
+  const b = run(initialState(params({ advskew: 100, preempt: false }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio({ advbase: 4 }) }, 10],
+  ])
+  t.equal(b.s.state, 'MASTER')
+  t.match(b.s.reason, /too slowly/)
+})
+
+t.test('link down and up', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+    [{ type: 'linkDown', reason: 'lan0 down' }, 4000],
+  ])
+  t.equal(m.s.state, 'INIT')
+  t.ok(m.actions.some((a) => a.type === 'removeVips'))
+  t.same(step(m.s, { type: 'linkDown', reason: 'again' }, 4001).actions, [])
+  const up = step(m.s, { type: 'linkUp' }, 5000)
+  t.equal(up.state.state, 'BACKUP')
+  t.same(step(up.state, { type: 'linkUp' }, 5001).actions, [], 'already up')
+})
+
+t.test('the advertise and garp timers of a master', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+  ])
+  const adv = step(m.s, { type: 'timer', timer: 'advertise' }, 4000)
+  t.same(adv.actions, [
+    { type: 'send', advbase: 1, advskew: 0, demote: 0 },
+    { type: 'arm', timer: 'advertise', atMs: 5000 },
+  ])
+  t.same(step(m.s, { type: 'timer', timer: 'garp' }, 5000).actions, [{ type: 'garp' }])
+})
+
+t.test('impossible timer events are bugs and throw', async (t) => {
+  const b = step(initialState(params(), 0), { type: 'start' }, 0).state
+  t.throws(() => step(b, { type: 'timer', timer: 'advertise' }, 1), /impossible event timer advertise in state BACKUP/)
+  t.throws(() => step(initialState(params(), 0), { type: 'timer', timer: 'masterDown' }, 1), /INIT/)
+})
+
+t.test('configure: new timing, advertised at once by a master', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+  ])
+  const r = step(m.s, { type: 'configure', params: params({ advskew: 50 }) }, 3500)
+  t.equal(r.state.params.advskew, 50)
+  t.same(r.actions[0], { type: 'send', advbase: 1, advskew: 50, demote: 0 })
+  const b = step(initialState(params(), 0), { type: 'configure', params: params({ advbaseS: 2 }) }, 0)
+  t.same(b.actions, [])
+  t.equal(b.state.params.advbaseS, 2)
+})

@@ -1,0 +1,107 @@
+// Builds agents on a fake clock and an in-memory network, so whole pairs run in one
+// process with time driven by hand.
+import { Agent } from '../../src/agent.js'
+import type { Config, VhidConfig } from '../../src/config/types.js'
+import type { Logger } from '../../src/io/log.js'
+import type { Platform } from '../../src/platform/types.js'
+import { FakeClock } from './clock.js'
+import { MemNet } from './net.js'
+
+export const CARP_PORT = 8240
+
+export function vhidConfig(over: Partial<VhidConfig> = {}): VhidConfig {
+  return {
+    vhid: 1,
+    interface: 'lan0',
+    vips: [{ address: '192.0.2.1', prefix: 24 }],
+    advbaseS: 1,
+    advskew: 0,
+    pass: 'secret',
+    peers: [],
+    ...over,
+  }
+}
+
+export function makeConfig(node: string, vhids: VhidConfig[], carp: Partial<Config['carp']> = {}): Config {
+  return {
+    file: `${node}.conf`,
+    node,
+    board: '',
+    platform: 'linux',
+    controlPort: 8239,
+    carp: { port: CARP_PORT, preempt: true, preemptHolddownMs: 0, upscript: '', downscript: '', vhids, ...carp },
+    sync: { interface: '', peer: null, key: '', backend: 'none' },
+    serial: { device: '', baud: 19200 },
+    heartbeat: { intervalMs: 250, timeoutMs: 1000 },
+    witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '' },
+    wans: [],
+    wanRules: 'iptables',
+    wanProbe: { intervalMs: 500, timeoutMs: 1000, window: 10, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 500, latencyUpMs: 250 },
+  }
+}
+
+/** A platform that records calls; `fail` makes a call reject. */
+export class RecordingPlatform implements Platform {
+  readonly calls: string[] = []
+  fail = false
+  private record(call: string): Promise<void> {
+    this.calls.push(call)
+    return this.fail ? Promise.reject(new Error('command failed')) : Promise.resolve()
+  }
+  addVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`add ${iface} ${vip.address}/${vip.prefix}`)
+  removeVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`del ${iface} ${vip.address}/${vip.prefix}`)
+  garp = (iface: string, vip: { address: string }) => this.record(`garp ${iface} ${vip.address}`)
+  runHook = (script: string, args: readonly string[]) => this.record(`hook ${script} ${args.join(' ')}`)
+}
+
+export interface Node {
+  name: string
+  address: string
+  agent: Agent
+  platform: RecordingPlatform
+  lines: string[]
+}
+
+export class Lab {
+  readonly clock = new FakeClock(0)
+  readonly net: MemNet
+  readonly nodes = new Map<string, Node>()
+  private nextRandom = 1
+
+  constructor(latencyMs = 1) {
+    this.net = new MemNet(this.clock, latencyMs)
+  }
+
+  add(name: string, address: string, config: Config): Node {
+    const lines: string[] = []
+    const log: Logger = { event: (sub, msg) => lines.push(`${sub} ${msg}`) }
+    const platform = new RecordingPlatform()
+    const seed = this.nextRandom++
+    const agent = new Agent({
+      config,
+      clock: this.clock,
+      transport: this.net.transport({ address, port: config.carp.port }),
+      platform,
+      log,
+      random: (n) => Buffer.alloc(n, seed),
+      localAddress: () => address,
+    })
+    const node = { name, address, agent, platform, lines }
+    this.nodes.set(name, node)
+    return node
+  }
+
+  state(name: string, vhid = 1): string | undefined {
+    return this.nodes.get(name)!.agent.status().vhids.find((v) => v.vhid === vhid)?.state
+  }
+
+  /** Names of the nodes that are MASTER of `vhid`. */
+  masters(vhid = 1): string[] {
+    return [...this.nodes.values()].filter((n) => this.state(n.name, vhid) === 'MASTER').map((n) => n.name)
+  }
+
+  /** Lets promises (platform calls, sends) settle. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  }
+}
