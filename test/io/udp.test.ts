@@ -1,0 +1,96 @@
+// The election once more, over real UDP sockets on loopback with the real clock.
+import t from 'tap'
+import { createSocket } from 'node:dgram'
+import { Agent } from '../../src/agent.js'
+import { realClock } from '../../src/io/clock.js'
+import { openUdpTransport } from '../../src/io/udp.js'
+import { decodeCarp } from '../../src/wire/carp.js'
+import { makeConfig, RecordingPlatform, vhidConfig } from '../helpers/agents.js'
+import { freeUdpPort } from '../helpers/ports.js'
+
+const LO = '127.0.0.1'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function startNode(name: string, port: number, peerPort: number, advskew: number) {
+  const config = makeConfig(name, [vhidConfig({ advbaseS: 0, advskew, peers: [{ address: LO, port: peerPort }] })], { port })
+  const transport = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
+  const lines: string[] = []
+  const agent = new Agent({
+    config,
+    clock: realClock(),
+    transport,
+    platform: new RecordingPlatform(),
+    log: { event: (sub, msg) => lines.push(`${sub} ${msg}`) },
+    random: (n) => Buffer.alloc(n, name.charCodeAt(0)),
+    localAddress: () => LO,
+  })
+  return { agent, transport, lines }
+}
+
+t.test('a pair elects one master over loopback UDP and the backup takes over when it stops', async (t) => {
+  const [pa, pb] = [await freeUdpPort(), await freeUdpPort()]
+  // Sub-second mode: advskew 10 → adverts every 39 ms, master down after 117 ms.
+  const a = await startNode('a', pa, pb, 10)
+  const b = await startNode('b', pb, pa, 40)
+  t.teardown(async () => {
+    await a.transport.close()
+    await b.transport.close()
+  })
+  a.agent.start()
+  b.agent.start()
+  await sleep(600)
+  const st = (n: typeof a) => n.agent.status().vhids[0]!.state
+  t.equal(st(a), 'MASTER')
+  t.equal(st(b), 'BACKUP')
+  t.ok(b.agent.status().vhids[0]!.received >= 5, `b heard a's adverts (${b.agent.status().vhids[0]!.received})`)
+  t.same(b.agent.status().drops.badAuth, 0)
+  await a.agent.stop()
+  await sleep(50)
+  t.equal(st(b), 'MASTER', 'bow-out over UDP')
+  t.match(b.lines.join('\n'), /bowed out/)
+  await b.agent.stop()
+})
+
+t.test('adverts on the wire are 36-byte CARP headers', async (t) => {
+  const [pa, listen] = [await freeUdpPort(), await freeUdpPort()]
+  const sniff = createSocket('udp4')
+  const got: Buffer[] = []
+  sniff.on('message', (m) => got.push(m))
+  await new Promise<void>((r) => sniff.bind(listen, LO, r))
+  const a = await startNode('a', pa, listen, 1)
+  t.teardown(async () => {
+    await a.transport.close()
+    sniff.close()
+  })
+  a.agent.start()
+  await sleep(300)
+  await a.agent.stop()
+  t.ok(got.length >= 3, `${got.length} adverts`)
+  const d = decodeCarp(got[0]!)
+  t.ok(d.ok && d.advert.vhid === 1 && d.advert.advskew === 1 && d.advert.advbase === 0)
+})
+
+t.test('binding a port in use fails with an error', async (t) => {
+  const port = await freeUdpPort()
+  const first = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
+  t.teardown(() => first.close())
+  await t.rejects(openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() }), { code: 'EADDRINUSE' })
+})
+
+t.test('a transport that joined 224.0.0.18 still sends and receives unicast', async (t) => {
+  // Multicast delivery itself needs two hosts: the namespace lab covers it.
+  const [port, other] = [await freeUdpPort(), await freeUdpPort()]
+  const tr = await openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]) })
+  const peer = await openUdpTransport({ port: other, bindAddress: LO, multicastInterfaces: new Map() })
+  t.teardown(async () => {
+    await tr.close()
+    await peer.close()
+  })
+  const got = new Promise<{ payload: Buffer; from: { address: string; port: number } }>((resolve) =>
+    peer.onPacket((payload, from) => resolve({ payload, from })),
+  )
+  await tr.send(Buffer.from('hello'), { address: LO, port: other }, 'lo')
+  const { payload, from } = await got
+  t.equal(payload.toString(), 'hello')
+  t.same(from, { address: LO, port }, 'sent from the CARP port, so the rank is stable')
+})
