@@ -1,7 +1,7 @@
 // Bundles src/main.ts into build/carpd.js: one minified file, Node built-ins only,
 // with a #! line so the file can be copied to a CF card and run as it is.
 import { build } from 'esbuild'
-import { chmod, stat } from 'node:fs/promises'
+import { chmod, stat, writeFile } from 'node:fs/promises'
 import { builtinModules } from 'node:module'
 import { genBoards } from './scripts/gen-boards.mjs'
 
@@ -30,5 +30,8 @@ await build({
   logLevel: 'warning',
 })
 await chmod(OUT, 0o755)
+// This repository's package.json says "type": "module" (for the TypeScript sources);
+// the bundle is CommonJS, as it is when copied alone to a CF card.
+await writeFile(`${root}build/package.json`, '{ "type": "commonjs" }\n')
 const { size } = await stat(OUT)
 if (!process.env.CARPD_QUIET_BUILD) console.log(`build/carpd.js ${size} bytes`)

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { masterDownMs } from '../src/carp/vhid.js'
 import { CARP_PORT, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
 
@@ -15,7 +15,7 @@ function pair(carp: Parameters<typeof makeConfig>[2] = {}, skewB = 100) {
 }
 
 /** Advances time in small steps, asserting there is never more than one master. */
-function runChecked(t: Tap.Test, lab: Lab, ms: number, stepMs = 10): void {
+function runChecked(t: Test, lab: Lab, ms: number, stepMs = 10): void {
   let dual = 0
   for (let elapsed = 0; elapsed < ms; elapsed += stepMs) {
     lab.clock.advance(stepMs)

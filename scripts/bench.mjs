@@ -1,0 +1,162 @@
+// npm run bench: the goals of the foundation, measured on this machine.
+//   bundle size ≤ 150 KB; idle RSS ≤ 45 MB; start to first packet ≤ 150 ms;
+//   CPU per hour of an idle master at advbase 1 (reported).
+// Prints a table, then the same figures as JSON (also written to build/bench.json).
+import { spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const CARPD = join(root, 'build/carpd.js')
+const START_RUNS = 7
+const CPU_WINDOW_MS = Number(process.env.CARPD_BENCH_CPU_MS ?? 30_000)
+const CLK_TCK = 100 // Linux USER_HZ for /proc/PID/stat utime/stime
+
+const dir = mkdtempSync(join(tmpdir(), 'carpd-bench-'))
+const children = new Set()
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+async function listener() {
+  const sock = createSocket('udp4')
+  await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve))
+  return sock
+}
+
+async function freePort() {
+  const s = await listener()
+  const { port } = s.address()
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+async function writeConfig(name, peerPort, advbase, advskew) {
+  const file = join(dir, `${name}.conf`)
+  writeFileSync(
+    file,
+    [
+      `node = ${name}`,
+      `control.port = ${await freePort()}`,
+      `carp.port = ${await freePort()}`,
+      'carp.1.interface = lo',
+      'carp.1.vip = 192.0.2.1/24',
+      `carp.1.advbase = ${advbase}`,
+      `carp.1.advskew = ${advskew}`,
+      'carp.1.pass = bench',
+      `carp.1.peer = 127.0.0.1:${peerPort}`,
+      '',
+    ].join('\n'),
+  )
+  return file
+}
+
+function run(conf) {
+  const child = spawn(process.execPath, [CARPD, 'run', '-c', conf, '--dry-run'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  children.add(child)
+  child.on('exit', () => children.delete(child))
+  return child
+}
+
+async function stop(child) {
+  const exited = new Promise((r) => child.on('exit', r))
+  child.kill('SIGTERM')
+  await exited
+}
+
+/** Spawn to first advert, with sub-second mode so the protocol wait is only 3 × 1/256 s. */
+async function startToFirstPacket() {
+  const times = []
+  for (let i = 0; i < START_RUNS; i++) {
+    const sock = await listener()
+    const conf = await writeConfig(`start${i}`, sock.address().port, 0, 1)
+    const first = new Promise((resolve) => sock.once('message', () => resolve(performance.now())))
+    const t0 = performance.now()
+    const child = run(conf)
+    const t1 = await Promise.race([first, sleep(5000).then(() => NaN)])
+    times.push(t1 - t0)
+    await stop(child)
+    sock.close()
+  }
+  return { medianMs: median(times), runsMs: times.map((x) => Math.round(x)), protocolWaitMs: (3 * 1000) / 256 }
+}
+
+function procStat(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { cpuTicks: Number(fields[11]) + Number(fields[12]) }
+}
+
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) : NaN
+}
+
+/** An idle master at advbase 1: resident memory and CPU over a window, scaled to an hour. */
+async function idleMaster() {
+  const sock = await listener()
+  let adverts = 0
+  sock.on('message', () => adverts++)
+  const conf = await writeConfig('idle', sock.address().port, 1, 0)
+  const child = run(conf)
+  await sleep(5000) // 3 s master-down wait, then settle as master
+  const before = procStat(child.pid)
+  const advertsBefore = adverts
+  await sleep(CPU_WINDOW_MS)
+  const after = procStat(child.pid)
+  const rss = rssKb(child.pid)
+  await stop(child)
+  sock.close()
+  const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK
+  return {
+    rssMb: rss / 1024,
+    windowS: CPU_WINDOW_MS / 1000,
+    cpuS,
+    cpuSPerHour: (cpuS * 3600_000) / CPU_WINDOW_MS,
+    advertsInWindow: adverts - advertsBefore,
+  }
+}
+
+const bundleBytes = statSync(CARPD).size
+const start = await startToFirstPacket()
+const idle = await idleMaster()
+
+const rows = [
+  ['bundle size', `${(bundleBytes / 1024).toFixed(1)} KB`, '≤ 150 KB', bundleBytes <= 150 * 1024],
+  ['idle RSS (master, advbase 1)', `${idle.rssMb.toFixed(1)} MB`, '≤ 45 MB', idle.rssMb <= 45],
+  [
+    'start to first packet (median of ' + START_RUNS + ')',
+    `${start.medianMs.toFixed(0)} ms (incl. ${start.protocolWaitMs.toFixed(1)} ms master-down wait)`,
+    '≤ 150 ms',
+    start.medianMs <= 150,
+  ],
+  [
+    'CPU per hour, idle master advbase 1',
+    `${idle.cpuSPerHour.toFixed(2)} s/h (${idle.cpuS.toFixed(2)} s in ${idle.windowS} s, ${idle.advertsInWindow} adverts)`,
+    'near zero (reported)',
+    null,
+  ],
+]
+const w0 = Math.max(...rows.map((r) => r[0].length))
+const w1 = Math.max(...rows.map((r) => r[1].length))
+process.stdout.write(`\ncarpd bench (${new Date().toISOString()}, node ${process.version})\n\n`)
+process.stdout.write(`${'measure'.padEnd(w0)}  ${'result'.padEnd(w1)}  goal\n`)
+for (const [name, value, goal, ok] of rows) {
+  process.stdout.write(`${name.padEnd(w0)}  ${value.padEnd(w1)}  ${goal}${ok === null ? '' : ok ? '  met' : '  MISSED'}\n`)
+}
+const json = {
+  date: new Date().toISOString(),
+  node: process.version,
+  bundleBytes,
+  idleRssMb: Number(idle.rssMb.toFixed(2)),
+  startToFirstPacketMs: { median: Number(start.medianMs.toFixed(1)), runs: start.runsMs, protocolWaitMs: start.protocolWaitMs },
+  idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
+}
+writeFileSync(join(root, 'build/bench.json'), JSON.stringify(json, null, 2) + '\n')
+process.stdout.write(`\n${JSON.stringify(json)}\n`)
