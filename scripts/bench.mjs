@@ -93,9 +93,21 @@ function procStat(pid) {
   return { cpuTicks: Number(fields[11]) + Number(fields[12]) }
 }
 
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) : NaN
+/** Resident memory in MB: total, anonymous (heap, stacks) and file-backed (the node binary's pages). */
+function rss(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN)
+  return { totalMb: kb('VmRSS') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 }
+}
+
+/** The same measure for an idle `node` that does nothing, to show what carpd itself adds. */
+async function nodeBaseline() {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  children.add(child)
+  await sleep(3000)
+  const r = rss(child.pid)
+  await stop(child)
+  return r
 }
 
 /** An idle master at advbase 1: resident memory and CPU over a window, scaled to an hour. */
@@ -110,12 +122,12 @@ async function idleMaster() {
   const advertsBefore = adverts
   await sleep(CPU_WINDOW_MS)
   const after = procStat(child.pid)
-  const rss = rssKb(child.pid)
+  const mem = rss(child.pid)
   await stop(child)
   sock.close()
   const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK
   return {
-    rssMb: rss / 1024,
+    rss: mem,
     windowS: CPU_WINDOW_MS / 1000,
     cpuS,
     cpuSPerHour: (cpuS * 3600_000) / CPU_WINDOW_MS,
@@ -126,10 +138,13 @@ async function idleMaster() {
 const bundleBytes = statSync(CARPD).size
 const start = await startToFirstPacket()
 const idle = await idleMaster()
+const baseline = await nodeBaseline()
+const fmtRss = (r) => `${r.totalMb.toFixed(1)} MB (anon ${r.anonMb.toFixed(1)}, file ${r.fileMb.toFixed(1)})`
 
 const rows = [
   ['bundle size', `${(bundleBytes / 1024).toFixed(1)} KB`, '≤ 150 KB', bundleBytes <= 150 * 1024],
-  ['idle RSS (master, advbase 1)', `${idle.rssMb.toFixed(1)} MB`, '≤ 45 MB', idle.rssMb <= 45],
+  ['idle RSS (master, advbase 1)', fmtRss(idle.rss), '≤ 45 MB', idle.rss.totalMb <= 45],
+  ['  for scale: idle `node` doing nothing', fmtRss(baseline), '', null],
   [
     'start to first packet (median of ' + START_RUNS + ')',
     `${start.medianMs.toFixed(0)} ms (incl. ${start.protocolWaitMs.toFixed(1)} ms master-down wait)`,
@@ -148,13 +163,15 @@ const w1 = Math.max(...rows.map((r) => r[1].length))
 process.stdout.write(`\ncarpd bench (${new Date().toISOString()}, node ${process.version})\n\n`)
 process.stdout.write(`${'measure'.padEnd(w0)}  ${'result'.padEnd(w1)}  goal\n`)
 for (const [name, value, goal, ok] of rows) {
-  process.stdout.write(`${name.padEnd(w0)}  ${value.padEnd(w1)}  ${goal}${ok === null ? '' : ok ? '  met' : '  MISSED'}\n`)
+  process.stdout.write(`${name.padEnd(w0)}  ${value.padEnd(w1)}  ${goal}${ok === null ? '' : ok ? '  met' : '  MISSED'}`.trimEnd() + '\n')
 }
 const json = {
   date: new Date().toISOString(),
   node: process.version,
   bundleBytes,
-  idleRssMb: Number(idle.rssMb.toFixed(2)),
+  idleRssMb: Number(idle.rss.totalMb.toFixed(2)),
+  idleRss: idle.rss,
+  nodeBaselineRss: baseline,
   startToFirstPacketMs: { median: Number(start.medianMs.toFixed(1)), runs: start.runsMs, protocolWaitMs: start.protocolWaitMs },
   idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
 }

@@ -70,6 +70,20 @@ export interface WanConfig {
   probes: string[]
 }
 
+/**
+ * wan.probe.*: how WAN health is judged, the same for every WAN. Separate down and up
+ * thresholds give hysteresis (SPEC "Multi-WAN"); up thresholds are below down ones.
+ */
+export interface WanProbeConfig {
+  intervalMs: number // between probes on one WAN
+  timeoutMs: number // an unanswered probe counts as lost after this
+  window: number // how many recent probes loss and latency are judged over
+  lossDown: number // fraction 0..1: loss at or above this marks a WAN down
+  lossUp: number // fraction 0..1: loss at or below this (and latency) brings it back
+  latencyDownMs: number // mean latency at or above this marks a WAN down
+  latencyUpMs: number // mean latency at or below this (and loss) brings it back
+}
+
 export interface Config {
   file: string // the file this was read from
   node: string
@@ -83,6 +97,7 @@ export interface Config {
   witness: WitnessConfig
   wans: WanConfig[] // sorted by N
   wanRules: 'iptables' | 'nft' | 'pf'
+  wanProbe: WanProbeConfig
 }
 
 /** Where an effective value came from, for `carpd check`. */

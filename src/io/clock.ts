@@ -2,8 +2,6 @@
 // fire at an absolute time. Tests pass a FakeClock (test/helpers) and move time by
 // hand; the agent runs on realClock().
 
-import { performance } from 'node:perf_hooks'
-
 export type TimerHandle = { cancel(): void }
 
 export interface Clock {
@@ -15,11 +13,17 @@ export interface Clock {
   wall(): Date
 }
 
+/** Monotonic ms from process.hrtime: unlike node:perf_hooks it loads no module (memory). */
+function monotonicMs(): number {
+  const [s, ns] = process.hrtime()
+  return s * 1000 + ns / 1e6
+}
+
 export function realClock(): Clock {
   return {
-    now: () => performance.now(),
+    now: monotonicMs,
     at(atMs, fn) {
-      const timer = setTimeout(fn, Math.max(0, atMs - performance.now()))
+      const timer = setTimeout(fn, Math.max(0, atMs - monotonicMs()))
       return { cancel: () => clearTimeout(timer) }
     },
     wall: () => new Date(),

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { rowByKey, type KeyRow } from '../../src/config/schema.js'
 import { emptyValue, parseIpv4, parseValue } from '../../src/config/values.js'
 
@@ -9,12 +9,12 @@ function row(key: string): KeyRow {
 }
 
 /** [input, value, normalised text] that must parse. */
-function good(t: Tap.Test, key: string, cases: [string, unknown, string][]): void {
+function good(t: Test, key: string, cases: [string, unknown, string][]): void {
   for (const [input, value, text] of cases) t.same(parseValue(row(key), input), { ok: true, value, text }, `${key} = ${input}`)
 }
 
 /** [input, code] that must fail. */
-function bad(t: Tap.Test, key: string, cases: [string, 'badValue' | 'outOfRange'][]): void {
+function bad(t: Test, key: string, cases: [string, 'badValue' | 'outOfRange'][]): void {
   for (const [input, code] of cases) t.match(parseValue(row(key), input), { ok: false, code }, `${key} = ${input}`)
 }
 

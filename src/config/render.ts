@@ -1,0 +1,65 @@
+// Text for people: the effective configuration (`carpd check`), the key reference
+// (`carpd help config`, README) and error lists. Secrets are masked here and only here
+// is a value printed, so this is where "secrets are never printed" is kept.
+import { SECRET_MASK } from './constants.js'
+import { SCHEMA, allowedText, type KeyRow } from './schema.js'
+import type { ConfigError, EffectiveEntry, ValueSource } from './types.js'
+
+/**
+ * One `key = value  # source` line per entry, keys and comments aligned, ready to be
+ * read back as a config file (apart from masked secrets).
+ */
+export function renderEffective(effective: EffectiveEntry[]): string {
+  const rows = effective.map((e) => ({ key: e.key, value: shownValue(e), source: sourceText(e.source) }))
+  const keyWidth = Math.max(0, ...rows.map((r) => r.key.length))
+  const assignments = rows.map((r) => `${r.key.padEnd(keyWidth)} = ${r.value}`)
+  const width = Math.max(0, ...assignments.map((a) => a.length))
+  return rows.map((r, i) => `${assignments[i].padEnd(width)}  # ${r.source}\n`).join('')
+}
+
+function shownValue(entry: EffectiveEntry): string {
+  if (!entry.secret) return entry.value
+  return entry.source.kind === 'secretFile' ? `${SECRET_MASK} (from ${entry.source.path})` : SECRET_MASK
+}
+
+function sourceText(source: ValueSource): string {
+  switch (source.kind) {
+    case 'default':
+      return 'default'
+    case 'board':
+      return `board ${source.board} (boards/${source.board}.conf:${source.line})`
+    case 'file':
+    case 'secretFile':
+      return `${source.file}:${source.line}`
+  }
+}
+
+/** The README's key reference: one Markdown table row per schema row. */
+export function renderReference(): string {
+  const header = ['| Key | Type / allowed | Default | Description |', '| --- | --- | --- | --- |']
+  const rows = SCHEMA.map((row) => {
+    const cells = [`\`${row.key}\``, `${row.type}: ${allowedText(row)}`, defaultCell(row), helpCell(row)]
+    return `| ${cells.map(escapeCell).join(' | ')} |`
+  })
+  return `${[...header, ...rows].join('\n')}\n`
+}
+
+function defaultCell(row: KeyRow): string {
+  if (row.required === true) return '*required*'
+  if (row.default === undefined) return '—'
+  return row.default === '' ? '(none)' : `\`${row.default}\``
+}
+
+function helpCell(row: KeyRow): string {
+  return row.secret === true ? `${row.help} Secret: never printed.` : row.help
+}
+
+/** A `|` inside a cell would end it (enum lists use `a | b`). */
+function escapeCell(text: string): string {
+  return text.replaceAll('|', '\\|')
+}
+
+/** One message per line, in the order given (loadConfig sorts them by line). */
+export function formatErrors(errors: ConfigError[]): string {
+  return errors.map((e) => `${e.message}\n`).join('')
+}

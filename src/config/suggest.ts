@@ -1,0 +1,45 @@
+// "Did you mean ...?" for misspelt keys and board names.
+import { SCHEMA, instantiate } from './schema.js'
+
+/** Edit distance: insertions, deletions and substitutions each cost 1. */
+export function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current.push(Math.min(previous[j] + 1, current[j - 1] + 1, substitution))
+    }
+    previous = current
+  }
+  return previous[b.length]
+}
+
+/**
+ * The candidate closest to `word`, or '' when none is close enough to be a typo
+ * rather than a different word: at most max(2, a third of the word's length).
+ * Ties go to the earlier candidate, so schema order decides.
+ */
+export function nearest(word: string, candidates: readonly string[]): string {
+  const limit = Math.max(2, Math.floor(word.length / 3))
+  let best = ''
+  let bestDistance = limit + 1
+  for (const candidate of candidates) {
+    const distance = levenshtein(word, candidate)
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  return best
+}
+
+/**
+ * The nearest valid key to an unknown one. Block rows are tried with the block
+ * number the user wrote (carp.1.advskw → carp.1.advskew, crap.7.vip → carp.7.vip),
+ * or with 1 when the key has no number at all.
+ */
+export function suggestKey(bad: string): string {
+  const n = /\d+/.exec(bad)?.[0] ?? '1'
+  return nearest(bad, SCHEMA.map((row) => instantiate(row.key, n)))
+}
