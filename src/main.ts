@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { Agent, VERSION, type ControlRequest } from './agent.js'
 import { BOARDS } from './config/boards.gen.js'
+import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
 import { formatErrors, renderEffective, renderReference } from './config/render.js'
 import type { Config, LoadResult } from './config/types.js'
@@ -114,12 +115,7 @@ function readConfig(file: string): LoadResult {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    const message = `${file}: cannot read the configuration: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
-    return {
-      ok: false,
-      warnings: [],
-      errors: [{ code: 'io', file, line: 0, key: '', value: '', allowed: '', suggestion: '', message }],
-    }
+    return { ok: false, warnings: [], errors: [ioError(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message)] }
   }
   return loadConfig(text, file, { readFile: (path) => readFileSync(path, 'utf8'), boards: BOARDS })
 }
@@ -142,6 +138,10 @@ function interfaceAddress(iface: string): string | undefined {
 async function run(args: Args): Promise<number> {
   const file = args.config ?? DEFAULT_CONFIG
   const config = loadOrExit(file)
+  if (config.carp.vhids.length === 0) {
+    process.stderr.write(`carpd: ${file}: nothing to run: no carp.N block (e.g. carp.1.interface, carp.1.vip, carp.1.pass)\n`)
+    return EXIT_USAGE
+  }
   const clock = realClock()
   const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
   if (!args.dryRun) {
@@ -277,7 +277,8 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE
   }
   if (args.help) {
-    process.stdout.write(help)
+    // `carpd --help` alone is about carpd, not about the default command.
+    process.stdout.write(argv[0] === args.command ? help : HELP.main!)
     return EXIT_OK
   }
   switch (args.command) {

@@ -305,3 +305,20 @@ t.test('an impossible event is counted as a bug, not a crash', async (t) => {
   t.equal(a.agent.status().bugs, 1)
   t.match(a.lines.join('\n'), /bug carp vhid=1: impossible event timer advertise in state BACKUP/)
 })
+
+t.test('sub-second mode: a demoted backup with the smaller advskew does not flap', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig({ advbaseS: 0, advskew: 10 })]))
+  const b = lab.add('b', B, makeConfig('b', [vhidConfig({ advbaseS: 0, advskew: 40 })]))
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(1000)
+  t.same(lab.masters(), ['a'])
+  a.agent.control({ cmd: 'maint', on: true })
+  lab.clock.advance(10)
+  t.same(lab.masters(), ['b'])
+  const before = a.agent.status().vhids[0]!.transitions
+  runChecked(t, lab, 5000, 5)
+  t.same(lab.masters(), ['b'])
+  t.equal(a.agent.status().vhids[0]!.transitions, before, 'no transitions while in maintenance')
+})

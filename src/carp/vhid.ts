@@ -153,7 +153,8 @@ function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): St
       return { state: s, actions: [] }
     case 'MASTER':
       if (betterThan(prio, self)) {
-        return enter(s, 'BACKUP', nowMs, `better master ${from} (${describe(prio)} vs ours ${describe(self)})`)
+        const why = `better master ${from} (${describe(prio)} vs ours ${describe(self)})`
+        return enter(s, 'BACKUP', nowMs, why, { from, prio, atMs: nowMs })
       }
       // A worse master steps down when it hears our next advert; nothing to do here.
       return { state: s, actions: [] }
@@ -187,7 +188,7 @@ function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Prio
     return enter(s, 'MASTER', nowMs, `master ${from} advertises too slowly (${describe(prio)})`)
   }
   const state: VhidState = { ...s, master: { from, prio, atMs: nowMs } }
-  return { state, actions: [{ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(s) }] }
+  return { state, actions: [{ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) }] }
 }
 
 function onTimer(s: VhidState, timer: TimerName, nowMs: number): StepResult {
@@ -240,14 +241,17 @@ function onConfigure(s: VhidState, params: VhidParams, nowMs: number): StepResul
   return { state, actions: [] }
 }
 
-/** Changes state and arms/cancels that state's timers together, and logs why. */
-function enter(s: VhidState, next: CarpState, nowMs: number, reason: string): StepResult {
+/**
+ * Changes state and arms/cancels that state's timers together, and logs why.
+ * `master` is the master a board steps down to, when it heard one.
+ */
+function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, master: SeenMaster | null = null): StepResult {
   const prev = s.state
   const state: VhidState = {
     ...s,
     state: next,
     sinceMs: nowMs,
-    master: null,
+    master,
     reason,
     transitions: s.transitions + 1,
   }
@@ -290,8 +294,18 @@ function intervalMs(s: VhidState): number {
   return advertIntervalMs(s.params.advbaseS, s.params.advskew)
 }
 
+/**
+ * carp(4) computes the master-down interval from the backup's own settings. When the
+ * master advertises more slowly than that allows (a backup with a smaller advskew
+ * that is demoted or has preempt off, most of all in sub-second mode: 3 × 10/256 s
+ * against a master sending every 40/256 s), the backup would time out between two
+ * adverts and flap. So, as RFC 5798's Master_Down_Interval does, never wait less
+ * than three of the known master's own intervals.
+ */
 function downMs(s: VhidState): number {
-  return masterDownMs(s.params.advbaseS, s.params.advskew)
+  const own = masterDownMs(s.params.advbaseS, s.params.advskew)
+  if (!s.master) return own
+  return Math.max(own, MASTER_DOWN_INTERVALS * advertIntervalMs(s.master.prio.advbase, s.master.prio.advskew))
 }
 
 function describe(p: Priority): string {

@@ -167,6 +167,7 @@ t.test('tie-break on equal demote and timing', async (t) => {
   ])
   t.equal(lo.s.state, 'BACKUP', 'lower rank steps down')
   t.match(lo.s.reason, /better master hi/)
+  t.equal(lo.s.master?.from, 'hi', 'and knows whom it defers to')
 })
 
 t.test('bow-out: the backup takes over at once', async (t) => {
@@ -246,4 +247,21 @@ t.test('configure: new timing, advertised at once by a master', async (t) => {
   const b = step(initialState(params(), 0), { type: 'configure', params: params({ advbaseS: 2 }) }, 0)
   t.same(b.actions, [])
   t.equal(b.state.params.advbaseS, 2)
+})
+
+t.test('a backup with a smaller advskew than the master waits three of the master intervals, not its own', async (t) => {
+  // Sub-second mode: our own master-down would be 3 x 10/256 s = 117 ms, but the
+  // master (demoted us, or preempt off) sends only every 40/256 s = 156 ms.
+  const { s, actions } = run(initialState(params({ advbaseS: 0, advskew: 10, preempt: false }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: prio({ advbase: 0, advskew: 40 }) }, 10],
+  ])
+  t.equal(s.state, 'BACKUP')
+  t.same(actions.at(-1), { type: 'arm', timer: 'masterDown', atMs: 10 + 3 * advertIntervalMs(0, 40) })
+  // With the usual roles (master has the smaller advskew) carp(4)'s own formula stands.
+  const usual = run(initialState(params({ advskew: 100 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio({ advskew: 0 }) }, 10],
+  ])
+  t.same(usual.actions.at(-1), { type: 'arm', timer: 'masterDown', atMs: 10 + masterDownMs(1, 100) })
 })

@@ -1,0 +1,196 @@
+// The bundle as an operator uses it: build/carpd.js run as a child process.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { freeUdpPort } from './helpers/ports.js'
+
+const root = resolve(import.meta.dirname, '..')
+const CARPD = join(root, 'build/carpd.js')
+const dir = mkdtempSync(join(tmpdir(), 'carpd-cli-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+// Build once so the test exercises the current sources.
+const built = spawnSync(process.execPath, [join(root, 'esbuild.config.mjs')], { env: { ...process.env, CARPD_QUIET_BUILD: '1' } })
+if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`)
+
+function carpd(...args: string[]) {
+  const r = spawnSync(process.execPath, [CARPD, ...args], { encoding: 'utf8', timeout: 10_000 })
+  return { code: r.status, out: r.stdout, err: r.stderr }
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+t.test('the bundle: #! line, CommonJS, node: built-ins only', async (t) => {
+  const text = readFileSync(CARPD, 'utf8')
+  t.match(text.split('\n')[0], /^#!\/usr\/bin\/env node$/)
+  const required = [...text.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1])
+  t.ok(required.length > 0)
+  t.same(required.filter((m) => !m!.startsWith('node:')), [], 'every require is node:')
+  t.notMatch(text, /\bimport\s*\(\s*"(?!node:)/, 'no dynamic import of other modules')
+})
+
+t.test('--help on every command, version, usage errors', async (t) => {
+  for (const cmd of ['run', 'check', 'status', 'ctl', 'rules', 'witness', 'version', 'help']) {
+    const r = carpd(cmd, '--help')
+    t.equal(r.code, 0, `${cmd} --help`)
+    t.match(r.out, new RegExp(`^usage: carpd ${cmd === 'run' ? '\\[run\\]' : cmd}`), `${cmd} usage`)
+  }
+  t.match(carpd('--help').out, /commands:/)
+  t.match(carpd('version').out, /^carpd \d+\.\d+\.\d+\n$/)
+  const bad = carpd('frobnicate')
+  t.equal(bad.code, 1)
+  t.match(bad.err, /unknown command frobnicate/)
+  t.equal(carpd('check', '--bogus').code, 1)
+  t.equal(carpd('check', '-c').code, 1)
+  t.match(carpd('help', 'config').out, /\| `carp\.N\.advskew` \|/)
+})
+
+t.test('check: effective config with secrets masked; errors name file:line and the nearest key', async (t) => {
+  const pass = file('carp.pass', 'hunter2\n')
+  const good = file('good.conf', `node = fw-a\nboard = apu2\ncarp.1.interface = lan0\ncarp.1.vip = 192.0.2.1/24\ncarp.1.passfile = ${pass}\n`)
+  const ok = carpd('check', '-c', good)
+  t.equal(ok.code, 0, ok.err)
+  t.match(ok.out, /carp\.1\.pass\s+= \*{8}/)
+  t.match(ok.out, /serial\.device\s+= \/dev\/ttyUSB0\s+# board apu2/)
+  t.notMatch(ok.out + ok.err, /hunter2/, 'the secret is never printed')
+
+  const bad = file('bad.conf', 'node = fw-a\ncarp.1.interface = lan0\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = x\ncarp.1.advskw = 10\ncarp.1.advbase = 300\n')
+  const r = carpd('check', '-c', bad)
+  t.equal(r.code, 1)
+  t.match(r.err, `${bad}:5: carp.1.advskw`)
+  t.match(r.err, /did you mean carp\.1\.advskew\?/)
+  t.match(r.err, `${bad}:6: carp.1.advbase = 300`)
+  t.match(r.err, /2 error\(s\)/)
+
+  const missing = carpd('check', '-c', join(dir, 'nope.conf'))
+  t.equal(missing.code, 1)
+  t.match(missing.err, /nope\.conf.*ENOENT/)
+
+  const warned = carpd('check', '-c', file('alix.conf', 'node = fw-a\nboard = alix2d3\n'))
+  t.equal(warned.code, 0)
+  t.match(warned.err, /warning: .*SSE2/)
+})
+
+t.test('run refuses what it cannot do, with exit codes 1 and 2', async (t) => {
+  const empty = file('empty.conf', 'node = fw-a\n')
+  const r1 = carpd('run', '-c', empty, '--dry-run')
+  t.equal(r1.code, 1)
+  t.match(r1.err, /no carp\.N block/)
+  const conf = file('real.conf', 'node = fw-a\ncarp.1.interface = lo\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = x\n')
+  const r2 = carpd('run', '-c', conf)
+  t.equal(r2.code, 2)
+  t.match(r2.err, /run with --dry-run/)
+  const noif = file('noif.conf', 'node = fw-a\ncarp.1.interface = nosuch0\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = x\n')
+  const r3 = carpd('run', '-c', noif, '--dry-run')
+  t.equal(r3.code, 2)
+  t.match(r3.err, /carp\.1\.interface = nosuch0: no such interface/)
+  const r4 = carpd('ctl', 'demote', '300', '-c', conf)
+  t.equal(r4.code, 1)
+  t.match(r4.err, /out of range/)
+  t.equal(carpd('ctl', 'dance', '-c', conf).code, 1)
+})
+
+t.test('status with no agent running says so and exits 2', async (t) => {
+  const port = await freeUdpPort()
+  const conf = file('idle.conf', `node = fw-a\ncontrol.port = ${port}\n`)
+  const r = carpd('status', '-c', conf)
+  t.equal(r.code, 2)
+  t.match(r.err, /no answer from carpd on 127\.0\.0\.1:\d+/)
+})
+
+interface Running {
+  child: ChildProcess
+  lines: string[]
+  waitFor(re: RegExp, ms?: number): Promise<string>
+  exited: Promise<number | null>
+}
+
+function start(conf: string): Running {
+  const child = spawn(process.execPath, [CARPD, 'run', '-c', conf, '--dry-run'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
+  let buf = ''
+  const onData = (chunk: string) => {
+    buf += chunk
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      lines.push(line)
+      for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line))
+    }
+  }
+  child.stdout!.setEncoding('utf8').on('data', onData)
+  child.stderr!.setEncoding('utf8').on('data', onData)
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  const waitFor = (re: RegExp, ms = 5000) => {
+    const seen = lines.find((l) => re.test(l))
+    if (seen) return Promise.resolve(seen)
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got:\n${lines.join('\n')}`)), ms)
+      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) })
+    })
+  }
+  return { child, lines, waitFor, exited }
+}
+
+t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow-out', async (t) => {
+  const [carpA, carpB, ctlA, ctlB] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort(), await freeUdpPort()]
+  const conf = (node: string, ctl: number, port: number, peer: number, skew: number) =>
+    `node = ${node}\ncontrol.port = ${ctl}\ncarp.port = ${port}\ncarp.1.interface = lo\ncarp.1.vip = 192.0.2.1/24\n` +
+    `carp.1.advbase = 0\ncarp.1.advskew = ${skew}\ncarp.1.pass = s3cret\ncarp.1.peer = 127.0.0.1:${peer}\n`
+  const confA = file('a.conf', conf('fw-a', ctlA, carpA, carpB, 10))
+  const confB = file('b.conf', conf('fw-b', ctlB, carpB, carpA, 40))
+  const a = start(confA)
+  const b = start(confB)
+  t.teardown(() => {
+    a.child.kill('SIGKILL')
+    b.child.kill('SIGKILL')
+  })
+  await a.waitFor(/fw-a carp vhid=1 BACKUP->MASTER/)
+  await new Promise((r) => setTimeout(r, 300))
+  t.notOk(b.lines.some((l) => /BACKUP->MASTER/.test(l)), 'b stays backup')
+  t.match(a.lines.join('\n'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z fw-a carp vhid=1 INIT->BACKUP reason="started"$/m, 'console line format')
+
+  const st = carpd('status', '-c', confB, '--json')
+  t.equal(st.code, 0, st.err)
+  const json = JSON.parse(st.out)
+  t.equal(json.node, 'fw-b')
+  t.equal(json.vhids[0].state, 'BACKUP')
+  t.match(json.vhids[0].master.from, /^127\.0\.0\.1:\d+$/)
+  t.match(carpd('status', '-c', confA).out, /vhid 1 MASTER for/)
+
+  const maint = carpd('ctl', 'maint', 'on', '-c', confA)
+  t.equal(maint.code, 0, maint.err)
+  t.match(maint.out, /maint on/)
+  await b.waitFor(/fw-b carp vhid=1 BACKUP->MASTER reason="master 127\.0\.0\.1:\d+ is demoted/)
+  await a.waitFor(/fw-a carp vhid=1 MASTER->BACKUP/)
+  t.equal(carpd('ctl', 'maint', 'off', '-c', confA).code, 0)
+  await a.waitFor(/fw-a carp vhid=1 BACKUP->MASTER reason="preempt/)
+  t.equal(carpd('ctl', 'demote', '0', '-c', confA).code, 0)
+
+  b.child.kill('SIGUSR1')
+  await b.waitFor(/fw-b status vhid 1 BACKUP/)
+
+  writeFileSync(confB, conf('fw-b', ctlB, carpB, carpA, 40) + 'carp.1.advskw = 3\n')
+  b.child.kill('SIGHUP')
+  await b.waitFor(/reload rejected, keeping the running configuration: 1 error/)
+  await b.waitFor(/b\.conf:10: carp\.1\.advskw/)
+  writeFileSync(confB, conf('fw-b', ctlB, carpB, carpA, 60))
+  b.child.kill('SIGHUP')
+  await b.waitFor(/config reloaded/)
+  const after = JSON.parse(carpd('status', '-c', confB, '--json').out)
+  t.equal(after.vhids[0].advskew, 60, 'new advskew in effect')
+
+  a.child.kill('SIGTERM')
+  t.equal(await a.exited, 0)
+  t.match(a.lines.join('\n'), /MASTER->INIT reason="shutting down \(bow-out sent\)"/)
+  await b.waitFor(/fw-b carp vhid=1 BACKUP->MASTER reason="master 127\.0\.0\.1:\d+ bowed out"/)
+  b.child.kill('SIGTERM')
+  t.equal(await b.exited, 0)
+})
