@@ -1,0 +1,26 @@
+// The README is part of the product: its reference must match the schema and its
+// quick start must name the commands CI runs.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { renderReference } from '../src/config/render.js'
+
+const root = resolve(import.meta.dirname, '..')
+const readme = readFileSync(join(root, 'README.md'), 'utf8')
+
+t.test('the configuration reference is the one generated from the schema', async (t) => {
+  const m = /<!-- config-reference:start -->\n([\s\S]*?)<!-- config-reference:end -->/.exec(readme)
+  t.ok(m, 'markers present')
+  t.equal(m?.[1], renderReference(), 'run `npm run docs` after changing the schema')
+})
+
+t.test('quick start: exactly two commands, and CI runs the test one', async (t) => {
+  const m = /## Quick start\n\n```sh\n([\s\S]*?)```/.exec(readme)
+  const lines = (m?.[1] ?? '').trim().split('\n')
+  t.equal(lines.length, 2)
+  t.match(lines[0], /^npm ci && npm run demo\s+#/)
+  t.match(lines[1], /^npm test\s+#/)
+  const ci = readFileSync(join(root, '.ci/run'), 'utf8')
+  t.match(ci, /^npm ci$/m)
+  t.match(ci, /^npm test\b/m)
+})
