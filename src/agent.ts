@@ -34,11 +34,11 @@ import { ReplayWindow } from './wire/replay.js'
 export const VERSION = '0.1.0'
 
 /** Every reason an incoming datagram is dropped, each with its own counter. */
-export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'oldEpoch' | 'ownPacket'
+export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'epochSwitch' | 'ownPacket'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'shortPacket', 'oversized', 'badVersion', 'badType', 'badAuthLen', 'badVhid', 'badChecksum',
-  'unknownVhid', 'unknownSender', 'badAuth', 'replay', 'oldEpoch', 'ownPacket',
+  'unknownVhid', 'unknownSender', 'badAuth', 'replay', 'epochSwitch', 'ownPacket',
 ]
 
 export interface AgentDeps {
@@ -362,8 +362,10 @@ export class Agent {
   }
 
   private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number): void {
-    // The counter is boot epoch << 32 | sequence. When the sequence would wrap, a new
-    // epoch starts: receivers take a new epoch as a restart and never go backwards.
+    // The counter is boot epoch << 32 | sequence. When the sequence would wrap (after
+    // 2^32 adverts: 194 days at the fastest rate) a new epoch starts; receivers take
+    // it as a restart once the old epoch has been quiet (wire/replay.ts), which costs
+    // one advert.
     if (v.sequence >= 0xffffffff) {
       this.epoch = this.deps.random(4).readUInt32BE(0)
       for (const other of this.vhids.values()) other.sequence = 0

@@ -322,3 +322,21 @@ t.test('sub-second mode: a demoted backup with the smaller advskew does not flap
   t.same(lab.masters(), ['b'])
   t.equal(a.agent.status().vhids[0]!.transitions, before, 'no transitions while in maintenance')
 })
+
+t.test('sequence wrap: a new boot epoch, which the backup accepts', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  const inner = a.agent as unknown as { vhids: Map<number, { sequence: number }>; epoch: number }
+  const epochBefore = inner.epoch
+  inner.vhids.get(1)!.sequence = 0xffffffff
+  const received = b.agent.status().vhids[0]!.received
+  lab.clock.advance(3000)
+  t.not(inner.epoch, epochBefore, 'new epoch after the wrap')
+  // The first advert of the new epoch comes only one gap after the last old one, so
+  // it is refused (epochs need 1.5 gaps of quiet); the next ones are accepted.
+  t.equal(b.agent.status().drops.epochSwitch, 1)
+  t.equal(b.agent.status().vhids[0]!.received, received + 2, 'the backup accepts the new epoch')
+  t.same(lab.masters(), ['a'])
+})

@@ -1,27 +1,45 @@
 // Replay protection for counters made of a random boot epoch (high 32 bits) and a
-// sequence number (low 32 bits), as SPEC "CARP behaviour" asks: a counter that never
-// goes backwards per sender, checked with a sliding window (the scheme of RFC 6479 and
-// wireguard-go's replay/). A new epoch means the sender restarted; epochs that were
-// current once are remembered, so a recording from before a restart is refused.
+// sequence number (low 32 bits), as SPEC "CARP behaviour" asks: per sender, a
+// counter that never goes backwards, checked with a sliding window (the scheme of
+// RFC 6479 and wireguard-go's replay/).
 //
-// Pure: the caller passes the time; memory is bounded by MAX_SENDERS and MAX_RETIRED.
+// Epochs are random, so they have no order: a new epoch may be the sender restarting
+// or someone replaying a recording from an earlier boot. Two rules tell them apart:
+// - a sender switches epochs only after its current epoch has gone quiet (a restarted
+//   carpd is silent while it starts and then listens a full master-down interval as
+//   BACKUP), so a recording cannot displace a sender that is talking;
+// - every epoch keeps its own window, so going back to an epoch seen before cannot
+//   replay its packets either.
+// A recording of an unknown epoch can still be played while the real sender is
+// silent, each packet once: that is the limit of unordered epochs, noted in README.
+//
+// Pure: the caller passes the time; memory is bounded by the MAX_ constants.
 
 export const REPLAY_WINDOW = 64 // sequences tracked below the highest one seen
-const MAX_RETIRED_EPOCHS = 8
+/** A different epoch is accepted once the current one was silent this many of its gaps... */
+export const EPOCH_QUIET_GAPS = 1.5
+/** ...but at least this long, and at most this long. */
+export const EPOCH_QUIET_MIN_MS = 250
+export const EPOCH_QUIET_MAX_MS = 10_000
+const MAX_EPOCHS_PER_SENDER = 8
 const MAX_SENDERS = 64
 
-export type ReplayVerdict = 'ok' | 'replay' | 'oldEpoch'
+export type ReplayVerdict = 'ok' | 'replay' | 'epochSwitch'
 
-interface SenderWindow {
-  epoch: number
+interface EpochWindow {
   highest: number // highest sequence accepted in this epoch
   seen: bigint // bit i set: sequence (highest - i) was accepted
-  retired: number[] // epochs this sender used before, newest last
-  lastUsedMs: number
+}
+
+interface Sender {
+  active: number // the epoch currently in use
+  epochs: Map<number, EpochWindow> // insertion order = age
+  lastHeardMs: number
+  lastGapMs: number // time between the last two accepted packets
 }
 
 export class ReplayWindow {
-  private readonly senders = new Map<string, SenderWindow>()
+  private readonly senders = new Map<string, Sender>()
 
   /**
    * Checks `counter` from `sender` and records it when accepted. Call only after the
@@ -30,32 +48,25 @@ export class ReplayWindow {
   check(sender: string, counter: bigint, nowMs: number): ReplayVerdict {
     const epoch = Number(BigInt.asUintN(64, counter) >> 32n)
     const seq = Number(BigInt.asUintN(32, counter))
-    const win = this.senders.get(sender)
+    let s = this.senders.get(sender)
+    if (!s) {
+      s = { active: epoch, epochs: new Map(), lastHeardMs: nowMs, lastGapMs: 0 }
+      this.remember(sender, s)
+    }
+    if (epoch !== s.active) {
+      const quietMs = Math.min(EPOCH_QUIET_MAX_MS, Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * s.lastGapMs))
+      if (nowMs - s.lastHeardMs < quietMs) return 'epochSwitch'
+    }
+    let win = s.epochs.get(epoch)
     if (!win) {
-      this.remember(sender, { epoch, highest: seq, seen: 1n, retired: [], lastUsedMs: nowMs })
-      return 'ok'
+      win = { highest: seq, seen: 0n }
+      s.epochs.set(epoch, win)
+      if (s.epochs.size > MAX_EPOCHS_PER_SENDER) s.epochs.delete(s.epochs.keys().next().value!)
     }
-    win.lastUsedMs = nowMs
-    if (epoch !== win.epoch) {
-      if (win.retired.includes(epoch)) return 'oldEpoch'
-      win.retired.push(win.epoch)
-      if (win.retired.length > MAX_RETIRED_EPOCHS) win.retired.shift()
-      win.epoch = epoch
-      win.highest = seq
-      win.seen = 1n
-      return 'ok'
-    }
-    if (seq > win.highest) {
-      const shift = seq - win.highest
-      win.seen = shift >= REPLAY_WINDOW ? 1n : BigInt.asUintN(REPLAY_WINDOW, (win.seen << BigInt(shift)) | 1n)
-      win.highest = seq
-      return 'ok'
-    }
-    const age = win.highest - seq
-    if (age >= REPLAY_WINDOW) return 'replay'
-    const bit = 1n << BigInt(age)
-    if (win.seen & bit) return 'replay'
-    win.seen |= bit
+    if (!accept(win, seq)) return 'replay'
+    s.active = epoch
+    s.lastGapMs = nowMs - s.lastHeardMs
+    s.lastHeardMs = nowMs
     return 'ok'
   }
 
@@ -64,20 +75,36 @@ export class ReplayWindow {
     return this.senders.size
   }
 
-  private remember(sender: string, win: SenderWindow): void {
+  private remember(sender: string, s: Sender): void {
     if (this.senders.size >= MAX_SENDERS) {
       // Forget the sender heard from least recently; only authenticated senders get
       // here, so this bounds memory without letting strangers evict real peers.
       let oldest: string | undefined
       let oldestMs = Infinity
-      for (const [key, w] of this.senders) {
-        if (w.lastUsedMs < oldestMs) {
+      for (const [key, other] of this.senders) {
+        if (other.lastHeardMs < oldestMs) {
           oldest = key
-          oldestMs = w.lastUsedMs
+          oldestMs = other.lastHeardMs
         }
       }
-      if (oldest !== undefined) this.senders.delete(oldest)
+      this.senders.delete(oldest!)
     }
-    this.senders.set(sender, win)
+    this.senders.set(sender, s)
   }
+}
+
+/** The sliding-window test of one sequence number; records it when new. */
+function accept(win: EpochWindow, seq: number): boolean {
+  if (win.seen === 0n || seq > win.highest) {
+    const shift = win.seen === 0n ? 0 : seq - win.highest
+    win.seen = shift >= REPLAY_WINDOW ? 1n : BigInt.asUintN(REPLAY_WINDOW, (win.seen << BigInt(shift)) | 1n)
+    win.highest = seq
+    return true
+  }
+  const age = win.highest - seq
+  if (age >= REPLAY_WINDOW) return false
+  const bit = 1n << BigInt(age)
+  if (win.seen & bit) return false
+  win.seen |= bit
+  return true
 }

@@ -77,13 +77,14 @@ export class Lab {
     const log: Logger = { event: (sub, msg) => lines.push(`${sub} ${msg}`) }
     const platform = new RecordingPlatform()
     const seed = this.nextRandom++
+    let draws = 0
     const agent = new Agent({
       config,
       clock: this.clock,
       transport: this.net.transport({ address, port: config.carp.port }),
       platform,
       log,
-      random: (n) => Buffer.alloc(n, seed),
+      random: (n) => Buffer.alloc(n, seed * 16 + draws++), // distinct per node and per draw
       localAddress: () => address,
     })
     const node = { name, address, agent, platform, lines }

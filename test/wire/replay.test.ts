@@ -1,14 +1,14 @@
 import t from 'tap'
-import { REPLAY_WINDOW, ReplayWindow } from '../../src/wire/replay.js'
+import { EPOCH_QUIET_MIN_MS, REPLAY_WINDOW, ReplayWindow } from '../../src/wire/replay.js'
 
 const ctr = (epoch: number, seq: number): bigint => (BigInt(epoch) << 32n) | BigInt(seq)
 
 t.test('in-order counters pass; the same counter twice is a replay', async (t) => {
   const w = new ReplayWindow()
   t.equal(w.check('a', ctr(7, 1), 0), 'ok')
-  t.equal(w.check('a', ctr(7, 2), 0), 'ok')
-  t.equal(w.check('a', ctr(7, 2), 0), 'replay')
-  t.equal(w.check('a', ctr(7, 1), 0), 'replay')
+  t.equal(w.check('a', ctr(7, 2), 1000), 'ok')
+  t.equal(w.check('a', ctr(7, 2), 1001), 'replay')
+  t.equal(w.check('a', ctr(7, 1), 1002), 'replay')
 })
 
 t.test('reordering inside the window passes once; older than the window is refused', async (t) => {
@@ -29,20 +29,48 @@ t.test('senders are independent', async (t) => {
   t.equal(w.size, 2)
 })
 
-t.test('a new epoch is a restart; an epoch seen before is refused', async (t) => {
+t.test('a restarted sender (new epoch after a silence) is accepted', async (t) => {
   const w = new ReplayWindow()
-  t.equal(w.check('a', ctr(1, 500), 0), 'ok')
-  t.equal(w.check('a', ctr(2, 1), 0), 'ok', 'the peer rebooted: new random epoch, sequence from 1')
-  t.equal(w.check('a', ctr(1, 501), 0), 'oldEpoch', 'a recording from before the reboot')
-  t.equal(w.check('a', ctr(2, 2), 0), 'ok')
+  for (let i = 1; i <= 5; i++) t.equal(w.check('a', ctr(1, i), i * 1000), 'ok')
+  // The old process died at 5 s; the new one claims after its 3 s master-down wait.
+  t.equal(w.check('a', ctr(2, 1), 9000), 'ok', 'new random epoch, sequence from 1')
+  t.equal(w.check('a', ctr(2, 2), 10_000), 'ok')
+})
+
+t.test('a recording from another boot cannot displace a sender that is talking', async (t) => {
+  const w = new ReplayWindow()
+  for (let i = 1; i <= 5; i++) w.check('a', ctr(2, i), i * 1000)
+  // Adverts every second: another epoch needs 1.5 s of silence first.
+  t.equal(w.check('a', ctr(1, 900), 5100), 'epochSwitch')
+  t.equal(w.check('a', ctr(1, 901), 6400), 'epochSwitch')
+  t.equal(w.check('a', ctr(2, 6), 6000), 'ok', 'the real sender is undisturbed')
+})
+
+t.test('every epoch keeps its window: switching back cannot replay', async (t) => {
+  const w = new ReplayWindow()
+  t.equal(w.check('a', ctr(1, 10), 0), 'ok')
+  t.equal(w.check('a', ctr(2, 1), 20_000), 'ok', 'restart')
+  t.equal(w.check('a', ctr(1, 10), 40_000), 'replay', 'an old packet of epoch 1, after silence')
+  t.equal(w.check('a', ctr(1, 9), 40_001), 'ok', 'inside the old window, never seen: once')
+  t.equal(w.check('a', ctr(1, 9), 60_000), 'replay')
+})
+
+t.test('the quiet time has a floor, for senders heard only once or in quick bursts', async (t) => {
+  const w = new ReplayWindow()
+  t.equal(w.check('a', ctr(1, 1), 0), 'ok')
+  t.equal(w.check('a', ctr(1, 2), 1), 'ok')
+  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS - 1), 'epochSwitch')
+  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS + 1), 'ok')
 })
 
 t.test('memory is bounded', async (t) => {
   const w = new ReplayWindow()
   for (let i = 0; i < 200; i++) w.check(`s${i}`, ctr(1, 1), i)
   t.equal(w.size, 64)
-  // The most recent senders are kept.
-  t.equal(w.check('s199', ctr(1, 1), 300), 'replay')
-  for (let e = 10; e < 30; e++) w.check('s199', ctr(e, 1), 400)
-  t.equal(w.check('s199', ctr(28, 2), 401), 'oldEpoch')
+  t.equal(w.check('s199', ctr(1, 1), 300), 'replay', 'the most recent senders are kept')
+  t.equal(w.check('s0', ctr(1, 1), 301), 'ok', 'the oldest was forgotten')
+  // Epochs per sender are bounded too: the oldest epoch's window is dropped.
+  for (let e = 10; e < 20; e++) t.equal(w.check('x', ctr(e, 1), e * 20_000), 'ok')
+  t.equal(w.check('x', ctr(10, 1), 1_000_000), 'ok', 'epoch 10 was forgotten (only the last 8 are kept)')
+  t.equal(w.check('x', ctr(19, 1), 2_000_000), 'replay', 'epoch 19 is remembered')
 })
