@@ -130,6 +130,16 @@ function loadOrExit(file: string): Config {
   return result.config
 }
 
+/** Parts of the configuration that this version accepts but does not act on yet. */
+function notYetImplemented(config: Config): string[] {
+  const notes: string[] = []
+  if (config.sync.interface) notes.push(`state sync (sync.interface = ${config.sync.interface})`)
+  if (config.serial.device) notes.push(`serial heartbeat (serial.device = ${config.serial.device})`)
+  if (config.witness.address) notes.push(`witness (witness = ${config.witness.address.address})`)
+  if (config.wans.length > 0) notes.push(`multi-WAN (${config.wans.length} wan.N blocks)`)
+  return notes
+}
+
 /** The IPv4 address of an interface, from the OS; undefined when it has none. */
 function interfaceAddress(iface: string): string | undefined {
   return networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address
@@ -144,6 +154,7 @@ async function run(args: Args): Promise<number> {
   }
   const clock = realClock()
   const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
+  for (const note of notYetImplemented(config)) log.event('config', `${note}: not part of this version yet, ignored`)
   if (!args.dryRun) {
     process.stderr.write(
       `carpd: platform ${config.platform}: changing addresses for real is not available in this version; run with --dry-run\n`,
