@@ -49,8 +49,13 @@ export interface AgentDeps {
   log: Logger
   /** Cryptographic randomness (the boot epoch). */
   random(bytes: number): Buffer
-  /** This board's IPv4 address on an interface: with carp.port it breaks priority ties. */
-  localAddress(iface: string): string
+  /**
+   * The IPv4 network of an interface (its address and prefix), for the multicast
+   * source check; undefined when the interface has none.
+   */
+  interfaceNet(iface: string): Cidr | undefined
+  /** Interfaces whose multicast group the transport joined at start (reload cannot add any). */
+  multicastInterfaces: ReadonlySet<string>
 }
 
 export interface VhidStatus {
@@ -92,7 +97,6 @@ interface Vhid {
   config: VhidConfig
   state: VhidState
   timers: Map<TimerName, TimerHandle>
-  sequence: number // low half of the advert counter
   received: number
   sent: number
   platformQueue: Promise<void> // VIP changes and hooks run one after another, in order
@@ -105,6 +109,9 @@ export class Agent {
   private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>
   private readonly demoteReasons = new Map<string, number>()
   private epoch: number
+  /** Low half of the advert counter, one for all vhids so a restarted vhid never reuses one. */
+  private sequence = 0
+  private readonly pendingSends = new Set<Promise<void>>()
   private readonly startedMs: number
   private sendErrors = 0
   private sendFailRun = 0
@@ -132,7 +139,7 @@ export class Agent {
     if (!this.running) return
     this.running = false
     for (const v of this.vhids.values()) this.dispatch(v, { type: 'shutdown' })
-    await Promise.all([...this.vhids.values()].map((v) => v.platformQueue))
+    await Promise.all([...this.pendingSends, ...[...this.vhids.values()].map((v) => v.platformQueue)])
     for (const v of this.vhids.values()) for (const t of v.timers.values()) t.cancel()
     this.sendErrorsHold?.cancel()
     this.deps.log.event('carpd', 'stopped')
@@ -145,18 +152,34 @@ export class Agent {
     const advert = decoded.advert
     const v = this.vhids.get(advert.vhid)
     if (!v) return this.drop('unknownVhid')
-    const sender = `${from.address}:${from.port}`
-    if (v.config.peers.length > 0 && !v.config.peers.some((p) => p.address === from.address)) {
-      return this.drop('unknownSender')
-    }
+    if (!this.senderAllowed(v.config, from)) return this.drop('unknownSender')
     if (!carpHmacValid(advert, v.config.pass, vipAddresses(v.config))) return this.drop('badAuth')
+    const epoch = Number(advert.counter >> 32n)
     // Our own multicast looped back (or a reflection): same epoch as ours.
-    if (Number(advert.counter >> 32n) === this.epoch) return this.drop('ownPacket')
-    const verdict = this.replay.check(`${sender}/${advert.vhid}`, advert.counter, this.deps.clock.now())
+    if (epoch === this.epoch) return this.drop('ownPacket')
+    // Keyed by vhid, not by the source endpoint: a copy sent from another port or
+    // address is the same advert and must hit the same window.
+    const verdict = this.replay.check(`vhid ${advert.vhid}`, advert.counter, this.deps.clock.now())
     if (verdict !== 'ok') return this.drop(verdict)
     v.received++
-    const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: rankOf(from) }
-    this.dispatch(v, { type: 'advert', from: sender, prio })
+    // The tie-break rank is the sender's boot epoch: both boards see the same two
+    // numbers (it is in every advert, under the HMAC), whatever addresses and routes
+    // the datagrams take.
+    const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: epoch }
+    this.dispatch(v, { type: 'advert', from: `${from.address}:${from.port}`, prio })
+  }
+
+  /**
+   * Unicast: only the configured peers, address and port. Multicast: only sources on
+   * the vhid interface's own subnet (adverts are link-local: RFC 5798 §5.1.1.3 asks
+   * for TTL 255, which a UDP socket cannot read, so the subnet is the check we have).
+   */
+  private senderAllowed(vc: VhidConfig, from: Endpoint): boolean {
+    if (vc.peers.length > 0) {
+      return vc.peers.some((p) => p.address === from.address && (p.port || this.config.carp.port) === from.port)
+    }
+    const net = this.deps.interfaceNet(vc.interface)
+    return net !== undefined && sameSubnet(net, from.address)
   }
 
   /** Operator and control-socket requests. */
@@ -183,6 +206,7 @@ export class Agent {
    * Applies a new, already validated configuration (SIGHUP). Vhids whose interface or
    * addresses changed are restarted (bow-out, then BACKUP again); timing and keys change
    * in place. Settings bound to sockets need a restart and are kept as they were.
+   * Returns one note per change, also logged.
    */
   reload(next: Config): string[] {
     const notes: string[] = []
@@ -195,14 +219,25 @@ export class Agent {
     ] as const) {
       if (a !== b) notes.push(`${what} changed (${a} -> ${b}): takes effect after a restart`)
     }
+    // A multicast vhid on an interface whose group the socket never joined would hear
+    // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
+    const wanted = new Map<number, VhidConfig>()
+    for (const vc of next.carp.vhids) {
+      if (vc.peers.length > 0 || this.deps.multicastInterfaces.has(vc.interface)) {
+        wanted.set(vc.vhid, vc)
+        continue
+      }
+      notes.push(`vhid ${vc.vhid}: multicast on ${vc.interface} takes effect after a restart`)
+      const running = this.vhids.get(vc.vhid)
+      if (running) wanted.set(vc.vhid, running.config)
+    }
     this.config = {
       ...next,
       node: old.node,
       controlPort: old.controlPort,
       platform: old.platform,
-      carp: { ...next.carp, port: old.carp.port },
+      carp: { ...next.carp, port: old.carp.port, vhids: [...wanted.values()] },
     }
-    const wanted = new Map(next.carp.vhids.map((vc) => [vc.vhid, vc]))
     for (const [id, v] of [...this.vhids]) {
       const vc = wanted.get(id)
       if (!vc || vc.interface !== v.config.interface || vipAddresses(vc).join() !== vipAddresses(v.config).join()) {
@@ -210,12 +245,26 @@ export class Agent {
         for (const t of v.timers.values()) t.cancel()
         this.vhids.delete(id)
         notes.push(vc ? `vhid ${id}: interface or VIPs changed, restarted` : `vhid ${id}: removed`)
-      } else {
-        v.config = vc
-        this.dispatch(v, { type: 'configure', params: this.params(vc) })
+        continue
       }
+      for (const [what, a, b] of [
+        ['advbase', v.config.advbaseS, vc.advbaseS],
+        ['advskew', v.config.advskew, vc.advskew],
+      ] as const) {
+        if (a !== b) notes.push(`vhid ${id}: ${what} ${a} -> ${b}`)
+      }
+      if (vc.pass !== v.config.pass) notes.push(`vhid ${id}: password changed`)
+      if (vc.peers.map(endpointText).join() !== v.config.peers.map(endpointText).join()) {
+        notes.push(`vhid ${id}: peers ${v.config.peers.map(endpointText).join(',') || 'multicast'} -> ${vc.peers.map(endpointText).join(',') || 'multicast'}`)
+      }
+      v.config = vc
+      this.dispatch(v, { type: 'configure', params: this.params(vc) })
     }
-    for (const vc of next.carp.vhids) {
+    if (old.carp.preempt !== next.carp.preempt) notes.push(`carp.preempt ${yesNo(old.carp.preempt)} -> ${yesNo(next.carp.preempt)}`)
+    if (old.carp.preemptHolddownMs !== next.carp.preemptHolddownMs) {
+      notes.push(`carp.preempt.holddown ${old.carp.preemptHolddownMs} ms -> ${next.carp.preemptHolddownMs} ms`)
+    }
+    for (const vc of wanted.values()) {
       if (!this.vhids.has(vc.vhid)) {
         this.addVhid(vc)
         if (!old.carp.vhids.some((o) => o.vhid === vc.vhid)) notes.push(`vhid ${vc.vhid}: added`)
@@ -270,7 +319,6 @@ export class Agent {
       config: vc,
       state: initialState(this.params(vc), this.deps.clock.now()),
       timers: new Map(),
-      sequence: 0,
       received: 0,
       sent: 0,
       platformQueue: Promise.resolve(),
@@ -287,7 +335,7 @@ export class Agent {
       advskew: vc.advskew,
       preempt: this.config.carp.preempt,
       preemptHolddownMs: this.config.carp.preemptHolddownMs,
-      rank: rankOf({ address: this.deps.localAddress(vc.interface), port: this.config.carp.port }),
+      rank: this.epoch,
     }
   }
 
@@ -365,13 +413,14 @@ export class Agent {
     // The counter is boot epoch << 32 | sequence. When the sequence would wrap (after
     // 2^32 adverts: 194 days at the fastest rate) a new epoch starts; receivers take
     // it as a restart once the old epoch has been quiet (wire/replay.ts), which costs
-    // one advert.
-    if (v.sequence >= 0xffffffff) {
+    // one advert. The epoch is also the tie-break rank, so the vhids learn it.
+    if (this.sequence >= 0xffffffff) {
       this.epoch = this.deps.random(4).readUInt32BE(0)
-      for (const other of this.vhids.values()) other.sequence = 0
+      this.sequence = 0
+      for (const other of this.vhids.values()) this.dispatch(other, { type: 'configure', params: this.params(other.config) })
     }
-    v.sequence++
-    const counter = (BigInt(this.epoch) << 32n) | BigInt(v.sequence)
+    this.sequence++
+    const counter = (BigInt(this.epoch) << 32n) | BigInt(this.sequence)
     const hmac = carpHmac(v.config.pass, v.config.vhid, vipAddresses(v.config), counter)
     const payload = encodeCarp({ vhid: v.config.vhid, advskew, demote, advbase, counter, hmac })
     const port = this.config.carp.port
@@ -379,13 +428,16 @@ export class Agent {
       ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
       : [{ address: CARP_MULTICAST_GROUP, port }]
     for (const to of targets) {
-      this.deps.transport.send(payload, to, v.config.interface).then(
+      const sent = this.deps.transport.send(payload, to, v.config.interface).then(
         () => {
           v.sent++
           this.sendResult(true, '')
         },
         (err: Error) => this.sendResult(false, `${to.address}:${to.port}: ${err.message}`),
       )
+      // stop() waits for these, so the bow-out leaves before the socket closes.
+      this.pendingSends.add(sent)
+      void sent.finally(() => this.pendingSends.delete(sent))
     }
   }
 
@@ -433,11 +485,21 @@ export class Agent {
   }
 }
 
+function endpointText(ep: Endpoint): string {
+  return ep.port ? `${ep.address}:${ep.port}` : ep.address
+}
+
+function yesNo(b: boolean): string {
+  return b ? 'yes' : 'no'
+}
+
 function vipAddresses(vc: VhidConfig): string[] {
   return vc.vips.map((c) => c.address)
 }
 
-/** An endpoint as a number for the tie-break: address first, then port. */
-export function rankOf(ep: Endpoint): number {
-  return ipv4ToUint32(ep.address) * 65536 + ep.port
+/** Is `address` inside `net` (address/prefix)? */
+export function sameSubnet(net: Cidr, address: string): boolean {
+  const shift = 32 - net.prefix
+  if (shift >= 32) return true
+  return ipv4ToUint32(net.address) >>> shift === ipv4ToUint32(address) >>> shift
 }

@@ -9,7 +9,7 @@ import { BOARDS } from './config/boards.gen.js'
 import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
 import { formatErrors, renderEffective, renderReference } from './config/render.js'
-import type { Config, LoadResult } from './config/types.js'
+import type { Cidr, Config, LoadResult } from './config/types.js'
 import { realClock } from './io/clock.js'
 import { controlRequest, startControlServer } from './io/control.js'
 import { lineLogger } from './io/log.js'
@@ -140,9 +140,11 @@ function notYetImplemented(config: Config): string[] {
   return notes
 }
 
-/** The IPv4 address of an interface, from the OS; undefined when it has none. */
-function interfaceAddress(iface: string): string | undefined {
-  return networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address
+/** The first IPv4 address of an interface with its prefix, from the OS; undefined when it has none. */
+function interfaceNet(iface: string): Cidr | undefined {
+  const found = networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')
+  if (!found) return undefined
+  return { address: found.address, prefix: Number(found.cidr?.split('/')[1] ?? 32) }
 }
 
 async function run(args: Args): Promise<number> {
@@ -161,17 +163,17 @@ async function run(args: Args): Promise<number> {
     )
     return EXIT_RUNTIME
   }
-  const addresses = new Map<string, string>()
+  const nets = new Map<string, Cidr>()
   for (const vc of config.carp.vhids) {
-    const address = interfaceAddress(vc.interface)
-    if (address === undefined) {
+    const net = interfaceNet(vc.interface)
+    if (net === undefined) {
       process.stderr.write(`carpd: carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address\n`)
       return EXIT_RUNTIME
     }
-    addresses.set(vc.interface, address)
+    nets.set(vc.interface, net)
   }
   const multicast = new Map(
-    config.carp.vhids.filter((vc) => vc.peers.length === 0).map((vc) => [vc.interface, addresses.get(vc.interface)!]),
+    config.carp.vhids.filter((vc) => vc.peers.length === 0).map((vc) => [vc.interface, nets.get(vc.interface)!.address]),
   )
   let transport
   try {
@@ -187,7 +189,8 @@ async function run(args: Args): Promise<number> {
     platform: dryRunPlatform(log),
     log,
     random: randomBytes,
-    localAddress: (iface) => addresses.get(iface) ?? '0.0.0.0',
+    interfaceNet: (iface) => nets.get(iface),
+    multicastInterfaces: new Set(multicast.keys()),
   })
   let control
   try {

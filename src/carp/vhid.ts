@@ -30,7 +30,7 @@ export interface VhidParams {
   advskew: number // 0..254 (1/256 s)
   preempt: boolean
   preemptHolddownMs: number
-  rank: number // this board's address as a number (ip × 65536 + port): higher wins ties
+  rank: number // this board's boot epoch (carried in every advert): higher wins ties
 }
 
 /** The priority an advert announces, and who announced it. */
@@ -99,16 +99,23 @@ export function masterDownMs(advbase: number, advskew: number): number {
 }
 
 /**
- * Is `a` strictly the better master? Lower demotion first (OpenBSD compares it before
- * timing), then the more frequent advertiser, then, on a full tie, the higher address
- * (RFC 5798 §6.4.3). The last rule makes the outcome deterministic: without it two
- * boards with equal settings would both step down and race again.
+ * Does `a` have the better priority? Lower demotion first (OpenBSD compares it before
+ * timing), then the more frequent advertiser. Preemption uses this alone: as in RFC
+ * 5798 §6.4.2, a backup does not preempt a master of equal priority.
+ */
+export function preferredOver(a: Priority, b: Priority): boolean {
+  if (a.demote !== b.demote) return a.demote < b.demote
+  return a.advbase * 256 + a.advskew < b.advbase * 256 + b.advskew
+}
+
+/**
+ * Between two masters: the better priority, and on a full tie the higher rank (RFC
+ * 5798 §6.4.3 uses the address; carpd uses the boot epoch that both boards see in the
+ * adverts, so routes and secondary addresses cannot make them disagree). Without
+ * the tie-break two equal masters would both step down and race again.
  */
 export function betterThan(a: Priority, b: Priority): boolean {
-  if (a.demote !== b.demote) return a.demote < b.demote
-  const aTicks = a.advbase * 256 + a.advskew
-  const bTicks = b.advbase * 256 + b.advskew
-  if (aTicks !== bTicks) return aTicks < bTicks
+  if (preferredOver(a, b) || preferredOver(b, a)) return preferredOver(a, b)
   return a.rank > b.rank
 }
 
@@ -178,7 +185,7 @@ function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Prio
     if (prio.demote > self.demote) {
       return enter(s, 'MASTER', nowMs, `master ${from} is demoted (demote ${prio.demote} > ours ${self.demote})`)
     }
-    if (s.params.preempt && betterThan(self, prio)) {
+    if (s.params.preempt && preferredOver(self, prio)) {
       return enter(s, 'MASTER', nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`)
     }
   }
@@ -234,7 +241,8 @@ function onShutdown(s: VhidState, nowMs: number): StepResult {
 
 function onConfigure(s: VhidState, params: VhidParams, nowMs: number): StepResult {
   const state: VhidState = { ...s, params }
-  if (s.state === 'MASTER') {
+  const timingChanged = params.advbaseS !== s.params.advbaseS || params.advskew !== s.params.advskew
+  if (s.state === 'MASTER' && timingChanged) {
     // Advertise the new timing now; backups re-arm their timers from it.
     return { state, actions: [sendAdvert(state), { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(state) }] }
   }

@@ -265,3 +265,19 @@ t.test('a backup with a smaller advskew than the master waits three of the maste
   ])
   t.same(usual.actions.at(-1), { type: 'arm', timer: 'masterDown', atMs: 10 + masterDownMs(1, 100) })
 })
+
+t.test('no preemption on equal priority: the rank only settles two masters', async (t) => {
+  const { s } = run(initialState(params({ rank: 999 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'a', prio: prio({ rank: 1 }) }, 10],
+  ])
+  t.equal(s.state, 'BACKUP', 'equal demote and timing: the running master stays')
+})
+
+t.test('configure without a timing change sends nothing', async (t) => {
+  const m = run(initialState(params(), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 3000],
+  ])
+  t.same(step(m.s, { type: 'configure', params: params({ rank: 5 }) }, 3500).actions, [])
+})

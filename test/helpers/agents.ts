@@ -85,7 +85,8 @@ export class Lab {
       platform,
       log,
       random: (n) => Buffer.alloc(n, seed * 16 + draws++), // distinct per node and per draw
-      localAddress: () => address,
+      interfaceNet: () => ({ address, prefix: 24 }),
+      multicastInterfaces: new Set(['lan0']),
     })
     const node = { name, address, agent, platform, lines }
     this.nodes.set(name, node)

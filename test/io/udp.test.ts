@@ -22,7 +22,8 @@ async function startNode(name: string, port: number, peerPort: number, advskew: 
     platform: new RecordingPlatform(),
     log: { event: (sub, msg) => lines.push(`${sub} ${msg}`) },
     random: (n) => Buffer.alloc(n, name.charCodeAt(0)),
-    localAddress: () => LO,
+    interfaceNet: () => ({ address: LO, prefix: 8 }),
+    multicastInterfaces: new Set<string>(),
   })
   return { agent, transport, lines }
 }
