@@ -16,11 +16,14 @@
 // Pure: the caller passes the time; memory is bounded by the MAX_ constants.
 
 export const REPLAY_WINDOW = 64 // sequences tracked below the highest one seen
-/** A different epoch is accepted once the current one was silent this many of its gaps... */
+/**
+ * A different epoch is accepted once the current one was silent this many of its
+ * longest recent gaps (so a quick extra advert, such as a demotion, does not shorten
+ * it), but never less than the floor: sub-second senders advertise every 4 ms at most.
+ */
 export const EPOCH_QUIET_GAPS = 1.5
-/** ...but at least this long, and at most this long. */
-export const EPOCH_QUIET_MIN_MS = 250
-export const EPOCH_QUIET_MAX_MS = 10_000
+export const EPOCH_QUIET_MIN_MS = 20
+const RECENT_GAPS = 4
 const MAX_EPOCHS_PER_SENDER = 8
 const MAX_SENDERS = 64
 
@@ -35,7 +38,7 @@ interface Sender {
   active: number // the epoch currently in use
   epochs: Map<number, EpochWindow> // insertion order = age
   lastHeardMs: number
-  lastGapMs: number // time between the last two accepted packets
+  gapsMs: number[] // times between the last few accepted packets, newest last
 }
 
 export class ReplayWindow {
@@ -50,11 +53,11 @@ export class ReplayWindow {
     const seq = Number(BigInt.asUintN(32, counter))
     let s = this.senders.get(sender)
     if (!s) {
-      s = { active: epoch, epochs: new Map(), lastHeardMs: nowMs, lastGapMs: 0 }
+      s = { active: epoch, epochs: new Map(), lastHeardMs: nowMs, gapsMs: [] }
       this.remember(sender, s)
     }
     if (epoch !== s.active) {
-      const quietMs = Math.min(EPOCH_QUIET_MAX_MS, Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * s.lastGapMs))
+      const quietMs = Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * Math.max(0, ...s.gapsMs))
       if (nowMs - s.lastHeardMs < quietMs) return 'epochSwitch'
     }
     let win = s.epochs.get(epoch)
@@ -65,7 +68,8 @@ export class ReplayWindow {
     }
     if (!accept(win, seq)) return 'replay'
     s.active = epoch
-    s.lastGapMs = nowMs - s.lastHeardMs
+    s.gapsMs.push(nowMs - s.lastHeardMs)
+    if (s.gapsMs.length > RECENT_GAPS) s.gapsMs.shift()
     s.lastHeardMs = nowMs
     return 'ok'
   }

@@ -50,17 +50,23 @@ t.test('every epoch keeps its window: switching back cannot replay', async (t) =
   const w = new ReplayWindow()
   t.equal(w.check('a', ctr(1, 10), 0), 'ok')
   t.equal(w.check('a', ctr(2, 1), 20_000), 'ok', 'restart')
-  t.equal(w.check('a', ctr(1, 10), 40_000), 'replay', 'an old packet of epoch 1, after silence')
-  t.equal(w.check('a', ctr(1, 9), 40_001), 'ok', 'inside the old window, never seen: once')
-  t.equal(w.check('a', ctr(1, 9), 60_000), 'replay')
+  t.equal(w.check('a', ctr(1, 10), 60_000), 'replay', 'an old packet of epoch 1, after silence')
+  t.equal(w.check('a', ctr(1, 9), 60_001), 'ok', 'inside the old window, never seen: once')
+  t.equal(w.check('a', ctr(1, 9), 100_000), 'replay')
 })
 
-t.test('the quiet time has a floor, for senders heard only once or in quick bursts', async (t) => {
+t.test('the quiet time follows the longest recent gap, with a floor', async (t) => {
   const w = new ReplayWindow()
   t.equal(w.check('a', ctr(1, 1), 0), 'ok')
-  t.equal(w.check('a', ctr(1, 2), 1), 'ok')
-  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS - 1), 'epochSwitch')
-  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS + 1), 'ok')
+  t.equal(w.check('a', ctr(1, 2), 1), 'ok', 'two adverts 1 ms apart')
+  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS), 'epochSwitch', 'the floor')
+  t.equal(w.check('a', ctr(3, 1), EPOCH_QUIET_MIN_MS + 2), 'ok')
+  // A slow sender (advbase 8): a quick extra advert does not shorten the quiet time.
+  const slow = new ReplayWindow()
+  for (let i = 1; i <= 3; i++) slow.check('a', ctr(1, i), i * 8000)
+  t.equal(slow.check('a', ctr(1, 4), 24_005), 'ok', 'a demotion advert right after a regular one')
+  t.equal(slow.check('a', ctr(5, 1), 24_005 + 11_000), 'epochSwitch', '11 s < 1.5 x 8 s')
+  t.equal(slow.check('a', ctr(5, 1), 24_005 + 12_001), 'ok')
 })
 
 t.test('memory is bounded', async (t) => {
@@ -70,7 +76,8 @@ t.test('memory is bounded', async (t) => {
   t.equal(w.check('s199', ctr(1, 1), 300), 'replay', 'the most recent senders are kept')
   t.equal(w.check('s0', ctr(1, 1), 301), 'ok', 'the oldest was forgotten')
   // Epochs per sender are bounded too: the oldest epoch's window is dropped.
-  for (let e = 10; e < 20; e++) t.equal(w.check('x', ctr(e, 1), e * 20_000), 'ok')
-  t.equal(w.check('x', ctr(10, 1), 1_000_000), 'ok', 'epoch 10 was forgotten (only the last 8 are kept)')
-  t.equal(w.check('x', ctr(19, 1), 2_000_000), 'replay', 'epoch 19 is remembered')
+  // (Each restart after twice the previous silence, so every switch is allowed.)
+  for (let e = 10; e < 20; e++) t.equal(w.check('x', ctr(e, 1), 1000 * 2 ** e), 'ok')
+  t.equal(w.check('x', ctr(10, 1), 1000 * 2 ** 21), 'ok', 'epoch 10 was forgotten (only the last 8 are kept)')
+  t.equal(w.check('x', ctr(19, 1), 1000 * 2 ** 23), 'replay', 'epoch 19 is remembered')
 })
