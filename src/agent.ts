@@ -24,6 +24,7 @@ import {
   initialState,
   step,
 } from './carp/vhid.js'
+import { type ControlReply, type ControlRequest, tokenValid } from './control.js'
 import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
@@ -85,13 +86,6 @@ export interface AgentStatus {
   sendErrors: number
   bugs: number
 }
-
-export type ControlRequest =
-  | { cmd: 'status' }
-  | { cmd: 'maint'; on: boolean }
-  | { cmd: 'demote'; value: number }
-
-export type ControlReply = { ok: true; status: AgentStatus } | { ok: false; error: string }
 
 interface Vhid {
   config: VhidConfig
@@ -184,6 +178,9 @@ export class Agent {
 
   /** Operator and control-socket requests. */
   control(req: ControlRequest): ControlReply {
+    if (req.cmd !== 'status' && !tokenValid(this.config, req.token)) {
+      return { ok: false, error: `${req.cmd}: not authorised (run carpd ctl as a user that can read the configuration and its secret files; after editing passwords, reload with SIGHUP first)` }
+    }
     switch (req.cmd) {
       case 'status':
         break

@@ -1,10 +1,11 @@
 // carpd's command line: parse argv, load the config, build the real clock, sockets and
 // platform, start. Everything below this file is testable without the OS.
 
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { Agent, VERSION, type ControlRequest } from './agent.js'
+import { Agent, VERSION } from './agent.js'
+import { type ControlRequest, controlToken } from './control.js'
 import { BOARDS } from './config/boards.gen.js'
 import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
@@ -88,10 +89,24 @@ interface Args {
   dryRun: boolean
   json: boolean
   help: boolean
+  routes: boolean // rules --routes
+  wanState: string | undefined // rules --wan-state
 }
 
+/** Commands that take words after them; the others take options only. */
+const TAKES_WORDS = new Set(['ctl', 'help'])
+
 function parseArgs(argv: string[]): Args | string {
-  const args: Args = { command: 'run', positional: [], config: undefined, dryRun: false, json: false, help: false }
+  const args: Args = {
+    command: 'run',
+    positional: [],
+    config: undefined,
+    dryRun: false,
+    json: false,
+    help: false,
+    routes: false,
+    wanState: undefined,
+  }
   const rest = [...argv]
   if (rest[0] !== undefined && !rest[0].startsWith('-')) args.command = rest.shift()!
   while (rest.length > 0) {
@@ -102,6 +117,12 @@ function parseArgs(argv: string[]): Args | string {
       args.config = file
     } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length)
     else if (arg === '--dry-run') args.dryRun = true
+    else if (arg === '--routes') args.routes = true
+    else if (arg === '--wan-state') {
+      const states = rest.shift()
+      if (states === undefined) return `${arg} needs a list such as up,down`
+      args.wanState = states
+    }
     else if (arg === '--json') args.json = true
     else if (arg === '-h' || arg === '--help') args.help = true
     else if (arg.startsWith('-') && !/^-\d+$/.test(arg)) return `unknown option ${arg}`
@@ -110,18 +131,24 @@ function parseArgs(argv: string[]): Args | string {
   return args
 }
 
-function readConfig(file: string): LoadResult {
+/**
+ * Reads and validates a configuration file. `secrets: false` skips reading the secret
+ * files (`carpd status` needs only control.port, and may run as a user who cannot
+ * read them).
+ */
+function readConfig(file: string, secrets = true): LoadResult {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
     return { ok: false, warnings: [], errors: [ioError(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message)] }
   }
-  return loadConfig(text, file, { readFile: (path) => readFileSync(path, 'utf8'), boards: BOARDS })
+  const readFile = secrets ? (path: string) => readFileSync(path, 'utf8') : () => 'not read'
+  return loadConfig(text, file, { readFile, boards: BOARDS })
 }
 
-function loadOrExit(file: string): Config {
-  const result = readConfig(file)
+function loadOrExit(file: string, secrets = true): Config {
+  const result = readConfig(file, secrets)
   for (const w of result.warnings) process.stderr.write(`carpd: warning: ${w}\n`)
   if (!result.ok) {
     process.stderr.write(formatErrors(result.errors))
@@ -244,17 +271,27 @@ function check(args: Args): number {
   return EXIT_OK
 }
 
-/** The control port: from -c FILE, else from the default file if there is one. */
-function controlPortFor(args: Args): number {
-  if (args.config !== undefined) return loadOrExit(args.config).controlPort
-  const result = readConfig(DEFAULT_CONFIG)
-  return result.ok ? result.config.controlPort : DEFAULT_CONTROL_PORT
+/**
+ * The configuration `status` and `ctl` talk about: -c FILE, else the default file if
+ * there is one (none at all: the default control port, no secrets).
+ */
+function configFor(args: Args, secrets: boolean): Config | null {
+  if (args.config !== undefined) return loadOrExit(args.config, secrets)
+  if (!existsSync(DEFAULT_CONFIG)) return null
+  return loadOrExit(DEFAULT_CONFIG, secrets)
 }
 
 async function ask(args: Args, req: ControlRequest): Promise<number> {
-  const port = controlPortFor(args)
+  const needsToken = req.cmd !== 'status'
+  const config = configFor(args, needsToken)
+  if (needsToken && config === null) {
+    process.stderr.write(`carpd: ${DEFAULT_CONFIG} not found: ctl needs the configuration (-c FILE) to prove it may act\n`)
+    return EXIT_USAGE
+  }
+  const port = config?.controlPort ?? DEFAULT_CONTROL_PORT
+  const signed: ControlRequest = needsToken ? { ...req, token: controlToken(config!) } : req
   try {
-    const reply = await controlRequest(port, req)
+    const reply = await controlRequest(port, signed)
     if (!reply.ok) {
       process.stderr.write(`carpd: ${reply.error}\n`)
       return EXIT_RUNTIME
@@ -288,6 +325,10 @@ async function main(argv: string[]): Promise<number> {
   const help = HELP[args.command]
   if (help === undefined) {
     process.stderr.write(`carpd: unknown command ${args.command}\n${HELP.main}`)
+    return EXIT_USAGE
+  }
+  if (args.positional.length > 0 && !TAKES_WORDS.has(args.command)) {
+    process.stderr.write(`carpd ${args.command}: unexpected ${args.positional.join(' ')}\n${help}`)
     return EXIT_USAGE
   }
   if (args.help) {

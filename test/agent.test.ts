@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { masterDownMs } from '../src/carp/vhid.js'
-import { CARP_PORT, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
+import { CARP_PORT, control, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
 
 const A = '192.0.2.2'
 const B = '192.0.2.3'
@@ -104,7 +104,7 @@ t.test('demotion: maint on hands the VIP over at once, maint off takes it back',
   b.agent.start()
   lab.clock.advance(5000)
   t.same(lab.masters(), ['a'])
-  const r = a.agent.control({ cmd: 'maint', on: true })
+  const r = control(a, { cmd: 'maint', on: true })
   t.ok(r.ok)
   lab.clock.advance(5) // link latency, a few ms
   t.same(lab.masters(), ['b'], 'switchover within a few ms, not a master-down interval')
@@ -112,7 +112,7 @@ t.test('demotion: maint on hands the VIP over at once, maint off takes it back',
   t.ok(a.agent.status().maint)
   runChecked(t, lab, 5000)
   t.same(lab.masters(), ['b'], 'a stays backup while in maintenance')
-  a.agent.control({ cmd: 'maint', on: false })
+  control(a, { cmd: 'maint', on: false })
   runChecked(t, lab, 3000)
   t.same(lab.masters(), ['a'], 'preempt takes it back')
   t.match(a.lines.join('\n'), /demote 0->128 reason="maintenance mode on"/)
@@ -123,16 +123,16 @@ t.test('operator demote', async (t) => {
   a.agent.start()
   b.agent.start()
   lab.clock.advance(5000)
-  const bad = a.agent.control({ cmd: 'demote', value: 300 })
+  const bad = control(a, { cmd: 'demote', value: 300 })
   t.same(bad, { ok: false, error: 'demote must be an integer 0..255, got 300' })
-  const r = a.agent.control({ cmd: 'demote', value: 5 })
+  const r = control(a, { cmd: 'demote', value: 5 })
   t.ok(r.ok && r.status.demote.reasons.operator === 5)
   lab.clock.advance(20)
   t.same(lab.masters(), ['b'])
-  a.agent.control({ cmd: 'demote', value: 0 })
+  control(a, { cmd: 'demote', value: 0 })
   lab.clock.advance(3000)
   t.same(lab.masters(), ['a'])
-  t.same((a.agent.control({ cmd: 'bogus' } as never) as { ok: boolean }).ok, false)
+  t.same((control(a, { cmd: 'bogus' } as never) as { ok: boolean }).ok, false)
 })
 
 t.test('bow-out: stopping the master hands over at once', async (t) => {
@@ -204,7 +204,7 @@ t.test('input ladder: bad password, replay, unknown vhid, unknown sender, own pa
   t.equal(b.agent.status().drops.shortPacket, 1)
 
   // b's own advert looped back to it.
-  a.agent.control({ cmd: 'maint', on: true })
+  control(a, { cmd: 'maint', on: true })
   lab.clock.advance(5)
   const own = lab.net.log.filter((p) => p.from.address === B).at(-1)!
   lab.net.inject({ address: '192.0.2.99', port: CARP_PORT }, { address: B, port: CARP_PORT }, own.payload)
@@ -315,7 +315,7 @@ t.test('sub-second mode: a demoted backup with the smaller advskew does not flap
   b.agent.start()
   lab.clock.advance(1000)
   t.same(lab.masters(), ['a'])
-  a.agent.control({ cmd: 'maint', on: true })
+  control(a, { cmd: 'maint', on: true })
   lab.clock.advance(10)
   t.same(lab.masters(), ['b'])
   const before = a.agent.status().vhids[0]!.transitions
@@ -420,4 +420,18 @@ t.test('reload: a multicast vhid on an interface the socket never joined waits f
     'carp.preempt no -> yes',
     'carp.preempt.holddown 2000 ms -> 0 ms',
   ])
+})
+
+t.test('control: maint and demote need the token from the configuration; status does not', async (t) => {
+  const { lab, a } = pair()
+  a.agent.start()
+  lab.clock.advance(4000)
+  t.ok(a.agent.control({ cmd: 'status' }).ok)
+  const bare = a.agent.control({ cmd: 'maint', on: true })
+  t.same(bare.ok, false)
+  t.match((bare as { error: string }).error, /^maint: not authorised/)
+  t.same(a.agent.control({ cmd: 'demote', value: 255, token: 'f'.repeat(64) }).ok, false, 'a wrong token')
+  t.same(a.agent.status().demote.total, 0, 'nothing changed')
+  t.ok(control(a, { cmd: 'demote', value: 3 }).ok)
+  t.equal(a.agent.status().demote.total, 3)
 })

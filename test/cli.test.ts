@@ -194,3 +194,26 @@ t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow
   b.child.kill('SIGTERM')
   t.equal(await b.exited, 0)
 })
+
+t.test('rules and witness say they are not in this version; stray words are usage errors', async (t) => {
+  const conf = file('plain.conf', 'node = fw-a\n')
+  const rules = carpd('rules', '-c', conf, '--wan-state', 'up,down', '--routes')
+  t.equal(rules.code, 2)
+  t.match(rules.err, /not part of this version yet/)
+  t.equal(carpd('rules', '--wan-state').code, 1, '--wan-state needs a value')
+  const extra = carpd('status', 'extra', 'junk')
+  t.equal(extra.code, 1)
+  t.match(extra.err, /carpd status: unexpected extra junk/)
+  t.equal(carpd('version', 'now').code, 1)
+})
+
+t.test('status reads no secret files: a missing passfile does not stop it', async (t) => {
+  const port = await freeUdpPort()
+  const conf = file('status.conf', `node = fw-a\ncontrol.port = ${port}\ncarp.1.interface = lo\ncarp.1.vip = 192.0.2.1/24\ncarp.1.passfile = ${join(dir, 'absent.pass')}\n`)
+  const r = carpd('status', '-c', conf)
+  t.equal(r.code, 2, 'no agent: runtime failure, not a config error')
+  t.match(r.err, /no answer from carpd/)
+  const c = carpd('ctl', 'maint', 'on', '-c', conf)
+  t.equal(c.code, 1, 'ctl needs the secret to sign its request')
+  t.match(c.err, /absent\.pass/)
+})

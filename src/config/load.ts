@@ -75,6 +75,7 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
   checkSecretPairs(load)
   checkCarpTiming(load)
   checkHeartbeat(load)
+  checkPorts(load)
   checkWanProbe(load)
   checkSync(load)
   checkWitness(load)
@@ -322,6 +323,14 @@ function checkHeartbeat(load: Load): void {
   const times = `${formatMs(timeout)} < ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × ${formatMs(interval)}`
   const what = `heartbeat.timeout must be at least ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × heartbeat.interval (${times})`
   load.errors.push(conflictError(setting, key, what))
+}
+
+/** The CARP socket and the control socket both bind UDP ports on this board. */
+function checkPorts(load: Load): void {
+  const carp = numberOf(load, 'carp.port')
+  if (carp === undefined || carp !== numberOf(load, 'control.port')) return
+  const [key, setting] = settingOfFirst(load, ['control.port', 'carp.port'])
+  load.errors.push(conflictError(setting, key, 'control.port and carp.port must differ'))
 }
 
 /** Hysteresis needs the "up" threshold strictly better than the "down" one. */

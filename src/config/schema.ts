@@ -90,7 +90,7 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'carp.N.vip', type: 'cidrList', required: true, help: 'Virtual IPs of vhid N with their prefix, comma separated.' },
   { key: 'carp.N.advbase', type: 'seconds', unit: 's', default: '1', min: 0, max: ADVBASE_MAX_S, help: 'Advertisement base interval; 0 is sub-second mode (advskew must then be at least 1).' },
   { key: 'carp.N.advskew', type: 'int', unit: '1/256 s', default: '0', min: 0, max: ADVSKEW_MAX, help: 'Added to advbase; the board with the lower skew is the preferred master.' },
-  { key: 'carp.N.pass', type: 'string', secret: true, fromFile: 'carp.N.passfile', required: true, help: 'Shared secret authenticating adverts (HMAC-SHA1); or set carp.N.passfile.' },
+  { key: 'carp.N.pass', type: 'string', secret: true, fromFile: 'carp.N.passfile', required: true, help: 'Shared secret authenticating adverts (HMAC-SHA1); or set carp.N.passfile, which also allows a " #" that would start a comment here.' },
   { key: 'carp.N.passfile', type: 'path', help: 'File holding carp.N.pass (trailing newline removed).' },
   { key: 'carp.N.peer', type: 'endpointList', default: '', help: 'Unicast peers for adverts; empty means multicast to 224.0.0.18.' },
 

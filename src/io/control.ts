@@ -3,35 +3,10 @@
 // Bound to 127.0.0.1 only, so only processes on the board itself can reach it.
 
 import { createSocket } from 'node:dgram'
-import type { ControlReply, ControlRequest } from '../agent.js'
+import { type ControlReply, type ControlRequest, parseControlRequest } from '../control.js'
 
 export const CONTROL_ADDRESS = '127.0.0.1'
-/** Requests are tiny; anything larger is not ours. */
-export const CONTROL_MAX_REQUEST_BYTES = 512
 export const CONTROL_TIMEOUT_MS = 2000
-
-/** Parses a request datagram; returns a message for the sender when it is not valid. */
-export function parseControlRequest(bytes: Buffer): ControlRequest | { error: string } {
-  if (bytes.length > CONTROL_MAX_REQUEST_BYTES) return { error: 'request too large' }
-  let obj: unknown
-  try {
-    obj = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    return { error: 'request is not JSON' }
-  }
-  if (typeof obj !== 'object' || obj === null) return { error: 'request is not an object' }
-  const req = obj as Record<string, unknown>
-  switch (req.cmd) {
-    case 'status':
-      return { cmd: 'status' }
-    case 'maint':
-      return typeof req.on === 'boolean' ? { cmd: 'maint', on: req.on } : { error: 'maint needs on: true|false' }
-    case 'demote':
-      return typeof req.value === 'number' ? { cmd: 'demote', value: req.value } : { error: 'demote needs a number' }
-    default:
-      return { error: `unknown command ${JSON.stringify(req.cmd)}` }
-  }
-}
 
 export interface ControlServer {
   close(): Promise<void>

@@ -35,7 +35,8 @@ export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
   return udpTransport(sock, opts.multicastInterfaces)
 }
 
-function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>): Transport {
+/** The transport over an open socket (exported for tests with a recording socket). */
+export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>): Transport {
   // The outgoing multicast interface is a socket option, so multicast sends are
   // chained: each one sets it only after the previous datagram has left.
   let multicastChain: Promise<unknown> = Promise.resolve()

@@ -367,6 +367,14 @@ t.test('conflict: heartbeat.timeout must be at least 2 intervals', async (t) => 
   t.ok(load(withLines('heartbeat.interval = 500ms')).ok, 'exactly 2 intervals is enough')
 })
 
+t.test('conflict: control.port and carp.port must differ', async (t) => {
+  const e = onlyError(t, withLines('control.port = 9000', 'carp.port = 9000'))
+  t.match(e, { code: 'conflict', line: 5, key: 'control.port' })
+  t.match(e.message, /control\.port and carp\.port must differ/)
+  t.match(onlyError(t, withLines('carp.port = 8239')), { code: 'conflict', key: 'carp.port', line: 5 }, 'against the default control port')
+  t.ok(load(withLines('control.port = 9000', 'carp.port = 9001')).ok)
+})
+
 t.test('conflict: WAN probe up thresholds must be below the down thresholds', async (t) => {
   t.match(onlyError(t, withLines('wan.probe.loss.up = 20%')), { code: 'conflict', key: 'wan.probe.loss.up', line: 5 })
   t.match(onlyError(t, withLines('wan.probe.latency.down = 300ms')), { code: 'conflict', key: 'wan.probe.latency.down', line: 5 })

@@ -1,6 +1,7 @@
 // Builds agents on a fake clock and an in-memory network, so whole pairs run in one
 // process with time driven by hand.
 import { Agent } from '../../src/agent.js'
+import { type ControlReply, type ControlRequest, controlToken } from '../../src/control.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { Platform } from '../../src/platform/types.js'
@@ -56,6 +57,7 @@ export class RecordingPlatform implements Platform {
 
 export interface Node {
   name: string
+  config: Config
   address: string
   agent: Agent
   platform: RecordingPlatform
@@ -88,7 +90,7 @@ export class Lab {
       interfaceNet: () => ({ address, prefix: 24 }),
       multicastInterfaces: new Set(['lan0']),
     })
-    const node = { name, address, agent, platform, lines }
+    const node = { name, config, address, agent, platform, lines }
     this.nodes.set(name, node)
     return node
   }
@@ -106,4 +108,9 @@ export class Lab {
   async settle(): Promise<void> {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
   }
+}
+
+/** A control request as `carpd ctl` sends it: with the token from the node's config. */
+export function control(node: Node, req: ControlRequest): ControlReply {
+  return node.agent.control(req.cmd === 'status' ? req : { ...req, token: controlToken(node.config) })
 }

@@ -1,21 +1,8 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
-import type { ControlReply, ControlRequest } from '../../src/agent.js'
-import { controlRequest, parseControlRequest, startControlServer } from '../../src/io/control.js'
+import type { ControlReply, ControlRequest } from '../../src/control.js'
+import { controlRequest, startControlServer } from '../../src/io/control.js'
 import { freeUdpPort } from '../helpers/ports.js'
-
-t.test('parseControlRequest accepts the three commands and refuses the rest', async (t) => {
-  const p = (s: string) => parseControlRequest(Buffer.from(s))
-  t.same(p('{"cmd":"status"}'), { cmd: 'status' })
-  t.same(p('{"cmd":"maint","on":true}'), { cmd: 'maint', on: true })
-  t.same(p('{"cmd":"demote","value":7}'), { cmd: 'demote', value: 7 })
-  t.same(p('{"cmd":"maint","on":"yes"}'), { error: 'maint needs on: true|false' })
-  t.same(p('{"cmd":"demote"}'), { error: 'demote needs a number' })
-  t.same(p('{"cmd":"reboot"}'), { error: 'unknown command "reboot"' })
-  t.same(p('nope'), { error: 'request is not JSON' })
-  t.same(p('null'), { error: 'request is not an object' })
-  t.same(parseControlRequest(Buffer.alloc(2000, 32)), { error: 'request too large' })
-})
 
 t.test('request and reply over loopback UDP', async (t) => {
   const port = await freeUdpPort()

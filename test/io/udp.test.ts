@@ -79,7 +79,7 @@ t.test('binding a port in use fails with an error', async (t) => {
 })
 
 t.test('a transport that joined 224.0.0.18 still sends and receives unicast', async (t) => {
-  // Multicast delivery itself needs two hosts: the namespace lab covers it.
+  // Multicast delivery itself needs two hosts (the namespace lab, next issue).
   const [port, other] = [await freeUdpPort(), await freeUdpPort()]
   const tr = await openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]) })
   const peer = await openUdpTransport({ port: other, bindAddress: LO, multicastInterfaces: new Map() })
@@ -94,4 +94,32 @@ t.test('a transport that joined 224.0.0.18 still sends and receives unicast', as
   const { payload, from } = await got
   t.equal(payload.toString(), 'hello')
   t.same(from, { address: LO, port }, 'sent from the CARP port, so the rank is stable')
+})
+
+t.test('multicast sends on different interfaces set the outgoing interface one at a time', async (t) => {
+  const { udpTransport } = await import('../../src/io/udp.js')
+  const calls: string[] = []
+  const pending = new Map<string, () => void>()
+  const fake = {
+    setMulticastInterface: (addr: string) => calls.push(`if ${addr}`),
+    send: (_p: Buffer, port: number, addr: string, cb: (err: Error | null) => void) => {
+      calls.push(`send ${addr}:${port}`)
+      pending.set(`${addr}:${port}`, () => cb(port === 666 ? new Error('ENETUNREACH') : null))
+    },
+  }
+  const tr = udpTransport(fake as never, new Map([['lan0', '192.0.2.2'], ['lan1', '198.51.100.2']]))
+  const group = (port = 8240) => ({ address: '224.0.0.18', port })
+  const first = tr.send(Buffer.alloc(1), group(666), 'lan0')
+  const second = tr.send(Buffer.alloc(1), group(), 'lan1')
+  const unicast = tr.send(Buffer.alloc(1), { address: '192.0.2.3', port: 8240 }, 'lan0')
+  await new Promise((r) => setImmediate(r))
+  t.same(calls, ['send 192.0.2.3:8240', 'if 192.0.2.2', 'send 224.0.0.18:666'], 'unicast goes at once; lan1 waits')
+  pending.get('224.0.0.18:666')!() // the first multicast send fails
+  await t.rejects(first, /ENETUNREACH/)
+  await new Promise((r) => setImmediate(r))
+  t.same(calls.slice(3), ['if 198.51.100.2', 'send 224.0.0.18:8240'], 'a failed send does not block the next')
+  pending.get('224.0.0.18:8240')!()
+  pending.get('192.0.2.3:8240')!()
+  await second
+  await unicast
 })
