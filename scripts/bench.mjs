@@ -4,7 +4,7 @@
 // Prints a table, then the same figures as JSON (also written to build/bench.json).
 import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -12,7 +12,6 @@ const root = new URL('..', import.meta.url).pathname
 const CARPD = join(root, 'build/carpd.js')
 const START_RUNS = 7
 const CPU_WINDOW_MS = Number(process.env.CARPD_BENCH_CPU_MS ?? 30_000)
-const CLK_TCK = 100 // Linux USER_HZ for /proc/PID/stat utime/stime
 
 const dir = mkdtempSync(join(tmpdir(), 'carpd-bench-'))
 const children = new Set()
@@ -87,10 +86,17 @@ async function startToFirstPacket() {
   return { medianMs: median(times), runsMs: times.map((x) => Math.round(x)), protocolWaitMs: (3 * 1000) / 256 }
 }
 
-function procStat(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { cpuTicks: Number(fields[11]) + Number(fields[12]) }
+/**
+ * CPU time of every thread of a process in seconds, from /proc/PID/task/TID/schedstat
+ * (nanoseconds on CPU): /proc/PID/stat counts in 10 ms ticks, too coarse for an idle
+ * process over half a minute.
+ */
+function cpuSeconds(pid) {
+  let ns = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+  }
+  return ns / 1e9
 }
 
 /** Resident memory in MB: total, anonymous (heap, stacks) and file-backed (the node binary's pages). */
@@ -118,14 +124,14 @@ async function idleMaster() {
   const conf = await writeConfig('idle', sock.address().port, 1, 0)
   const child = run(conf)
   await sleep(5000) // 3 s master-down wait, then settle as master
-  const before = procStat(child.pid)
+  const before = cpuSeconds(child.pid)
   const advertsBefore = adverts
   await sleep(CPU_WINDOW_MS)
-  const after = procStat(child.pid)
+  const after = cpuSeconds(child.pid)
   const mem = rss(child.pid)
   await stop(child)
   sock.close()
-  const cpuS = (after.cpuTicks - before.cpuTicks) / CLK_TCK
+  const cpuS = after - before
   return {
     rss: mem,
     windowS: CPU_WINDOW_MS / 1000,
@@ -153,7 +159,7 @@ const rows = [
   ],
   [
     'CPU per hour, idle master advbase 1',
-    `${idle.cpuSPerHour.toFixed(2)} s/h (${idle.cpuS.toFixed(2)} s in ${idle.windowS} s, ${idle.advertsInWindow} adverts)`,
+    `${idle.cpuSPerHour.toFixed(2)} s/h = ${((idle.cpuSPerHour / 3600) * 100).toFixed(3)} % of a core (${(idle.cpuS * 1000).toFixed(1)} ms in ${idle.windowS} s, ${idle.advertsInWindow} adverts)`,
     'near zero (reported)',
     null,
   ],
