@@ -6,7 +6,13 @@
 import type { Cidr, Config, Endpoint, VhidConfig } from './config/types.js'
 import {
   CARP_MULTICAST_GROUP,
+  DEMOTE_LINK,
   DEMOTE_MAINT,
+  DEMOTE_PLATFORM,
+  LINK_DOWN_POLLS,
+  LINK_POLL_MS,
+  LINK_UP_POLLS,
+  PLATFORM_FAIL_HOLD_MS,
   DEMOTE_MAX,
   DEMOTE_SEND_ERRORS,
   SEND_ERRORS_HOLD_MS,
@@ -84,6 +90,8 @@ export interface AgentStatus {
   vhids: VhidStatus[]
   drops: Record<DropReason, number>
   sendErrors: number
+  platformFailures: number
+  links: Record<string, 'up' | 'down'>
   bugs: number
 }
 
@@ -111,6 +119,11 @@ export class Agent {
   private sendFailRun = 0
   private sendOkRun = 0
   private sendErrorsHold: TimerHandle | null = null
+  private platformFailures = 0
+  private platformHold: TimerHandle | null = null
+  /** Per interface: current link state and the run of readings that disagree with it. */
+  private readonly links = new Map<string, { up: boolean; run: number }>()
+  private linkTimer: TimerHandle | null = null
   private bugs = 0
   private running = false
 
@@ -126,6 +139,7 @@ export class Agent {
     this.running = true
     this.deps.log.event('carpd', `starting version=${VERSION} vhids=${this.config.carp.vhids.map((v) => v.vhid).join(',') || 'none'}`)
     for (const vc of this.config.carp.vhids) this.addVhid(vc)
+    if (this.deps.platform.linkUp) this.pollLinks()
   }
 
   /** Bows out of every vhid it is master of, then waits for VIP removal and hooks. */
@@ -136,6 +150,8 @@ export class Agent {
     await Promise.all([...this.pendingSends, ...[...this.vhids.values()].map((v) => v.platformQueue)])
     for (const v of this.vhids.values()) for (const t of v.timers.values()) t.cancel()
     this.sendErrorsHold?.cancel()
+    this.platformHold?.cancel()
+    this.linkTimer?.cancel()
     this.deps.log.event('carpd', 'stopped')
   }
 
@@ -282,6 +298,8 @@ export class Agent {
       vhids: [...this.vhids.values()].map((v) => this.vhidStatus(v, now)),
       drops: { ...this.drops },
       sendErrors: this.sendErrors,
+      platformFailures: this.platformFailures,
+      links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
       bugs: this.bugs,
     }
   }
@@ -322,7 +340,11 @@ export class Agent {
     }
     v.state = { ...v.state, demote: this.demoteTotal() }
     this.vhids.set(vc.vhid, v)
-    this.dispatch(v, { type: 'start' })
+    // A board always starts BACKUP: VIPs left on the interface by a crash would
+    // answer for the VIP next to the real master, so they go first.
+    this.perform(v, { type: 'removeVips' })
+    const link = this.links.get(vc.interface)
+    this.dispatch(v, link && !link.up ? { type: 'linkDown', reason: `${vc.interface} has no link` } : { type: 'start' })
   }
 
   private params(vc: VhidConfig): VhidParams {
@@ -400,7 +422,7 @@ export class Agent {
         try {
           await call(vip)
         } catch (err) {
-          this.deps.log.event('platform', `vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`)
+          this.platformFailed(`vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`)
         }
       }
     })
@@ -461,6 +483,51 @@ export class Agent {
         this.setDemote('sendErrors', 0, `no failed send for ${SEND_ERRORS_HOLD_MS / 1000}s`)
       })
     }
+  }
+
+  /** A failed OS command: log, count, demote; cleared after a quiet hold time. */
+  private platformFailed(message: string): void {
+    this.platformFailures++
+    this.deps.log.event('platform', message)
+    this.setDemote('platform', DEMOTE_PLATFORM, 'an OS command failed')
+    this.platformHold?.cancel()
+    this.platformHold = this.deps.clock.at(this.deps.clock.now() + PLATFORM_FAIL_HOLD_MS, () => {
+      this.platformHold = null
+      this.setDemote('platform', 0, `no failed OS command for ${PLATFORM_FAIL_HOLD_MS / 1000}s`)
+    })
+  }
+
+  /**
+   * Reads the link of every vhid interface; LINK_DOWN_POLLS readings in a row take
+   * an interface down (its vhids go INIT, the board is demoted so the peer takes
+   * every vhid, as carp(4) does), LINK_UP_POLLS bring it back.
+   */
+  private pollLinks(): void {
+    const linkUp = this.deps.platform.linkUp!
+    for (const iface of new Set([...this.vhids.values()].map((v) => v.config.interface))) {
+      const up = linkUp.call(this.deps.platform, iface)
+      const link = this.links.get(iface)
+      if (!link) {
+        this.links.set(iface, { up: true, run: 0 })
+        if (!up) this.links.get(iface)!.run = 1
+        continue
+      }
+      if (up === link.up) {
+        link.run = 0
+        continue
+      }
+      link.run++
+      if (link.run < (up ? LINK_UP_POLLS : LINK_DOWN_POLLS)) continue
+      link.up = up
+      link.run = 0
+      this.deps.log.event('carp', `link ${iface} ${up ? 'up' : 'down'}`)
+      this.setDemote(`link:${iface}`, up ? 0 : DEMOTE_LINK, `${iface} link ${up ? 'up' : 'down'}`)
+      for (const v of this.vhids.values()) {
+        if (v.config.interface !== iface) continue
+        this.dispatch(v, up ? { type: 'linkUp' } : { type: 'linkDown', reason: `${iface} has no link` })
+      }
+    }
+    this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
   }
 
   private setDemote(reason: string, value: number, why: string): void {

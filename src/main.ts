@@ -16,6 +16,8 @@ import { controlRequest, startControlServer } from './io/control.js'
 import { lineLogger } from './io/log.js'
 import { openUdpTransport } from './io/udp.js'
 import { dryRunPlatform } from './platform/dryrun.js'
+import { execRunner } from './platform/exec.js'
+import { linuxPlatform } from './platform/linux.js'
 import { renderStatus } from './status.js'
 
 const DEFAULT_CONFIG = '/cf/carpd.conf'
@@ -48,6 +50,7 @@ exit codes: 0 ok, 1 bad config or usage, 2 runtime failure
 Runs the agent: CARP on every carp.N block of FILE.
   -c, --config FILE   the configuration (default ${DEFAULT_CONFIG})
   --dry-run           log the OS commands (ip, arping, hooks) instead of running them
+                      (without it, platform = linux runs them: needs root)
 Signals: TERM/INT bow out and stop; HUP reloads FILE (a bad file keeps the running
 config and says why); USR1 prints the status to the console.
 `,
@@ -184,12 +187,11 @@ async function run(args: Args): Promise<number> {
   const clock = realClock()
   const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
   for (const note of notYetImplemented(config)) log.event('config', `${note}: not part of this version yet, ignored`)
-  if (!args.dryRun) {
-    process.stderr.write(
-      `carpd: platform ${config.platform}: changing addresses for real is not available in this version; run with --dry-run\n`,
-    )
+  if (!args.dryRun && config.platform !== 'linux') {
+    process.stderr.write(`carpd: platform ${config.platform}: only linux (or --dry-run) is in this version\n`)
     return EXIT_RUNTIME
   }
+  const platform = args.dryRun ? dryRunPlatform(log) : linuxPlatform({ run: execRunner, log })
   const nets = new Map<string, Cidr>()
   for (const vc of config.carp.vhids) {
     const net = interfaceNet(vc.interface)
@@ -213,7 +215,7 @@ async function run(args: Args): Promise<number> {
     config,
     clock,
     transport,
-    platform: dryRunPlatform(log),
+    platform,
     log,
     random: randomBytes,
     interfaceNet: (iface) => nets.get(iface),

@@ -24,7 +24,12 @@ export function renderStatus(s: AgentStatus): string {
     lines.push(`  adverts received ${v.received} sent ${v.sent} transitions ${v.transitions}`)
   }
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`)
-  lines.push(`drops: ${drops.length ? drops.join(' ') : 'none'}`, `send errors: ${s.sendErrors}`)
+  const links = Object.entries(s.links).map(([iface, state]) => `${iface} ${state}`)
+  if (links.length > 0) lines.push(`links: ${links.join(', ')}`)
+  lines.push(
+    `drops: ${drops.length ? drops.join(' ') : 'none'}`,
+    `send errors: ${s.sendErrors}  OS command failures: ${s.platformFailures}`,
+  )
   if (s.bugs > 0) lines.push(`internal errors: ${s.bugs} (see the console log)`)
   return lines.join('\n') + '\n'
 }

@@ -39,8 +39,12 @@ t.test('election: both come up BACKUP, the lower advskew wins after a full maste
   t.same(lab.masters(), ['a'])
   t.equal(lab.state('b'), 'BACKUP')
   await lab.settle()
-  t.same(a.platform.calls, ['add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'garp lan0 192.0.2.1'], 'VIP added, ARP twice')
-  t.same(b.platform.calls, [])
+  t.same(
+    a.platform.calls,
+    ['del lan0 192.0.2.1/24', 'add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'garp lan0 192.0.2.1'],
+    'stale VIP removed at start; VIP added, ARP twice',
+  )
+  t.same(b.platform.calls, ['del lan0 192.0.2.1/24'], 'the backup only clears a stale VIP')
   t.match(a.lines.join('\n'), /carp vhid=1 BACKUP->MASTER reason="no master heard in 3\.0s"/)
   const st = b.agent.status().vhids[0]!
   t.equal(st.master?.from, `${A}:${CARP_PORT}`)
@@ -262,6 +266,7 @@ t.test('hooks get vhid interface vip state; platform failures are logged, not fa
   await lab.settle()
   await a.agent.stop()
   t.same(a.platform.calls, [
+    'del lan0 192.0.2.1/24',
     'add lan0 192.0.2.1/24',
     'garp lan0 192.0.2.1',
     'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER',
@@ -269,6 +274,8 @@ t.test('hooks get vhid interface vip state; platform failures are logged, not fa
     'hook /cf/down.sh 1 lan0 192.0.2.1 INIT',
   ])
   t.match(a.lines.join('\n'), /platform vhid=1 add VIPs 192\.0\.2\.1 failed: command failed/)
+  t.equal(a.agent.status().platformFailures, 6, 'every failed command counted')
+  t.equal(a.agent.status().demote.reasons.platform, 10, 'and the board demoted')
 })
 
 t.test('reload: timing in place, changed VIPs restart the vhid, added and removed vhids, restart-only keys', async (t) => {
@@ -434,4 +441,64 @@ t.test('control: maint and demote need the token from the configuration; status 
   t.same(a.agent.status().demote.total, 0, 'nothing changed')
   t.ok(control(a, { cmd: 'demote', value: 3 }).ok)
   t.equal(a.agent.status().demote.total, 3)
+})
+
+t.test('link down on the master: INIT and demoted at once, the backup takes over; link up: back, preempt', async (t) => {
+  const { lab, a } = pair()
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  t.same(lab.masters(), ['a'])
+  a.platform.linksDown.add('lan0')
+  lab.net.cut(EP_A) // no link: nothing leaves
+  lab.clock.advance(200)
+  t.equal(lab.state('a'), 'MASTER', 'one reading is not enough')
+  lab.clock.advance(200)
+  t.equal(lab.state('a'), 'INIT', 'two readings: down')
+  t.equal(a.agent.status().demote.reasons['link:lan0'], 20)
+  t.same(a.agent.status().links, { lan0: 'down' })
+  await lab.settle()
+  t.ok(a.platform.calls.includes('del lan0 192.0.2.1/24'), 'VIP removed')
+  lab.clock.advance(3500)
+  t.same(lab.masters(), ['b'])
+  a.platform.linksDown.delete('lan0')
+  lab.net.cut(EP_A, false)
+  lab.clock.advance(400)
+  t.equal(lab.state('a'), 'INIT', 'two good readings are not enough to come back')
+  lab.clock.advance(200)
+  t.equal(lab.state('a'), 'BACKUP')
+  t.equal(a.agent.status().demote.total, 0)
+  lab.clock.advance(1500)
+  t.same(lab.masters(), ['a'], 'preempts again once the link is back')
+  t.match(a.lines.join('\n'), /carp link lan0 down/)
+  t.match(a.lines.join('\n'), /vhid=1 MASTER->INIT reason="lan0 has no link"/)
+})
+
+t.test('an interface without link at start keeps its vhid in INIT', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.platform.linksDown.add('lan0')
+  a.agent.start()
+  lab.clock.advance(5000)
+  t.equal(lab.state('a'), 'INIT')
+  // A second vhid added by a reload on the dead interface starts in INIT too.
+  a.agent.reload(makeConfig('a', [vhidConfig(), vhidConfig({ vhid: 2 })]))
+  t.equal(lab.state('a', 2), 'INIT')
+})
+
+t.test('a failed OS command demotes; the demotion clears after 30 s without failures', async (t) => {
+  const { lab, a } = pair()
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  a.platform.fail = true
+  control(a, { cmd: 'maint', on: true })
+  lab.clock.advance(10)
+  await lab.settle()
+  a.platform.fail = false
+  control(a, { cmd: 'maint', on: false })
+  t.equal(a.agent.status().demote.reasons.platform, 10)
+  lab.clock.advance(29_000)
+  t.equal(a.agent.status().demote.reasons.platform, 10)
+  lab.clock.advance(1100)
+  t.equal(a.agent.status().demote.reasons.platform, undefined)
+  t.match(a.lines.join('\n'), /demote 10->0 reason="no failed OS command for 30s"/)
 })

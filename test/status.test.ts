@@ -29,6 +29,8 @@ t.test('status text', async (t) => {
     ],
     drops: { ...drops, badAuth: 2, replay: 1 },
     sendErrors: 0,
+    platformFailures: 2,
+    links: { lan0: 'up', lan1: 'down' },
     bugs: 1,
   }
   t.equal(
@@ -40,13 +42,14 @@ t.test('status text', async (t) => {
       '  reason: master 192.0.2.2:8240 bowed out',
       '  master 192.0.2.2:8240 demote 0 advbase 1 advskew 0 heard 0.4s ago',
       '  adverts received 42 sent 7 transitions 3',
+      'links: lan0 up, lan1 down',
       'drops: badAuth=2 replay=1',
-      'send errors: 0',
+      'send errors: 0  OS command failures: 2',
       'internal errors: 1 (see the console log)',
       '',
     ].join('\n'),
   )
-  t.match(renderStatus({ ...s, vhids: [], drops, bugs: 0, demote: { total: 0, reasons: {} }, maint: false }), /demote 0  maint off\ndrops: none\n/)
+  t.match(renderStatus({ ...s, vhids: [], drops, bugs: 0, links: {}, demote: { total: 0, reasons: {} }, maint: false }), /demote 0  maint off\ndrops: none\n/)
 })
 
 t.test('fmtDuration', async (t) => {

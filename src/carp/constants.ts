@@ -28,3 +28,14 @@ export const SENDS_OK_TO_CLEAR = 3
  * cannot clear the demotion; it also clears after this long without a failed send.
  */
 export const SEND_ERRORS_HOLD_MS = 30_000
+
+/** Demotion while an interface of a vhid has no link (carp(4) demotes on link loss). */
+export const DEMOTE_LINK = 20
+/** How often the link state is read, and how many readings change it (hysteresis). */
+export const LINK_POLL_MS = 200
+export const LINK_DOWN_POLLS = 2
+export const LINK_UP_POLLS = 3
+/** Demotion after a failed OS command (ip, arping, hook): this board may not serve the VIP. */
+export const DEMOTE_PLATFORM = 10
+/** ...cleared after this long without another failure. */
+export const PLATFORM_FAIL_HOLD_MS = 30_000

@@ -16,3 +16,8 @@ export function removeVipArgv(iface: string, vip: Cidr): Argv {
 export function garpArgv(iface: string, vip: Cidr): Argv {
   return ['arping', '-U', '-S', vip.address, '-i', iface, '-c', '1', vip.address]
 }
+
+/** iputils' arping: -U unsolicited, -s source address, -I interface. */
+export function iputilsGarpArgv(iface: string, vip: Cidr): Argv {
+  return ['arping', '-U', '-c', '1', '-I', iface, '-s', vip.address, vip.address]
+}

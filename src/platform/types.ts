@@ -14,6 +14,8 @@ export interface Platform {
   garp(iface: string, vip: Cidr): Promise<void>
   /** Runs an operator hook script with `vhid interface vip state`. */
   runHook(script: string, args: Argv): Promise<void>
+  /** Is the interface's link up? Absent: the platform cannot tell (dry-run). */
+  linkUp?(iface: string): boolean
 }
 
 export class PlatformError extends Error {

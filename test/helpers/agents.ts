@@ -45,6 +45,9 @@ export function makeConfig(node: string, vhids: VhidConfig[], carp: Partial<Conf
 export class RecordingPlatform implements Platform {
   readonly calls: string[] = []
   fail = false
+  /** Interfaces whose link is down. */
+  readonly linksDown = new Set<string>()
+  linkUp = (iface: string) => !this.linksDown.has(iface)
   private record(call: string): Promise<void> {
     this.calls.push(call)
     return this.fail ? Promise.reject(new Error('command failed')) : Promise.resolve()

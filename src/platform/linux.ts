@@ -1,0 +1,81 @@
+// The Linux adapter: iproute2 for the VIPs, arping for gratuitous ARP, the operator's
+// hook scripts, and link state from /sys/class/net. Every command is an argument
+// array with a timeout; a failure is logged and counted by the agent (it rejects).
+
+import { readFileSync } from 'node:fs'
+import type { Cidr } from '../config/types.js'
+import type { Logger } from '../io/log.js'
+import type { CommandResult, Runner } from './exec.js'
+import { addVipArgv, garpArgv, iputilsGarpArgv, removeVipArgv } from './linux-commands.js'
+import { type Argv, type Platform, PlatformError } from './types.js'
+
+/** ip and arping answer in milliseconds; a hook may do real work. */
+export const COMMAND_TIMEOUT_MS = 5000
+export const HOOK_TIMEOUT_MS = 30_000
+
+/** Two arping programs ship in Debian with different flags (see linux-commands.ts). */
+export type ArpingFlavour = 'habets' | 'iputils'
+
+export interface LinuxOptions {
+  run: Runner
+  log: Logger
+  /** Reads /sys/class/net/IFACE/operstate; injected for tests. */
+  readOperstate?: (iface: string) => string
+}
+
+export function linuxPlatform(opts: LinuxOptions): Platform & { linkUp(iface: string): boolean } {
+  const { run, log } = opts
+  let flavour: Promise<ArpingFlavour> | null = null
+  const readOperstate = opts.readOperstate ?? ((iface: string) => readFileSync(`/sys/class/net/${iface}/operstate`, 'utf8'))
+
+  const exec = async (argv: Argv, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> => {
+    const result = await run(argv, timeoutMs)
+    if (result.timedOut) throw new PlatformError('timeout', `${argv[0]} timed out after ${timeoutMs} ms`)
+    return result
+  }
+  const fail = (argv: Argv, r: CommandResult): never => {
+    const why = r.stderr.trim().split('\n')[0] || `exit code ${r.code}`
+    throw new PlatformError('commandFailed', `${argv.join(' ')}: ${why}`)
+  }
+
+  return {
+    async addVip(iface: string, vip: Cidr) {
+      const argv = addVipArgv(iface, vip)
+      const r = await exec(argv)
+      // Already there (a restart after a crash, or a retry): that is what we wanted.
+      if (r.code !== 0 && !/already assigned|File exists/i.test(r.stderr)) fail(argv, r)
+    },
+    async removeVip(iface: string, vip: Cidr) {
+      const argv = removeVipArgv(iface, vip)
+      const r = await exec(argv)
+      if (r.code !== 0 && !/not found|Cannot assign requested address/i.test(r.stderr)) fail(argv, r)
+    },
+    async garp(iface: string, vip: Cidr) {
+      flavour ??= detectArping(run)
+      const argv = (await flavour) === 'habets' ? garpArgv(iface, vip) : iputilsGarpArgv(iface, vip)
+      const r = await exec(argv)
+      // Both arpings exit 1 when nobody answered, which an unsolicited ARP never expects.
+      if (r.code !== 0 && r.code !== 1) fail(argv, r)
+    },
+    async runHook(script: string, args: Argv) {
+      const argv = [script, ...args]
+      const r = await exec(argv, HOOK_TIMEOUT_MS)
+      if (r.code !== 0) fail(argv, r)
+      log.event('platform', `hook ${argv.join(' ')}: ok`)
+    },
+    linkUp(iface: string): boolean {
+      try {
+        // "unknown" is what lo and some drivers report while working.
+        return !/^(down|lowerlayerdown|notpresent|dormant)$/.test(readOperstate(iface).trim())
+      } catch {
+        return false
+      }
+    },
+  }
+}
+
+/** Thomas Habets' arping names itself in --help; iputils' says "iputils". */
+export async function detectArping(run: Runner): Promise<ArpingFlavour> {
+  const r = await run(['arping', '--help'], COMMAND_TIMEOUT_MS)
+  return /Habets/i.test(r.stdout + r.stderr) ? 'habets' : 'iputils'
+}
