@@ -17,7 +17,7 @@ import { lineLogger } from './io/log.js'
 import { openUdpTransport } from './io/udp.js'
 import { dryRunPlatform } from './platform/dryrun.js'
 import { execRunner } from './platform/exec.js'
-import { linuxPlatform } from './platform/linux.js'
+import { linuxInterfaceNet, linuxPlatform } from './platform/linux.js'
 import { renderStatus } from './status.js'
 
 const DEFAULT_CONFIG = '/cf/carpd.conf'
@@ -170,8 +170,15 @@ function notYetImplemented(config: Config): string[] {
   return notes
 }
 
-/** The first IPv4 address of an interface with its prefix, from the OS; undefined when it has none. */
+/**
+ * The first IPv4 address of an interface with its prefix; undefined when it has none.
+ * On Linux from `ip -j -4 addr`, which also lists interfaces whose link is down (a
+ * router must start with a cable unplugged: that vhid waits in INIT); elsewhere from
+ * os.networkInterfaces(), which lists only interfaces that are up.
+ */
 function interfaceNet(iface: string): Cidr | undefined {
+  const fromIp = linuxInterfaceNet(iface)
+  if (fromIp) return fromIp
   const found = networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')
   if (!found) return undefined
   return { address: found.address, prefix: Number(found.cidr?.split('/')[1] ?? 32) }

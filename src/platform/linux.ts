@@ -2,6 +2,7 @@
 // hook scripts, and link state from /sys/class/net. Every command is an argument
 // array with a timeout; a failure is logged and counted by the agent (it rejects).
 
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
@@ -78,4 +79,20 @@ export function linuxPlatform(opts: LinuxOptions): Platform & { linkUp(iface: st
 export async function detectArping(run: Runner): Promise<ArpingFlavour> {
   const r = await run(['arping', '--help'], COMMAND_TIMEOUT_MS)
   return /Habets/i.test(r.stdout + r.stderr) ? 'habets' : 'iputils'
+}
+
+/**
+ * An interface's first IPv4 address and prefix from `ip -j -4 addr`, which lists
+ * interfaces whose link is down too; undefined when there is none (or no ip(8)).
+ * Synchronous: it runs once at start.
+ */
+export function linuxInterfaceNet(iface: string): Cidr | undefined {
+  try {
+    const argv = ['-j', '-4', 'addr', 'show', 'dev', iface]
+    const out = execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: COMMAND_TIMEOUT_MS })
+    const info = (JSON.parse(out) as { addr_info?: { local: string; prefixlen: number }[] }[])[0]?.addr_info?.[0]
+    return info ? { address: info.local, prefix: info.prefixlen } : undefined
+  } catch {
+    return undefined
+  }
 }

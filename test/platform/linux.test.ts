@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { CommandResult, Runner } from '../../src/platform/exec.js'
-import { detectArping, linuxPlatform } from '../../src/platform/linux.js'
+import { detectArping, linuxInterfaceNet, linuxPlatform } from '../../src/platform/linux.js'
 
 const vip = { address: '192.0.2.1', prefix: 24 }
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '', timedOut: false })
@@ -85,4 +85,9 @@ t.test('link state from operstate', async (t) => {
   })
   t.same(['lan0', 'lo', 'wan0', 'veth1', 'gone0'].map((i) => p.linkUp(i)), [true, true, false, false, false])
   t.equal(typeof linuxPlatform({ run: fakeRunner([]).run, log }).linkUp('lo'), 'boolean', 'reads /sys by default')
+})
+
+t.test('interface addresses from ip -j', async (t) => {
+  t.same(linuxInterfaceNet('lo'), { address: '127.0.0.1', prefix: 8 })
+  t.equal(linuxInterfaceNet('nosuch0'), undefined)
 })

@@ -1,0 +1,210 @@
+// CARP on real Linux: two routers and a client on a bridge, carpd taking over a real
+// VIP with ip and arping. Needs root; skipped otherwise, a failure with CARPD_LAB=required.
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { LAB_REQUIRED, NetLab, labUnavailable, sleep, until, type Carpd } from './netlab.js'
+
+const VIP = '192.0.2.1'
+const VIP2 = '192.0.2.100'
+const ADDR: Record<string, string> = { r1: '192.0.2.2', r2: '192.0.2.3', client: '192.0.2.10', evil: '192.0.2.66' }
+const ROUTERS = ['r1', 'r2']
+
+interface VhidSpec {
+  vhid: number
+  vip: string
+  advskew: number
+  iface?: string
+}
+
+interface RouterSpec {
+  name: string
+  vhids: VhidSpec[]
+  advbase?: number
+  preempt?: boolean
+  unicastPeer?: string
+  pass?: string
+}
+
+function configText(r: RouterSpec): string {
+  const lines = [`node = ${r.name}`, `carp.preempt = ${r.preempt === false ? 'no' : 'yes'}`]
+  for (const v of r.vhids) {
+    const p = `carp.${v.vhid}`
+    lines.push(
+      `${p}.interface = ${v.iface ?? 'eth0'}`,
+      `${p}.vip = ${v.vip}/24`,
+      `${p}.advbase = ${r.advbase ?? 1}`,
+      `${p}.advskew = ${v.advskew}`,
+      `${p}.pass = ${r.pass ?? 'lab secret'}`,
+    )
+    if (r.unicastPeer) lines.push(`${p}.peer = ${r.unicastPeer}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** LAN switch, r1, r2 and a client; the routers are not started. */
+function lanLab(t: Test, extraHosts: string[] = []): NetLab {
+  const lab = new NetLab()
+  t.teardown(() => lab.teardown())
+  lab.addSwitch('lan')
+  for (const host of ['r1', 'r2', 'client', ...extraHosts]) {
+    lab.addNamespace(host)
+    lab.connect(host, 'eth0', 'lan', `${ADDR[host]}/24`)
+  }
+  return lab
+}
+
+function start(lab: NetLab, r: RouterSpec): Carpd {
+  return lab.startCarpd(r.name, configText(r))
+}
+
+/** Exactly one router holds the VIP, the client reaches it, and its ARP entry points there. */
+async function assertServedBy(t: Test, lab: NetLab, router: string, vip = VIP): Promise<void> {
+  t.same(lab.holders(ROUTERS, 'eth0', vip), [router], `only ${router} holds ${vip}`)
+  t.ok(lab.ping('client', vip), `the client reaches ${vip}`)
+  // A ping alone hides a broken gratuitous ARP (the client re-resolves after a few
+  // seconds): the client's neighbour entry must already name the new master.
+  const want = lab.mac(router, 'eth0')
+  const waited = await until(() => lab.neighMac('client', vip) === want, 3000)
+  t.ok(waited >= 0, `client's ARP entry for ${vip} is ${router}'s MAC ${want} (saw ${lab.neighMac('client', vip)})`)
+}
+
+const why = labUnavailable()
+if (why !== null) {
+  if (LAB_REQUIRED) t.fail(`CARPD_LAB=required but the lab cannot run: ${why}`)
+  else t.plan(0, `lab skipped: ${why}`)
+} else {
+  t.test('multicast: one master; cut off, the backup serves the VIP and the client follows', async (t) => {
+    const lab = lanLab(t)
+    const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] })
+    const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
+    await r1.waitFor(/vhid=1 BACKUP->MASTER/)
+    await sleep(1500)
+    t.notOk(r2.lines.some((l) => /->MASTER/.test(l)), 'r2 stays backup')
+    await assertServedBy(t, lab, 'r1')
+    t.ok(lab.ping('client', VIP)) // warm the ARP entry with r1's MAC
+    const status = JSON.parse(lab.carpdOnce('r2', ['status', '--json', '-c', `${lab.dir}/r2.conf`]))
+    t.equal(status.vhids[0].state, 'BACKUP')
+    t.match(status.vhids[0].master.from, /^192\.0\.2\.2:8240$/)
+
+    const cutAt = performance.now()
+    lab.linkSet('r1', 'eth0', 'down')
+    await r2.waitFor(/vhid=1 BACKUP->MASTER/, 10_000)
+    const tookMs = performance.now() - cutAt
+    // carp(4): master down after 3 x 1 + 100/256 s = 3.39 s; allow up to 3 x that.
+    t.ok(tookMs < 3 * 3390, `r2 took over ${tookMs.toFixed(0)} ms after the cut`)
+    await assertServedBy(t, lab, 'r2')
+    await r1.waitFor(/vhid=1 MASTER->INIT reason="eth0 has no link"/)
+    t.notOk(lab.hasAddress('r1', 'eth0', VIP), 'the cut-off master removed its VIP')
+  })
+
+  t.test('kill -TERM of the master: bow-out, the backup takes over within about one interval', async (t) => {
+    const lab = lanLab(t)
+    const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] })
+    const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
+    await r1.waitFor(/vhid=1 BACKUP->MASTER/)
+    await sleep(1200)
+    r1.child.kill('SIGTERM')
+    const took = await until(() => lab.hasAddress('r2', 'eth0', VIP), 3000, 5)
+    t.ok(took >= 0 && took < 1000, `VIP on r2 ${took.toFixed(0)} ms after SIGTERM (one interval is 1.39 s)`)
+    t.equal(await r1.exited, 0)
+    t.notOk(lab.hasAddress('r1', 'eth0', VIP), 'r1 removed its VIP on exit')
+    await r2.waitFor(/bowed out/)
+    await assertServedBy(t, lab, 'r2')
+  })
+
+  for (const preempt of [true, false]) {
+    t.test(`preempt ${preempt ? 'on' : 'off'}: a returning better router ${preempt ? 'takes the VIP back' : 'stays backup'}`, async (t) => {
+      const lab = lanLab(t)
+      const r2 = start(lab, { name: 'r2', preempt, vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
+      await r2.waitFor(/vhid=1 BACKUP->MASTER/)
+      const r1 = start(lab, { name: 'r1', preempt, vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] })
+      await r1.waitFor(/INIT->BACKUP/)
+      if (preempt) {
+        await r1.waitFor(/vhid=1 BACKUP->MASTER reason="preempt/, 5000)
+        await r2.waitFor(/vhid=1 MASTER->BACKUP/, 5000)
+        await sleep(300)
+        await assertServedBy(t, lab, 'r1')
+      } else {
+        await sleep(5000)
+        t.notOk(r1.lines.some((l) => /->MASTER/.test(l)), 'r1 did not preempt')
+        await assertServedBy(t, lab, 'r2')
+      }
+    })
+  }
+
+  t.test('unicast peers, and two vhids with different masters (active/active)', async (t) => {
+    const lab = lanLab(t)
+    const vhids = (skew1: number, skew2: number) => [
+      { vhid: 1, vip: VIP, advskew: skew1 },
+      { vhid: 2, vip: VIP2, advskew: skew2 },
+    ]
+    // Sub-second mode to keep the test short: master down after 3 x 100/256 s.
+    const r1 = start(lab, { name: 'r1', advbase: 0, unicastPeer: ADDR.r2!, vhids: vhids(20, 100) })
+    const r2 = start(lab, { name: 'r2', advbase: 0, unicastPeer: ADDR.r1!, vhids: vhids(100, 20) })
+    await r1.waitFor(/vhid=1 BACKUP->MASTER/)
+    await r2.waitFor(/vhid=2 BACKUP->MASTER/)
+    await sleep(1000)
+    t.notOk(r1.lines.some((l) => /vhid=2 BACKUP->MASTER/.test(l)), 'r1 stays backup of vhid 2')
+    t.notOk(r2.lines.some((l) => /vhid=1 BACKUP->MASTER/.test(l)), 'r2 stays backup of vhid 1')
+    await assertServedBy(t, lab, 'r1', VIP)
+    await assertServedBy(t, lab, 'r2', VIP2)
+    // Unicast only: the client, on the same LAN, hears no CARP datagram at all.
+    const heard = spawnSync('ip', ['netns', 'exec', lab.ns('client'), 'timeout', '1', 'tcpdump', '-c', '1', '-ni', 'eth0', 'udp port 8240 and dst host 224.0.0.18'], { encoding: 'utf8' })
+    t.match(heard.stderr, /0 packets captured/, 'no multicast adverts on the LAN')
+  })
+
+  t.test('a router with the wrong password, and replayed adverts, are ignored', async (t) => {
+    const lab = lanLab(t, ['evil'])
+    const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
+    const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 200 }] })
+    await r1.waitFor(/vhid=1 BACKUP->MASTER/)
+    // evil advertises more often (advskew 0) but does not know the password.
+    const evil = start(lab, { name: 'evil', pass: 'guess', vhids: [{ vhid: 1, vip: '192.0.2.99', advskew: 0 }] })
+    await evil.waitFor(/INIT->BACKUP/)
+    // Capture one of r1's adverts on the client and send it again, twice.
+    const replay = lab.spawnLines('client', [
+      process.execPath,
+      '-e',
+      `const d=require('node:dgram');const s=d.createSocket({type:'udp4',reuseAddr:true});
+       s.on('message',(m)=>{s.send(m,8240,'224.0.0.18',()=>s.send(m,8240,'224.0.0.18',()=>{console.log('replayed');process.exit(0)}))});
+       s.bind(8240,()=>{s.addMembership('224.0.0.18','${ADDR.client}');s.setMulticastInterface('${ADDR.client}')})`,
+    ])
+    await replay.waitFor(/replayed/, 5000)
+    await sleep(5000)
+    t.notOk(r1.lines.some((l) => /MASTER->BACKUP/.test(l)), 'r1 never stepped down')
+    t.notOk(r2.lines.some((l) => /->MASTER/.test(l)), 'r2 never claimed')
+    const st = JSON.parse(lab.carpdOnce('r2', ['status', '--json', '-c', `${lab.dir}/r2.conf`]))
+    t.ok(st.drops.badAuth > 3, `r2 counted evil's adverts as badAuth (${st.drops.badAuth})`)
+    t.equal(st.drops.replay, 2, 'and the two replayed adverts as replays')
+    await assertServedBy(t, lab, 'r1')
+  })
+
+  t.test("link down on the master's LAN interface demotes it: its vhid on another network moves too", async (t) => {
+    const lab = lanLab(t)
+    lab.addSwitch('dmz')
+    lab.connect('r1', 'eth1', 'dmz', '198.51.100.2/24')
+    lab.connect('r2', 'eth1', 'dmz', '198.51.100.3/24')
+    const spec = (name: string, skew: number) => ({
+      name,
+      vhids: [
+        { vhid: 1, vip: VIP, advskew: skew },
+        { vhid: 2, vip: '198.51.100.1', advskew: skew, iface: 'eth1' },
+      ],
+    })
+    const r1 = start(lab, spec('r1', 0))
+    const r2 = start(lab, spec('r2', 100))
+    await r1.waitFor(/vhid=2 BACKUP->MASTER/)
+    await sleep(500)
+    lab.linkSet('r1', 'eth0', 'down')
+    await r1.waitFor(/demote 0->20 reason="eth0 link down"/, 3000)
+    // vhid 2's network is fine, but r1 is demoted: r2 takes vhid 2 at once.
+    await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.2:8240 is demoted/, 3000)
+    await r2.waitFor(/vhid=1 BACKUP->MASTER/, 6000)
+    await sleep(300)
+    t.same(lab.holders(ROUTERS, 'eth1', '198.51.100.1'), ['r2'])
+    t.same(lab.holders(ROUTERS, 'eth0', VIP), ['r2'])
+    const st = JSON.parse(lab.carpdOnce('r1', ['status', '--json', '-c', `${lab.dir}/r1.conf`]))
+    t.same(st.demote.reasons, { 'link:eth0': 20 })
+    t.same(st.links, { eth0: 'down', eth1: 'up' })
+  })
+}

@@ -1,0 +1,221 @@
+// The network-namespace lab: switches (a bridge in a namespace of its own), routers
+// and clients, each a namespace with veth links to the switches, and carpd started in
+// the router namespaces. Names carry a per-run prefix; teardown() removes everything,
+// and an exit hook removes it too if a test dies first. Nothing touches the host's
+// own network namespace: every link is created inside a lab namespace.
+//
+// Used by test/lab/*.test.ts and, bundled by esbuild, by scripts/bench.mjs.
+
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+/** Why the lab cannot run here, or null when it can (root, ip, netns support). */
+export function labUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)'
+  const ip = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  if (ip.status !== 0) return `ip netns does not work here: ${ip.stderr || ip.error?.message}`
+  return null
+}
+
+/** CARPD_LAB=required (set by .ci/run) turns "cannot run the lab" into a failure. */
+export const LAB_REQUIRED = process.env.CARPD_LAB === 'required'
+
+export interface Carpd {
+  ns: string
+  child: ChildProcess
+  lines: string[]
+  /** Resolves with the first line (already seen or to come) matching `re`. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
+  /** Lines that arrived after `mark` (an index into lines). */
+  since(mark: number): string[]
+  exited: Promise<number | null>
+}
+
+const labs = new Set<NetLab>()
+process.on('exit', () => {
+  for (const lab of labs) lab.teardownSync()
+})
+
+export class NetLab {
+  readonly prefix: string
+  readonly dir: string
+  private readonly namespaces: string[] = []
+  private readonly procs = new Set<ChildProcess>()
+  private ports = 0
+
+  constructor(readonly carpdPath = resolve(import.meta.dirname ?? __dirname, '../../build/carpd.js')) {
+    this.prefix = `carpdlab-${randomBytes(3).toString('hex')}`
+    this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`))
+    labs.add(this)
+  }
+
+  ns(name: string): string {
+    return `${this.prefix}-${name}`
+  }
+
+  /** Runs `ip ARGS` on the host side (only netns management and -n NS commands). */
+  ip(...args: string[]): string {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  }
+
+  /** Runs a command inside a lab namespace. */
+  exec(name: string, argv: string[], timeoutMs = 10_000): string {
+    return execFileSync('ip', ['netns', 'exec', this.ns(name), ...argv], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] })
+  }
+
+  addNamespace(name: string): void {
+    const ns = this.ns(name)
+    this.ip('netns', 'add', ns)
+    this.namespaces.push(ns)
+    this.ip('-n', ns, 'link', 'set', 'lo', 'up')
+  }
+
+  /** A switch: a namespace holding bridge br0. */
+  addSwitch(name: string): void {
+    this.addNamespace(name)
+    this.ip('-n', this.ns(name), 'link', 'add', 'br0', 'type', 'bridge')
+    this.ip('-n', this.ns(name), 'link', 'set', 'br0', 'up')
+  }
+
+  /** Cables host `name`'s interface `iface` to switch `sw` (a port named pN), with an address. */
+  connect(name: string, iface: string, sw: string, cidr: string): void {
+    const port = `p${++this.ports}`
+    const swNs = this.ns(sw)
+    this.ip('-n', swNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', iface, 'netns', this.ns(name))
+    this.ip('-n', swNs, 'link', 'set', port, 'master', 'br0')
+    this.ip('-n', swNs, 'link', 'set', port, 'up')
+    this.ip('-n', this.ns(name), 'addr', 'add', cidr, 'dev', iface)
+    this.ip('-n', this.ns(name), 'link', 'set', iface, 'up')
+  }
+
+  linkSet(name: string, iface: string, state: 'up' | 'down'): void {
+    this.ip('-n', this.ns(name), 'link', 'set', iface, state)
+  }
+
+  mac(name: string, iface: string): string {
+    return JSON.parse(this.ip('-j', '-n', this.ns(name), 'link', 'show', iface))[0].address as string
+  }
+
+  /** The MAC a host's neighbour table has for `ip`, or '' when none. */
+  neighMac(name: string, ip: string): string {
+    const entries = JSON.parse(this.ip('-j', '-n', this.ns(name), 'neigh', 'show', ip) || '[]') as { lladdr?: string }[]
+    return entries[0]?.lladdr ?? ''
+  }
+
+  hasAddress(name: string, iface: string, ip: string): boolean {
+    const info = JSON.parse(this.ip('-j', '-n', this.ns(name), 'addr', 'show', 'dev', iface)) as { addr_info: { local: string }[] }[]
+    return info[0]?.addr_info.some((a) => a.local === ip) ?? false
+  }
+
+  /** Names of the hosts among `names` whose `iface` holds `ip`. */
+  holders(names: string[], iface: string, ip: string): string[] {
+    return names.filter((n) => this.hasAddress(n, iface, ip))
+  }
+
+  /** Pings until one answer comes or `deadlineS` passes; true when answered. */
+  ping(name: string, ip: string, deadlineS = 2): boolean {
+    const argv = ['netns', 'exec', this.ns(name), 'ping', '-c', '1', '-i', '0.2', '-w', String(deadlineS), ip]
+    return spawnSync('ip', argv, { stdio: 'ignore' }).status === 0
+  }
+
+  writeFile(fileName: string, text: string): string {
+    const path = join(this.dir, fileName)
+    writeFileSync(path, text, { mode: 0o600 })
+    return path
+  }
+
+  /** Starts build/carpd.js in a namespace with this configuration text. */
+  startCarpd(name: string, config: string, extraArgs: string[] = []): Carpd {
+    const file = this.writeFile(`${name}.conf`, config)
+    return this.spawnLines(name, [process.execPath, this.carpdPath, 'run', '-c', file, ...extraArgs])
+  }
+
+  /** Starts any long-running command in a namespace and collects its output lines. */
+  spawnLines(name: string, argv: string[]): Carpd {
+    const ns = this.ns(name)
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.procs.add(child)
+    const lines: string[] = []
+    const waiters: { re: RegExp; resolve: (line: string) => void }[] = []
+    let buffer = ''
+    const onData = (chunk: string) => {
+      buffer += chunk
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        lines.push(line)
+        for (const w of [...waiters]) {
+          if (w.re.test(line)) {
+            waiters.splice(waiters.indexOf(w), 1)
+            w.resolve(line)
+          }
+        }
+      }
+    }
+    child.stdout!.setEncoding('utf8').on('data', onData)
+    child.stderr!.setEncoding('utf8').on('data', onData)
+    const exited = new Promise<number | null>((r) =>
+      child.on('exit', (code) => {
+        this.procs.delete(child)
+        r(code)
+      }),
+    )
+    const waitFor = (re: RegExp, timeoutMs = 10_000): Promise<string> => {
+      const seen = lines.find((l) => re.test(l))
+      if (seen !== undefined) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.findIndex((w) => w.re === re), 1)
+          reject(new Error(`${ns}: no line matching ${re} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`))
+        }, timeoutMs)
+        waiters.push({ re, resolve: (line) => (clearTimeout(timer), resolve(line)) })
+      })
+    }
+    return { ns, child, lines, waitFor, since: (mark) => lines.slice(mark), exited }
+  }
+
+  /** Runs `carpd ARGS` once inside a namespace (status, ctl). */
+  carpdOnce(name: string, args: string[]): string {
+    return this.exec(name, [process.execPath, this.carpdPath, ...args])
+  }
+
+  async teardown(): Promise<void> {
+    const waits = [...this.procs].map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r))))
+    for (const p of this.procs) p.kill('SIGKILL')
+    await Promise.all(waits)
+    this.teardownSync()
+  }
+
+  /** Kills what runs in the namespaces and deletes them; safe to call twice. */
+  teardownSync(): void {
+    for (const p of this.procs) p.kill('SIGKILL')
+    for (const ns of this.namespaces.splice(0)) {
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+      spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' })
+    }
+    rmSync(this.dir, { recursive: true, force: true })
+    labs.delete(this)
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Polls `check` every `stepMs` until it is true; returns the time it took, or -1. */
+export async function until(check: () => boolean, timeoutMs: number, stepMs = 20): Promise<number> {
+  const start = performance.now()
+  while (performance.now() - start < timeoutMs) {
+    if (check()) return performance.now() - start
+    await sleep(stepMs)
+  }
+  return -1
+}
