@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { failoverBench, failoverRows } from './bench-failover.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const CARPD = join(root, 'build/carpd.js')
@@ -142,6 +143,7 @@ async function idleMaster() {
 }
 
 const bundleBytes = statSync(CARPD).size
+const failover = process.env.CARPD_BENCH_FAILOVER === '0' ? { skipped: 'CARPD_BENCH_FAILOVER=0' } : await failoverBench()
 const start = await startToFirstPacket()
 const idle = await idleMaster()
 const baseline = await nodeBaseline()
@@ -164,6 +166,7 @@ const rows = [
     null,
   ],
 ]
+rows.push(...failoverRows(failover))
 const w0 = Math.max(...rows.map((r) => r[0].length))
 const w1 = Math.max(...rows.map((r) => r[1].length))
 process.stdout.write(`\ncarpd bench (${new Date().toISOString()}, node ${process.version})\n\n`)
@@ -179,6 +182,7 @@ const json = {
   idleRss: idle.rss,
   nodeBaselineRss: baseline,
   startToFirstPacketMs: { median: Number(start.medianMs.toFixed(1)), runs: start.runsMs, protocolWaitMs: start.protocolWaitMs },
+  failover,
   idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
 }
 writeFileSync(join(root, 'build/bench.json'), JSON.stringify(json, null, 2) + '\n')

@@ -399,7 +399,15 @@ export class Agent {
       case 'removeVips':
         return this.onPlatform(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))
       case 'garp':
-        return this.onPlatform(v, 'gratuitous ARP', (vip) => this.deps.platform.garp(v.config.interface, vip))
+        // Not queued behind the VIP change: arping needs ~40 ms to start and then
+        // waits a second for a reply that never comes. Announcing the VIP while
+        // `ip addr add` (a few ms) runs shortens the takeover, and nothing waits.
+        for (const vip of v.config.vips) {
+          this.deps.platform.garp(v.config.interface, vip).catch((err: Error) => {
+            this.platformFailed(`vhid=${v.config.vhid} gratuitous ARP ${vip.address} failed: ${err.message}`)
+          })
+        }
+        return
       case 'hook': {
         const script = action.state === 'MASTER' ? this.config.carp.upscript : this.config.carp.downscript
         if (!script) return

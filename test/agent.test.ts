@@ -29,20 +29,22 @@ t.test('election: both come up BACKUP, the lower advskew wins after a full maste
   const { lab, a, b } = pair()
   a.agent.start()
   b.agent.start()
+  await lab.settle()
   t.same(lab.masters(), [])
   lab.clock.advance(masterDownMs(1, 0) - 1)
   t.same(lab.masters(), [], 'nobody claims before the master-down interval')
   t.equal(lab.net.log.length, 0, 'nothing sent while listening')
   lab.clock.advance(2)
   t.same(lab.masters(), ['a'])
+  await lab.settle()
   runChecked(t, lab, 10_000)
   t.same(lab.masters(), ['a'])
   t.equal(lab.state('b'), 'BACKUP')
   await lab.settle()
   t.same(
     a.platform.calls,
-    ['del lan0 192.0.2.1/24', 'add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'garp lan0 192.0.2.1'],
-    'stale VIP removed at start; VIP added, ARP twice',
+    ['del lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1'],
+    'stale VIP removed at start; ARP sent while the VIP is added; ARP again',
   )
   t.same(b.platform.calls, ['del lan0 192.0.2.1/24'], 'the backup only clears a stale VIP')
   t.match(a.lines.join('\n'), /carp vhid=1 BACKUP->MASTER reason="no master heard in 3\.0s"/)
@@ -262,13 +264,14 @@ t.test('hooks get vhid interface vip state; platform failures are logged, not fa
   const a = lab.add('a', A, makeConfig('a', [vhidConfig()], { upscript: '/cf/up.sh', downscript: '/cf/down.sh' }))
   a.platform.fail = true
   a.agent.start()
+  await lab.settle()
   lab.clock.advance(3001)
   await lab.settle()
   await a.agent.stop()
   t.same(a.platform.calls, [
     'del lan0 192.0.2.1/24',
-    'add lan0 192.0.2.1/24',
     'garp lan0 192.0.2.1',
+    'add lan0 192.0.2.1/24',
     'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER',
     'del lan0 192.0.2.1/24',
     'hook /cf/down.sh 1 lan0 192.0.2.1 INIT',

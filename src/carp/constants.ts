@@ -11,6 +11,12 @@ export const BOW_OUT_ADVSKEW = 255
 export const CARP_MULTICAST_GROUP = '224.0.0.18'
 /** Adverts are sent with TTL 255 and a receiver may check it (RFC 5798 §5.1.1.3). */
 export const CARP_TTL = 255
+/**
+ * A master that steps down to a better one keeps its VIPs this long: neighbours keep
+ * sending to its MAC until the new master's gratuitous ARP reaches them (arping
+ * needs ~40 ms to start), and a planned switchover should lose nothing meanwhile.
+ */
+export const VIP_RELEASE_GRACE_MS = 250
 /** A second gratuitous ARP this many intervals after taking over (SPEC). */
 export const GARP_REPEAT_INTERVALS = 2
 

@@ -18,10 +18,11 @@ import {
   GARP_REPEAT_INTERVALS,
   MASTER_DOWN_INTERVALS,
   SKEW_UNIT_MS,
+  VIP_RELEASE_GRACE_MS,
 } from './constants.js'
 
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER'
-export type TimerName = 'masterDown' | 'advertise' | 'garp'
+export type TimerName = 'masterDown' | 'advertise' | 'garp' | 'release'
 
 /** What one vhid needs from the configuration; `rank` breaks ties (see betterThan). */
 export interface VhidParams {
@@ -76,6 +77,7 @@ export interface VhidState {
   master: SeenMaster | null // only in BACKUP
   reason: string // why the last transition happened
   transitions: number
+  vipsHeld: boolean // the VIPs are (or may still be) on the interface
 }
 
 export interface StepResult {
@@ -120,7 +122,7 @@ export function betterThan(a: Priority, b: Priority): boolean {
 }
 
 export function initialState(params: VhidParams, nowMs: number): VhidState {
-  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0 }
+  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0, vipsHeld: false }
 }
 
 export function selfPriority(s: VhidState): Priority {
@@ -213,6 +215,9 @@ function onTimer(s: VhidState, timer: TimerName, nowMs: number): StepResult {
     // The second gratuitous ARP catches neighbours that missed the first one.
     return { state: s, actions: [{ type: 'garp' }] }
   }
+  if (s.state === 'BACKUP' && timer === 'release' && s.vipsHeld) {
+    return { state: { ...s, vipsHeld: false }, actions: [{ type: 'removeVips' }] }
+  }
   // enter() cancels the timers of the state it leaves, so this is an agent bug.
   throw new Error(`carp vhid=${s.params.vhid}: impossible event timer ${timer} in state ${s.state}`)
 }
@@ -266,26 +271,34 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
   const actions: VhidAction[] = [
     { type: 'log', message: `vhid=${s.params.vhid} ${prev}->${next} reason="${reason}"` },
   ]
-  if (prev === 'MASTER') {
-    actions.push({ type: 'cancel', timer: 'advertise' }, { type: 'cancel', timer: 'garp' }, { type: 'removeVips' })
-  }
+  if (prev === 'MASTER') actions.push({ type: 'cancel', timer: 'advertise' }, { type: 'cancel', timer: 'garp' })
   if (prev === 'BACKUP') actions.push({ type: 'cancel', timer: 'masterDown' })
   switch (next) {
     case 'INIT':
+      // Link down or shutting down: nothing of ours may stay on the interface.
+      if (s.vipsHeld) {
+        actions.push({ type: 'cancel', timer: 'release' }, { type: 'removeVips' })
+        state.vipsHeld = false
+      }
       break
     case 'BACKUP':
       actions.push({ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) })
+      // Stepping down to a better master: keep the VIPs until its ARP has spread.
+      if (prev === 'MASTER') actions.push({ type: 'arm', timer: 'release', atMs: nowMs + VIP_RELEASE_GRACE_MS })
       break
     case 'MASTER':
       // Advertise first, so the old master and the other backups hear us as early
-      // as possible, then take the addresses.
+      // as possible; then the gratuitous ARP, which takes longest to leave (arping
+      // starts in ~40 ms), while the addresses are added (a few ms).
       actions.push(
+        { type: 'cancel', timer: 'release' },
         sendAdvert(state),
         { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(state) },
-        { type: 'addVips' },
         { type: 'garp' },
+        { type: 'addVips' },
         { type: 'arm', timer: 'garp', atMs: nowMs + GARP_REPEAT_INTERVALS * intervalMs(state) },
       )
+      state.vipsHeld = true
       break
     default:
       return unreachable(next)

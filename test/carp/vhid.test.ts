@@ -62,7 +62,7 @@ t.test('comes up BACKUP and claims only after a full master-down interval', asyn
   const m = step(r.state, { type: 'timer', timer: 'masterDown' }, masterDownMs(1, 100))
   t.equal(m.state.state, 'MASTER')
   t.match(m.state.reason, /no master heard in 3\.4s/)
-  t.same(types(m.actions), ['log', 'cancel', 'send', 'arm', 'addVips', 'garp', 'arm', 'hook'])
+  t.same(types(m.actions), ['log', 'cancel', 'cancel', 'send', 'arm', 'garp', 'addVips', 'arm', 'hook'])
   t.same(m.actions.filter((a) => a.type === 'arm'), [
     { type: 'arm', timer: 'advertise', atMs: masterDownMs(1, 100) + 1000 + (100 * 1000) / 256 },
     { type: 'arm', timer: 'garp', atMs: masterDownMs(1, 100) + 2 * (1000 + (100 * 1000) / 256) },
@@ -134,8 +134,23 @@ t.test('demotion: a demoted master is replaced even without preempt; a master st
   t.same(a.actions.at(-1), { type: 'send', advbase: 1, advskew: 0, demote: 128 }, 'a demoted master advertises at once')
   const down = step(a.s, { type: 'advert', from: 'b', prio: prio({ advskew: 100 }) }, 4010)
   t.equal(down.state.state, 'BACKUP')
-  t.ok(down.actions.some((x) => x.type === 'removeVips'))
+  t.notOk(down.actions.some((x) => x.type === 'removeVips'), 'the VIPs stay until the new master has announced them')
+  t.same(down.actions.find((x) => x.type === 'arm' && x.timer === 'release'), { type: 'arm', timer: 'release', atMs: 4010 + 250 })
   t.ok(down.actions.some((x) => x.type === 'hook' && x.state === 'BACKUP'))
+  const released = step(down.state, { type: 'timer', timer: 'release' }, 4260)
+  t.same(released.actions, [{ type: 'removeVips' }])
+  t.equal(released.state.vipsHeld, false)
+  // Link lost during the grace time: the VIPs go at once.
+  const cut = step(down.state, { type: 'linkDown', reason: 'lan0 down' }, 4100)
+  t.same(cut.actions.filter((x) => x.type !== 'log'), [
+    { type: 'cancel', timer: 'masterDown' },
+    { type: 'cancel', timer: 'release' },
+    { type: 'removeVips' },
+  ])
+  // Master again within the grace time: the release is called off.
+  const back = step(down.state, { type: 'timer', timer: 'masterDown' }, 4200)
+  t.equal(back.state.state, 'MASTER')
+  t.ok(back.actions.some((x) => x.type === 'cancel' && x.timer === 'release'))
   const same = step(a.s, { type: 'demote', demote: 128, reason: 'again' }, 4020)
   t.same(same.actions, [], 'no change, no action')
 })

@@ -1,0 +1,267 @@
+// The failover section of npm run bench (needs root: network namespaces).
+//
+// A client pings the VIP every 10 ms while the master is cut off (its LAN link set
+// down); the outage is the longest run of unanswered pings. Median of RUNS runs per
+// setting, for carpd and, in the same lab and the same run, keepalived (VRRPv3) and
+// ucarp when they are installed. For carpd the client also records the master's last
+// advert, so the outage can be set against carp(4)'s theoretical master-down time.
+// Planned switchover: pings lost around `carpd ctl maint on`.
+import { spawnSync } from 'node:child_process'
+import { build } from 'esbuild'
+import { join } from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const VIP = '192.0.2.1'
+const ADDR = { r1: '192.0.2.2', r2: '192.0.2.3', client: '192.0.2.10' }
+const PING_INTERVAL_MS = 10
+const RUNS = Number(process.env.CARPD_BENCH_RUNS ?? 5)
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN
+}
+
+async function loadLab() {
+  const outfile = join(root, 'build/netlab.mjs')
+  await build({ entryPoints: [join(root, 'test/lab/netlab.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' })
+  return import(outfile)
+}
+
+function installed(program) {
+  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0
+}
+
+/** Pings from the client every 10 ms; stop() returns the replies as [seq, unix ms]. */
+function startPing(lab) {
+  const ping = lab.spawnLines('client', ['ping', '-D', '-n', '-i', String(PING_INTERVAL_MS / 1000), VIP])
+  return {
+    async stop() {
+      ping.child.kill('SIGINT')
+      await ping.exited
+      const replies = []
+      for (const line of ping.lines) {
+        // Only echo replies: "From ... Destination Host Unreachable" lines carry a seq too.
+        const m = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/.exec(line)
+        if (m) replies.push([Number(m[2]), Number(m[1]) * 1000])
+      }
+      return replies
+    },
+  }
+}
+
+/**
+ * The outage the client saw: the longest time between two echo replies, less one ping
+ * interval. Measured on arrival times, not on sequence gaps: while the ARP entry is
+ * unresolved the kernel queues the pings and sends them to the new master once its
+ * gratuitous ARP arrives, so late replies would hide part of the gap. `lost` counts
+ * pings never answered.
+ */
+function outageOf(replies) {
+  let worst = { gapMs: 0, backAtMs: NaN }
+  const byArrival = [...replies].sort((a, b) => a[1] - b[1])
+  for (let i = 1; i < byArrival.length; i++) {
+    const gapMs = byArrival[i][1] - byArrival[i - 1][1]
+    if (gapMs > worst.gapMs) worst = { gapMs, backAtMs: byArrival[i][1] }
+  }
+  const seqs = new Set(replies.map(([seq]) => seq))
+  const sent = replies.length ? Math.max(...seqs) - Math.min(...seqs) + 1 : 0
+  return { outageMs: Math.max(0, Math.round(worst.gapMs - PING_INTERVAL_MS)), lost: sent - seqs.size, backAtMs: worst.backAtMs }
+}
+
+/** Records when CARP adverts from r1 reach the client (multicast), in unix ms. */
+function startAdvertLog(lab) {
+  const script = `const s=require('node:dgram').createSocket({type:'udp4',reuseAddr:true});
+    s.on('message',(m,r)=>{if(r.address==='${ADDR.r1}')console.log('advert',Date.now())});
+    s.bind(8240,()=>{s.addMembership('224.0.0.18','${ADDR.client}');console.log('listening')})`
+  const proc = lab.spawnLines('client', [process.execPath, '-e', script])
+  return {
+    ready: () => proc.waitFor(/listening/),
+    lastBefore: (ms) => Math.max(-Infinity, ...proc.lines.map((l) => /^advert (\d+)/.exec(l)).filter(Boolean).map((m) => Number(m[1])).filter((t) => t <= ms)),
+  }
+}
+
+function lanLab(NetLab) {
+  const lab = new NetLab(join(root, 'build/carpd.js'))
+  lab.addSwitch('lan')
+  for (const host of ['r1', 'r2', 'client']) {
+    lab.addNamespace(host)
+    lab.connect(host, 'eth0', 'lan', `${ADDR[host]}/24`)
+  }
+  return lab
+}
+
+// --- the three implementations, each: start(lab, name, setting) → process
+
+const carpdConfig = (name, s) =>
+  [
+    `node = ${name}`,
+    'carp.1.interface = eth0',
+    `carp.1.vip = ${VIP}/24`,
+    `carp.1.advbase = ${s.advbase}`,
+    `carp.1.advskew = ${name === 'r1' ? s.skews[0] : s.skews[1]}`,
+    'carp.1.pass = bench secret',
+    '',
+  ].join('\n')
+
+const keepalivedConfig = (name, s) => `global_defs {
+  router_id ${name}
+  vrrp_version 3
+  script_user root
+  enable_script_security
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 1
+  priority ${name === 'r1' ? 200 : 100}
+  advert_int ${s.advertInt}
+  virtual_ipaddress {
+    ${VIP}/24
+  }
+}
+`
+
+const IMPLEMENTATIONS = {
+  carpd: (lab, name, s) => lab.startCarpd(name, carpdConfig(name, s)),
+  keepalived: (lab, name, s) => {
+    const conf = lab.writeFile(`${name}.keepalived.conf`, keepalivedConfig(name, s))
+    return lab.spawnLines(name, [
+      'keepalived', '--dont-fork', '--log-console', '--vrrp', `--use-file=${conf}`,
+      `--pid=${lab.dir}/${name}.pid`, `--vrrp_pid=${lab.dir}/${name}.vrrp.pid`,
+    ])
+  },
+  ucarp: (lab, name, s) => {
+    const up = lab.writeFile(`${name}.up.sh`, '#!/bin/sh\nexec ip addr add "$2"/24 dev "$1"\n')
+    const down = lab.writeFile(`${name}.down.sh`, '#!/bin/sh\nexec ip addr del "$2"/24 dev "$1"\n')
+    spawnSync('chmod', ['700', up, down])
+    const skew = name === 'r1' ? s.skews[0] : s.skews[1]
+    return lab.spawnLines(name, [
+      'ucarp', '-i', 'eth0', '-s', ADDR[name], '-v', '1', '-p', 'bench', '-a', VIP,
+      '-b', String(s.advbase), '-k', String(skew), '-P', '-u', up, '-d', down, '-z',
+    ])
+  },
+}
+
+/** One run: pair up, r1 master, ping, cut r1 off, wait for r2, measure. */
+async function outageRun(labMod, impl, setting) {
+  const { NetLab, until, sleep } = labMod
+  const lab = lanLab(NetLab)
+  try {
+    const adverts = impl === 'carpd' ? startAdvertLog(lab) : null
+    await adverts?.ready()
+    IMPLEMENTATIONS[impl](lab, 'r1', setting)
+    await sleep(300)
+    IMPLEMENTATIONS[impl](lab, 'r2', setting)
+    if ((await until(() => lab.hasAddress('r1', 'eth0', VIP), 15_000)) < 0) throw new Error(`${impl}: r1 never became master`)
+    await sleep(setting.settleMs)
+    const ping = startPing(lab)
+    await sleep(1000)
+    const cutAt = Date.now()
+    lab.linkSet('r1', 'eth0', 'down')
+    if ((await until(() => lab.hasAddress('r2', 'eth0', VIP), 15_000, 5)) < 0) throw new Error(`${impl}: r2 never took over`)
+    await sleep(1500)
+    const { outageMs, backAtMs, lost } = outageOf(await ping.stop())
+    const run = { outageMs, lost }
+    if (adverts) {
+      // carp(4): the backup claims masterDown after the last advert it heard.
+      const last = adverts.lastBefore(cutAt)
+      run.theoryMs = last + setting.masterDownMs - cutAt
+      run.overMs = backAtMs - (last + setting.masterDownMs)
+    }
+    return run
+  } finally {
+    await lab.teardown()
+  }
+}
+
+/** Planned switchover: carpd ctl maint on at the master while the client pings. */
+async function switchoverRun(labMod, setting) {
+  const { NetLab, until, sleep } = labMod
+  const lab = lanLab(NetLab)
+  try {
+    IMPLEMENTATIONS.carpd(lab, 'r1', setting)
+    IMPLEMENTATIONS.carpd(lab, 'r2', setting)
+    if ((await until(() => lab.hasAddress('r1', 'eth0', VIP), 15_000)) < 0) throw new Error('r1 never became master')
+    await sleep(1500)
+    const ping = startPing(lab)
+    await sleep(1000)
+    lab.carpdOnce('r1', ['ctl', 'maint', 'on', '-c', `${lab.dir}/r1.conf`])
+    if ((await until(() => lab.hasAddress('r2', 'eth0', VIP), 5000, 5)) < 0) throw new Error('r2 never took over')
+    await sleep(1500)
+    const { lost, outageMs } = outageOf(await ping.stop())
+    return { lost, outageMs }
+  } finally {
+    await lab.teardown()
+  }
+}
+
+async function series(name, fn) {
+  const runs = []
+  for (let i = 0; i < RUNS; i++) {
+    try {
+      runs.push(await fn())
+    } catch (err) {
+      runs.push({ error: err.message })
+    }
+  }
+  const pick = (k) => median(runs.map((r) => r[k]))
+  process.stderr.write(`  ${name}: ${runs.map((r) => r.error ?? `${r.outageMs} ms`).join(', ')}\n`)
+  return { name, runs, outageMs: pick('outageMs'), lost: pick('lost'), theoryMs: pick('theoryMs'), overMs: pick('overMs') }
+}
+
+export async function failoverBench() {
+  const labMod = await loadLab()
+  const why = labMod.labUnavailable()
+  if (why) return { skipped: why }
+  process.stderr.write(`failover bench: ${RUNS} runs per setting\n`)
+  const result = { runs: RUNS, carpd: {}, keepalived: {}, ucarp: {}, missing: [] }
+  const carpdSettings = {
+    'advbase 1, advskew 0/100': { advbase: 1, skews: [0, 100], masterDownMs: 3000 + (100 * 1000) / 256, settleMs: 1500 },
+    'sub-second, advskew 25/26 (≈0.1 s)': { advbase: 0, skews: [25, 26], masterDownMs: (3 * 26 * 1000) / 256, settleMs: 500 },
+    'sub-second, advskew 12/13 (≈0.05 s)': { advbase: 0, skews: [12, 13], masterDownMs: (3 * 13 * 1000) / 256, settleMs: 500 },
+  }
+  for (const [label, s] of Object.entries(carpdSettings)) {
+    result.carpd[label] = await series(`carpd ${label}`, () => outageRun(labMod, 'carpd', s))
+  }
+  result.switchover = await series('carpd planned switchover (ctl maint on)', () => switchoverRun(labMod, carpdSettings['advbase 1, advskew 0/100']))
+  if (installed('keepalived')) {
+    for (const [label, advertInt] of [['advert_int 1', 1], ['advert_int 0.1', 0.1], ['advert_int 0.05', 0.05]]) {
+      result.keepalived[label] = await series(`keepalived ${label}`, () => outageRun(labMod, 'keepalived', { advertInt, settleMs: 1500 }))
+    }
+  } else result.missing.push('keepalived')
+  if (installed('ucarp')) {
+    result.ucarp['advbase 1, advskew 0/100'] = await series('ucarp advbase 1, advskew 0/100', () =>
+      outageRun(labMod, 'ucarp', { advbase: 1, skews: [0, 100], settleMs: 1500 }),
+    )
+  } else result.missing.push('ucarp')
+  return result
+}
+
+/** Table rows: [measure, result, goal, met]. */
+export function failoverRows(r) {
+  if (r.skipped) return [['failover', `skipped: ${r.skipped}`, '', null]]
+  const rows = []
+  const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : 'n/a')
+  const pairs = [
+    ['advbase 1, advskew 0/100', 'advert_int 1'],
+    ['sub-second, advskew 25/26 (≈0.1 s)', 'advert_int 0.1'],
+    ['sub-second, advskew 12/13 (≈0.05 s)', 'advert_int 0.05'],
+  ]
+  for (const [label, kaLabel] of pairs) {
+    const c = r.carpd[label]
+    const k = r.keepalived[kaLabel]
+    const ratio = k && Number.isFinite(k.outageMs) && k.outageMs > 0 ? c.outageMs / k.outageMs : NaN
+    rows.push([
+      `failover outage, carpd ${label}`,
+      `${ms(c.outageMs)} (carp(4) theory ${ms(c.theoryMs)}, +${ms(c.overMs)})` +
+        (k ? `; keepalived ${kaLabel}: ${ms(k.outageMs)}, carpd/keepalived ${ratio.toFixed(2)}` : ''),
+      '≤ keepalived, theory + 50 ms',
+      Number.isFinite(c.overMs) && c.overMs <= 50 && (!k || c.outageMs <= k.outageMs),
+    ])
+  }
+  const u = r.ucarp['advbase 1, advskew 0/100']
+  if (u) rows.push(['failover outage, ucarp advbase 1, advskew 0/100', ms(u.outageMs), '(reference)', null])
+  rows.push(['planned switchover (ctl maint on), pings lost', `${r.switchover.lost} of 10 ms pings (median)`, '≤ 1', r.switchover.lost <= 1])
+  if (r.missing.length) rows.push(['not measured (not installed)', r.missing.join(', '), 'apt-get install ' + r.missing.join(' '), null])
+  return rows
+}
