@@ -101,7 +101,8 @@ interface Vhid {
   timers: Map<TimerName, TimerHandle>
   received: number
   sent: number
-  platformQueue: Promise<void> // VIP changes and hooks run one after another, in order
+  vipQueue: Promise<void> // VIP changes (and queued ARPs) run one after another, in order
+  hookQueue: Promise<void> // hooks too, but apart: a slow hook never holds a VIP change
 }
 
 export class Agent {
@@ -138,8 +139,9 @@ export class Agent {
   start(): void {
     this.running = true
     this.deps.log.event('carpd', `starting version=${VERSION} vhids=${this.config.carp.vhids.map((v) => v.vhid).join(',') || 'none'}`)
+    if (this.deps.platform.linkUp) this.readLinks(new Set(this.config.carp.vhids.map((vc) => vc.interface)))
     for (const vc of this.config.carp.vhids) this.addVhid(vc)
-    if (this.deps.platform.linkUp) this.pollLinks()
+    if (this.deps.platform.linkUp) this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
   }
 
   /** Bows out of every vhid it is master of, then waits for VIP removal and hooks. */
@@ -147,7 +149,7 @@ export class Agent {
     if (!this.running) return
     this.running = false
     for (const v of this.vhids.values()) this.dispatch(v, { type: 'shutdown' })
-    await Promise.all([...this.pendingSends, ...[...this.vhids.values()].map((v) => v.platformQueue)])
+    await Promise.all([...this.pendingSends, ...[...this.vhids.values()].flatMap((v) => [v.vipQueue, v.hookQueue])])
     for (const v of this.vhids.values()) for (const t of v.timers.values()) t.cancel()
     this.sendErrorsHold?.cancel()
     this.platformHold?.cancel()
@@ -283,6 +285,7 @@ export class Agent {
         if (!old.carp.vhids.some((o) => o.vhid === vc.vhid)) notes.push(`vhid ${vc.vhid}: added`)
       }
     }
+    this.forgetUnusedLinks()
     for (const note of notes) this.deps.log.event('config', `reload: ${note}`)
     return notes
   }
@@ -336,7 +339,8 @@ export class Agent {
       timers: new Map(),
       received: 0,
       sent: 0,
-      platformQueue: Promise.resolve(),
+      vipQueue: Promise.resolve(),
+      hookQueue: Promise.resolve(),
     }
     v.state = { ...v.state, demote: this.demoteTotal() }
     this.vhids.set(vc.vhid, v)
@@ -395,26 +399,30 @@ export class Agent {
         this.sendAdvert(v, action.advbase, action.advskew, action.demote)
         return
       case 'addVips':
-        return this.onPlatform(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip))
+        return this.onVips(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip')
       case 'removeVips':
-        return this.onPlatform(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))
-      case 'garp':
-        // Not queued behind the VIP change: arping needs ~40 ms to start and then
-        // waits a second for a reply that never comes. Announcing the VIP while
-        // `ip addr add` (a few ms) runs shortens the takeover, and nothing waits.
+        return this.onVips(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))
+      case 'garp': {
+        const garp = (vip: Cidr) => this.deps.platform.garp(v.config.interface, vip)
+        if (!this.deps.platform.garpBeforeAddress) return this.onVips(v, 'gratuitous ARP', garp)
+        // Habets' arping does not need the address on the interface, so the ARP
+        // does not wait behind `ip addr add`: it needs ~40 ms to start and then
+        // waits a second for a reply that never comes, and it is what neighbours
+        // need to hear first.
         for (const vip of v.config.vips) {
-          this.deps.platform.garp(v.config.interface, vip).catch((err: Error) => {
-            this.platformFailed(`vhid=${v.config.vhid} gratuitous ARP ${vip.address} failed: ${err.message}`)
-          })
+          garp(vip).catch((err: Error) => this.platformFailed(`vhid=${v.config.vhid} gratuitous ARP ${vip.address} failed: ${err.message}`))
         }
         return
+      }
       case 'hook': {
         const script = action.state === 'MASTER' ? this.config.carp.upscript : this.config.carp.downscript
         if (!script) return
         const state = action.state
-        return this.onPlatform(v, `hook ${script}`, (vip) =>
-          this.deps.platform.runHook(script, [String(v.config.vhid), v.config.interface, vip.address, state]),
+        const args = (vip: Cidr) => [String(v.config.vhid), v.config.interface, vip.address, state]
+        v.hookQueue = v.hookQueue.then(() =>
+          this.eachVip(v, `hook ${script}`, (vip) => this.deps.platform.runHook(script, args(vip))),
         )
+        return
       }
       default: {
         const never: never = action
@@ -424,16 +432,19 @@ export class Agent {
   }
 
   /** Queues a platform call per VIP so changes to one vhid never overtake each other. */
-  private onPlatform(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>): void {
-    v.platformQueue = v.platformQueue.then(async () => {
-      for (const vip of v.config.vips) {
-        try {
-          await call(vip)
-        } catch (err) {
-          this.platformFailed(`vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`)
-        }
+  private onVips(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip'): void {
+    v.vipQueue = v.vipQueue.then(() => this.eachVip(v, what, call, demoting))
+  }
+
+  private async eachVip(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip'): Promise<void> {
+    for (const vip of v.config.vips) {
+      try {
+        await call(vip)
+        if (demoting) this.setDemote('platform', 0, 'VIPs added again')
+      } catch (err) {
+        this.platformFailed(`vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`, demoting !== undefined)
       }
-    })
+    }
   }
 
   private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number): void {
@@ -493,15 +504,21 @@ export class Agent {
     }
   }
 
-  /** A failed OS command: log, count, demote; cleared after a quiet hold time. */
-  private platformFailed(message: string): void {
+  /**
+   * A failed OS command is logged and counted. Only a VIP that cannot be added
+   * demotes the board: this master cannot serve, the peer may. The demotion clears
+   * when adding works again or after a long hold: a failing ARP or hook demoting
+   * both boards in turn would swap the VIPs back and forth.
+   */
+  private platformFailed(message: string, demote = false): void {
     this.platformFailures++
     this.deps.log.event('platform', message)
-    this.setDemote('platform', DEMOTE_PLATFORM, 'an OS command failed')
+    if (!demote) return
+    this.setDemote('platform', DEMOTE_PLATFORM, 'a VIP could not be added')
     this.platformHold?.cancel()
     this.platformHold = this.deps.clock.at(this.deps.clock.now() + PLATFORM_FAIL_HOLD_MS, () => {
       this.platformHold = null
-      this.setDemote('platform', 0, `no failed OS command for ${PLATFORM_FAIL_HOLD_MS / 1000}s`)
+      this.setDemote('platform', 0, `no failure to add a VIP for ${PLATFORM_FAIL_HOLD_MS / 1000}s`)
     })
   }
 
@@ -511,13 +528,21 @@ export class Agent {
    * every vhid, as carp(4) does), LINK_UP_POLLS bring it back.
    */
   private pollLinks(): void {
+    this.readLinks()
+    this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
+  }
+
+  /** One reading of every link; `interfaces` defaults to those of the running vhids. */
+  private readLinks(interfaces = new Set([...this.vhids.values()].map((v) => v.config.interface))): void {
     const linkUp = this.deps.platform.linkUp!
-    for (const iface of new Set([...this.vhids.values()].map((v) => v.config.interface))) {
+    for (const iface of interfaces) {
       const up = linkUp.call(this.deps.platform, iface)
       const link = this.links.get(iface)
       if (!link) {
-        this.links.set(iface, { up: true, run: 0 })
-        if (!up) this.links.get(iface)!.run = 1
+        // The first reading is believed at once: a board booted with a cable
+        // unplugged must not claim that vhid before a second reading.
+        this.links.set(iface, { up, run: 0 })
+        if (!up) this.linkChanged(iface, false)
         continue
       }
       if (up === link.up) {
@@ -528,14 +553,27 @@ export class Agent {
       if (link.run < (up ? LINK_UP_POLLS : LINK_DOWN_POLLS)) continue
       link.up = up
       link.run = 0
-      this.deps.log.event('carp', `link ${iface} ${up ? 'up' : 'down'}`)
-      this.setDemote(`link:${iface}`, up ? 0 : DEMOTE_LINK, `${iface} link ${up ? 'up' : 'down'}`)
-      for (const v of this.vhids.values()) {
-        if (v.config.interface !== iface) continue
-        this.dispatch(v, up ? { type: 'linkUp' } : { type: 'linkDown', reason: `${iface} has no link` })
-      }
+      this.linkChanged(iface, up)
     }
-    this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
+  }
+
+  private linkChanged(iface: string, up: boolean): void {
+    this.deps.log.event('carp', `link ${iface} ${up ? 'up' : 'down'}`)
+    this.setDemote(`link:${iface}`, up ? 0 : DEMOTE_LINK, `${iface} link ${up ? 'up' : 'down'}`)
+    for (const v of this.vhids.values()) {
+      if (v.config.interface !== iface) continue
+      this.dispatch(v, up ? { type: 'linkUp' } : { type: 'linkDown', reason: `${iface} has no link` })
+    }
+  }
+
+  /** After a reload: forget interfaces no vhid uses any more, and their demotion. */
+  private forgetUnusedLinks(): void {
+    const used = new Set([...this.vhids.values()].map((v) => v.config.interface))
+    for (const iface of [...this.links.keys()]) {
+      if (used.has(iface)) continue
+      this.links.delete(iface)
+      this.setDemote(`link:${iface}`, 0, `${iface} no longer used`)
+    }
   }
 
   private setDemote(reason: string, value: number, why: string): void {

@@ -236,6 +236,7 @@ async function run(args: Args): Promise<number> {
     await transport.close()
     return EXIT_RUNTIME
   }
+  await platform.prepare?.()
   agent.start()
 
   let stopping = false

@@ -43,8 +43,8 @@ t.test('election: both come up BACKUP, the lower advskew wins after a full maste
   await lab.settle()
   t.same(
     a.platform.calls,
-    ['del lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1'],
-    'stale VIP removed at start; ARP sent while the VIP is added; ARP again',
+    ['del lan0 192.0.2.1/24', 'add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1', 'garp lan0 192.0.2.1'],
+    'stale VIP removed at start; VIP added, then ARP; ARP again',
   )
   t.same(b.platform.calls, ['del lan0 192.0.2.1/24'], 'the backup only clears a stale VIP')
   t.match(a.lines.join('\n'), /carp vhid=1 BACKUP->MASTER reason="no master heard in 3\.0s"/)
@@ -270,9 +270,9 @@ t.test('hooks get vhid interface vip state; platform failures are logged, not fa
   await a.agent.stop()
   t.same(a.platform.calls, [
     'del lan0 192.0.2.1/24',
-    'garp lan0 192.0.2.1',
     'add lan0 192.0.2.1/24',
-    'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER',
+    'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER', // hooks have a queue of their own
+    'garp lan0 192.0.2.1',
     'del lan0 192.0.2.1/24',
     'hook /cf/down.sh 1 lan0 192.0.2.1 INIT',
   ])
@@ -476,32 +476,95 @@ t.test('link down on the master: INIT and demoted at once, the backup takes over
   t.match(a.lines.join('\n'), /vhid=1 MASTER->INIT reason="lan0 has no link"/)
 })
 
-t.test('an interface without link at start keeps its vhid in INIT', async (t) => {
+t.test('an interface without link at start keeps its vhid in INIT, even in sub-second mode', async (t) => {
   const lab = new Lab()
-  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig({ advbaseS: 0, advskew: 10 })]))
   a.platform.linksDown.add('lan0')
   a.agent.start()
   lab.clock.advance(5000)
+  await lab.settle()
   t.equal(lab.state('a'), 'INIT')
+  t.equal(a.agent.status().vhids[0]!.transitions, 0, 'never BACKUP, never MASTER')
+  t.notOk(a.platform.calls.some((c) => c.startsWith('add')), 'never added the VIP')
+  t.equal(a.agent.status().demote.reasons['link:lan0'], 20)
   // A second vhid added by a reload on the dead interface starts in INIT too.
   a.agent.reload(makeConfig('a', [vhidConfig(), vhidConfig({ vhid: 2 })]))
   t.equal(lab.state('a', 2), 'INIT')
+  // A reload that moves every vhid off the dead interface drops its demotion.
+  a.agent.reload(makeConfig('a', [vhidConfig({ interface: 'lan1', peers: [{ address: B, port: 0 }] })]))
+  t.same(a.agent.status().demote.reasons, {})
+  t.same(Object.keys(a.agent.status().links), [])
 })
 
-t.test('a failed OS command demotes; the demotion clears after 30 s without failures', async (t) => {
-  const { lab, a } = pair()
+t.test('only a VIP that cannot be added demotes; it clears when adding works again', async (t) => {
+  const { lab, a, b } = pair()
+  a.platform.failing.add('garp')
+  a.platform.failing.add('hook')
   for (const n of lab.nodes.values()) n.agent.start()
   lab.clock.advance(5000)
-  a.platform.fail = true
+  await lab.settle()
+  t.same(lab.masters(), ['a'])
+  t.ok(a.agent.status().platformFailures >= 1, 'the failed ARP is counted')
+  t.equal(a.agent.status().demote.total, 0, 'but does not demote')
+  // b takes over (maint on a) and cannot add the VIP: b is demoted, a takes it back.
+  b.platform.failing.add('add')
   control(a, { cmd: 'maint', on: true })
   lab.clock.advance(10)
   await lab.settle()
-  a.platform.fail = false
+  t.equal(b.agent.status().demote.reasons.platform, 10)
+  t.match(b.lines.join('\n'), /demote 0->10 reason="a VIP could not be added"/)
   control(a, { cmd: 'maint', on: false })
-  t.equal(a.agent.status().demote.reasons.platform, 10)
-  lab.clock.advance(29_000)
-  t.equal(a.agent.status().demote.reasons.platform, 10)
-  lab.clock.advance(1100)
-  t.equal(a.agent.status().demote.reasons.platform, undefined)
-  t.match(a.lines.join('\n'), /demote 10->0 reason="no failed OS command for 30s"/)
+  lab.clock.advance(3000)
+  t.same(lab.masters(), ['a'])
+  // Equal demotion on both boards would not swap them back and forth: b stays demoted
+  // until adding works or the hold (5 min) ends.
+  lab.clock.advance(296_000) // the failure was 299 s ago
+  t.equal(b.agent.status().demote.reasons.platform, 10)
+  lab.clock.advance(2000)
+  t.equal(b.agent.status().demote.reasons.platform, undefined)
+  t.match(b.lines.join('\n'), /demote 10->0 reason="no failure to add a VIP for 300s"/)
 })
+
+t.test('adding the VIP again clears that demotion at once', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.platform.failing.add('add')
+  a.agent.start()
+  lab.clock.advance(3001)
+  await lab.settle()
+  t.equal(a.agent.status().demote.reasons.platform, 10)
+  a.platform.failing.delete('add')
+  // Alone on the LAN, it stays master: a reload that moves the VIP re-adds it.
+  a.agent.reload(makeConfig('a', [vhidConfig({ vips: [{ address: '192.0.2.9', prefix: 24 }] })]))
+  lab.clock.advance(3001)
+  await lab.settle()
+  t.equal(a.agent.status().demote.reasons.platform, undefined)
+})
+
+t.test('with an arping that needs no address, the ARP leaves before the VIP is added', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.platform.garpBeforeAddress = true
+  a.agent.start()
+  await lab.settle()
+  lab.clock.advance(3001)
+  await lab.settle()
+  t.same(a.platform.calls.slice(1, 3), ['garp lan0 192.0.2.1', 'add lan0 192.0.2.1/24'])
+})
+
+t.test('a slow down-hook does not hold the VIP removal', async (t) => {
+  const { lab, a } = pair({ downscript: '/cf/down.sh' })
+  let finishHook: () => void = () => {}
+  a.platform.runHook = (script: string, args: readonly string[]) => {
+    a.platform.calls.push(`hook ${script} ${args.join(' ')}`)
+    return new Promise<void>((r) => (finishHook = r))
+  }
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  control(a, { cmd: 'maint', on: true })
+  lab.clock.advance(300)
+  await lab.settle()
+  t.ok(a.platform.calls.includes('del lan0 192.0.2.1/24'), 'VIP released after the grace time while the hook still runs')
+  finishHook()
+})
+

@@ -17,6 +17,8 @@ export const CARP_TTL = 255
  * needs ~40 ms to start), and a planned switchover should lose nothing meanwhile.
  */
 export const VIP_RELEASE_GRACE_MS = 250
+/** ...and the new master's second ARP comes at least this long after that release. */
+export const GARP_AFTER_RELEASE_MS = 50
 /** A second gratuitous ARP this many intervals after taking over (SPEC). */
 export const GARP_REPEAT_INTERVALS = 2
 
@@ -41,7 +43,7 @@ export const DEMOTE_LINK = 20
 export const LINK_POLL_MS = 200
 export const LINK_DOWN_POLLS = 2
 export const LINK_UP_POLLS = 3
-/** Demotion after a failed OS command (ip, arping, hook): this board may not serve the VIP. */
+/** Demotion while a VIP cannot be added: this board cannot serve it. */
 export const DEMOTE_PLATFORM = 10
-/** ...cleared after this long without another failure. */
-export const PLATFORM_FAIL_HOLD_MS = 30_000
+/** ...cleared when adding works again, or after this long without another failure. */
+export const PLATFORM_FAIL_HOLD_MS = 300_000

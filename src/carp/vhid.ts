@@ -17,6 +17,7 @@ import {
   BOW_OUT_ADVSKEW,
   GARP_REPEAT_INTERVALS,
   MASTER_DOWN_INTERVALS,
+  GARP_AFTER_RELEASE_MS,
   SKEW_UNIT_MS,
   VIP_RELEASE_GRACE_MS,
 } from './constants.js'
@@ -78,6 +79,7 @@ export interface VhidState {
   reason: string // why the last transition happened
   transitions: number
   vipsHeld: boolean // the VIPs are (or may still be) on the interface
+  lastHealMs: number // when we last answered another master's advert (rate limit)
 }
 
 export interface StepResult {
@@ -122,7 +124,7 @@ export function betterThan(a: Priority, b: Priority): boolean {
 }
 
 export function initialState(params: VhidParams, nowMs: number): VhidState {
-  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0, vipsHeld: false }
+  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0, vipsHeld: false, lastHealMs: -Infinity }
 }
 
 export function selfPriority(s: VhidState): Priority {
@@ -165,12 +167,30 @@ function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): St
         const why = `better master ${from} (${describe(prio)} vs ours ${describe(self)})`
         return enter(s, 'BACKUP', nowMs, why, { from, prio, atMs: nowMs })
       }
-      // A worse master steps down when it hears our next advert; nothing to do here.
-      return { state: s, actions: [] }
+      return onWorseMaster(s, nowMs)
     case 'BACKUP':
       return onAdvertInBackup(s, from, prio, self, nowMs)
     default:
       return unreachable(s.state)
+  }
+}
+
+/**
+ * Another board also thinks it is master: a split has healed (or both claimed at
+ * once). It steps down when it hears us; advertise now so that happens at once, and
+ * send the gratuitous ARP again, since neighbours may have followed the other board
+ * (SPEC: "again whenever a split-brain heals"). At most once per interval.
+ */
+function onWorseMaster(s: VhidState, nowMs: number): StepResult {
+  if (nowMs - s.lastHealMs < intervalMs(s)) return { state: s, actions: [] }
+  const state: VhidState = { ...s, lastHealMs: nowMs }
+  return {
+    state,
+    actions: [
+      { type: 'log', message: `vhid=${s.params.vhid} another master heard: advertising and announcing the VIPs again` },
+      sendAdvert(state),
+      { type: 'garp' },
+    ],
   }
 }
 
@@ -288,15 +308,15 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
       break
     case 'MASTER':
       // Advertise first, so the old master and the other backups hear us as early
-      // as possible; then the gratuitous ARP, which takes longest to leave (arping
-      // starts in ~40 ms), while the addresses are added (a few ms).
+      // as possible, then take the addresses and announce them (the agent sends
+      // the ARP without waiting for the addresses where the platform allows).
       actions.push(
         { type: 'cancel', timer: 'release' },
         sendAdvert(state),
         { type: 'arm', timer: 'advertise', atMs: nowMs + intervalMs(state) },
-        { type: 'garp' },
         { type: 'addVips' },
-        { type: 'arm', timer: 'garp', atMs: nowMs + GARP_REPEAT_INTERVALS * intervalMs(state) },
+        { type: 'garp' },
+        { type: 'arm', timer: 'garp', atMs: nowMs + repeatGarpMs(state) },
       )
       state.vipsHeld = true
       break
@@ -305,6 +325,15 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
   }
   if (prev === 'MASTER' || next === 'MASTER') actions.push({ type: 'hook', state: next })
   return { state, actions }
+}
+
+/**
+ * The second gratuitous ARP: two intervals after taking over (SPEC), but never
+ * before the old master has released the VIPs, or a neighbour that asked in between
+ * could keep the old master's answer.
+ */
+function repeatGarpMs(s: VhidState): number {
+  return Math.max(GARP_REPEAT_INTERVALS * intervalMs(s), VIP_RELEASE_GRACE_MS + GARP_AFTER_RELEASE_MS)
 }
 
 function sendAdvert(s: VhidState): VhidAction {

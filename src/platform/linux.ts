@@ -24,9 +24,15 @@ export interface LinuxOptions {
   readOperstate?: (iface: string) => string
 }
 
-export function linuxPlatform(opts: LinuxOptions): Platform & { linkUp(iface: string): boolean } {
+export interface LinuxPlatform extends Platform {
+  linkUp(iface: string): boolean
+  readonly garpBeforeAddress: boolean
+  prepare(): Promise<void>
+}
+
+export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
   const { run, log } = opts
-  let flavour: Promise<ArpingFlavour> | null = null
+  let flavour: ArpingFlavour | null = null
   const readOperstate = opts.readOperstate ?? ((iface: string) => readFileSync(`/sys/class/net/${iface}/operstate`, 'utf8'))
 
   const exec = async (argv: Argv, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> => {
@@ -40,6 +46,13 @@ export function linuxPlatform(opts: LinuxOptions): Platform & { linkUp(iface: st
   }
 
   return {
+    async prepare() {
+      flavour = await detectArping(run)
+      log.event('platform', `arping: ${flavour === 'habets' ? "Thomas Habets' (-S)" : "iputils' (-s)"}`)
+    },
+    get garpBeforeAddress() {
+      return flavour === 'habets'
+    },
     async addVip(iface: string, vip: Cidr) {
       const argv = addVipArgv(iface, vip)
       const r = await exec(argv)
@@ -52,11 +65,14 @@ export function linuxPlatform(opts: LinuxOptions): Platform & { linkUp(iface: st
       if (r.code !== 0 && !/not found|Cannot assign requested address/i.test(r.stderr)) fail(argv, r)
     },
     async garp(iface: string, vip: Cidr) {
-      flavour ??= detectArping(run)
-      const argv = (await flavour) === 'habets' ? garpArgv(iface, vip) : iputilsGarpArgv(iface, vip)
+      flavour ??= await detectArping(run)
+      const argv = flavour === 'habets' ? garpArgv(iface, vip) : iputilsGarpArgv(iface, vip)
       const r = await exec(argv)
       // Both arpings exit 1 when nobody answered, which an unsolicited ARP never expects.
-      if (r.code !== 0 && r.code !== 1) fail(argv, r)
+      if (r.code === 0 || r.code === 1) return
+      // Perhaps arping was missing or replaced: look again next time.
+      flavour = null
+      fail(argv, r)
     },
     async runHook(script: string, args: Argv) {
       const argv = [script, ...args]

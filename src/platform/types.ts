@@ -16,6 +16,14 @@ export interface Platform {
   runHook(script: string, args: Argv): Promise<void>
   /** Is the interface's link up? Absent: the platform cannot tell (dry-run). */
   linkUp?(iface: string): boolean
+  /**
+   * True when garp() works before the VIP is on the interface (Habets' arping), so
+   * the agent sends it without waiting for addVip; false (iputils, busybox: they bind
+   * to the address) queues it behind addVip.
+   */
+  readonly garpBeforeAddress?: boolean
+  /** Work to do once before the agent starts (e.g. detect which arping is installed). */
+  prepare?(): Promise<void>
 }
 
 export class PlatformError extends Error {

@@ -62,7 +62,7 @@ t.test('comes up BACKUP and claims only after a full master-down interval', asyn
   const m = step(r.state, { type: 'timer', timer: 'masterDown' }, masterDownMs(1, 100))
   t.equal(m.state.state, 'MASTER')
   t.match(m.state.reason, /no master heard in 3\.4s/)
-  t.same(types(m.actions), ['log', 'cancel', 'cancel', 'send', 'arm', 'garp', 'addVips', 'arm', 'hook'])
+  t.same(types(m.actions), ['log', 'cancel', 'cancel', 'send', 'arm', 'addVips', 'garp', 'arm', 'hook'])
   t.same(m.actions.filter((a) => a.type === 'arm'), [
     { type: 'arm', timer: 'advertise', atMs: masterDownMs(1, 100) + 1000 + (100 * 1000) / 256 },
     { type: 'arm', timer: 'garp', atMs: masterDownMs(1, 100) + 2 * (1000 + (100 * 1000) / 256) },
@@ -162,7 +162,10 @@ t.test('master ignores worse adverts; INIT ignores all adverts', async (t) => {
   ])
   const r = step(m.s, { type: 'advert', from: 'b', prio: prio({ advskew: 5 }) }, 3100)
   t.equal(r.state.state, 'MASTER')
-  t.same(r.actions, [])
+  // A split healed: advertise now and announce the VIPs again, once per interval.
+  t.same(r.actions.filter((a) => a.type !== 'log'), [{ type: 'send', advbase: 1, advskew: 0, demote: 0 }, { type: 'garp' }])
+  t.same(step(r.state, { type: 'advert', from: 'b', prio: prio({ advskew: 5 }) }, 3500).actions, [], 'not again within the interval')
+  t.equal(step(r.state, { type: 'advert', from: 'b', prio: prio({ advskew: 5 }) }, 4100).actions.length, 3)
   const i = step(initialState(params(), 0), { type: 'advert', from: 'b', prio: prio() }, 0)
   t.equal(i.state.state, 'INIT')
 })
@@ -295,4 +298,12 @@ t.test('configure without a timing change sends nothing', async (t) => {
     [{ type: 'timer', timer: 'masterDown' }, 3000],
   ])
   t.same(step(m.s, { type: 'configure', params: params({ rank: 5 }) }, 3500).actions, [])
+})
+
+t.test('sub-second mode: the second ARP waits for the old master to release the VIPs', async (t) => {
+  const m = run(initialState(params({ advbaseS: 0, advskew: 10 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'timer', timer: 'masterDown' }, 200],
+  ])
+  t.same(m.actions.filter((a) => a.type === 'arm' && a.timer === 'garp'), [{ type: 'arm', timer: 'garp', atMs: 200 + 250 + 50 }])
 })

@@ -47,10 +47,14 @@ export class RecordingPlatform implements Platform {
   fail = false
   /** Interfaces whose link is down. */
   readonly linksDown = new Set<string>()
+  /** Which calls fail: all of them (fail), or only these kinds. */
+  readonly failing = new Set<'add' | 'del' | 'garp' | 'hook'>()
+  garpBeforeAddress = false
   linkUp = (iface: string) => !this.linksDown.has(iface)
   private record(call: string): Promise<void> {
     this.calls.push(call)
-    return this.fail ? Promise.reject(new Error('command failed')) : Promise.resolve()
+    const kind = call.split(' ')[0] as 'add' | 'del' | 'garp' | 'hook'
+    return this.fail || this.failing.has(kind) ? Promise.reject(new Error('command failed')) : Promise.resolve()
   }
   addVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`add ${iface} ${vip.address}/${vip.prefix}`)
   removeVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`del ${iface} ${vip.address}/${vip.prefix}`)

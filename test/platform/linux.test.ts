@@ -61,7 +61,10 @@ t.test("gratuitous ARP with Habets' arping (-S VIP) or iputils' (-s VIP), detect
   await linuxPlatform({ run: iputils.run, log }).garp('lan0', vip)
   t.same(iputils.calls.at(-1), 'arping -U -c 1 -I lan0 -s 192.0.2.1 192.0.2.1 (5000 ms)')
   const broken = fakeRunner([['arping --help', ok('Habets')], ['arping -U', exit(2, 'libnet_init failed')]])
-  await t.rejects(linuxPlatform({ run: broken.run, log }).garp('lan0', vip), { message: /libnet_init failed/ })
+  const bp = linuxPlatform({ run: broken.run, log })
+  await t.rejects(bp.garp('lan0', vip), { message: /libnet_init failed/ })
+  await t.rejects(bp.garp('lan0', vip))
+  t.equal(broken.calls.filter((c) => c.startsWith('arping --help')).length, 2, 'after a failure the flavour is detected again')
   t.equal(await detectArping(fakeRunner([['arping', exit(127, 'spawn arping ENOENT')]]).run), 'iputils', 'missing arping: the iputils flags, and the call will fail loudly')
 })
 
@@ -84,10 +87,27 @@ t.test('link state from operstate', async (t) => {
     },
   })
   t.same(['lan0', 'lo', 'wan0', 'veth1', 'gone0'].map((i) => p.linkUp(i)), [true, true, false, false, false])
-  t.equal(typeof linuxPlatform({ run: fakeRunner([]).run, log }).linkUp('lo'), 'boolean', 'reads /sys by default')
+  const real = linuxPlatform({ run: fakeRunner([]).run, log })
+  t.equal(real.linkUp('lo'), true, "/sys/class/net/lo/operstate is 'unknown': up")
+  t.equal(real.linkUp('nosuch0'), false, 'no such interface: down')
 })
 
 t.test('interface addresses from ip -j', async (t) => {
   t.same(linuxInterfaceNet('lo'), { address: '127.0.0.1', prefix: 8 })
   t.equal(linuxInterfaceNet('nosuch0'), undefined)
+})
+
+t.test('prepare() detects the arping once at start; only Habets may announce before the address exists', async (t) => {
+  const lines: string[] = []
+  const habets = fakeRunner([['arping --help', exit(1, 'ARPing 2.23, by Thomas Habets')]])
+  const p = linuxPlatform({ run: habets.run, log: { event: (s, m) => lines.push(`${s} ${m}`) } })
+  t.equal(p.garpBeforeAddress, false, 'unknown until detected')
+  await p.prepare()
+  t.equal(p.garpBeforeAddress, true)
+  t.same(lines, ["platform arping: Thomas Habets' (-S)"])
+  await p.garp('lan0', vip)
+  t.equal(habets.calls.filter((c) => c.startsWith('arping --help')).length, 1, 'not detected again')
+  const iputils = linuxPlatform({ run: fakeRunner([['arping --help', exit(2, 'iputils')]]).run, log })
+  await iputils.prepare()
+  t.equal(iputils.garpBeforeAddress, false, 'iputils binds to the address: wait for it')
 })
