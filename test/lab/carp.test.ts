@@ -76,6 +76,7 @@ if (why !== null) {
   t.test('multicast: one master; cut off, the backup serves the VIP and the client follows', async (t) => {
     const lab = lanLab(t)
     const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] })
+    await r1.waitFor(/INIT->BACKUP/) // so start-up jitter cannot let r2 claim first
     const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
     await r1.waitFor(/vhid=1 BACKUP->MASTER/)
     await sleep(1500)
@@ -100,6 +101,7 @@ if (why !== null) {
   t.test('kill -TERM of the master: bow-out, the backup takes over within about one interval', async (t) => {
     const lab = lanLab(t)
     const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] })
+    await r1.waitFor(/INIT->BACKUP/)
     const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
     await r1.waitFor(/vhid=1 BACKUP->MASTER/)
     await sleep(1200)
@@ -122,7 +124,8 @@ if (why !== null) {
       if (preempt) {
         await r1.waitFor(/vhid=1 BACKUP->MASTER reason="preempt/, 5000)
         await r2.waitFor(/vhid=1 MASTER->BACKUP/, 5000)
-        await sleep(300)
+        // r2 keeps the VIP 250 ms after stepping down, until r1's ARP has spread.
+        t.ok((await until(() => !lab.hasAddress('r2', 'eth0', VIP), 3000)) >= 0, 'r2 released the VIP')
         await assertServedBy(t, lab, 'r1')
       } else {
         await sleep(5000)
@@ -156,10 +159,13 @@ if (why !== null) {
   t.test('a router with the wrong password, and replayed adverts, are ignored', async (t) => {
     const lab = lanLab(t, ['evil'])
     const r1 = start(lab, { name: 'r1', vhids: [{ vhid: 1, vip: VIP, advskew: 100 }] })
+    await r1.waitFor(/INIT->BACKUP/)
     const r2 = start(lab, { name: 'r2', vhids: [{ vhid: 1, vip: VIP, advskew: 200 }] })
     await r1.waitFor(/vhid=1 BACKUP->MASTER/)
-    // evil advertises more often (advskew 0) but does not know the password.
-    const evil = start(lab, { name: 'evil', pass: 'guess', vhids: [{ vhid: 1, vip: '192.0.2.99', advskew: 0 }] })
+    // evil advertises more often (advskew 0) for the same VIP but with a wrong
+    // password (HMAC over the same VIPs: only the password differs). --dry-run so it
+    // does not really take the address: it only sends adverts.
+    const evil = lab.startCarpd('evil', configText({ name: 'evil', pass: 'guess', vhids: [{ vhid: 1, vip: VIP, advskew: 0 }] }), ['--dry-run'])
     await evil.waitFor(/INIT->BACKUP/)
     // Capture one of r1's adverts on the client and send it again, twice.
     const replay = lab.spawnLines('client', [
@@ -192,6 +198,7 @@ if (why !== null) {
       ],
     })
     const r1 = start(lab, spec('r1', 0))
+    await r1.waitFor(/INIT->BACKUP/)
     const r2 = start(lab, spec('r2', 100))
     await r1.waitFor(/vhid=2 BACKUP->MASTER/)
     await sleep(500)
@@ -200,7 +207,7 @@ if (why !== null) {
     // vhid 2's network is fine, but r1 is demoted: r2 takes vhid 2 at once.
     await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.2:8240 is demoted/, 3000)
     await r2.waitFor(/vhid=1 BACKUP->MASTER/, 6000)
-    await sleep(300)
+    t.ok((await until(() => !lab.hasAddress('r1', 'eth1', '198.51.100.1'), 3000)) >= 0, 'r1 released vhid 2')
     t.same(lab.holders(ROUTERS, 'eth1', '198.51.100.1'), ['r2'])
     t.same(lab.holders(ROUTERS, 'eth0', VIP), ['r2'])
     const st = JSON.parse(lab.carpdOnce('r1', ['status', '--json', '-c', `${lab.dir}/r1.conf`]))

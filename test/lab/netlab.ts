@@ -35,9 +35,42 @@ export interface Carpd {
 }
 
 const labs = new Set<NetLab>()
+const PREFIX = 'carpdlab'
 process.on('exit', () => {
   for (const lab of labs) lab.teardownSync()
 })
+// Ctrl-C or a killed test run must not leave namespaces behind either.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const lab of labs) lab.teardownSync()
+    process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1))
+  })
+}
+
+/**
+ * Deletes lab namespaces left by runs that died without cleaning up (SIGKILL): their
+ * names carry the pid of the process that made them, and that process is gone.
+ */
+export function sweepStaleLabs(): string[] {
+  const swept: string[] = []
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout
+  for (const ns of list.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`${PREFIX}-`))) {
+    const pid = Number(ns.split('-')[1])
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' })
+    swept.push(ns)
+  }
+  return swept
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 export class NetLab {
   readonly prefix: string
@@ -47,7 +80,9 @@ export class NetLab {
   private ports = 0
 
   constructor(readonly carpdPath = resolve(import.meta.dirname ?? __dirname, '../../build/carpd.js')) {
-    this.prefix = `carpdlab-${randomBytes(3).toString('hex')}`
+    sweepStaleLabs()
+    // carpdlab-PID-RANDOM: unique per run, and tells sweepStaleLabs whose it is.
+    this.prefix = `${PREFIX}-${process.pid}-${randomBytes(2).toString('hex')}`
     this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`))
     labs.add(this)
   }
