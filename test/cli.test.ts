@@ -1,9 +1,10 @@
 // The bundle as an operator uses it: build/carpd.js run as a child process.
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { type Watched, watchLines } from './helpers/lines.js'
 import { freeUdpPort } from './helpers/ports.js'
 
 const root = resolve(import.meta.dirname, '..')
@@ -105,39 +106,9 @@ t.test('status with no agent running says so and exits 2', async (t) => {
   t.match(r.err, /no answer from carpd on 127\.0\.0\.1:\d+/)
 })
 
-interface Running {
-  child: ChildProcess
-  lines: string[]
-  waitFor(re: RegExp, ms?: number): Promise<string>
-  exited: Promise<number | null>
-}
-
-function start(conf: string): Running {
+function start(conf: string): Watched {
   const child = spawn(process.execPath, [CARPD, 'run', '-c', conf, '--dry-run'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: string[] = []
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
-  let buf = ''
-  const onData = (chunk: string) => {
-    buf += chunk
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      lines.push(line)
-      for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line))
-    }
-  }
-  child.stdout!.setEncoding('utf8').on('data', onData)
-  child.stderr!.setEncoding('utf8').on('data', onData)
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  const waitFor = (re: RegExp, ms = 5000) => {
-    const seen = lines.find((l) => re.test(l))
-    if (seen) return Promise.resolve(seen)
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${ms} ms; got:\n${lines.join('\n')}`)), ms)
-      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) })
-    })
-  }
-  return { child, lines, waitFor, exited }
+  return watchLines(child, conf, 5000)
 }
 
 t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow-out', async (t) => {

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { type Watched, watchLines } from '../helpers/lines.js'
 
 /** Why the lab cannot run here, or null when it can (root, ip, netns support). */
 export function labUnavailable(): string | null {
@@ -23,15 +24,9 @@ export function labUnavailable(): string | null {
 /** CARPD_LAB=required (set by .ci/run) turns "cannot run the lab" into a failure. */
 export const LAB_REQUIRED = process.env.CARPD_LAB === 'required'
 
-export interface Carpd {
+/** A process running in a lab namespace, its output watched line by line. */
+export interface Carpd extends Watched {
   ns: string
-  child: ChildProcess
-  lines: string[]
-  /** Resolves with the first line (already seen or to come) matching `re`. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
-  /** Lines that arrived after `mark` (an index into lines). */
-  since(mark: number): string[]
-  exited: Promise<number | null>
 }
 
 const labs = new Set<NetLab>()
@@ -173,43 +168,8 @@ export class NetLab {
     const ns = this.ns(name)
     const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.procs.add(child)
-    const lines: string[] = []
-    const waiters: { re: RegExp; resolve: (line: string) => void }[] = []
-    let buffer = ''
-    const onData = (chunk: string) => {
-      buffer += chunk
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        lines.push(line)
-        for (const w of [...waiters]) {
-          if (w.re.test(line)) {
-            waiters.splice(waiters.indexOf(w), 1)
-            w.resolve(line)
-          }
-        }
-      }
-    }
-    child.stdout!.setEncoding('utf8').on('data', onData)
-    child.stderr!.setEncoding('utf8').on('data', onData)
-    const exited = new Promise<number | null>((r) =>
-      child.on('exit', (code) => {
-        this.procs.delete(child)
-        r(code)
-      }),
-    )
-    const waitFor = (re: RegExp, timeoutMs = 10_000): Promise<string> => {
-      const seen = lines.find((l) => re.test(l))
-      if (seen !== undefined) return Promise.resolve(seen)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.findIndex((w) => w.re === re), 1)
-          reject(new Error(`${ns}: no line matching ${re} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`))
-        }, timeoutMs)
-        waiters.push({ re, resolve: (line) => (clearTimeout(timer), resolve(line)) })
-      })
-    }
-    return { ns, child, lines, waitFor, since: (mark) => lines.slice(mark), exited }
+    child.on('exit', () => this.procs.delete(child))
+    return { ns, ...watchLines(child, ns) }
   }
 
   /** Runs `carpd ARGS` once inside a namespace (status, ctl). */
