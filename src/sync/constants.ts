@@ -1,0 +1,43 @@
+// State sync timing and limits (SPEC "State sync behaviour"; pfsync(4) for the ideas:
+// batched updates, acknowledged bulk transfers, carp demotion until the bulk is in).
+
+/** UDP port of the sync link when sync.peer names none; both boards use the same one. */
+export const SYNC_PORT_DEFAULT = 8242
+/** A frame fills at most the link MTU less the IPv4 and UDP headers. */
+export const IP_UDP_HEADER_BYTES = 28
+export const SYNC_MTU_DEFAULT = 1500
+
+/** Frames sent and not yet acknowledged; the sender waits when this many are out. */
+export const SEND_WINDOW_FRAMES = 128
+/** Frames further ahead than this of the next expected one are dropped, not buffered. */
+export const RECEIVE_WINDOW_FRAMES = 256
+/** An unacknowledged frame is sent again after this long (a dedicated link answers in < 1 ms). */
+export const RESEND_MS = 200
+/**
+ * A change waits this long for others to share its frame. Repeated updates of one
+ * flow inside it coalesce into one record; a failover within it loses only this much.
+ */
+export const FLUSH_DELAY_MS = 10
+/** The receiver acknowledges after this delay, or at once after ACK_EVERY_FRAMES frames. */
+export const ACK_DELAY_MS = 5
+export const ACK_EVERY_FRAMES = 16
+/** An idle link carries a keepalive (an ack-only frame) this often... */
+export const KEEPALIVE_MS = 1000
+/** ...and the peer is gone after this long without any valid frame (3.5 keepalives). */
+export const PEER_TIMEOUT_MS = 3500
+/**
+ * Another session of the peer (a new epoch) is believed only after the current one
+ * has been silent this long, so a replayed recording cannot cut a live session off.
+ */
+export const SESSION_SWITCH_QUIET_MS = 1500
+/**
+ * Distinct flows waiting to be sent. Past this the queue is dropped and the whole
+ * table goes as a bulk transfer instead: nothing is lost, the peer just gets it all.
+ */
+export const MAX_PENDING_CHANGES = 100_000
+/** Demotion while a board waits for its first bulk transfer (pfsync(4) uses 32 too). */
+export const DEMOTE_SYNC_BULK = 32
+/** Demotion while the state table cannot be read or loaded (the peer can serve better). */
+export const DEMOTE_SYNC_BACKEND = 10
+/** The backend's failure demotion clears after this long without a new failure. */
+export const BACKEND_FAIL_HOLD_MS = 60_000

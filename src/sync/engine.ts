@@ -1,0 +1,703 @@
+// The state sync engine (pure: no sockets, no timers, no processes). It keeps two
+// tables, this board's own flows and the flows its peer reported, and runs a small
+// reliable protocol between the two boards over the sync link (SPEC "State sync
+// behaviour"; the ideas are pfsync(4)'s, the delivery is TCP's):
+//
+// - Local changes wait FLUSH_DELAY_MS in a queue keyed by flow, so repeated updates of
+//   one flow coalesce into one record, then leave in frames filled up to the MTU.
+// - Every frame with content has a sequence number in the sender's session (a random
+//   epoch). The receiver applies frames strictly in order, buffers a few that come
+//   early, and acknowledges cumulatively (plus selective ranges for the early ones).
+//   The sender keeps a window of unacknowledged frames and sends them again after
+//   RESEND_MS.
+// - The queue is bounded: past MAX_PENDING_CHANGES it is dropped and the whole table
+//   goes as a bulk transfer instead, so states are never lost silently.
+// - Bulk transfer: bulkStart, every flow as an insert, bulkEnd. The receiver marks what
+//   it had as stale at the start and forgets what the transfer did not refresh.
+// - Peer gone: nothing valid heard for PEER_TIMEOUT_MS. The sender then drops its queue
+//   and window, starts a new session and sends everything as a bulk transfer when the
+//   peer is heard again.
+//
+// Tables hold records as latin1 strings (the 40 wire bytes of a flow, keyed by its
+// first 16): 100,000 flows take ~13 MB this way, objects would take several times that.
+//
+// The engine's methods take the time and return the actions for the caller (agent-sync.ts)
+// to carry out; nextWakeMs() says when tick() wants to run next.
+
+import {
+  ACK_DELAY_MS,
+  ACK_EVERY_FRAMES,
+  DEMOTE_SYNC_BULK,
+  FLUSH_DELAY_MS,
+  KEEPALIVE_MS,
+  MAX_PENDING_CHANGES,
+  PEER_TIMEOUT_MS,
+  RECEIVE_WINDOW_FRAMES,
+  RESEND_MS,
+  SEND_WINDOW_FRAMES,
+  SESSION_SWITCH_QUIET_MS,
+} from './constants.js'
+import {
+  FLOW_RECORD_LEN,
+  KEY_RECORD_LEN,
+  SECTION_HEADER_LEN,
+  SYNC_HEADER_LEN,
+  SYNC_HMAC_LEN,
+  type SyncDecodeError,
+  type SyncFrame,
+  type SyncSection,
+  decodeSyncFrame,
+  encodeSyncFrame,
+} from '../wire/sync.js'
+
+export type SyncAction =
+  | { type: 'send'; bytes: Buffer }
+  | { type: 'log'; message: string }
+  /** The demotion state sync asks for changed (0: none). */
+  | { type: 'demote'; value: number; why: string }
+  /**
+   * The peer deleted flows this board also has in its own table (left from a time it
+   * was master): records, for the caller to remove from the kernel when it is backup.
+   */
+  | { type: 'removeLocal'; records: string[] }
+
+/** Reasons a sync datagram is dropped, each with its own counter (STYLE: a ladder). */
+export type SyncDropReason = SyncDecodeError | 'unknownSender' | 'ownPacket' | 'staleSession' | 'outOfWindow'
+export const SYNC_DROP_REASONS: readonly SyncDropReason[] = [
+  'unknownSender', 'shortPacket', 'badVersion', 'badFlags', 'badLength', 'oversized', 'badAuth',
+  'badSection', 'unknownSection', 'truncatedSection', 'badRecord', 'ownPacket', 'staleSession', 'outOfWindow',
+]
+
+export type PeerState = 'unknown' | 'up' | 'gone'
+/** Why this board wants its peer's whole table: startup demotes, the others do not. */
+export type BulkReason = 'startup' | 'missed' | 'operator'
+
+export interface SyncEngineOptions {
+  key: string
+  sender: number // this board's id in the frame header (wire/sync.ts senderId)
+  maxFrameBytes: number // link MTU less the IPv4 and UDP headers
+  bulkTimeoutMs: number // the longest a board stays demoted waiting for its first bulk
+  random32(): number
+  /** Distinct queued changes before a bulk transfer replaces the queue (tests make it small). */
+  maxPending?: number
+}
+
+export interface SyncCounters {
+  framesSent: number
+  framesReceived: number
+  changesSent: number // records in update/delete sections
+  changesReceived: number
+  bulkRecordsSent: number
+  resends: number
+  duplicates: number // frames received twice (a lost ack); acknowledged again
+  outOfOrder: number // frames that came early and waited for a gap to fill
+  lostFrames: number // unacknowledged frames dropped when the peer went away (a bulk follows)
+  overflows: number // times the queue was full and a bulk transfer replaced it
+  sessionResets: number
+}
+
+export interface BulkInfo {
+  direction: 'in' | 'out'
+  id: number
+  total: number
+  done: number
+  ms: number // how long it took (or has taken so far)
+  agoMs: number // since it ended (or started)
+}
+
+export interface SyncStatus {
+  peer: { state: PeerState; heardMsAgo: number | null; epoch: number | null }
+  states: { local: number; peer: number }
+  lag: { queued: number; unacked: number; oldestUnackedMs: number }
+  counters: SyncCounters
+  drops: Record<SyncDropReason, number>
+  bulk: { wanted: BulkReason | null; receiving: BulkInfo | null; sending: BulkInfo | null; lastIn: BulkInfo | null; lastOut: BulkInfo | null }
+}
+
+interface Unacked {
+  frame: SyncFrame
+  sentMs: number
+}
+
+interface Push {
+  id: number
+  keys: string[]
+  index: number
+  sent: number
+  started: boolean
+  startMs: number
+}
+
+interface Receiving {
+  id: number
+  total: number
+  done: number
+  startMs: number
+  stale: Set<string>
+}
+
+/** Selective-ack ranges per frame: a dedicated link rarely has more than one gap. */
+const MAX_SACK_RANGES = 4
+
+export class SyncEngine {
+  readonly local = new Map<string, string>()
+  readonly peer = new Map<string, string>()
+  private readonly counters: SyncCounters = {
+    framesSent: 0, framesReceived: 0, changesSent: 0, changesReceived: 0, bulkRecordsSent: 0,
+    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0,
+  }
+  private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>
+  private out: SyncAction[] = []
+
+  // Sending side: our session, the window, the queue.
+  private epoch: number
+  private nextSeq = 1
+  private readonly unacked = new Map<number, Unacked>()
+  /** Flow key → record to send, or '' for a delete; insertion order is send order. */
+  private readonly pending = new Map<string, string>()
+  private pendingSinceMs: number | null = null
+  private control: SyncSection[] = []
+  private push: Push | null = null
+  /** A transfer asked for before the table was read or the peer heard: its id. */
+  private pushWanted: number | null = null
+  private lastSentMs = -Infinity
+  private localReady = false
+  private snapshotSeen: Set<string> | null = null
+  private nextBulkId = 1
+
+  // Receiving side: the peer's session.
+  private peerState: PeerState = 'unknown'
+  private peerEpoch: number | null = null
+  private peerHeardMs: number | null = null
+  private sessionHeardMs = -Infinity
+  private expected = 1
+  private readonly early = new Map<number, SyncFrame>()
+  private ackDue: number | null = null
+  private framesSinceAck = 0
+  private receiving: Receiving | null = null
+
+  private wanted: { reason: BulkReason; id: number; deadlineMs: number } | null = null
+  private lastIn: BulkInfo | null = null
+  private lastOut: BulkInfo | null = null
+  private lastInEndMs = 0
+  private lastOutEndMs = 0
+
+  constructor(private readonly opts: SyncEngineOptions) {
+    this.epoch = this.newEpoch(0)
+  }
+
+  /** Starts: wants the peer's table (demoted until it is in) and says hello. */
+  start(now: number): SyncAction[] {
+    this.want('startup', now)
+    this.sendAckOnly(now)
+    return this.take()
+  }
+
+  // --- the local table, fed by the backend ------------------------------------
+
+  /** A flow of this board's table was created or changed (its 40-byte record, latin1). */
+  localUpsert(record: string, now: number): SyncAction[] {
+    const key = record.slice(0, KEY_RECORD_LEN)
+    this.snapshotSeen?.add(key)
+    if (this.local.get(key) !== record) {
+      this.local.set(key, record)
+      this.queue(key, record, now)
+    }
+    return this.take()
+  }
+
+  /** A flow of this board's table is gone (its 16-byte key, latin1). */
+  localDelete(key: string, now: number): SyncAction[] {
+    this.deleteLocal(key, now)
+    return this.take()
+  }
+
+  private deleteLocal(key: string, now: number): void {
+    this.snapshotSeen?.delete(key)
+    if (this.local.delete(key)) this.queue(key, '', now)
+  }
+
+  /**
+   * A full read of the table begins: upserts follow, and snapshotEnd() deletes what
+   * the read did not list. Used at start and whenever events may have been lost.
+   */
+  snapshotBegin(): void {
+    this.snapshotSeen = new Set()
+  }
+
+  snapshotEnd(now: number): SyncAction[] {
+    const seen = this.snapshotSeen ?? new Set<string>()
+    this.snapshotSeen = null
+    if (seen.size === 0 && this.local.size > 0) {
+      // The table was flushed: one clear says it better than a delete per flow.
+      this.local.clear()
+      this.pending.clear()
+      this.control.push({ type: 'clear' })
+    } else {
+      for (const key of [...this.local.keys()]) if (!seen.has(key)) this.deleteLocal(key, now)
+    }
+    this.localReady = true
+    if (this.pushWanted !== null) this.startPush(this.pushWanted, now)
+    this.pump(now, false)
+    return this.take()
+  }
+
+  // --- operator and status -----------------------------------------------------
+
+  /** `carpd ctl resync`: both tables again, both ways; no demotion. */
+  resync(now: number): SyncAction[] {
+    this.want('operator', now)
+    this.startPush(0, now)
+    this.pump(now, true)
+    return this.take()
+  }
+
+  status(now: number): SyncStatus {
+    let oldest = now
+    for (const u of this.unacked.values()) oldest = Math.min(oldest, u.sentMs)
+    const r = this.receiving
+    const p = this.push
+    return {
+      peer: { state: this.peerState, heardMsAgo: this.peerHeardMs === null ? null : Math.round(now - this.peerHeardMs), epoch: this.peerEpoch },
+      states: { local: this.local.size, peer: this.peer.size },
+      lag: { queued: this.pending.size, unacked: this.unacked.size, oldestUnackedMs: Math.round(now - oldest) },
+      counters: { ...this.counters },
+      drops: { ...this.drops },
+      bulk: {
+        wanted: this.wanted?.reason ?? null,
+        receiving: r && { direction: 'in', id: r.id, total: r.total, done: r.done, ms: Math.round(now - r.startMs), agoMs: 0 },
+        sending: p && { direction: 'out', id: p.id, total: p.keys.length, done: p.sent, ms: Math.round(now - p.startMs), agoMs: 0 },
+        lastIn: this.lastIn && { ...this.lastIn, agoMs: Math.round(now - this.lastInEndMs) },
+        lastOut: this.lastOut && { ...this.lastOut, agoMs: Math.round(now - this.lastOutEndMs) },
+      },
+    }
+  }
+
+  // --- the wire ------------------------------------------------------------------
+
+  /**
+   * One datagram from the sync socket. `fromPeer` says it came from the configured
+   * peer's address and port; anything else is dropped before it is even decoded.
+   */
+  receive(bytes: Buffer, fromPeer: boolean, now: number): SyncAction[] {
+    if (!fromPeer) return this.drop('unknownSender')
+    const decoded = decodeSyncFrame(bytes, this.opts.key)
+    if (!decoded.ok) return this.drop(decoded.error)
+    const frame = decoded.frame
+    if (frame.sender === this.opts.sender && frame.epoch === this.epoch) return this.drop('ownPacket')
+    if (!this.acceptSession(frame, now)) return this.drop('staleSession')
+    const ahead = frame.seq - this.expected
+    if (!frame.ackOnly && ahead >= RECEIVE_WINDOW_FRAMES) return this.drop('outOfWindow')
+
+    this.counters.framesReceived++
+    this.sessionHeardMs = now
+    this.heard(now)
+    if (frame.ackEpoch === this.epoch) this.acked(frame)
+
+    if (!frame.ackOnly) {
+      if (ahead < 0) {
+        // Our ack was lost and the peer sent it again: acknowledge at once.
+        this.counters.duplicates++
+        this.ackDue = now
+      } else if (ahead > 0) {
+        if (!this.early.has(frame.seq)) this.counters.outOfOrder++
+        this.early.set(frame.seq, frame)
+        this.ackDue = now
+      } else {
+        this.apply(frame, now)
+        for (let next = this.early.get(this.expected); next; next = this.early.get(this.expected)) {
+          this.early.delete(this.expected)
+          this.apply(next, now)
+        }
+        this.framesSinceAck++
+        if (this.framesSinceAck >= ACK_EVERY_FRAMES) this.ackDue = now
+        else this.ackDue ??= now + ACK_DELAY_MS
+      }
+    }
+    this.pump(now, false)
+    if (this.ackDue !== null && this.ackDue <= now) this.sendAckOnly(now)
+    return this.take()
+  }
+
+  /** Runs whatever is due: flush, acks, resends, keepalive, peer timeout, bulk timeout. */
+  tick(now: number): SyncAction[] {
+    if (this.wanted && now >= this.wanted.deadlineMs) {
+      const reason = this.wanted.reason
+      this.wanted = null
+      this.log(`no bulk transfer from the peer within ${this.opts.bulkTimeoutMs / 1000}s: going on with ${this.peer.size} peer states`)
+      if (reason === 'startup') this.out.push({ type: 'demote', value: 0, why: 'sync: gave up waiting for the bulk transfer' })
+    }
+    if (this.peerState === 'up' && this.peerHeardMs !== null && now - this.peerHeardMs >= PEER_TIMEOUT_MS) this.peerGone(now)
+    for (const [seq, u] of this.unacked) {
+      if (now - u.sentMs < RESEND_MS) continue
+      u.sentMs = now
+      this.counters.resends++
+      this.transmit(u.frame, now, seq)
+    }
+    const flushDue = this.pendingSinceMs !== null && now >= this.pendingSinceMs + FLUSH_DELAY_MS
+    this.pump(now, flushDue)
+    if ((this.ackDue !== null && now >= this.ackDue) || now - this.lastSentMs >= KEEPALIVE_MS) this.sendAckOnly(now)
+    return this.take()
+  }
+
+  /** When tick() next has something to do. */
+  nextWakeMs(): number {
+    let at = this.lastSentMs + KEEPALIVE_MS
+    if (this.ackDue !== null) at = Math.min(at, this.ackDue)
+    if (this.pendingSinceMs !== null && this.peerState === 'up') at = Math.min(at, this.pendingSinceMs + FLUSH_DELAY_MS)
+    for (const u of this.unacked.values()) at = Math.min(at, u.sentMs + RESEND_MS)
+    if (this.peerState === 'up' && this.peerHeardMs !== null) at = Math.min(at, this.peerHeardMs + PEER_TIMEOUT_MS)
+    if (this.wanted) at = Math.min(at, this.wanted.deadlineMs)
+    return at
+  }
+
+  // --- receiving -------------------------------------------------------------------
+
+  /**
+   * Is the frame part of the peer's current session? A new epoch is the peer's new
+   * session (it restarted, or lost us for a while) and is believed when the current
+   * one has been quiet SESSION_SWITCH_QUIET_MS: a replayed recording of an old
+   * session cannot cut off a live one. Joining a session in its middle means frames
+   * were missed, so the whole table is asked for.
+   */
+  private acceptSession(frame: SyncFrame, now: number): boolean {
+    if (frame.epoch === this.peerEpoch) return true
+    if (this.peerEpoch !== null && now - this.sessionHeardMs < SESSION_SWITCH_QUIET_MS) return false
+    const first = frame.ackOnly ? frame.seq + 1 : frame.seq
+    if (this.peerEpoch !== null) this.log(`peer started a new session (epoch ${hex(frame.epoch)})`)
+    this.peerEpoch = frame.epoch
+    this.expected = first
+    this.early.clear()
+    this.framesSinceAck = 0
+    this.receiving = null
+    if (first > 1) this.want('missed', now)
+    return true
+  }
+
+  private heard(now: number): void {
+    this.peerHeardMs = now
+    if (this.peerState === 'up') return
+    this.log(this.peerState === 'unknown' ? 'peer heard on the sync link' : 'peer is back on the sync link')
+    this.peerState = 'up'
+    // Whatever the peer missed while we could not reach it, it gets whole.
+    if (this.wanted) this.control.push({ type: 'bulkRequest', ids: [this.wanted.id] })
+    this.startPush(this.pushWanted ?? 0, now)
+  }
+
+  private peerGone(now: number): void {
+    this.peerState = 'gone'
+    this.log(`peer silent on the sync link for ${PEER_TIMEOUT_MS / 1000}s: ${this.unacked.size} frames and ${this.pending.size} queued changes dropped, all states go again when it is back`)
+    this.counters.lostFrames += this.unacked.size
+    this.counters.sessionResets++
+    this.unacked.clear()
+    this.pending.clear()
+    this.pendingSinceMs = null
+    this.control = []
+    this.push = null
+    this.receiving = null
+    this.epoch = this.newEpoch(this.epoch)
+    this.nextSeq = 1
+    this.sendAckOnly(now)
+  }
+
+  private acked(frame: SyncFrame): void {
+    for (const seq of this.unacked.keys()) {
+      if (seq <= frame.ack) this.unacked.delete(seq)
+    }
+    for (const section of frame.sections) {
+      if (section.type !== 'ack') continue
+      for (const { from, to } of section.ranges) for (let seq = from; seq <= to && seq < this.nextSeq; seq++) this.unacked.delete(seq)
+    }
+  }
+
+  /** Applies one in-order frame of the peer's session to the peer table. */
+  private apply(frame: SyncFrame, now: number): void {
+    this.expected = frame.seq + 1
+    for (const section of frame.sections) {
+      switch (section.type) {
+        case 'insert':
+        case 'update':
+          for (const rec of section.records) {
+            const record = rec.toString('latin1')
+            const key = record.slice(0, KEY_RECORD_LEN)
+            this.peer.set(key, record)
+            this.receiving?.stale.delete(key)
+          }
+          this.counters.changesReceived += section.records.length
+          if (this.receiving) this.receiving.done += section.records.length
+          break
+        case 'delete': {
+          const leftovers: string[] = []
+          for (const k of section.keys) {
+            const key = k.toString('latin1')
+            this.peer.delete(key)
+            this.receiving?.stale.delete(key)
+            const own = this.local.get(key)
+            if (own !== undefined) leftovers.push(own)
+          }
+          this.counters.changesReceived += section.keys.length
+          if (leftovers.length > 0) this.out.push({ type: 'removeLocal', records: leftovers })
+          break
+        }
+        case 'clear':
+          this.peer.clear()
+          this.receiving?.stale.clear()
+          this.log('peer cleared its state table')
+          break
+        case 'bulkRequest':
+          for (const id of section.ids) this.startPush(id, now)
+          break
+        case 'bulkStart':
+          for (const { id, total } of section.items) {
+            this.receiving = { id, total, done: 0, startMs: now, stale: new Set(this.peer.keys()) }
+            this.log(`bulk transfer ${id} from the peer: ${total} states coming`)
+          }
+          break
+        case 'bulkEnd':
+          for (const { id, count } of section.items) this.bulkReceived(id, count, now)
+          break
+        case 'ack':
+          break // handled with the header's ack
+        default:
+          assertNever(section)
+      }
+    }
+  }
+
+  private bulkReceived(id: number, count: number, now: number): void {
+    const r = this.receiving
+    // An end without its start (we joined in the middle) is not a whole table.
+    if (!r || r.id !== id) return
+    for (const key of r.stale) this.peer.delete(key)
+    const ms = Math.round(now - r.startMs)
+    this.lastIn = { direction: 'in', id, total: r.total, done: count, ms, agoMs: 0 }
+    this.lastInEndMs = now
+    this.receiving = null
+    this.log(`bulk transfer ${id} from the peer done: ${count} states in ${ms} ms, ${r.stale.size} stale states forgotten`)
+    if (this.wanted) {
+      if (this.wanted.reason === 'startup') this.out.push({ type: 'demote', value: 0, why: 'sync: bulk transfer done' })
+      this.wanted = null
+    }
+  }
+
+  // --- sending ---------------------------------------------------------------------
+
+  private want(reason: BulkReason, now: number): void {
+    if (this.wanted && reason !== 'operator') return
+    const id = this.nextBulkId++
+    this.wanted = { reason, id, deadlineMs: now + this.opts.bulkTimeoutMs }
+    if (reason === 'startup') this.out.push({ type: 'demote', value: DEMOTE_SYNC_BULK, why: 'sync: waiting for the bulk transfer from the peer' })
+    if (this.peerState === 'up') this.control.push({ type: 'bulkRequest', ids: [id] })
+  }
+
+  private queue(key: string, record: string, now: number): void {
+    if (this.peerState !== 'up') return // the bulk transfer on its return carries it
+    const max = this.opts.maxPending ?? MAX_PENDING_CHANGES
+    if (this.pending.size >= max && !this.pending.has(key)) {
+      this.counters.overflows++
+      this.log(`sync queue full (${max} changes): sending the whole table instead`)
+      this.pending.clear()
+      this.pendingSinceMs = null
+      this.startPush(0, now)
+      return
+    }
+    // Re-inserting moves the flow to the end: its newest value goes, once.
+    this.pending.delete(key)
+    this.pending.set(key, record)
+    this.pendingSinceMs ??= now
+    if (this.pending.size >= this.recordsPerFrame()) this.pump(now, false)
+  }
+
+  private startPush(id: number, now: number): void {
+    if (!this.localReady || this.peerState !== 'up') {
+      this.pushWanted = id
+      return
+    }
+    this.pushWanted = null
+    if (this.push) this.log(`bulk transfer ${this.push.id} to the peer restarted as ${id}`)
+    this.push = { id, keys: [], index: 0, sent: 0, started: false, startMs: now }
+  }
+
+  private recordsPerFrame(): number {
+    return Math.floor((this.opts.maxFrameBytes - SYNC_HEADER_LEN - SYNC_HMAC_LEN - 2 * SECTION_HEADER_LEN - 8 * MAX_SACK_RANGES) / FLOW_RECORD_LEN)
+  }
+
+  /**
+   * Sends frames while the window has room. Changes alone wait for a full frame
+   * unless `flush` (their delay is over); control messages and bulk transfers go at once.
+   */
+  private pump(now: number, flush: boolean): void {
+    while (this.peerState === 'up' && this.unacked.size < SEND_WINDOW_FRAMES) {
+      const urgent = this.control.length > 0 || this.push !== null
+      if (!urgent && this.pending.size === 0) break
+      if (!urgent && !flush && this.pending.size < this.recordsPerFrame()) break
+      const frame = this.buildFrame(now)
+      if (frame.sections.length === 0) break
+      this.transmit(frame, now, frame.seq)
+      this.unacked.set(frame.seq, { frame, sentMs: now })
+    }
+  }
+
+  private buildFrame(now: number): SyncFrame {
+    const b = new Budget(this.opts.maxFrameBytes)
+    const sections: SyncSection[] = []
+    while (this.control.length > 0 && b.fits(this.control[0]!)) sections.push(b.take(this.control.shift()!))
+
+    // Live changes, in order; consecutive ones of a kind share a section.
+    let open: Buffer[] | null = null
+    let openKind = ''
+    for (const [key, record] of this.pending) {
+      const kind = record === '' ? 'delete' : 'update'
+      const fresh = kind !== openKind
+      if (!b.room(kind === 'delete' ? KEY_RECORD_LEN : FLOW_RECORD_LEN, fresh)) break
+      if (fresh) {
+        open = []
+        openKind = kind
+        sections.push(kind === 'delete' ? { type: 'delete', keys: open } : { type: 'update', records: open })
+      }
+      open!.push(Buffer.from(kind === 'delete' ? key : record, 'latin1'))
+      this.pending.delete(key)
+      this.counters.changesSent++
+    }
+    if (this.pending.size === 0) this.pendingSinceMs = null
+
+    const p = this.push
+    if (p) {
+      if (!p.started && b.room(8, true)) {
+        // The table is listed when bulkStart leaves, not when the transfer was asked
+        // for: a change sent in between would otherwise be marked stale by the
+        // receiver and then missing from the transfer.
+        p.keys = [...this.local.keys()]
+        sections.push({ type: 'bulkStart', items: [{ id: p.id, total: p.keys.length }] })
+        p.started = true
+      }
+      if (p.started) {
+        let inserts: Buffer[] | null = null
+        while (p.index < p.keys.length && b.room(FLOW_RECORD_LEN, inserts === null)) {
+          const record = this.local.get(p.keys[p.index++]!)
+          if (record === undefined) continue // deleted since the transfer began
+          if (inserts === null) {
+            inserts = []
+            sections.push({ type: 'insert', records: inserts })
+          }
+          inserts.push(Buffer.from(record, 'latin1'))
+          p.sent++
+          this.counters.bulkRecordsSent++
+        }
+        if (p.index >= p.keys.length && b.room(8, true)) {
+          sections.push({ type: 'bulkEnd', items: [{ id: p.id, count: p.sent }] })
+          this.lastOut = { direction: 'out', id: p.id, total: p.keys.length, done: p.sent, ms: Math.round(now - p.startMs), agoMs: 0 }
+          this.lastOutEndMs = now
+          this.log(`bulk transfer ${p.id} to the peer sent: ${p.sent} states`)
+          this.push = null
+        }
+      }
+    }
+    return { ackOnly: false, sender: this.opts.sender, epoch: this.epoch, seq: sections.length > 0 ? this.nextSeq++ : 0, ackEpoch: 0, ack: 0, sections }
+  }
+
+  /** Encodes a frame with the current acknowledgement and hands it out. */
+  private transmit(frame: SyncFrame, now: number, seq: number): void {
+    const sections = this.early.size > 0 ? [...frame.sections, this.sackSection()] : frame.sections
+    const bytes = encodeSyncFrame({ ...frame, seq, ackEpoch: this.peerEpoch ?? 0, ack: this.expected - 1, sections }, this.opts.key)
+    this.out.push({ type: 'send', bytes })
+    this.counters.framesSent++
+    this.lastSentMs = now
+    this.ackDue = null
+    this.framesSinceAck = 0
+  }
+
+  private sendAckOnly(now: number): void {
+    const frame: SyncFrame = { ackOnly: true, sender: this.opts.sender, epoch: this.epoch, seq: this.nextSeq - 1, ackEpoch: 0, ack: 0, sections: [] }
+    this.transmit(frame, now, frame.seq)
+  }
+
+  /** Ranges of early frames, so the sender resends only the gap. */
+  private sackSection(): SyncSection {
+    const seqs = [...this.early.keys()].sort((a, b) => a - b)
+    const ranges: { from: number; to: number }[] = []
+    for (const seq of seqs) {
+      const last = ranges[ranges.length - 1]
+      if (last && last.to + 1 === seq) last.to = seq
+      else if (ranges.length < MAX_SACK_RANGES) ranges.push({ from: seq, to: seq })
+    }
+    return { type: 'ack', ranges }
+  }
+
+  private newEpoch(old: number): number {
+    for (;;) {
+      const epoch = this.opts.random32() >>> 0
+      if (epoch !== 0 && epoch !== old) return epoch
+    }
+  }
+
+  private drop(reason: SyncDropReason): SyncAction[] {
+    this.drops[reason]++
+    return this.take()
+  }
+
+  private log(message: string): void {
+    this.out.push({ type: 'log', message })
+  }
+
+  private take(): SyncAction[] {
+    if (this.out.length === 0) return NONE
+    const out = this.out
+    this.out = []
+    return out
+  }
+}
+
+const NONE: SyncAction[] = []
+
+/** Bytes left in a frame being built; room is kept for the selective acks added at send time. */
+class Budget {
+  private used = SYNC_HEADER_LEN + SYNC_HMAC_LEN + SECTION_HEADER_LEN + 8 * MAX_SACK_RANGES
+  constructor(private readonly max: number) {}
+
+  /** Is there room for one record of `bytes`, with a section header if `fresh`? Takes it if so. */
+  room(bytes: number, fresh: boolean): boolean {
+    const need = bytes + (fresh ? SECTION_HEADER_LEN : 0)
+    if (this.used + need > this.max) return false
+    this.used += need
+    return true
+  }
+
+  fits(section: SyncSection): boolean {
+    return this.used + sectionBytes(section) <= this.max
+  }
+
+  take(section: SyncSection): SyncSection {
+    this.used += sectionBytes(section)
+    return section
+  }
+}
+
+function sectionBytes(section: SyncSection): number {
+  switch (section.type) {
+    case 'clear':
+      return SECTION_HEADER_LEN
+    case 'bulkRequest':
+      return SECTION_HEADER_LEN + 4 * section.ids.length
+    case 'bulkStart':
+    case 'bulkEnd':
+      return SECTION_HEADER_LEN + 8 * section.items.length
+    case 'ack':
+      return SECTION_HEADER_LEN + 8 * section.ranges.length
+    case 'delete':
+      return SECTION_HEADER_LEN + KEY_RECORD_LEN * section.keys.length
+    case 'insert':
+    case 'update':
+      return SECTION_HEADER_LEN + FLOW_RECORD_LEN * section.records.length
+    default:
+      return assertNever(section)
+  }
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(8, '0')
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected ${JSON.stringify(x)}`)
+}

@@ -1,0 +1,271 @@
+import t from 'tap'
+import { DEMOTE_SYNC_BULK, PEER_TIMEOUT_MS, SESSION_SWITCH_QUIET_MS } from '../../src/sync/constants.js'
+import { SyncEngine } from '../../src/sync/engine.js'
+import { decodeSyncFrame, encodeSyncFrame, senderId } from '../../src/wire/sync.js'
+import { KEY, SyncPair, flow, key, prng, record, sameTable } from '../helpers/sync-pair.js'
+
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => flow(from + i))
+
+t.test('startup: each board gets the other table by bulk transfer and is demoted until then', async (t) => {
+  const p = new SyncPair()
+  p.start(range(100), range(5, 1000))
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK], 'demoted at start')
+  p.run(50)
+  t.ok(sameTable(p.a.local, p.b.peer), 'b holds a copy of a')
+  t.ok(sameTable(p.b.local, p.a.peer), 'a holds a copy of b')
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK, 0], 'demotion lifted when the bulk is in')
+  t.same(p.demotes.b, [DEMOTE_SYNC_BULK, 0])
+  const s = p.b.status(p.now)
+  t.equal(s.peer.state, 'up')
+  t.equal(s.bulk.wanted, null)
+  t.equal(s.bulk.lastIn?.done, 100)
+  t.match(p.logs.b.join('\n'), /bulk transfer \d+ from the peer done: 100 states/)
+})
+
+t.test('live changes: coalesced, in order, complete', async (t) => {
+  const p = new SyncPair()
+  p.start()
+  p.run(20)
+  for (let i = 0; i < 1000; i++) p.upsert('a', flow(i))
+  // The same flow changing again and again inside the flush delay travels once.
+  for (let n = 0; n < 50; n++) p.upsert('a', flow(7, 300 - n))
+  for (let i = 0; i < 100; i++) p.remove('a', flow(i))
+  p.run(50)
+  t.equal(p.a.local.size, 900)
+  t.ok(sameTable(p.a.local, p.b.peer), 'copy equals the source')
+  const c = p.a.status(p.now).counters
+  t.ok(c.changesSent < 1000 + 50 + 100, `coalesced: ${c.changesSent} records for 1150 changes`)
+  t.equal(p.b.status(p.now).lag.unacked, 0)
+  t.equal(p.a.status(p.now).lag.unacked, 0, 'everything acknowledged')
+  t.equal(p.a.status(p.now).lag.queued, 0)
+  // Frames never exceed the MTU budget.
+  t.ok(p.sent.a.every((b) => b.length <= 1472))
+})
+
+t.test('a lone change leaves after the flush delay, not at once', async (t) => {
+  const p = new SyncPair()
+  p.start()
+  p.run(20)
+  const before = p.sent.a.length
+  p.upsert('a', flow(1))
+  t.equal(p.sent.a.length, before, 'waits to share a frame')
+  p.run(15)
+  t.ok(p.b.peer.has(key(flow(1))), 'there within 15 ms')
+})
+
+t.test('20% loss both ways: resends fill every gap', async (t) => {
+  const p = new SyncPair()
+  p.start(range(300))
+  p.lossy(0.2)
+  for (let round = 0; round < 10; round++) {
+    for (let i = 0; i < 200; i++) p.upsert('a', flow(1000 + round * 200 + i))
+    for (let i = 0; i < 20; i++) p.remove('a', flow(round * 20 + i))
+    p.run(100)
+  }
+  p.fate = () => 'deliver'
+  p.run(2000)
+  t.ok(sameTable(p.a.local, p.b.peer), `copy complete (${p.b.peer.size} of ${p.a.local.size})`)
+  const c = p.a.status(p.now).counters
+  t.ok(c.resends > 0, `resends ${c.resends}`)
+  t.equal(c.lostFrames, 0)
+})
+
+t.test('reordered and duplicated frames apply once, in order', async (t) => {
+  const p = new SyncPair()
+  p.start()
+  p.run(20)
+  const rand = prng(3)
+  // Deliver each frame to b late by a random amount (reorder) and sometimes twice.
+  p.fate = (to, bytes) => {
+    if (to !== 'b') return 'deliver'
+    const r = rand()
+    if (r < 0.5) {
+      p.wire.push({ to, bytes, atMs: p.now + 1 + Math.floor(rand() * 20) })
+      return 'drop'
+    }
+    return r < 0.7 ? 'duplicate' : 'deliver'
+  }
+  for (let i = 0; i < 2000; i++) {
+    p.upsert('a', flow(i))
+    if (i % 3 === 0) p.remove('a', flow(i))
+    if (i % 100 === 0) p.run(2)
+  }
+  p.run(100)
+  p.fate = () => 'deliver'
+  p.run(1000)
+  t.ok(sameTable(p.a.local, p.b.peer), 'a delete overtaken by an older insert would show here')
+  const c = p.b.status(p.now).counters
+  t.ok(c.outOfOrder > 0, `out of order ${c.outOfOrder}`)
+  t.ok(c.duplicates > 0, `duplicates ${c.duplicates}`)
+})
+
+t.test('a full queue falls back to a bulk transfer: nothing lost', async (t) => {
+  const p = new SyncPair({ maxPending: 500 })
+  p.start(range(10))
+  p.run(20)
+  // b hears nothing for a moment: a's window fills, then its queue.
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver')
+  for (let i = 0; i < 20_000; i++) p.upsert('a', flow(100 + i))
+  p.run(50)
+  p.fate = () => 'deliver'
+  p.run(3000)
+  const c = p.a.status(p.now).counters
+  t.ok(c.overflows >= 1, `overflows ${c.overflows}`)
+  t.match(p.logs.a.join('\n'), /sync queue full \(500 changes\): sending the whole table instead/)
+  t.ok(sameTable(p.a.local, p.b.peer), `copy complete (${p.b.peer.size} of ${p.a.local.size})`)
+})
+
+t.test('peer gone: queue dropped, new session, whole table when it is back', async (t) => {
+  const p = new SyncPair()
+  p.start(range(50))
+  p.run(20)
+  p.fate = () => 'drop'
+  for (let i = 0; i < 30; i++) p.remove('a', flow(i)) // deletes b never hears of
+  for (let i = 0; i < 40; i++) p.upsert('a', flow(500 + i))
+  p.run(PEER_TIMEOUT_MS + 200)
+  t.equal(p.a.status(p.now).peer.state, 'gone')
+  t.equal(p.b.status(p.now).peer.state, 'gone')
+  t.match(p.logs.a.join('\n'), /peer silent on the sync link/)
+  t.ok(p.a.status(p.now).counters.sessionResets >= 1)
+  p.fate = () => 'deliver'
+  p.run(SESSION_SWITCH_QUIET_MS + 1500)
+  t.equal(p.a.status(p.now).peer.state, 'up')
+  t.match(p.logs.a.join('\n'), /peer is back on the sync link/)
+  t.ok(sameTable(p.a.local, p.b.peer), `stale states forgotten, new ones there (${p.b.peer.size} of ${p.a.local.size})`)
+})
+
+t.test('a restarted peer asks again and gets everything; the survivor accepts its new session', async (t) => {
+  const p = new SyncPair()
+  p.start(range(200))
+  p.run(50)
+  t.equal(p.b.peer.size, 200)
+  // b restarts: a new engine with nothing in memory.
+  p.b = p.make('b')
+  p.handle('b', p.b.start(p.now))
+  p.b.snapshotBegin()
+  p.handle('b', p.b.snapshotEnd(p.now))
+  p.run(SESSION_SWITCH_QUIET_MS + 1000)
+  t.ok(sameTable(p.a.local, p.b.peer), `restarted board has the table (${p.b.peer.size})`)
+  t.same(p.demotes.b.slice(-2), [DEMOTE_SYNC_BULK, 0])
+  t.match(p.logs.a.join('\n'), /peer started a new session/)
+})
+
+t.test('no peer: the startup demotion ends after sync.bulk.timeout', async (t) => {
+  const p = new SyncPair({ bulkTimeoutMs: 2000 })
+  p.fate = () => 'drop'
+  p.start(range(3))
+  p.run(1990)
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK])
+  p.run(20)
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK, 0])
+  t.match(p.logs.a.join('\n'), /no bulk transfer from the peer within 2s: going on with 0 peer states/)
+  t.equal(p.a.status(p.now).bulk.wanted, null)
+})
+
+t.test('operator resync: both tables again, no demotion, progress in status', async (t) => {
+  const p = new SyncPair()
+  p.start(range(10_000), range(10, 50_000))
+  p.run(300)
+  const lastIn = p.b.status(p.now).bulk.lastIn
+  p.handle('b', p.b.resync(p.now))
+  t.equal(p.b.status(p.now).bulk.wanted, 'operator')
+  p.run(2)
+  const mid = p.b.status(p.now).bulk.receiving
+  t.ok(mid !== null && mid.total === 10_000 && mid.done < 10_000, `progress ${mid?.done}/${mid?.total}`)
+  p.run(300)
+  const s = p.b.status(p.now)
+  t.equal(s.bulk.wanted, null)
+  t.not(s.bulk.lastIn, lastIn)
+  t.equal(s.bulk.lastIn?.done, 10_000)
+  t.equal(p.a.status(p.now).bulk.lastIn?.done, 10, 'b sent its own table too')
+  t.same(p.demotes.b, [DEMOTE_SYNC_BULK, 0], 'resync does not demote')
+})
+
+t.test('snapshots: what the read does not list is deleted; an empty read is one clear', async (t) => {
+  const p = new SyncPair()
+  p.start(range(20))
+  p.run(30)
+  p.a.snapshotBegin()
+  for (const f of range(10)) p.handle('a', p.a.localUpsert(record(f), p.now))
+  p.handle('a', p.a.snapshotEnd(p.now))
+  p.run(30)
+  t.equal(p.b.peer.size, 10)
+  t.ok(sameTable(p.a.local, p.b.peer))
+  p.a.snapshotBegin()
+  p.handle('a', p.a.snapshotEnd(p.now))
+  p.run(30)
+  t.equal(p.b.peer.size, 0)
+  t.match(p.logs.b.join('\n'), /peer cleared its state table/)
+})
+
+t.test("the peer's deletes of flows this board also has are handed out for the kernel", async (t) => {
+  const p = new SyncPair()
+  p.start(range(5), range(5)) // b has the same flows (left from a time it was master)
+  p.run(30)
+  p.remove('a', flow(2))
+  p.run(30)
+  t.same(p.removed.b, [record(flow(2))])
+  t.same(p.removed.a, [])
+})
+
+t.test('input ladder: each bad datagram is dropped and counted', async (t) => {
+  const p = new SyncPair()
+  p.start(range(3))
+  p.run(30)
+  const good = p.sent.a[p.sent.a.length - 1]!
+  const drops = () => p.b.status(p.now).drops
+
+  p.deliver('b', good, false)
+  t.equal(drops().unknownSender, 1, 'not from the configured peer')
+
+  const decoded = decodeSyncFrame(good, KEY)
+  if (!decoded.ok) throw new Error(`the last frame of a does not decode: ${decoded.error}`)
+  p.deliver('b', encodeSyncFrame(decoded.frame, 'wrong key'))
+  t.equal(drops().badAuth, 1)
+
+  p.deliver('b', good.subarray(0, 10))
+  t.equal(drops().shortPacket, 1)
+
+  // b's own frame coming back (a loop): same sender and epoch as b's.
+  p.deliver('b', p.sent.b[p.sent.b.length - 1]!)
+  t.equal(drops().ownPacket, 1)
+
+  // A frame of another session while a's current one is alive: a replayed recording.
+  const other = decoded
+  p.deliver('b', encodeSyncFrame({ ...other.frame, epoch: other.frame.epoch ^ 1 }, KEY))
+  t.equal(drops().staleSession, 1)
+
+  const ahead = encodeSyncFrame({ ...other.frame, ackOnly: false, seq: other.frame.seq + 10_000, sections: [{ type: 'clear' }] }, KEY)
+  p.deliver('b', ahead)
+  t.equal(drops().outOfWindow, 1)
+  t.equal(p.b.peer.size, 3, 'the table is untouched')
+})
+
+t.test('a replayed frame of the live session changes nothing', async (t) => {
+  const p = new SyncPair()
+  p.start()
+  p.run(30)
+  const mark = p.sent.a.length
+  p.upsert('a', flow(1))
+  p.run(20)
+  const insertFrame = p.sent.a.slice(mark).find((b) => {
+    const d = decodeSyncFrame(b, KEY)
+    return d.ok && d.frame.sections.some((s) => s.type === 'update')
+  })!
+  p.remove('a', flow(1))
+  p.run(20)
+  t.notOk(p.b.peer.has(key(flow(1))))
+  p.deliver('b', insertFrame)
+  t.notOk(p.b.peer.has(key(flow(1))), 'the old insert did not come back')
+  t.ok(p.b.status(p.now).counters.duplicates >= 1)
+})
+
+t.test('engine alone: keepalives and its wake time', async (t) => {
+  const e = new SyncEngine({ key: KEY, sender: senderId('x'), maxFrameBytes: 1472, bulkTimeoutMs: 10_000, random32: () => 42 })
+  const first = e.start(0)
+  t.ok(first.some((a) => a.type === 'send'), 'hello at start')
+  t.equal(e.nextWakeMs(), 1000, 'keepalive after a second')
+  t.ok(e.tick(1000).some((a) => a.type === 'send'))
+  t.equal(e.status(1000).peer.state, 'unknown')
+  t.equal(e.status(1000).peer.heardMsAgo, null)
+})
