@@ -6,13 +6,25 @@ export const SYNC_PORT_DEFAULT = 8242
 /** A frame fills at most the link MTU less the IPv4 and UDP headers. */
 export const IP_UDP_HEADER_BYTES = 28
 export const SYNC_MTU_DEFAULT = 1500
+/** Socket receive buffer asked for on the sync link: a bulk transfer arrives in bursts. */
+export const SYNC_RECV_BUFFER_BYTES = 1 << 20
 
-/** Frames sent and not yet acknowledged; the sender waits when this many are out. */
-export const SEND_WINDOW_FRAMES = 128
+/**
+ * Frames sent and not yet acknowledged; the sender waits when this many are out.
+ * 48 frames (70 KB) fit a default Linux socket receive buffer (208 KB of kernel
+ * memory, ~2.3 KB each): a window of 128 overflowed it on loopback and every loss
+ * cost a resend.
+ */
+export const SEND_WINDOW_FRAMES = 48
 /** Frames further ahead than this of the next expected one are dropped, not buffered. */
 export const RECEIVE_WINDOW_FRAMES = 256
 /** An unacknowledged frame is sent again after this long (a dedicated link answers in < 1 ms). */
 export const RESEND_MS = 200
+/**
+ * A frame the receiver reports missing (it acknowledged later ones selectively) is
+ * sent again at once, but not twice within this time.
+ */
+export const FAST_RESEND_MS = 10
 /**
  * A change waits this long for others to share its frame. Repeated updates of one
  * flow inside it coalesce into one record; a failover within it loses only this much.
@@ -25,11 +37,6 @@ export const ACK_EVERY_FRAMES = 16
 export const KEEPALIVE_MS = 1000
 /** ...and the peer is gone after this long without any valid frame (3.5 keepalives). */
 export const PEER_TIMEOUT_MS = 3500
-/**
- * Another session of the peer (a new epoch) is believed only after the current one
- * has been silent this long, so a replayed recording cannot cut a live session off.
- */
-export const SESSION_SWITCH_QUIET_MS = 1500
 /**
  * Distinct flows waiting to be sent. Past this the queue is dropped and the whole
  * table goes as a bulk transfer instead: nothing is lost, the peer just gets it all.

@@ -28,6 +28,7 @@ import {
   ACK_DELAY_MS,
   ACK_EVERY_FRAMES,
   DEMOTE_SYNC_BULK,
+  FAST_RESEND_MS,
   FLUSH_DELAY_MS,
   KEEPALIVE_MS,
   MAX_PENDING_CHANGES,
@@ -35,7 +36,6 @@ import {
   RECEIVE_WINDOW_FRAMES,
   RESEND_MS,
   SEND_WINDOW_FRAMES,
-  SESSION_SWITCH_QUIET_MS,
 } from './constants.js'
 import {
   FLOW_RECORD_LEN,
@@ -55,11 +55,6 @@ export type SyncAction =
   | { type: 'log'; message: string }
   /** The demotion state sync asks for changed (0: none). */
   | { type: 'demote'; value: number; why: string }
-  /**
-   * The peer deleted flows this board also has in its own table (left from a time it
-   * was master): records, for the caller to remove from the kernel when it is backup.
-   */
-  | { type: 'removeLocal'; records: string[] }
 
 /** Reasons a sync datagram is dropped, each with its own counter (STYLE: a ladder). */
 export type SyncDropReason = SyncDecodeError | 'unknownSender' | 'ownPacket' | 'staleSession' | 'outOfWindow'
@@ -138,6 +133,10 @@ interface Receiving {
 
 /** Selective-ack ranges per frame: a dedicated link rarely has more than one gap. */
 const MAX_SACK_RANGES = 4
+/** Peer sessions remembered as left (a session changes at a restart or a long outage). */
+const MAX_RETIRED_SESSIONS = 32
+/** A new session begins past this sequence number (half the 32-bit space). */
+const SEQ_ROLL = 2 ** 31
 
 export class SyncEngine {
   readonly local = new Map<string, string>()
@@ -163,13 +162,15 @@ export class SyncEngine {
   private lastSentMs = -Infinity
   private localReady = false
   private snapshotSeen: Set<string> | null = null
+  private snapshotTouched: Set<string> | null = null
   private nextBulkId = 1
 
   // Receiving side: the peer's session.
   private peerState: PeerState = 'unknown'
   private peerEpoch: number | null = null
   private peerHeardMs: number | null = null
-  private sessionHeardMs = -Infinity
+  /** Peer sessions left behind during this board's life: never adopted again (replays). */
+  private readonly retired: number[] = []
   private expected = 1
   private readonly early = new Map<number, SyncFrame>()
   private ackDue: number | null = null
@@ -177,6 +178,8 @@ export class SyncEngine {
   private receiving: Receiving | null = null
 
   private wanted: { reason: BulkReason; id: number; deadlineMs: number } | null = null
+  /** Demoted until the first bulk transfer is in, the deadline passes or this board serves. */
+  private startupDemoted = false
   private lastIn: BulkInfo | null = null
   private lastOut: BulkInfo | null = null
   private lastInEndMs = 0
@@ -188,6 +191,8 @@ export class SyncEngine {
 
   /** Starts: wants the peer's table (demoted until it is in) and says hello. */
   start(now: number): SyncAction[] {
+    this.startupDemoted = true
+    this.out.push({ type: 'demote', value: DEMOTE_SYNC_BULK, why: 'sync: waiting for the bulk transfer from the peer' })
     this.want('startup', now)
     this.sendAckOnly(now)
     return this.take()
@@ -198,22 +203,36 @@ export class SyncEngine {
   /** A flow of this board's table was created or changed (its 40-byte record, latin1). */
   localUpsert(record: string, now: number): SyncAction[] {
     const key = record.slice(0, KEY_RECORD_LEN)
-    this.snapshotSeen?.add(key)
-    if (this.local.get(key) !== record) {
-      this.local.set(key, record)
-      this.queue(key, record, now)
-    }
+    this.snapshotTouched?.add(key)
+    this.setLocal(key, record, now)
     return this.take()
   }
 
   /** A flow of this board's table is gone (its 16-byte key, latin1). */
   localDelete(key: string, now: number): SyncAction[] {
+    this.snapshotTouched?.add(key)
     this.deleteLocal(key, now)
     return this.take()
   }
 
+  /**
+   * One flow of a full read (between snapshotBegin and snapshotEnd). An event about
+   * the same flow during the read is newer than the read's line: the line is ignored.
+   */
+  snapshotUpsert(record: string, now: number): SyncAction[] {
+    const key = record.slice(0, KEY_RECORD_LEN)
+    this.snapshotSeen?.add(key)
+    if (!this.snapshotTouched?.has(key)) this.setLocal(key, record, now)
+    return this.take()
+  }
+
+  private setLocal(key: string, record: string, now: number): void {
+    if (this.local.get(key) === record) return
+    this.local.set(key, record)
+    this.queue(key, record, now)
+  }
+
   private deleteLocal(key: string, now: number): void {
-    this.snapshotSeen?.delete(key)
     if (this.local.delete(key)) this.queue(key, '', now)
   }
 
@@ -223,11 +242,15 @@ export class SyncEngine {
    */
   snapshotBegin(): void {
     this.snapshotSeen = new Set()
+    this.snapshotTouched = new Set()
   }
 
   snapshotEnd(now: number): SyncAction[] {
     const seen = this.snapshotSeen ?? new Set<string>()
+    // Flows the events created or changed during the read are current, listed or not.
+    for (const key of this.snapshotTouched ?? []) if (this.local.has(key)) seen.add(key)
     this.snapshotSeen = null
+    this.snapshotTouched = null
     if (seen.size === 0 && this.local.size > 0) {
       // The table was flushed: one clear says it better than a delete per flow.
       this.local.clear()
@@ -243,6 +266,20 @@ export class SyncEngine {
   }
 
   // --- operator and status -----------------------------------------------------
+
+  /**
+   * A vhid of this board became MASTER. If it was still waiting for its first bulk
+   * transfer, nobody better was serving: its own table is the one that counts, and
+   * staying demoted would only let the peer preempt it the moment the peer's own
+   * transfer ends first (found by the lab: both boards started within a second,
+   * the one serving lost its VIPs to the one without states). It still wants the
+   * peer's table, without the demotion.
+   */
+  promoted(): SyncAction[] {
+    if (this.wanted?.reason === 'startup') this.wanted.reason = 'missed'
+    this.undemote('sync: MASTER with its own table, no longer waiting to be preferred')
+    return this.take()
+  }
 
   /** `carpd ctl resync`: both tables again, both ways; no demotion. */
   resync(now: number): SyncAction[] {
@@ -281,18 +318,20 @@ export class SyncEngine {
    */
   receive(bytes: Buffer, fromPeer: boolean, now: number): SyncAction[] {
     if (!fromPeer) return this.drop('unknownSender')
+    // Nothing longer than our own frames is ours: no HMAC work for it.
+    if (bytes.length > this.opts.maxFrameBytes) return this.drop('oversized')
     const decoded = decodeSyncFrame(bytes, this.opts.key)
     if (!decoded.ok) return this.drop(decoded.error)
     const frame = decoded.frame
-    if (frame.sender === this.opts.sender && frame.epoch === this.epoch) return this.drop('ownPacket')
+    // Our own frames reflected back (or a peer configured with our node name).
+    if (frame.sender === this.opts.sender) return this.drop('ownPacket')
     if (!this.acceptSession(frame, now)) return this.drop('staleSession')
     const ahead = frame.seq - this.expected
     if (!frame.ackOnly && ahead >= RECEIVE_WINDOW_FRAMES) return this.drop('outOfWindow')
 
     this.counters.framesReceived++
-    this.sessionHeardMs = now
     this.heard(now)
-    if (frame.ackEpoch === this.epoch) this.acked(frame)
+    if (frame.ackEpoch === this.epoch) this.acked(frame, now)
 
     if (!frame.ackOnly) {
       if (ahead < 0) {
@@ -322,10 +361,16 @@ export class SyncEngine {
   /** Runs whatever is due: flush, acks, resends, keepalive, peer timeout, bulk timeout. */
   tick(now: number): SyncAction[] {
     if (this.wanted && now >= this.wanted.deadlineMs) {
-      const reason = this.wanted.reason
       this.wanted = null
       this.log(`no bulk transfer from the peer within ${this.opts.bulkTimeoutMs / 1000}s: going on with ${this.peer.size} peer states`)
-      if (reason === 'startup') this.out.push({ type: 'demote', value: 0, why: 'sync: gave up waiting for the bulk transfer' })
+      this.undemote('sync: gave up waiting for the bulk transfer')
+    }
+    // Sequence numbers are 32 bits: a new session long before they run out (the
+    // peer adopts it at once, its frames acknowledge ours).
+    if (this.nextSeq > SEQ_ROLL && this.unacked.size === 0) {
+      this.log(`sequence numbers at ${this.nextSeq}: starting a new session`)
+      this.epoch = this.newEpoch(this.epoch)
+      this.nextSeq = 1
     }
     if (this.peerState === 'up' && this.peerHeardMs !== null && now - this.peerHeardMs >= PEER_TIMEOUT_MS) this.peerGone(now)
     for (const [seq, u] of this.unacked) {
@@ -344,7 +389,9 @@ export class SyncEngine {
   nextWakeMs(): number {
     let at = this.lastSentMs + KEEPALIVE_MS
     if (this.ackDue !== null) at = Math.min(at, this.ackDue)
-    if (this.pendingSinceMs !== null && this.peerState === 'up') at = Math.min(at, this.pendingSinceMs + FLUSH_DELAY_MS)
+    // A full window waits for an ack (which pumps), not for the clock: else it spins.
+    const room = this.unacked.size < SEND_WINDOW_FRAMES
+    if (this.pendingSinceMs !== null && this.peerState === 'up' && room) at = Math.min(at, this.pendingSinceMs + FLUSH_DELAY_MS)
     for (const u of this.unacked.values()) at = Math.min(at, u.sentMs + RESEND_MS)
     if (this.peerState === 'up' && this.peerHeardMs !== null) at = Math.min(at, this.peerHeardMs + PEER_TIMEOUT_MS)
     if (this.wanted) at = Math.min(at, this.wanted.deadlineMs)
@@ -354,24 +401,34 @@ export class SyncEngine {
   // --- receiving -------------------------------------------------------------------
 
   /**
-   * Is the frame part of the peer's current session? A new epoch is the peer's new
-   * session (it restarted, or lost us for a while) and is believed when the current
-   * one has been quiet SESSION_SWITCH_QUIET_MS: a replayed recording of an old
-   * session cannot cut off a live one. Joining a session in its middle means frames
-   * were missed, so the whole table is asked for.
+   * Is the frame part of the peer's current session? Another session (the peer
+   * restarted, or lost us and began anew) is adopted only when its frame
+   * acknowledges this board's own current session, which only the live peer can
+   * have heard, or when there is no session to lose (first contact). A session once
+   * left is never adopted again. So a replayed recording can neither cut a live
+   * session off nor hold a dead one against the peer's new one. Joining a session
+   * in its middle means frames were missed: the whole table is asked for.
    */
   private acceptSession(frame: SyncFrame, now: number): boolean {
     if (frame.epoch === this.peerEpoch) return true
-    if (this.peerEpoch !== null && now - this.sessionHeardMs < SESSION_SWITCH_QUIET_MS) return false
+    if (this.retired.includes(frame.epoch)) return false
+    if (this.peerEpoch !== null && frame.ackEpoch !== this.epoch) return false
     const first = frame.ackOnly ? frame.seq + 1 : frame.seq
-    if (this.peerEpoch !== null) this.log(`peer started a new session (epoch ${hex(frame.epoch)})`)
+    if (this.peerEpoch !== null) {
+      this.log(`peer started a new session (epoch ${hex(frame.epoch)})`)
+      this.retire(this.peerEpoch)
+    }
     this.peerEpoch = frame.epoch
     this.expected = first
     this.early.clear()
     this.framesSinceAck = 0
-    this.receiving = null
-    if (first > 1) this.want('missed', now)
+    if (first > 1) this.askAgain('missed', now)
     return true
+  }
+
+  private retire(epoch: number): void {
+    this.retired.push(epoch)
+    if (this.retired.length > MAX_RETIRED_SESSIONS) this.retired.shift()
   }
 
   private heard(now: number): void {
@@ -394,19 +451,39 @@ export class SyncEngine {
     this.pendingSinceMs = null
     this.control = []
     this.push = null
-    this.receiving = null
     this.epoch = this.newEpoch(this.epoch)
     this.nextSeq = 1
+    // Its session is over for us too: whatever it sends next starts a new one, and
+    // a transfer cut off in the middle is asked for again when it is back.
+    if (this.peerEpoch !== null) this.retire(this.peerEpoch)
+    this.peerEpoch = null
+    if (this.receiving) {
+      this.receiving = null
+      this.askAgain('missed', now)
+    }
     this.sendAckOnly(now)
   }
 
-  private acked(frame: SyncFrame): void {
+  private acked(frame: SyncFrame, now: number): void {
     for (const seq of this.unacked.keys()) {
       if (seq <= frame.ack) this.unacked.delete(seq)
     }
-    for (const section of frame.sections) {
-      if (section.type !== 'ack') continue
-      for (const { from, to } of section.ranges) for (let seq = from; seq <= to && seq < this.nextSeq; seq++) this.unacked.delete(seq)
+    let highest = 0
+    const ranges = frame.sections.flatMap((section) => (section.type === 'ack' ? section.ranges : []))
+    if (ranges.length > 0) {
+      // Over the window (at most SEND_WINDOW_FRAMES), never over the ranges' span.
+      for (const seq of this.unacked.keys()) {
+        if (ranges.some((r) => seq >= r.from && seq <= r.to)) this.unacked.delete(seq)
+      }
+      for (const r of ranges) highest = Math.max(highest, Math.min(r.to, this.nextSeq - 1))
+    }
+    // Frames below one the receiver has are lost, not late: send them again now
+    // rather than after RESEND_MS.
+    for (const [seq, u] of this.unacked) {
+      if (seq > highest || now - u.sentMs < FAST_RESEND_MS) continue
+      u.sentMs = now
+      this.counters.resends++
+      this.transmit(u.frame, now, seq)
     }
   }
 
@@ -426,33 +503,35 @@ export class SyncEngine {
           this.counters.changesReceived += section.records.length
           if (this.receiving) this.receiving.done += section.records.length
           break
-        case 'delete': {
-          const leftovers: string[] = []
+        case 'delete':
+          // Only the copy goes. A backup's own kernel entries of the flow (left from a
+          // time it was master) are left to expire: conntrack -D scans the whole
+          // table for each flow (0.35 s at 100,000), far too dear per delete.
           for (const k of section.keys) {
             const key = k.toString('latin1')
             this.peer.delete(key)
             this.receiving?.stale.delete(key)
-            const own = this.local.get(key)
-            if (own !== undefined) leftovers.push(own)
           }
           this.counters.changesReceived += section.keys.length
-          if (leftovers.length > 0) this.out.push({ type: 'removeLocal', records: leftovers })
           break
-        }
         case 'clear':
           this.peer.clear()
           this.receiving?.stale.clear()
           this.log('peer cleared its state table')
           break
-        case 'bulkRequest':
-          for (const id of section.ids) this.startPush(id, now)
+        case 'bulkRequest': {
+          // One transfer answers any number of requests: the last id is the one.
+          const id = section.ids[section.ids.length - 1]
+          if (id !== undefined) this.startPush(id, now)
           break
-        case 'bulkStart':
-          for (const { id, total } of section.items) {
-            this.receiving = { id, total, done: 0, startMs: now, stale: new Set(this.peer.keys()) }
-            this.log(`bulk transfer ${id} from the peer: ${total} states coming`)
-          }
+        }
+        case 'bulkStart': {
+          const item = section.items[section.items.length - 1]
+          if (item === undefined) break
+          this.receiving = { id: item.id, total: item.total, done: 0, startMs: now, stale: new Set(this.peer.keys()) }
+          this.log(`bulk transfer ${item.id} from the peer: ${item.total} states coming`)
           break
+        }
         case 'bulkEnd':
           for (const { id, count } of section.items) this.bulkReceived(id, count, now)
           break
@@ -466,28 +545,37 @@ export class SyncEngine {
 
   private bulkReceived(id: number, count: number, now: number): void {
     const r = this.receiving
-    // An end without its start (we joined in the middle) is not a whole table.
-    if (!r || r.id !== id) return
+    // An end without its start (we joined in the middle, or lost the peer during
+    // the transfer) is not a whole table: ask for one.
+    if (!r || r.id !== id) return this.askAgain('missed', now)
     for (const key of r.stale) this.peer.delete(key)
     const ms = Math.round(now - r.startMs)
     this.lastIn = { direction: 'in', id, total: r.total, done: count, ms, agoMs: 0 }
     this.lastInEndMs = now
     this.receiving = null
     this.log(`bulk transfer ${id} from the peer done: ${count} states in ${ms} ms, ${r.stale.size} stale states forgotten`)
-    if (this.wanted) {
-      if (this.wanted.reason === 'startup') this.out.push({ type: 'demote', value: 0, why: 'sync: bulk transfer done' })
-      this.wanted = null
-    }
+    this.wanted = null
+    this.undemote('sync: bulk transfer done')
+  }
+
+  private undemote(why: string): void {
+    if (!this.startupDemoted) return
+    this.startupDemoted = false
+    this.out.push({ type: 'demote', value: 0, why })
   }
 
   // --- sending ---------------------------------------------------------------------
 
+  /** Wants the peer's whole table; the request goes now if the peer is up, else when it is heard. */
   private want(reason: BulkReason, now: number): void {
-    if (this.wanted && reason !== 'operator') return
     const id = this.nextBulkId++
     this.wanted = { reason, id, deadlineMs: now + this.opts.bulkTimeoutMs }
-    if (reason === 'startup') this.out.push({ type: 'demote', value: DEMOTE_SYNC_BULK, why: 'sync: waiting for the bulk transfer from the peer' })
     if (this.peerState === 'up') this.control.push({ type: 'bulkRequest', ids: [id] })
+  }
+
+  /** Frames were missed: a new request, whatever was asked before (that one may be lost). */
+  private askAgain(reason: BulkReason, now: number): void {
+    this.want(this.wanted?.reason ?? reason, now)
   }
 
   private queue(key: string, record: string, now: number): void {
@@ -573,9 +661,14 @@ export class SyncEngine {
       }
       if (p.started) {
         let inserts: Buffer[] | null = null
-        while (p.index < p.keys.length && b.room(FLOW_RECORD_LEN, inserts === null)) {
-          const record = this.local.get(p.keys[p.index++]!)
-          if (record === undefined) continue // deleted since the transfer began
+        while (p.index < p.keys.length) {
+          const record = this.local.get(p.keys[p.index]!)
+          if (record === undefined) {
+            p.index++ // deleted since the transfer began: costs no room
+            continue
+          }
+          if (!b.room(FLOW_RECORD_LEN, inserts === null)) break
+          p.index++
           if (inserts === null) {
             inserts = []
             sections.push({ type: 'insert', records: inserts })

@@ -53,7 +53,6 @@ export class SyncPair {
   readonly wire: InFlight[] = []
   readonly logs: Record<Side, string[]> = { a: [], b: [] }
   readonly demotes: Record<Side, number[]> = { a: [], b: [] }
-  readonly removed: Record<Side, string[]> = { a: [], b: [] }
   /** Every datagram each side sent, for replay tests. */
   readonly sent: Record<Side, Buffer[]> = { a: [], b: [] }
   a: SyncEngine
@@ -105,9 +104,6 @@ export class SyncPair {
           break
         case 'demote':
           this.demotes[side].push(action.value)
-          break
-        case 'removeLocal':
-          this.removed[side].push(...action.records)
           break
       }
     }

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { DEMOTE_SYNC_BULK, PEER_TIMEOUT_MS, SESSION_SWITCH_QUIET_MS } from '../../src/sync/constants.js'
+import { DEMOTE_SYNC_BULK, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
+
+/** Long enough for any session change and transfer in these tests. */
+const SETTLE_MS = 1500
 import { SyncEngine } from '../../src/sync/engine.js'
 import { decodeSyncFrame, encodeSyncFrame, senderId } from '../../src/wire/sync.js'
 import { KEY, SyncPair, flow, key, prng, record, sameTable } from '../helpers/sync-pair.js'
@@ -128,7 +131,7 @@ t.test('peer gone: queue dropped, new session, whole table when it is back', asy
   t.match(p.logs.a.join('\n'), /peer silent on the sync link/)
   t.ok(p.a.status(p.now).counters.sessionResets >= 1)
   p.fate = () => 'deliver'
-  p.run(SESSION_SWITCH_QUIET_MS + 1500)
+  p.run(SETTLE_MS + 1500)
   t.equal(p.a.status(p.now).peer.state, 'up')
   t.match(p.logs.a.join('\n'), /peer is back on the sync link/)
   t.ok(sameTable(p.a.local, p.b.peer), `stale states forgotten, new ones there (${p.b.peer.size} of ${p.a.local.size})`)
@@ -144,7 +147,7 @@ t.test('a restarted peer asks again and gets everything; the survivor accepts it
   p.handle('b', p.b.start(p.now))
   p.b.snapshotBegin()
   p.handle('b', p.b.snapshotEnd(p.now))
-  p.run(SESSION_SWITCH_QUIET_MS + 1000)
+  p.run(SETTLE_MS + 1000)
   t.ok(sameTable(p.a.local, p.b.peer), `restarted board has the table (${p.b.peer.size})`)
   t.same(p.demotes.b.slice(-2), [DEMOTE_SYNC_BULK, 0])
   t.match(p.logs.a.join('\n'), /peer started a new session/)
@@ -175,7 +178,7 @@ t.test('operator resync: both tables again, no demotion, progress in status', as
   p.run(300)
   const s = p.b.status(p.now)
   t.equal(s.bulk.wanted, null)
-  t.not(s.bulk.lastIn, lastIn)
+  t.not(s.bulk.lastIn?.id, lastIn?.id, 'a new transfer, not the startup one')
   t.equal(s.bulk.lastIn?.done, 10_000)
   t.equal(p.a.status(p.now).bulk.lastIn?.done, 10, 'b sent its own table too')
   t.same(p.demotes.b, [DEMOTE_SYNC_BULK, 0], 'resync does not demote')
@@ -198,16 +201,6 @@ t.test('snapshots: what the read does not list is deleted; an empty read is one 
   t.match(p.logs.b.join('\n'), /peer cleared its state table/)
 })
 
-t.test("the peer's deletes of flows this board also has are handed out for the kernel", async (t) => {
-  const p = new SyncPair()
-  p.start(range(5), range(5)) // b has the same flows (left from a time it was master)
-  p.run(30)
-  p.remove('a', flow(2))
-  p.run(30)
-  t.same(p.removed.b, [record(flow(2))])
-  t.same(p.removed.a, [])
-})
-
 t.test('input ladder: each bad datagram is dropped and counted', async (t) => {
   const p = new SyncPair()
   p.start(range(3))
@@ -226,14 +219,18 @@ t.test('input ladder: each bad datagram is dropped and counted', async (t) => {
   p.deliver('b', good.subarray(0, 10))
   t.equal(drops().shortPacket, 1)
 
-  // b's own frame coming back (a loop): same sender and epoch as b's.
+  // b's own frame coming back (a loop): b's sender id.
   p.deliver('b', p.sent.b[p.sent.b.length - 1]!)
   t.equal(drops().ownPacket, 1)
 
-  // A frame of another session while a's current one is alive: a replayed recording.
+  // A frame of another session that has not heard b's current one: a recording.
   const other = decoded
-  p.deliver('b', encodeSyncFrame({ ...other.frame, epoch: other.frame.epoch ^ 1 }, KEY))
+  p.deliver('b', encodeSyncFrame({ ...other.frame, epoch: other.frame.epoch ^ 1, ackEpoch: 12345 }, KEY))
   t.equal(drops().staleSession, 1)
+
+  const huge = Buffer.alloc(1473)
+  p.deliver('b', huge)
+  t.equal(drops().oversized, 1, 'longer than any frame of ours: dropped before the HMAC')
 
   const ahead = encodeSyncFrame({ ...other.frame, ackOnly: false, seq: other.frame.seq + 10_000, sections: [{ type: 'clear' }] }, KEY)
   p.deliver('b', ahead)
@@ -268,4 +265,114 @@ t.test('engine alone: keepalives and its wake time', async (t) => {
   t.ok(e.tick(1000).some((a) => a.type === 'send'))
   t.equal(e.status(1000).peer.state, 'unknown')
   t.equal(e.status(1000).peer.heardMsAgo, null)
+})
+
+t.test('a board that became MASTER while waiting for its first bulk is no longer demoted, but still asks', async (t) => {
+  const p = new SyncPair()
+  p.fate = () => 'drop'
+  p.start(range(3))
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK])
+  p.handle('a', p.a.promoted())
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK, 0])
+  t.equal(p.a.status(p.now).bulk.wanted, 'missed')
+  p.handle('a', p.a.promoted())
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK, 0], 'once')
+  p.fate = () => 'deliver'
+  p.run(SETTLE_MS)
+  t.equal(p.a.status(p.now).bulk.wanted, null, 'the bulk came later')
+  t.same(p.demotes.a, [DEMOTE_SYNC_BULK, 0], 'no demotion change when it ends')
+})
+
+t.test('review: an operator resync during startup still lifts the startup demotion', async (t) => {
+  const p = new SyncPair()
+  p.fate = () => 'drop'
+  p.start(range(5), range(5, 100))
+  p.handle('b', p.b.resync(p.now))
+  p.fate = () => 'deliver'
+  p.run(SETTLE_MS)
+  t.same(p.demotes.b, [DEMOTE_SYNC_BULK, 0])
+  t.ok(sameTable(p.a.local, p.b.peer))
+})
+
+t.test('review: a transfer cut by a one-way outage is asked for again; no deleted flow stays', async (t) => {
+  const p = new SyncPair({ maxPending: 50 })
+  p.start(range(3000))
+  p.run(100)
+  // a's queue overflows (a bulk starts), then b hears nothing from a for 4 s while a hears b.
+  for (let i = 0; i < 60; i++) p.remove('a', flow(i))
+  p.run(3)
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver')
+  p.run(PEER_TIMEOUT_MS + 500)
+  p.fate = () => 'deliver'
+  p.run(SETTLE_MS * 2)
+  t.ok(sameTable(p.a.local, p.b.peer), `copy equals the source (${p.b.peer.size} of ${p.a.local.size})`)
+})
+
+t.test('review: replays of a restarted peer\'s old session neither hold it nor come back', async (t) => {
+  const p = new SyncPair()
+  p.start(range(50))
+  p.run(100)
+  const recording = p.sent.a.slice()
+  // a restarts with a smaller table; an attacker replays a's old frames all the while.
+  p.a = p.make('a')
+  p.handle('a', p.a.start(p.now))
+  p.a.snapshotBegin()
+  for (const f of range(10)) p.handle('a', p.a.snapshotUpsert(record(f), p.now))
+  p.handle('a', p.a.snapshotEnd(p.now))
+  for (let i = 0; i < 20; i++) {
+    p.deliver('b', recording[i % recording.length]!)
+    p.run(100)
+  }
+  t.ok(sameTable(p.a.local, p.b.peer), `b follows the new session (${p.b.peer.size} of ${p.a.local.size})`)
+  t.match(p.logs.b.join('\n'), /peer started a new session/)
+  t.ok(p.b.status(p.now).drops.staleSession > 0, 'the old session is refused')
+})
+
+t.test('review: a full window with queued changes does not spin the timer', async (t) => {
+  const p = new SyncPair()
+  p.start()
+  p.run(20)
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver')
+  for (let i = 0; i < 5000; i++) p.upsert('a', flow(i))
+  p.run(300)
+  p.handle('a', p.a.tick(p.now))
+  t.ok(p.a.nextWakeMs() > p.now, `next wake ${p.a.nextWakeMs() - p.now} ms ahead, not in the past`)
+})
+
+t.test('review: flows deleted during a transfer cost it nothing', async (t) => {
+  const p = new SyncPair()
+  p.start(range(20_000))
+  p.run(2)
+  p.a.snapshotBegin()
+  p.handle('a', p.a.snapshotEnd(p.now)) // the table was flushed: one clear
+  p.run(200)
+  t.equal(p.b.peer.size, 0)
+  t.equal(p.a.status(p.now).bulk.sending, null, 'the transfer ended at once')
+})
+
+t.test('review: an event during a full read beats the read\'s older line', async (t) => {
+  const p = new SyncPair()
+  p.start(range(3))
+  p.run(30)
+  p.a.snapshotBegin()
+  p.remove('a', flow(1)) // destroyed while conntrack -L streams
+  p.upsert('a', flow(2, 120, 4)) // FIN_WAIT now
+  for (const f of range(3)) p.handle('a', p.a.snapshotUpsert(record(f), p.now)) // the older lines
+  p.handle('a', p.a.snapshotEnd(p.now))
+  p.run(30)
+  t.notOk(p.a.local.has(key(flow(1))), 'the destroyed flow does not come back')
+  t.equal(p.a.local.get(key(flow(2))), record(flow(2, 120, 4)), 'the newer state stays')
+  t.ok(sameTable(p.a.local, p.b.peer))
+})
+
+t.test('review: sequence numbers roll into a new session that the peer adopts', async (t) => {
+  const p = new SyncPair()
+  p.start(range(5))
+  p.run(30)
+  ;(p.a as unknown as { nextSeq: number }).nextSeq = 2 ** 31 + 1
+  p.run(1100)
+  t.match(p.logs.a.join('\n'), /starting a new session/)
+  for (let i = 0; i < 100; i++) p.upsert('a', flow(100 + i))
+  p.run(100)
+  t.ok(sameTable(p.a.local, p.b.peer), `synced after the roll (${p.b.peer.size} of ${p.a.local.size})`)
 })
