@@ -1,9 +1,11 @@
 // npm run demo: a CARP pair on loopback, no root needed. Two carpd processes with
-// unicast peers and --dry-run (they print the ip/arping commands instead of running
-// them). fw-a becomes master; then it is stopped with SIGTERM, bows out, and fw-b
-// takes over at once. Ends by itself.
+// unicast peers and --dry-run (they print the ip/arping/conntrack commands instead
+// of running them), and state sync between them (a dry-run state table is empty, so
+// the bulk transfers carry 0 states). fw-a becomes master; `carpd ctl resync` shows
+// a resync; then fw-a is stopped with SIGTERM, bows out, and fw-b takes over at once.
+// Ends by itself.
 import { spawn, execFileSync } from 'node:child_process'
-import { createSocket } from 'node:dgram'
+import { freePort } from './udp-ports.mjs'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,14 +15,6 @@ const CARPD = join(root, 'build/carpd.js')
 const STEP_TIMEOUT_MS = 10_000
 
 const say = (text) => process.stdout.write(`\n=== ${text}\n`)
-
-async function freePort() {
-  const sock = createSocket('udp4')
-  await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve))
-  const { port } = sock.address()
-  await new Promise((resolve) => sock.close(resolve))
-  return port
-}
 
 function configText(node, ports, advskew) {
   return [
@@ -34,6 +28,10 @@ function configText(node, ports, advskew) {
     `carp.1.advskew = ${advskew}`,
     `carp.1.passfile = ${ports.passfile}`,
     `carp.1.peer = 127.0.0.1:${ports.peer}`,
+    'sync.interface = lo',
+    `sync.port = ${ports.sync}`,
+    `sync.peer = 127.0.0.1:${ports.syncPeer}`,
+    `sync.keyfile = ${ports.syncKeyfile}`,
     '',
   ].join('\n')
 }
@@ -75,13 +73,15 @@ function carpd(args) {
 const dir = mkdtempSync(join(tmpdir(), 'carpd-demo-'))
 const procs = []
 try {
-  const [carpA, carpB, ctlA, ctlB] = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const [carpA, carpB, ctlA, ctlB, syncA, syncB] = await Promise.all(Array.from({ length: 6 }, freePort))
   const passfile = join(dir, 'carp.pass')
   writeFileSync(passfile, 'demo secret\n', { mode: 0o600 })
+  const syncKeyfile = join(dir, 'sync.key')
+  writeFileSync(syncKeyfile, 'demo sync secret\n', { mode: 0o600 })
   const confA = join(dir, 'fw-a.conf')
   const confB = join(dir, 'fw-b.conf')
-  writeFileSync(confA, configText('fw-a', { control: ctlA, carp: carpA, peer: carpB, passfile }, 0))
-  writeFileSync(confB, configText('fw-b', { control: ctlB, carp: carpB, peer: carpA, passfile }, 100))
+  writeFileSync(confA, configText('fw-a', { control: ctlA, carp: carpA, peer: carpB, passfile, sync: syncA, syncPeer: syncB, syncKeyfile }, 0))
+  writeFileSync(confB, configText('fw-b', { control: ctlB, carp: carpB, peer: carpA, passfile, sync: syncB, syncPeer: syncA, syncKeyfile }, 100))
 
   say(`carpd check -c ${confA}`)
   process.stdout.write(carpd(['check', '-c', confA]))
@@ -95,6 +95,9 @@ try {
 
   say(`carpd status -c ${confB}   (the backup)`)
   process.stdout.write(carpd(['status', '-c', confB]))
+
+  say(`carpd ctl resync -c ${confB}   (the whole state table again, both ways)`)
+  process.stdout.write(carpd(['ctl', 'resync', '-c', confB]))
 
   say('stopping the master fw-a with SIGTERM: it bows out and fw-b takes over at once')
   const killedAt = performance.now()

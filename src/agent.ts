@@ -35,6 +35,7 @@ import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
 import type { Platform } from './platform/types.js'
+import type { SyncLinkStatus } from './sync-link.js'
 import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from './wire/carp.js'
 import { ReplayWindow } from './wire/replay.js'
 
@@ -92,7 +93,16 @@ export interface AgentStatus {
   sendErrors: number
   platformFailures: number
   links: Record<string, 'up' | 'down'>
+  sync: SyncLinkStatus | null
   bugs: number
+}
+
+/** What the agent needs of state sync (sync-link.ts), when it is configured. */
+export interface SyncHandle {
+  /** A vhid became MASTER: the peer's states go into the kernel. */
+  promoted(): Promise<void>
+  resync(): void
+  status(): SyncLinkStatus
 }
 
 interface Vhid {
@@ -127,6 +137,7 @@ export class Agent {
   private linkTimer: TimerHandle | null = null
   private bugs = 0
   private running = false
+  private sync: SyncHandle | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
@@ -142,6 +153,15 @@ export class Agent {
     if (this.deps.platform.linkUp) this.readLinks(new Set(this.config.carp.vhids.map((vc) => vc.interface)))
     for (const vc of this.config.carp.vhids) this.addVhid(vc)
     if (this.deps.platform.linkUp) this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
+  }
+
+  attachSync(sync: SyncHandle): void {
+    this.sync = sync
+  }
+
+  /** Demotion from another subsystem (state sync), by reason; 0 clears it. */
+  demote(reason: string, value: number, why: string): void {
+    this.setDemote(reason, value, why)
   }
 
   /** Bows out of every vhid it is master of, then waits for VIP removal and hooks. */
@@ -204,6 +224,10 @@ export class Agent {
         break
       case 'maint':
         this.setDemote('maint', req.on ? DEMOTE_MAINT : 0, req.on ? 'maintenance mode on' : 'maintenance mode off')
+        break
+      case 'resync':
+        if (!this.sync) return { ok: false, error: 'resync: state sync is not configured (sync.interface, sync.backend)' }
+        this.sync.resync()
         break
       case 'demote':
         if (!Number.isInteger(req.value) || req.value < 0 || req.value > DEMOTE_MAX) {
@@ -303,6 +327,7 @@ export class Agent {
       sendErrors: this.sendErrors,
       platformFailures: this.platformFailures,
       links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
+      sync: this.sync?.status() ?? null,
       bugs: this.bugs,
     }
   }
@@ -399,6 +424,9 @@ export class Agent {
         this.sendAdvert(v, action.advbase, action.advskew, action.demote)
         return
       case 'addVips':
+        // The peer's states load while the VIPs go up: packets of a flow that arrive
+        // before its state are dropped as INVALID (not reset) and sent again by TCP.
+        this.sync?.promoted().catch((err: Error) => this.deps.log.event('sync', `loading peer states failed: ${err.message}`))
         return this.onVips(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip')
       case 'removeVips':
         return this.onVips(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))

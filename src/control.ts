@@ -22,6 +22,7 @@ export type ControlRequest =
   | { cmd: 'status' }
   | { cmd: 'maint'; on: boolean; token?: string }
   | { cmd: 'demote'; value: number; token?: string }
+  | { cmd: 'resync'; token?: string }
 
 export type ControlReply = { ok: true; status: AgentStatus } | { ok: false; error: string }
 
@@ -45,6 +46,8 @@ export function parseControlRequest(bytes: Buffer): ControlRequest | { error: st
     case 'demote':
       if (typeof req.value !== 'number') return { error: 'demote needs a number' }
       return { cmd: 'demote', value: req.value, ...tokenOf(req) }
+    case 'resync':
+      return { cmd: 'resync', ...tokenOf(req) }
     default:
       return { error: `unknown command ${JSON.stringify(req.cmd)}` }
   }

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
+import { setFlagsFromString } from 'node:v8'
 import { Agent, VERSION } from './agent.js'
 import { type ControlRequest, controlToken } from './control.js'
 import { BOARDS } from './config/boards.gen.js'
@@ -11,17 +12,24 @@ import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
 import { formatErrors, renderEffective, renderReference } from './config/render.js'
 import type { Cidr, Config, LoadResult } from './config/types.js'
-import { realClock } from './io/clock.js'
+import { type Clock, realClock } from './io/clock.js'
 import { controlRequest, startControlServer } from './io/control.js'
-import { lineLogger } from './io/log.js'
+import { type Logger, lineLogger } from './io/log.js'
+import type { Transport } from './io/transport.js'
 import { openUdpTransport } from './io/udp.js'
 import { dryRunPlatform } from './platform/dryrun.js'
 import { execRunner } from './platform/exec.js'
 import { linuxInterfaceNet, linuxPlatform } from './platform/linux.js'
+import { conntrackBackend } from './platform/conntrack.js'
+import { dryRunSyncBackend } from './platform/dryrun.js'
 import { renderStatus } from './status.js'
+import { SyncLink } from './sync-link.js'
+import { IP_UDP_HEADER_BYTES, SYNC_MTU_DEFAULT, SYNC_RECV_BUFFER_BYTES } from './sync/constants.js'
+import { SYNC_MAX_FRAME } from './wire/sync.js'
 
 const DEFAULT_CONFIG = '/cf/carpd.conf'
 const DEFAULT_CONTROL_PORT = 8239
+const RESYNC_POLL_MS = 200
 
 const EXIT_OK = 0
 const EXIT_USAGE = 1
@@ -163,7 +171,6 @@ function loadOrExit(file: string, secrets = true): Config {
 /** Parts of the configuration that this version accepts but does not act on yet. */
 function notYetImplemented(config: Config): string[] {
   const notes: string[] = []
-  if (config.sync.interface) notes.push(`state sync (sync.interface = ${config.sync.interface})`)
   if (config.serial.device) notes.push(`serial heartbeat (serial.device = ${config.serial.device})`)
   if (config.witness.address) notes.push(`witness (witness = ${config.witness.address.address})`)
   if (config.wans.length > 0) notes.push(`multi-WAN (${config.wans.length} wan.N blocks)`)
@@ -185,6 +192,11 @@ function interfaceNet(iface: string): Cidr | undefined {
 }
 
 async function run(args: Args): Promise<number> {
+  // Keep V8's young generation at its first size instead of letting it grow to 32 MB
+  // under a burst of sync traffic: that reservation alone broke the 80 MB budget for
+  // 100,000 synced flows (npm run bench; README "State sync"). A flag read when the
+  // heap grows, so setting it here works, unlike --max-semi-space-size.
+  setFlagsFromString('--semi-space-growth-factor=1')
   const file = args.config ?? DEFAULT_CONFIG
   const config = loadOrExit(file)
   if (config.carp.vhids.length === 0) {
@@ -228,15 +240,29 @@ async function run(args: Args): Promise<number> {
     interfaceNet: (iface) => nets.get(iface),
     multicastInterfaces: new Set(multicast.keys()),
   })
+  let sync: { link: SyncLink; transport: Transport } | null = null
+  if (config.sync.backend !== 'none') {
+    const made = await openSync(config, [...nets.values()].map((n) => n.address), args.dryRun, log, clock, agent)
+    if (typeof made === 'string') {
+      process.stderr.write(`carpd: ${made}\n`)
+      await transport.close()
+      return EXIT_RUNTIME
+    }
+    sync = made
+    agent.attachSync(sync.link)
+  }
   let control
   try {
     control = await startControlServer(config.controlPort, (req) => agent.control(req))
   } catch (err) {
     process.stderr.write(`carpd: cannot open the control socket on 127.0.0.1:${config.controlPort}: ${(err as Error).message}\n`)
     await transport.close()
+    await sync?.transport.close()
     return EXIT_RUNTIME
   }
   await platform.prepare?.()
+  // Sync first: its startup demotion must be in place before the first advert.
+  sync?.link.start()
   agent.start()
 
   let stopping = false
@@ -245,6 +271,8 @@ async function run(args: Args): Promise<number> {
     stopping = true
     log.event('carpd', `${signal}: stopping`)
     await agent.stop()
+    await sync?.link.stop()
+    await sync?.transport.close()
     await control.close()
     await transport.close()
     process.exit(EXIT_OK)
@@ -265,6 +293,53 @@ async function run(args: Args): Promise<number> {
     log.event('config', `reloaded ${file}${notes.length ? '' : ' (no change to the vhids)'}`)
   })
   return new Promise<number>(() => {}) // runs until a signal stops it
+}
+
+/** The sync link: its socket on this board's address of sync.interface, and the backend. */
+async function openSync(
+  config: Config,
+  ownAddresses: string[],
+  dryRun: boolean,
+  log: Logger,
+  clock: Clock,
+  agent: Agent,
+): Promise<{ link: SyncLink; transport: Transport } | string> {
+  const { sync } = config
+  if (sync.backend === 'pf') return 'sync.backend = pf: the pf backend is not part of this version (use conntrack on Linux)'
+  const net = interfaceNet(sync.interface)
+  if (net === undefined) return `sync.interface = ${sync.interface}: no such interface with an IPv4 address`
+  const peer = { address: sync.peer!.address, port: sync.peer!.port || sync.port }
+  let transport: Transport
+  try {
+    transport = await openUdpTransport({ port: sync.port, bindAddress: net.address, multicastInterfaces: new Map(), recvBufferBytes: SYNC_RECV_BUFFER_BYTES })
+  } catch (err) {
+    return `cannot open the sync socket on ${net.address}:${sync.port}: ${(err as Error).message}`
+  }
+  const link = new SyncLink({
+    node: config.node,
+    key: sync.key,
+    peer,
+    maxFrameBytes: Math.min(SYNC_MAX_FRAME, linkMtu(sync.interface) - IP_UDP_HEADER_BYTES),
+    bulkTimeoutMs: sync.bulkTimeoutMs,
+    clock,
+    transport,
+    backend: dryRun ? dryRunSyncBackend(log) : conntrackBackend({ log }),
+    log,
+    random: randomBytes,
+    demote: (reason, value, why) => agent.demote(reason, value, why),
+    ignoreAddresses: [net.address, peer.address, ...ownAddresses],
+  })
+  return { link, transport }
+}
+
+/** The interface's MTU from sysfs; Ethernet's when it cannot be read. */
+function linkMtu(iface: string): number {
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${iface}/mtu`, 'utf8').trim())
+    return Number.isInteger(mtu) && mtu >= 576 ? mtu : SYNC_MTU_DEFAULT
+  } catch {
+    return SYNC_MTU_DEFAULT
+  }
 }
 
 function check(args: Args): number {
@@ -301,17 +376,48 @@ async function ask(args: Args, req: ControlRequest): Promise<number> {
   const port = config?.controlPort ?? DEFAULT_CONTROL_PORT
   const signed: ControlRequest = needsToken ? { ...req, token: controlToken(config!) } : req
   try {
+    const sentAt = Date.now()
     const reply = await controlRequest(port, signed)
     if (!reply.ok) {
       process.stderr.write(`carpd: ${reply.error}\n`)
       return EXIT_RUNTIME
     }
+    if (req.cmd === 'resync') return await followResync(port, config!.sync.bulkTimeoutMs, sentAt)
     process.stdout.write(args.json ? `${JSON.stringify(reply.status, null, 2)}\n` : renderStatus(reply.status))
     return EXIT_OK
   } catch (err) {
     process.stderr.write(`carpd: ${(err as Error).message}\n`)
     return EXIT_RUNTIME
   }
+}
+
+/** Polls the agent until the resync it was asked for is done, printing progress. */
+async function followResync(port: number, timeoutMs: number, requestedAt: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs + RESYNC_POLL_MS
+  let said = ''
+  const say = (line: string): void => {
+    if (line !== said) process.stdout.write(`${line}\n`)
+    said = line
+  }
+  say('resync: asked the peer for its whole table and sending ours')
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, RESYNC_POLL_MS))
+    const reply = await controlRequest(port, { cmd: 'status' })
+    const sync = reply.ok ? reply.status.sync : null
+    if (!sync) break
+    const { receiving, sending, lastIn, wanted } = sync.bulk
+    if (receiving) say(`resync: received ${receiving.done} of ${receiving.total} states`)
+    else if (sending) say(`resync: sent ${sending.done} of ${sending.total} states`)
+    // A bulk transfer that ended after the request (it is younger than the request).
+    const fresh = lastIn !== null && lastIn.agoMs < Date.now() - requestedAt
+    if (wanted === null && fresh && sending === null) {
+      say(`resync: done, ${lastIn.done} states from the peer in ${lastIn.ms} ms; peer table ${sync.states.peer}, own ${sync.states.local}`)
+      return EXIT_OK
+    }
+    if (wanted === null && !fresh) break
+  }
+  process.stderr.write('carpd: resync: no bulk transfer from the peer (is it up? see carpd status)\n')
+  return EXIT_RUNTIME
 }
 
 function ctlRequest(positional: string[]): ControlRequest | string {
@@ -322,7 +428,7 @@ function ctlRequest(positional: string[]): ControlRequest | string {
     if (value <= 255) return { cmd: 'demote', value }
     return `demote ${arg}: out of range (allowed: 0..255)`
   }
-  if (what === 'resync') return 'resync: state sync is not part of this version yet'
+  if (what === 'resync' && positional.length === 1) return { cmd: 'resync' }
   return `ctl ${positional.join(' ')}: expected maint on|off, demote N or resync`
 }
 

@@ -2,6 +2,8 @@
 // is the AgentStatus object itself).
 
 import type { AgentStatus } from './agent.js'
+import type { SyncLinkStatus } from './sync-link.js'
+import type { BulkInfo } from './sync/engine.js'
 
 export function renderStatus(s: AgentStatus): string {
   const demoteWhy = Object.entries(s.demote.reasons).map(([k, v]) => `${k}=${v}`).join(' ')
@@ -30,6 +32,7 @@ export function renderStatus(s: AgentStatus): string {
     `drops: ${drops.length ? drops.join(' ') : 'none'}`,
     `send errors: ${s.sendErrors}  OS command failures: ${s.platformFailures}`,
   )
+  if (s.sync) lines.push(...syncLines(s.sync))
   if (s.bugs > 0) lines.push(`internal errors: ${s.bugs} (see the console log)`)
   return lines.join('\n') + '\n'
 }
@@ -43,4 +46,39 @@ export function fmtDuration(ms: number): string {
   if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`
   if (m > 0) return `${m}m${String(sec).padStart(2, '0')}s`
   return `${sec}s`
+}
+
+function syncLines(y: SyncLinkStatus): string[] {
+  const heard = y.peer.heardMsAgo === null ? 'never heard' : `heard ${fmtDuration(y.peer.heardMsAgo)} ago`
+  const c = y.counters
+  const b = y.bulk
+  const bulk = [
+    b.wanted ? `waiting for the peer's table (${b.wanted})` : '',
+    b.receiving ? `receiving ${bulkText(b.receiving)}` : '',
+    b.sending ? `sending ${bulkText(b.sending)}` : '',
+    b.lastIn ? `last in: ${b.lastIn.done} states in ${b.lastIn.ms} ms, ${fmtDuration(b.lastIn.agoMs)} ago` : 'last in: none',
+    b.lastOut ? `last out: ${b.lastOut.done} states, ${fmtDuration(b.lastOut.agoMs)} ago` : 'last out: none',
+  ].filter(Boolean)
+  const drops = Object.entries(y.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`)
+  const k = y.backend
+  const commit = y.lastCommit
+    ? `${loadText(y.lastCommit.loaded, y.lastCommit.skipped, y.lastCommit.failed)} in ${y.lastCommit.ms} ms, ${fmtDuration(y.lastCommit.agoMs)} ago`
+    : 'never'
+  return [
+    `sync peer ${y.peerAddress} ${y.peer.state} (${heard})  states: own ${y.states.local}, peer's ${y.states.peer}`,
+    `  lag: ${y.lag.queued} queued, ${y.lag.unacked} frames unacked (oldest ${y.lag.oldestUnackedMs} ms)`,
+    `  frames sent ${c.framesSent} received ${c.framesReceived}  changes sent ${c.changesSent} received ${c.changesReceived}`,
+    `  resends ${c.resends} duplicates ${c.duplicates} out of order ${c.outOfOrder} lost frames ${c.lostFrames} overflows ${c.overflows} send errors ${y.sendErrors}`,
+    `  bulk: ${bulk.join('; ')}`,
+    `  backend: snapshots ${k.snapshots} (failed ${k.snapshotFailures}), bad lines ${k.badLines}, unsyncable ${k.unsyncable}, event reader restarts ${k.watchRestarts}, load failures ${k.loadFailures}; last load on promotion: ${commit}`,
+    `  sync drops: ${drops.length ? drops.join(' ') : 'none'}`,
+  ]
+}
+
+function bulkText(b: BulkInfo): string {
+  return `${b.done}/${b.total} states for ${fmtDuration(b.ms)}`
+}
+
+function loadText(loaded: number, skipped: number, failed: number): string {
+  return `${loaded} states loaded (${skipped} present, ${failed} failed)`
 }

@@ -568,3 +568,29 @@ t.test('a slow down-hook does not hold the VIP removal', async (t) => {
   finishHook()
 })
 
+
+t.test('state sync: loads on promotion, demotes by reason, answers resync; without sync resync is an error', async (t) => {
+  const { lab, a, b } = pair()
+  const calls: string[] = []
+  const fakeStatus = { peerAddress: '198.51.100.2:8242' } as never
+  b.agent.attachSync({ promoted: async () => void calls.push('promoted'), resync: () => void calls.push('resync'), status: () => fakeStatus })
+  b.agent.demote('sync', 32, 'sync: waiting for the bulk transfer from the peer')
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  t.same(b.agent.status().demote.reasons, { sync: 32 })
+  t.equal(b.agent.status().sync, fakeStatus, 'status carries the sync status')
+  t.equal(a.agent.status().sync, null)
+  t.same(calls, [], 'not promoted while backup')
+  lab.net.cut(EP_A)
+  lab.clock.advance(5000)
+  t.equal(lab.state('b'), 'MASTER')
+  t.same(calls, ['promoted'], 'peer states loaded when the vhid became MASTER')
+  const r = control(b, { cmd: 'resync' })
+  t.ok(r.ok)
+  t.same(calls, ['promoted', 'resync'])
+  const none = control(a, { cmd: 'resync' })
+  t.same(none, { ok: false, error: 'resync: state sync is not configured (sync.interface, sync.backend)' })
+  b.agent.demote('sync', 0, 'sync: bulk transfer done')
+  t.same(b.agent.status().demote.reasons, {})
+  t.match(b.lines.join('\n'), /demote 32->0 reason="sync: bulk transfer done"/)
+})

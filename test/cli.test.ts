@@ -189,3 +189,32 @@ t.test('status reads no secret files: a missing passfile does not stop it', asyn
   t.equal(c.code, 1, 'ctl needs the secret to sign its request')
   t.match(c.err, /absent\.pass/)
 })
+
+t.test('a dry-run pair with state sync on loopback: hello, bulk transfers, status, ctl resync', async (t) => {
+  const [carpA, carpB, ctlA, ctlB, syncA, syncB] = await Promise.all(Array.from({ length: 6 }, () => freeUdpPort()))
+  const conf = (node: string, ctl: number, port: number, peer: number, skew: number, sync: number, syncPeer: number) =>
+    `node = ${node}\ncontrol.port = ${ctl}\ncarp.port = ${port}\ncarp.1.interface = lo\ncarp.1.vip = 192.0.2.1/24\n` +
+    `carp.1.advbase = 0\ncarp.1.advskew = ${skew}\ncarp.1.pass = s3cret\ncarp.1.peer = 127.0.0.1:${peer}\n` +
+    `sync.interface = lo\nsync.port = ${sync}\nsync.peer = 127.0.0.1:${syncPeer}\nsync.key = sync s3cret\n`
+  const confA = file('sa.conf', conf('fw-a', ctlA, carpA, carpB, 10, syncA, syncB))
+  const confB = file('sb.conf', conf('fw-b', ctlB, carpB, carpA, 40, syncB, syncA))
+  const a = start(confA)
+  t.teardown(() => a.child.kill('SIGKILL'))
+  await a.waitFor(/fw-a carp vhid=1 demote 0->32 reason="sync: waiting for the bulk transfer from the peer"|fw-a sync starting/)
+  const b = start(confB)
+  t.teardown(() => b.child.kill('SIGKILL'))
+  await a.waitFor(/fw-a sync peer heard on the sync link/)
+  await b.waitFor(/fw-b sync bulk transfer \d+ from the peer done: 0 states/)
+  await b.waitFor(/fw-b carp vhid=1 demote 32->0 reason="sync: bulk transfer done"/)
+
+  const st = carpd('status', '-c', confB)
+  t.equal(st.code, 0, st.err)
+  t.match(st.out, new RegExp(`sync peer 127\\.0\\.0\\.1:${syncA} up \\(heard [\\d.]+s ago\\)  states: own 0, peer's 0`))
+  t.match(st.out, /  sync drops: none/)
+
+  const resync = carpd('ctl', 'resync', '-c', confB)
+  t.equal(resync.code, 0, resync.err)
+  t.match(resync.out, /resync: asked the peer for its whole table and sending ours\n(.*\n)*resync: done, 0 states from the peer in \d+ ms/)
+  await b.waitFor(/fw-b sync operator asked for a full resync/)
+  t.equal(JSON.parse(carpd('status', '-c', confB, '--json').out).demote.total, 0, 'resync does not demote')
+})

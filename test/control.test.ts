@@ -8,6 +8,8 @@ t.test('parseControlRequest accepts the three commands and refuses the rest', as
   t.same(p('{"cmd":"maint","on":true}'), { cmd: 'maint', on: true })
   t.same(p('{"cmd":"demote","value":7}'), { cmd: 'demote', value: 7 })
   t.same(p('{"cmd":"demote","value":7,"token":"ab"}'), { cmd: 'demote', value: 7, token: 'ab' })
+  t.same(p('{"cmd":"resync","token":"ab"}'), { cmd: 'resync', token: 'ab' })
+  t.same(p('{"cmd":"resync"}'), { cmd: 'resync' })
   t.same(p('{"cmd":"maint","on":false,"token":5}'), { cmd: 'maint', on: false }, 'a token that is not text is no token')
   t.same(p('{"cmd":"maint","on":"yes"}'), { error: 'maint needs on: true|false' })
   t.same(p('{"cmd":"demote"}'), { error: 'demote needs a number' })

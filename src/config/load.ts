@@ -539,9 +539,11 @@ function buildConfig(load: Load): Config {
     sync: {
       interface: syncInterface,
       peer: endpointOf(load, 'sync.peer'),
+      port: num('sync.port'),
       key: str('sync.key'),
       // No sync link means no sync, whatever the (default) backend says.
       backend: syncInterface === '' ? 'none' : (str('sync.backend') as Config['sync']['backend']),
+      bulkTimeoutMs: num('sync.bulk.timeout'),
     },
     serial: { device: str('serial.device'), baud: Number(str('serial.baud')) },
     heartbeat: { intervalMs: num('heartbeat.interval'), timeoutMs: num('heartbeat.timeout') },

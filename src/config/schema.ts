@@ -96,7 +96,9 @@ export const SCHEMA: readonly KeyRow[] = [
 
   // --- state sync
   { key: 'sync.interface', type: 'name', default: '', help: 'Dedicated link to the peer for state sync; empty means no sync.' },
-  { key: 'sync.peer', type: 'endpoint', default: '', help: "The peer's address on the sync link (port optional)." },
+  { key: 'sync.peer', type: 'endpoint', default: '', help: "The peer's address on the sync link; its port defaults to sync.port." },
+  { key: 'sync.port', type: 'port', default: '8242', help: 'UDP port this board receives sync frames on (its address on sync.interface).' },
+  { key: 'sync.bulk.timeout', type: 'duration', unit: 's', default: '30s', min: MS_PER_S, max: 10 * MS_PER_MIN, help: 'A starting board stays demoted until the bulk transfer from its peer is in, or this long.' },
   { key: 'sync.key', type: 'string', secret: true, fromFile: 'sync.keyfile', help: 'Secret authenticating sync messages (HMAC-SHA256); or set sync.keyfile.' },
   { key: 'sync.keyfile', type: 'path', help: 'File holding sync.key (trailing newline removed).' },
   { key: 'sync.backend', type: 'enum', values: ['conntrack', 'pf', 'none'], default: 'conntrack', help: 'Firewall state table to sync: conntrack (Linux), pf (BSD) or none.' },

@@ -38,9 +38,11 @@ export interface CarpConfig {
 
 export interface SyncConfig {
   interface: string // '' = no sync
-  peer: Endpoint | null
+  peer: Endpoint | null // port 0 = the same as sync.port
+  port: number // UDP port this board listens on
   key: string // secret
   backend: 'conntrack' | 'pf' | 'none'
+  bulkTimeoutMs: number
 }
 
 export interface SerialConfig {

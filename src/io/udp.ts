@@ -13,6 +13,8 @@ export interface UdpOptions {
   bindAddress: string
   /** Interface name → its IPv4 address, for each interface that carries a multicast vhid. */
   multicastInterfaces: ReadonlyMap<string, string>
+  /** Asks for a larger socket receive buffer (the kernel caps it at net.core.rmem_max). */
+  recvBufferBytes?: number
 }
 
 export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
@@ -27,6 +29,7 @@ export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
   // After bind, a socket error must not crash the agent: each send reports its own.
   sock.on('error', () => {})
   sock.setTTL(CARP_TTL)
+  if (opts.recvBufferBytes !== undefined) sock.setRecvBufferSize(opts.recvBufferBytes)
   if (opts.multicastInterfaces.size > 0) {
     sock.setMulticastTTL(CARP_TTL)
     sock.setMulticastLoopback(false)

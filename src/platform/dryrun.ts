@@ -2,6 +2,8 @@
 
 import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
+import type { SyncBackend } from '../sync/backend.js'
+import type { Flow } from '../sync/flow.js'
 import { addVipArgv, garpArgv, removeVipArgv } from './linux-commands.js'
 import type { Argv, Platform } from './types.js'
 
@@ -21,4 +23,32 @@ export function dryRunPlatform(log: Logger): Platform {
 /** Shows an argument the way a shell user would type it; display only, never executed. */
 export function quoteForDisplay(arg: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * --dry-run state sync: an empty table that never changes; loads and removals are
+ * logged. Two dry-run boards still run the whole sync protocol (hello, bulk transfers).
+ */
+export function dryRunSyncBackend(log: Logger): SyncBackend {
+  const counters = { badLines: 0, otherFamily: 0, watchRestarts: 0, loadFailures: 0 }
+  const count = (flows: Iterable<Flow>): number => {
+    let n = 0
+    for (const _ of flows) n++
+    return n
+  }
+  return {
+    counters,
+    watch: () => {},
+    snapshot: () => Promise.resolve(),
+    load(flows) {
+      const n = count(flows)
+      log.event('platform', `dry-run: conntrack -R - (${n} flows)`)
+      return Promise.resolve({ loaded: n, skipped: 0, failed: 0 })
+    },
+    remove(flows) {
+      log.event('platform', `dry-run: conntrack -D (${count(flows)} flows)`)
+      return Promise.resolve()
+    },
+    stop: () => {},
+  }
 }

@@ -51,7 +51,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
         },
       ],
     },
-    sync: { interface: '', peer: null, key: '', backend: 'none' },
+    sync: { interface: '', peer: null, port: 8242, key: '', backend: 'none', bulkTimeoutMs: 30_000 },
     serial: { device: '', baud: 19200 },
     heartbeat: { intervalMs: 250, timeoutMs: 1000 },
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '/cf/witness.state' },
@@ -141,7 +141,7 @@ wan.probe.latency.up = 150ms
   })
   t.equal(config.node, 'fw-b')
   t.equal(config.controlPort, 9000)
-  t.same(config.sync, { interface: 'sync0', peer: { address: '198.51.100.2', port: 0 }, key: 'sk', backend: 'conntrack' })
+  t.same(config.sync, { interface: 'sync0', peer: { address: '198.51.100.2', port: 0 }, port: 8242, key: 'sk', backend: 'conntrack', bulkTimeoutMs: 30_000 })
   t.same(config.serial, { device: '/dev/ttyUSB0', baud: 115200 })
   t.same(config.heartbeat, { intervalMs: 100, timeoutMs: 500 })
   t.same(config.witness, {
@@ -543,7 +543,7 @@ t.test('effective: schema order, block by block, defaults and sources', async (t
     'carp.1.advskew',
     'carp.1.pass',
   ])
-  t.same(keys.slice(13, 20), ['carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'sync.backend'])
+  t.same(keys.slice(13, 20), ['carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'sync.port'])
   t.notOk(keys.includes('board'), "'' defaults are left out unless set")
   t.notOk(keys.includes('carp.downscript'))
   t.ok(keys.includes('witness.listen'), 'an explicit empty value is listed')

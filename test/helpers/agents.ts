@@ -31,7 +31,7 @@ export function makeConfig(node: string, vhids: VhidConfig[], carp: Partial<Conf
     platform: 'linux',
     controlPort: 8239,
     carp: { port: CARP_PORT, preempt: true, preemptHolddownMs: 0, upscript: '', downscript: '', vhids, ...carp },
-    sync: { interface: '', peer: null, key: '', backend: 'none' },
+    sync: { interface: '', peer: null, port: 8242, key: '', backend: 'none', bulkTimeoutMs: 30_000 },
     serial: { device: '', baud: 19200 },
     heartbeat: { intervalMs: 250, timeoutMs: 1000 },
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '' },

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { dryRunPlatform, quoteForDisplay } from '../../src/platform/dryrun.js'
+import { dryRunPlatform, dryRunSyncBackend, quoteForDisplay } from '../../src/platform/dryrun.js'
+import { flow } from '../helpers/sync-pair.js'
 
 t.test('dry-run logs the exact Linux commands and runs nothing', async (t) => {
   const lines: string[] = []
@@ -21,4 +22,21 @@ t.test('quoteForDisplay', async (t) => {
   t.equal(quoteForDisplay('plain-1.2/3'), 'plain-1.2/3')
   t.equal(quoteForDisplay("it's"), `'it'\\''s'`)
   t.equal(quoteForDisplay(''), "''")
+})
+
+t.test('dry-run state sync: an empty table that never changes; loads and removals are logged', async (t) => {
+  const lines: string[] = []
+  const b = dryRunSyncBackend({ event: (sub, msg) => lines.push(`${sub} ${msg}`) })
+  let seen = 0
+  b.watch(
+    () => seen++,
+    () => seen++,
+  )
+  await b.snapshot(() => seen++)
+  t.equal(seen, 0)
+  t.same(await b.load([flow(1), flow(2)]), { loaded: 2, skipped: 0, failed: 0 })
+  await b.remove([flow(3)])
+  b.stop()
+  t.same(lines, ['platform dry-run: conntrack -R - (2 flows)', 'platform dry-run: conntrack -D (1 flows)'])
+  t.same(b.counters, { badLines: 0, otherFamily: 0, watchRestarts: 0, loadFailures: 0 })
 })

@@ -1,0 +1,295 @@
+// Wires the state sync engine (sync/engine.ts, pure) to the world: the sync link's
+// UDP socket, the firewall backend (platform/conntrack.ts on Linux), the clock and
+// the agent's demotion counter.
+//
+// The backup keeps its peer's flows in memory and loads them into the kernel only
+// when one of its vhids becomes MASTER (conntrackd's way, not pfsync's): see the
+// README's "State sync" for the measurements behind that choice.
+
+import type { Endpoint } from './config/types.js'
+import type { Clock, TimerHandle } from './io/clock.js'
+import type { Logger } from './io/log.js'
+import type { Transport } from './io/transport.js'
+import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './sync/constants.js'
+import type { BackendCounters, FlowChange, SyncBackend } from './sync/backend.js'
+import { type SyncAction, SyncEngine, type SyncStatus } from './sync/engine.js'
+import type { Flow } from './sync/flow.js'
+import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord, senderId } from './wire/sync.js'
+
+/** A snapshot that failed is tried again after this long. */
+const SNAPSHOT_RETRY_MS = 5000
+
+export interface SyncLinkDeps {
+  node: string
+  key: string
+  peer: Endpoint // address and port, resolved
+  maxFrameBytes: number
+  bulkTimeoutMs: number
+  clock: Clock
+  transport: Transport // bound to this board's address on the sync link
+  backend: SyncBackend
+  log: Logger
+  random(bytes: number): Buffer
+  /** The agent's demotion counter, by reason. */
+  demote(reason: string, value: number, why: string): void
+  /**
+   * Addresses whose flows are not synced: this board's own interface addresses and
+   * the peer's sync address (adverts, the sync link itself, ssh to the board mean
+   * nothing on the other board; conntrackd calls this IgnoreTrafficFor).
+   */
+  ignoreAddresses: readonly string[]
+}
+
+export interface CommitInfo {
+  loaded: number
+  skipped: number
+  failed: number
+  ms: number
+  agoMs: number
+}
+
+export interface SyncLinkStatus extends SyncStatus {
+  peerAddress: string
+  backend: BackendCounters & { snapshots: number; snapshotFailures: number; unsyncable: number }
+  sendErrors: number
+  lastCommit: CommitInfo | null
+}
+
+export class SyncLink {
+  private readonly engine: SyncEngine
+  private timer: TimerHandle | null = null
+  private timerAt = Infinity
+  private running = false
+  private sendErrors = 0
+  private snapshots = 0
+  private unsyncable = 0
+  private snapshotFailures = 0
+  private snapshotting: Promise<void> | null = null
+  private snapshotAgain = false
+  private backendHold: TimerHandle | null = null
+  private retryTimer: TimerHandle | null = null
+  private commitQueue: Promise<void> = Promise.resolve()
+  private lastCommit: (CommitInfo & { endMs: number }) | null = null
+
+  private readonly ignore: ReadonlySet<string>
+
+  constructor(private readonly deps: SyncLinkDeps) {
+    this.ignore = new Set(deps.ignoreAddresses)
+    this.engine = new SyncEngine({
+      key: deps.key,
+      sender: senderId(deps.node),
+      maxFrameBytes: deps.maxFrameBytes,
+      bulkTimeoutMs: deps.bulkTimeoutMs,
+      random32: () => deps.random(4).readUInt32BE(0),
+    })
+    deps.transport.onPacket((payload, from) => {
+      if (!this.running) return
+      const fromPeer = from.address === deps.peer.address && from.port === deps.peer.port
+      this.carryOut(this.engine.receive(payload, fromPeer, deps.clock.now()))
+    })
+  }
+
+  start(): void {
+    this.running = true
+    const { peer } = this.deps
+    this.deps.log.event('sync', `starting: peer ${peer.address}:${peer.port}, frames up to ${this.deps.maxFrameBytes} bytes`)
+    this.carryOut(this.engine.start(this.deps.clock.now()))
+    this.deps.backend.watch(
+      (change) => this.localChange(change),
+      (why) => {
+        this.deps.log.event('sync', `state events lost (${why}): reading the whole table again`)
+        void this.snapshot()
+      },
+    )
+    void this.snapshot()
+  }
+
+  async stop(): Promise<void> {
+    this.running = false
+    this.timer?.cancel()
+    this.backendHold?.cancel()
+    this.retryTimer?.cancel()
+    this.deps.backend.stop()
+    await this.commitQueue
+  }
+
+  /** A vhid became MASTER: the peer's flows go into the kernel (those not there already). */
+  promoted(): Promise<void> {
+    this.carryOut(this.engine.promoted())
+    this.commitQueue = this.commitQueue
+      .then(() => this.commit())
+      .catch((err: Error) => this.backendFailed(`loading peer states: ${err.message}`))
+    return this.commitQueue
+  }
+
+  /** `carpd ctl resync`. */
+  resync(): void {
+    this.deps.log.event('sync', 'operator asked for a full resync')
+    this.carryOut(this.engine.resync(this.deps.clock.now()))
+  }
+
+  status(): SyncLinkStatus {
+    const now = this.deps.clock.now()
+    const c = this.lastCommit
+    return {
+      ...this.engine.status(now),
+      peerAddress: `${this.deps.peer.address}:${this.deps.peer.port}`,
+      backend: { ...this.deps.backend.counters, snapshots: this.snapshots, snapshotFailures: this.snapshotFailures, unsyncable: this.unsyncable },
+      sendErrors: this.sendErrors,
+      lastCommit: c && { loaded: c.loaded, skipped: c.skipped, failed: c.failed, ms: c.ms, agoMs: Math.round(now - c.endMs) },
+    }
+  }
+
+  /** Flows of the boards themselves and multicast (CARP adverts) stay local. */
+  private ignored(flow: Flow): boolean {
+    const { src, dst } = flow.orig
+    return this.ignore.has(src) || this.ignore.has(dst) || isMulticast(dst)
+  }
+
+  private localChange(change: FlowChange): void {
+    if (!this.running || this.ignored(change.flow)) return
+    const now = this.deps.clock.now()
+    if (change.op === 'delete') {
+      const key = this.encode(encodeKeyRecord, change.flow)
+      if (key !== null) this.carryOut(this.engine.localDelete(key, now))
+    } else {
+      this.upsert(change.flow)
+    }
+  }
+
+  private upsert(flow: Flow, fromSnapshot = false): void {
+    const record = this.encode(encodeFlowRecord, flow)
+    if (record === null) return
+    const now = this.deps.clock.now()
+    this.carryOut(fromSnapshot ? this.engine.snapshotUpsert(record, now) : this.engine.localUpsert(record, now))
+  }
+
+  /**
+   * A flow the wire cannot carry (the codec refuses what its decoder would refuse) is
+   * counted and skipped: one odd entry must not stop the table from syncing.
+   */
+  private encode(codec: (flow: Flow) => Buffer, flow: Flow): string | null {
+    try {
+      return codec(flow).toString('latin1')
+    } catch {
+      this.unsyncable++
+      return null
+    }
+  }
+
+  /** Reads the whole table; one read at a time, and one more if asked meanwhile. */
+  private snapshot(): Promise<void> {
+    if (this.snapshotting) {
+      this.snapshotAgain = true
+      return this.snapshotting
+    }
+    this.snapshotting = (async () => {
+      do {
+        this.snapshotAgain = false
+        this.engine.snapshotBegin()
+        const started = this.deps.clock.now()
+        try {
+          await this.deps.backend.snapshot((flow) => this.ignored(flow) || this.upsert(flow, true))
+          this.snapshots++
+          this.carryOut(this.engine.snapshotEnd(this.deps.clock.now()))
+          const ms = Math.round(this.deps.clock.now() - started)
+          this.deps.log.event('sync', `state table read: ${this.engine.local.size} flows in ${ms} ms`)
+        } catch (err) {
+          if (!this.running) break // stopped in the middle: not a failure
+          this.snapshotFailures++
+          this.backendFailed(`cannot read the state table: ${(err as Error).message}`)
+          await new Promise<void>((resolve) => {
+            this.retryTimer = this.deps.clock.at(this.deps.clock.now() + SNAPSHOT_RETRY_MS, resolve)
+          })
+          this.retryTimer = null
+          this.snapshotAgain = this.running
+        }
+      } while (this.snapshotAgain && this.running)
+      this.snapshotting = null
+    })()
+    return this.snapshotting
+  }
+
+  private async commit(): Promise<void> {
+    const engine = this.engine
+    const records: string[] = []
+    for (const [key, record] of engine.peer) if (!engine.local.has(key)) records.push(record)
+    if (records.length === 0) {
+      if (engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel has all ${engine.peer.size} peer states already`)
+      return
+    }
+    const started = this.deps.clock.now()
+    const result = await this.deps.backend.load(flowsOf(records))
+    const ms = Math.round(this.deps.clock.now() - started)
+    this.lastCommit = { ...result, ms, agoMs: 0, endMs: this.deps.clock.now() }
+    this.deps.log.event(
+      'sync',
+      `MASTER: loaded ${result.loaded} peer states into the kernel in ${ms} ms (${result.skipped} there already, ${result.failed} failed)`,
+    )
+    // A few refusals are normal under traffic (a flow the kernel made meanwhile);
+    // a load that mostly failed means this board cannot serve the connections.
+    if (result.failed > result.loaded) this.backendFailed(`${result.failed} of ${records.length} peer states could not be loaded`)
+  }
+
+  private carryOut(actions: SyncAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send':
+          this.deps.transport.send(action.bytes, this.deps.peer).catch(() => {
+            this.sendErrors++
+          })
+          break
+        case 'log':
+          this.deps.log.event('sync', action.message)
+          break
+        case 'demote':
+          this.deps.demote('sync', action.value, action.why)
+          break
+        default: {
+          const never: never = action
+          throw new Error(`unknown sync action ${JSON.stringify(never)}`)
+        }
+      }
+    }
+    this.arm()
+  }
+
+  /** One timer for the engine, moved only when it must fire earlier. */
+  private arm(): void {
+    if (!this.running) return
+    const at = this.engine.nextWakeMs()
+    if (at >= this.timerAt) return
+    this.timer?.cancel()
+    this.timerAt = at
+    this.timer = this.deps.clock.at(at, () => {
+      this.timer = null
+      this.timerAt = Infinity
+      if (!this.running) return
+      this.carryOut(this.engine.tick(this.deps.clock.now()))
+    })
+  }
+
+  /** The table cannot be read or loaded: demote so that the peer, which can, serves. */
+  private backendFailed(why: string): void {
+    if (!this.running) return
+    this.deps.log.event('sync', `backend failure: ${why}`)
+    this.deps.demote('syncBackend', DEMOTE_SYNC_BACKEND, `sync backend failing: ${why}`)
+    this.backendHold?.cancel()
+    this.backendHold = this.deps.clock.at(this.deps.clock.now() + BACKEND_FAIL_HOLD_MS, () => {
+      this.deps.demote('syncBackend', 0, `no sync backend failure for ${BACKEND_FAIL_HOLD_MS / 1000}s`)
+    })
+  }
+}
+
+/** Records back to flows, lazily: 100,000 Flow objects at once would cost memory. */
+function* flowsOf(records: string[]): Iterable<Flow> {
+  for (const record of records) {
+    const decoded = decodeFlowRecord(Buffer.from(record, 'latin1'))
+    if (decoded.ok) yield decoded.flow
+  }
+}
+
+function isMulticast(address: string): boolean {
+  const first = Number(address.slice(0, address.indexOf('.')))
+  return first >= 224 && first <= 239
+}

@@ -1,0 +1,185 @@
+import t, { type Test } from 'tap'
+import { SyncLink, type SyncLinkDeps } from '../src/sync-link.js'
+import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK } from '../src/sync/constants.js'
+import type { FlowChange, SyncBackend } from '../src/sync/backend.js'
+import type { Flow } from '../src/sync/flow.js'
+import { FakeClock } from './helpers/clock.js'
+import { MemNet } from './helpers/net.js'
+import { flow, key } from './helpers/sync-pair.js'
+
+/** A kernel table in memory: what load() and remove() did is kept for the test. */
+class FakeBackend implements SyncBackend {
+  readonly counters = { badLines: 0, otherFamily: 0, watchRestarts: 0, loadFailures: 0 }
+  table: Flow[] = []
+  loaded: Flow[] = []
+  removed: Flow[] = []
+  failSnapshots = 0
+  onChange: (c: FlowChange) => void = () => {}
+  onLost: (why: string) => void = () => {}
+  stopped = false
+
+  watch(onChange: (c: FlowChange) => void, onLost: (why: string) => void): void {
+    this.onChange = onChange
+    this.onLost = onLost
+  }
+  async snapshot(onFlow: (f: Flow) => void): Promise<void> {
+    if (this.failSnapshots > 0) {
+      this.failSnapshots--
+      throw new Error('conntrack: not found')
+    }
+    for (const f of this.table) onFlow(f)
+  }
+  async load(flows: Iterable<Flow>) {
+    const list = [...flows]
+    this.loaded.push(...list)
+    return { loaded: list.length, skipped: 0, failed: 0 }
+  }
+  async remove(flows: Iterable<Flow>): Promise<void> {
+    this.removed.push(...flows)
+  }
+  stop(): void {
+    this.stopped = true
+  }
+}
+
+interface Board {
+  link: SyncLink
+  backend: FakeBackend
+  demotes: [string, number][]
+  lines: string[]
+}
+
+const SYNC = { a: { address: '198.51.100.1', port: 8242 }, b: { address: '198.51.100.2', port: 8242 } }
+
+function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}) {
+  const clock = new FakeClock()
+  const net = new MemNet(clock, 1)
+  const make = (name: 'a' | 'b', extra: Partial<SyncLinkDeps> = {}): Board => {
+    const backend = new FakeBackend()
+    backend.table = tables[name] ?? []
+    const board: Board = { link: null as never, backend, demotes: [], lines: [] }
+    const other = name === 'a' ? 'b' : 'a'
+    board.link = new SyncLink({
+      node: `fw-${name}`,
+      key: 'k',
+      peer: SYNC[other],
+      maxFrameBytes: 1472,
+      bulkTimeoutMs: 10_000,
+      clock,
+      transport: net.transport(SYNC[name]),
+      backend,
+      log: { event: (what: string, msg: string) => board.lines.push(`${what} ${msg}`) } as never,
+      random: (n) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256))),
+      demote: (reason, value) => board.demotes.push([reason, value]),
+      ignoreAddresses: [SYNC[name].address, SYNC[other].address, '192.0.2.254'],
+      ...extra,
+    })
+    return board
+  }
+  const a = make('a')
+  const b = make('b')
+  const settle = async (ms: number) => {
+    for (let i = 0; i < ms; i += 5) {
+      clock.advance(5)
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+  t.teardown(async () => {
+    await a.link.stop()
+    await b.link.stop()
+  })
+  return { clock, net, a, b, settle }
+}
+
+const own: Flow = { ...flow(1), orig: { ...flow(1).orig, src: '192.0.2.254' } } // the board's own traffic
+const advert: Flow = { ...flow(2), proto: 17, tcpState: 0, orig: { src: '192.0.2.9', dst: '224.0.0.18', sport: 8240, dport: 8240 } }
+
+t.test('startup: tables cross, own traffic and multicast stay home, demotion until the bulk is in', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(10), flow(11), own, advert], b: [flow(20)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  t.same(b.link.status().states, { local: 1, peer: 2 }, 'b has a’s two forwarded flows, not its own traffic or adverts')
+  t.same(a.link.status().states, { local: 2, peer: 1 })
+  t.same(b.demotes, [['sync', DEMOTE_SYNC_BULK], ['sync', 0]])
+  t.match(b.lines.join('\n'), /sync state table read: 1 flows/)
+  t.equal(b.link.status().peer.state, 'up')
+  t.equal(b.link.status().peerAddress, '198.51.100.1:8242')
+})
+
+t.test('live changes from the event reader reach the peer', async (t) => {
+  const { a, b, settle } = pair(t)
+  a.link.start()
+  b.link.start()
+  await settle(50)
+  for (let i = 0; i < 100; i++) a.backend.onChange({ op: 'upsert', flow: flow(i) })
+  a.backend.onChange({ op: 'delete', flow: flow(5) })
+  a.backend.onChange({ op: 'upsert', flow: own })
+  await settle(50)
+  t.equal(b.link.status().states.peer, 99)
+})
+
+t.test('promotion loads the peer flows the kernel does not have', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2), flow(3)], b: [flow(3)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  await b.link.promoted()
+  t.same(b.backend.loaded.map((f) => f.orig.src).sort(), [flow(1).orig.src, flow(2).orig.src])
+  t.match(b.lines.join('\n'), /MASTER: loaded 2 peer states into the kernel in \d+ ms \(0 there already, 0 failed\)/)
+  t.equal(b.link.status().lastCommit?.loaded, 2)
+  await a.link.promoted()
+  t.match(a.lines.join('\n'), /MASTER: the kernel has all 1 peer states already/)
+})
+
+t.test('a table that cannot be read demotes, is read again, and the demotion clears', async (t) => {
+  const { clock, a, settle } = pair(t, { a: [flow(1)] })
+  a.backend.failSnapshots = 1
+  a.link.start()
+  await settle(50)
+  t.same(a.demotes.filter(([r]) => r === 'syncBackend'), [['syncBackend', DEMOTE_SYNC_BACKEND]])
+  t.match(a.lines.join('\n'), /backend failure: cannot read the state table: conntrack: not found/)
+  await settle(5100)
+  t.equal(a.link.status().states.local, 1, 'read on the retry')
+  t.equal(a.link.status().backend.snapshotFailures, 1)
+  clock.advance(BACKEND_FAIL_HOLD_MS)
+  t.same(a.demotes.filter(([r]) => r === 'syncBackend').at(-1), ['syncBackend', 0])
+})
+
+t.test('lost events: the table is read again and differences go out', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  a.backend.table = [flow(2), flow(3)]
+  a.backend.onLost('No buffer space available')
+  await settle(50)
+  t.match(a.lines.join('\n'), /state events lost \(No buffer space available\): reading the whole table again/)
+  t.equal(a.link.status().backend.snapshots, 2)
+  t.equal(b.link.status().states.peer, 2)
+  const peerTable = (b.link as unknown as { engine: { peer: Map<string, string> } }).engine.peer
+  t.same([...peerTable.keys()].sort(), [key(flow(2)), key(flow(3))].sort(), 'flow 1 deleted, flow 3 added on the peer')
+})
+
+t.test('a flow the wire cannot carry is counted, not fatal', async (t) => {
+  const { a, settle } = pair(t)
+  a.link.start()
+  await settle(20)
+  a.backend.onChange({ op: 'upsert', flow: { ...flow(1), proto: 17, tcpState: 3 } })
+  a.backend.onChange({ op: 'delete', flow: { ...flow(1), orig: { ...flow(1).orig, src: 'not an address' } } })
+  t.equal(a.link.status().backend.unsyncable, 2)
+})
+
+t.test('operator resync and stop', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  b.link.resync()
+  t.equal(b.link.status().bulk.wanted, 'operator')
+  await settle(50)
+  t.equal(b.link.status().bulk.wanted, null)
+  t.match(b.lines.join('\n'), /operator asked for a full resync/)
+  await b.link.stop()
+  t.ok(b.backend.stopped)
+})
