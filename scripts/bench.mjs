@@ -1,13 +1,15 @@
-// npm run bench: the goals of the foundation, measured on this machine.
+// npm run bench: the goals, measured on this machine.
 //   bundle size ≤ 150 KB; idle RSS ≤ 45 MB; start to first packet ≤ 150 ms;
-//   CPU per hour of an idle master at advbase 1 (reported).
+//   CPU per hour of an idle master at advbase 1 (reported); failover against
+//   keepalived and ucarp (bench-failover.mjs); state sync (bench-sync.mjs).
 // Prints a table, then the same figures as JSON (also written to build/bench.json).
 import { spawn } from 'node:child_process'
-import { createSocket } from 'node:dgram'
+import { freePort, listener } from './udp-ports.mjs'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { failoverBench, failoverRows } from './bench-failover.mjs'
+import { syncBench, syncBenchRows } from './bench-sync.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const CARPD = join(root, 'build/carpd.js')
@@ -23,19 +25,6 @@ process.on('exit', () => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
-async function listener() {
-  const sock = createSocket('udp4')
-  await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve))
-  return sock
-}
-
-async function freePort() {
-  const s = await listener()
-  const { port } = s.address()
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 async function writeConfig(name, peerPort, advbase, advskew) {
   const file = join(dir, `${name}.conf`)
@@ -144,6 +133,7 @@ async function idleMaster() {
 
 const bundleBytes = statSync(CARPD).size
 const failover = process.env.CARPD_BENCH_FAILOVER === '0' ? { skipped: 'CARPD_BENCH_FAILOVER=0' } : await failoverBench()
+const sync = process.env.CARPD_BENCH_SYNC === '0' ? null : await syncBench()
 const start = await startToFirstPacket()
 const idle = await idleMaster()
 const baseline = await nodeBaseline()
@@ -167,6 +157,7 @@ const rows = [
   ],
 ]
 rows.push(...failoverRows(failover))
+if (sync) rows.push(...syncBenchRows(sync))
 const w0 = Math.max(...rows.map((r) => r[0].length))
 const w1 = Math.max(...rows.map((r) => r[1].length))
 process.stdout.write(`\ncarpd bench (${new Date().toISOString()}, node ${process.version})\n\n`)
@@ -183,6 +174,7 @@ const json = {
   nodeBaselineRss: baseline,
   startToFirstPacketMs: { median: Number(start.medianMs.toFixed(1)), runs: start.runsMs, protocolWaitMs: start.protocolWaitMs },
   failover,
+  sync,
   idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
 }
 writeFileSync(join(root, 'build/bench.json'), JSON.stringify(json, null, 2) + '\n')

@@ -121,6 +121,27 @@ export class NetLab {
     this.ip('-n', this.ns(name), 'link', 'set', iface, 'up')
   }
 
+  /** A crossover cable between two hosts (no switch), with an address at each end. */
+  cable(a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
+    this.ip('-n', this.ns(a), 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', this.ns(b))
+    for (const [name, iface, cidr] of [[a, ifA, cidrA], [b, ifB, cidrB]] as const) {
+      this.ip('-n', this.ns(name), 'addr', 'add', cidr, 'dev', iface)
+      this.ip('-n', this.ns(name), 'link', 'set', iface, 'up')
+    }
+  }
+
+  /** Power-off: every process in the namespace killed at once, no goodbye. */
+  killAll(name: string): void {
+    const pids = spawnSync('ip', ['netns', 'pids', this.ns(name)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // gone already
+      }
+    }
+  }
+
   linkSet(name: string, iface: string, state: 'up' | 'down'): void {
     this.ip('-n', this.ns(name), 'link', 'set', iface, state)
   }

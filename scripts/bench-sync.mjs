@@ -1,0 +1,229 @@
+// State sync figures for npm run bench (issue "State sync"):
+//   - changes per second synced between two carpd sync links over UDP (loopback, frames
+//     capped at an Ethernet MTU), and CPU per 1,000 changes on each side;
+//   - RSS of each side holding 100,000 flows;
+//   - time to load 10k and 100k flows into a kernel table (root: in a namespace);
+//   - connection survival across a master power-off in the lab (root), for carpd and,
+//     when installed, keepalived + conntrackd.
+// Exported for scripts/bench.mjs; runs alone too: node scripts/bench-sync.mjs
+import { spawn, spawnSync } from 'node:child_process'
+import { freePort } from './udp-ports.mjs'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { build } from 'esbuild'
+
+const root = new URL('..', import.meta.url).pathname
+const FLOWS = Number(process.env.CARPD_BENCH_SYNC_FLOWS ?? 100_000)
+const CHANGES = Number(process.env.CARPD_BENCH_SYNC_CHANGES ?? 1_000_000)
+
+async function bundle(entry, dir) {
+  const outfile = join(dir, entry.replace(/\W/g, '_') + '.mjs')
+  await build({ entryPoints: [join(root, entry)], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' })
+  return outfile
+}
+
+/** Runs a peer and keeps its latest JSON report. */
+function peer(script, args) {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const p = { child, last: null, reports: [], stderr: '' }
+  let buf = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    buf += d
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl)
+      buf = buf.slice(nl + 1)
+      if (!line.startsWith('{')) continue
+      p.last = JSON.parse(line)
+      p.reports.push(p.last)
+    }
+  })
+  child.stderr.setEncoding('utf8').on('data', (d) => (p.stderr += d))
+  return p
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+async function waitFor(check, timeoutMs, what) {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (check()) return
+    await sleep(20)
+  }
+  throw new Error(`bench-sync: ${what} did not happen within ${timeoutMs} ms`)
+}
+
+/** Throughput, CPU and memory of two sync links on loopback. */
+export async function syncThroughput() {
+  const dir = mkdtempSync(join(tmpdir(), 'carpd-bench-sync-'))
+  const script = await bundle('scripts/bench-sync-peer.ts', dir)
+  const [pa, pb] = [await freePort(), await freePort()]
+  const receiver = peer(script, ['receiver', String(pb), String(pa)])
+  const sender = peer(script, ['sender', String(pa), String(pb), String(FLOWS), String(CHANGES)])
+  try {
+    await waitFor(() => receiver.last?.peerStates >= FLOWS && receiver.last?.lastIn, 60_000, `bulk of ${FLOWS} flows`)
+    const bulkMs = receiver.last.lastIn.ms
+    await sleep(300)
+    const rssHeld = { sender: sender.last.rssMb, receiver: receiver.last.rssMb }
+    const r0 = receiver.last
+    const s0 = sender.last
+    const goAt = performance.now()
+    sender.child.stdin.write('go\n')
+    await waitFor(() => receiver.last.changesReceived - r0.changesReceived >= CHANGES, 120_000, `${CHANGES} changes`)
+    const doneAt = performance.now()
+    // Both report every 100 ms: CPU is taken from the reports that bracket the run.
+    await sleep(250)
+    const r1 = receiver.last
+    const s1 = sender.last
+    const changes = r1.changesReceived - r0.changesReceived
+    const seconds = (doneAt - goAt) / 1000
+    return {
+      flows: FLOWS,
+      bulkMs,
+      changes,
+      changesPerS: Math.round(changes / seconds),
+      cpuMsPer1000: {
+        sender: +(((s1.cpuMs - s0.cpuMs) / changes) * 1000).toFixed(2),
+        receiver: +(((r1.cpuMs - r0.cpuMs) / changes) * 1000).toFixed(2),
+      },
+      resends: sender.last.resends,
+      rssMbHolding: { sender: +rssHeld.sender.toFixed(1), receiver: +rssHeld.receiver.toFixed(1) },
+      rssMbAfter: { sender: +sender.last.rssMb.toFixed(1), receiver: +receiver.last.rssMb.toFixed(1) },
+    }
+  } catch (err) {
+    err.message += `\nsender: ${JSON.stringify(sender.last)}\nreceiver: ${JSON.stringify(receiver.last)}\n${sender.stderr.slice(-2000)}\n${receiver.stderr.slice(-2000)}`
+    throw err
+  } finally {
+    sender.child.kill('SIGKILL')
+    receiver.child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Kernel load times in a namespace of its own (root only; null otherwise). */
+export async function kernelLoad() {
+  if (process.getuid?.() !== 0) return null
+  const dir = mkdtempSync(join(tmpdir(), 'carpd-bench-load-'))
+  const ns = `carpdbench-${process.pid}`
+  try {
+    const script = await bundle('scripts/bench-sync-load.ts', dir)
+    spawnSync('ip', ['netns', 'add', ns])
+    // Conntrack runs in a namespace once something needs it: a nat chain, as on a router.
+    const nft = spawnSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+      input: 'table ip nat {\n chain post {\n type nat hook postrouting priority 100;\n }\n}\n',
+    })
+    if (nft.status !== 0) throw new Error(`nft: ${nft.stderr}`)
+    const r = spawnSync(process.execPath, [script, ns], { encoding: 'utf8', timeout: 300_000 })
+    if (r.status !== 0) throw new Error(`bench-sync-load: ${r.stderr}`)
+    return JSON.parse(r.stdout)
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns])
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Connection survival: the lab of test/lab/sync.test.ts (100 TCP streams through
+ * the master, the master powered off) `runs` times. Root only; null otherwise.
+ */
+export async function survival(runs, kind = 'carpd') {
+  if (process.getuid?.() !== 0) return null
+  const outfile = join(root, 'build/sync-lab.mjs')
+  await build({
+    stdin: { contents: "export * from './netlab.ts'\nexport * from './sync-lab.ts'\n", resolveDir: join(root, 'test/lab'), loader: 'ts' },
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning',
+  })
+  const { NetLab, failover } = await import(outfile)
+  const results = []
+  for (let i = 0; i < runs; i++) {
+    const lab = new NetLab(join(root, 'build/carpd.js'))
+    try {
+      const o = await failover(lab, kind, 6000, join(root, 'test/lab/streams.mjs'))
+      results.push({
+        streams: o.report.bytes.length,
+        survived: o.progressed,
+        resets: o.report.errorCount,
+        worstStallMs: o.worstStallMs,
+        takeoverMs: Math.round(o.takeoverMs),
+        syncedStates: o.syncedStates,
+        r2: o.r2.lines.filter((l) => / (sync|carp) /.test(l) && !/demote/.test(l)).map((l) => l.slice(25)),
+        r1: o.r1.lines.filter((l) => / (sync|carp|conntrack) /.test(l) && !/demote/.test(l)).map((l) => l.slice(25)),
+      })
+    } finally {
+      await lab.teardown()
+    }
+  }
+  return results
+}
+
+export function syncRows(r) {
+  return [
+    ['sync: changes/s over the sync link (loopback, 1472-byte frames)', `${r.changesPerS}`, '≥ 50,000', r.changesPerS >= 50_000],
+    ['sync: CPU per 1,000 changes (sender / receiver)', `${r.cpuMsPer1000.sender} / ${r.cpuMsPer1000.receiver} ms`, '', null],
+    [`sync: bulk transfer of ${r.flows} flows`, `${r.bulkMs} ms`, '', null],
+    [
+      `sync: RSS holding ${r.flows} flows (sender / receiver)`,
+      `${r.rssMbHolding.sender} / ${r.rssMbHolding.receiver} MB`,
+      '≤ 80 MB',
+      Math.max(r.rssMbHolding.sender, r.rssMbHolding.receiver) <= 80,
+    ],
+    [`  after ${r.changes} changes at full speed`, `${r.rssMbAfter.sender} / ${r.rssMbAfter.receiver} MB`, '', null],
+  ]
+}
+
+export function survivalRows(runs, who = 'carpd') {
+  if (runs === null) return [[`sync: ${who}: connections surviving a master power-off (needs root${who === 'carpd' ? '' : ', keepalived, conntrackd'})`, 'skipped', '', null]]
+  const total = runs.reduce((n, r) => n + r.streams, 0)
+  const survived = runs.reduce((n, r) => n + r.survived, 0)
+  const resets = runs.reduce((n, r) => n + r.resets, 0)
+  const stalls = runs.map((r) => r.worstStallMs).sort((a, b) => a - b)
+  return [
+    [
+      `sync: ${who}: TCP streams surviving a master power-off (${runs.length} runs)`,
+      `${survived} of ${total}, ${resets} resets; longest stall ${stalls[0]}..${stalls[stalls.length - 1]} ms; takeover ${runs.map((r) => r.takeoverMs).join('/')} ms`,
+      who === 'carpd' ? '100 %' : '',
+      who === 'carpd' ? survived === total && resets === 0 : null,
+    ],
+  ]
+}
+
+export function kernelRows(k, r) {
+  if (k === null) return [['sync: kernel load (needs root)', 'skipped', '', null]]
+  return [
+    ['sync: load 10k flows into the kernel', `${k.load10k.ms} ms`, '', null],
+    ['sync: load 100k flows into the kernel', `${k.load100k.ms} ms`, '≤ 1.5 s', k.load100k.ms <= 1500],
+    ['sync: read a table of 100k flows', `${k.snapshot100k.ms} ms`, '', null],
+    [
+      'sync: backup CPU per 1,000 changes: in memory / into the kernel per frame',
+      `${r.cpuMsPer1000.receiver} / ${k.perFrame.cpuMsPer1000} ms`,
+      'least CPU: in memory',
+      null,
+    ],
+  ]
+}
+
+const installed = (program) => spawnSync('sh', ['-c', `command -v ${program}`]).status === 0
+
+export async function syncBench() {
+  const throughput = await syncThroughput()
+  const kernel = await kernelLoad()
+  const runs = Number(process.env.CARPD_BENCH_SYNC_RUNS ?? 3)
+  const carpd = await survival(runs)
+  const keepalived = carpd !== null && installed('keepalived') && installed('conntrackd') ? await survival(runs, 'keepalived') : null
+  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived }
+}
+
+export function syncBenchRows(b) {
+  return [
+    ...syncRows(b.throughput),
+    ...kernelRows(b.kernel, b.throughput),
+    ...survivalRows(b.survival),
+    ...survivalRows(b.keepalivedConntrackd, 'keepalived + conntrackd'),
+  ]
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const b = await syncBench()
+  for (const [name, v, goal, ok] of syncBenchRows(b)) console.log(`${name.padEnd(72)} ${v.padEnd(50)} ${goal}${ok === null ? '' : ok ? '  met' : '  MISSED'}`)
+  console.log(JSON.stringify(b))
+}

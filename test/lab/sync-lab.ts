@@ -1,0 +1,316 @@
+// The state sync lab, shared by test/lab/sync.test.ts and the bench: client — LAN
+// switch — two routers — WAN switch — server, a stateful firewall and source NAT to
+// the WAN VIP on the routers, a crossover sync link between them, 100 TCP streams
+// (test/lab/streams.mjs) through the master, then the master powered off.
+import { resolve } from 'node:path'
+import { NetLab, sleep, until, type Carpd } from './netlab.js'
+
+const LAN_VIP = '192.0.2.1'
+const WAN_VIP = '203.0.113.1'
+const SERVER = '203.0.113.100'
+const PORT = 9000
+export const STREAMS = 100
+/** The stream tool beside this file (the bench, bundled elsewhere, passes its path). */
+const STREAMS_SCRIPT = resolve(import.meta.dirname, 'streams.mjs')
+
+/**
+ * Sub-second CARP: r1 advertises every 26/256 s (~0.1 s), r2 declares it dead after
+ * 3 x 29/256 s = 0.34 s, the same as keepalived's backup at advert_int 0.1 and
+ * priority 156 (3 x 0.1 + 100/256 x 0.1), so the two pairs are compared fairly.
+ */
+const ROUTERS = {
+  r1: { lan: '192.0.2.2', wan: '203.0.113.2', sync: '198.51.100.1', peer: '198.51.100.2', advskew: 26 },
+  r2: { lan: '192.0.2.3', wan: '203.0.113.3', sync: '198.51.100.2', peer: '198.51.100.1', advskew: 29 },
+} as const
+type Router = keyof typeof ROUTERS
+
+// Only established flows and new connections from the LAN pass; anything conntrack
+// does not know (a mid-stream packet without state) is INVALID and dropped, also when
+// addressed to the router itself (else the kernel would answer it with a reset).
+const FIREWALL = `
+table inet fw {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    ct state invalid drop
+    iifname "lan0" oifname "wan0" tcp flags & (fin|syn|rst|ack) == syn ct state new accept
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ct state invalid drop
+  }
+}
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    oifname "wan0" ip saddr 192.0.2.0/24 snat to ${WAN_VIP}
+  }
+}
+`
+
+function configText(name: Router, backend: 'conntrack' | 'none'): string {
+  const r = ROUTERS[name]
+  const lines = [`node = ${name}`, 'carp.preempt = yes']
+  for (const [vhid, iface, vip] of [[1, 'lan0', LAN_VIP], [2, 'wan0', WAN_VIP]] as const) {
+    lines.push(
+      `carp.${vhid}.interface = ${iface}`,
+      `carp.${vhid}.vip = ${vip}/24`,
+      `carp.${vhid}.advbase = 0`,
+      `carp.${vhid}.advskew = ${r.advskew}`,
+      `carp.${vhid}.pass = lab secret ${vhid}`,
+    )
+  }
+  lines.push('sync.interface = sync0', `sync.peer = ${r.peer}`, 'sync.key = lab sync key', `sync.backend = ${backend}`)
+  return lines.join('\n') + '\n'
+}
+
+export function buildLab(lab: NetLab): NetLab {
+  lab.addSwitch('lan')
+  lab.addSwitch('wan')
+  lab.addNamespace('client')
+  lab.connect('client', 'eth0', 'lan', '192.0.2.10/24')
+  lab.ip('-n', lab.ns('client'), 'route', 'add', 'default', 'via', LAN_VIP)
+  lab.addNamespace('server')
+  lab.connect('server', 'eth0', 'wan', `${SERVER}/24`)
+  for (const name of Object.keys(ROUTERS) as Router[]) {
+    const r = ROUTERS[name]
+    lab.addNamespace(name)
+    lab.connect(name, 'lan0', 'lan', `${r.lan}/24`)
+    lab.connect(name, 'wan0', 'wan', `${r.wan}/24`)
+    lab.exec(name, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+    lab.exec(name, ['nft', '-f', lab.writeFile(`${name}.nft`, FIREWALL)])
+    // Mid-stream packets without state must not create one (no loose pickup).
+    lab.exec(name, ['sysctl', '-qw', 'net.netfilter.nf_conntrack_tcp_loose=0'])
+  }
+  lab.cable('r1', 'sync0', `${ROUTERS.r1.sync}/30`, 'r2', 'sync0', `${ROUTERS.r2.sync}/30`)
+  return lab
+}
+
+export interface Report {
+  t: number
+  connected: number
+  closed: number
+  bad: number
+  bytes: number[]
+  last: number[]
+  errors: string[]
+  errorCount: number
+}
+
+function lastReport(client: Carpd): Report | null {
+  for (let i = client.lines.length - 1; i >= 0; i--) {
+    const line = client.lines[i]!
+    if (line.startsWith('{')) return JSON.parse(line) as Report
+  }
+  return null
+}
+
+function status(lab: NetLab, name: Router): { vhids: { vhid: number; state: string }[]; sync: { states: { peer: number } } | null } {
+  return JSON.parse(lab.carpdOnce(name, ['status', '--json', '-c', `${lab.dir}/${name}.conf`]))
+}
+
+const masterOf = (lab: NetLab, name: Router): boolean => {
+  try {
+    return status(lab, name).vhids.every((v) => v.state === 'MASTER')
+  } catch {
+    return false
+  }
+}
+
+export interface Outcome {
+  /** ms until all streams flowed through r1 (-1: they never did). */
+  flowingMs: number
+  /** States the backup held before the cut (sync only). */
+  syncedStates: number
+  /** r2's transitions to MASTER before the cut (must be none: r1 serves the streams). */
+  r2MasterBeforeCut: number
+  /** ms from the cut until r2 was MASTER of both vhids (-1: never). */
+  takeoverMs: number
+  /** Streams that delivered new bytes after the failover. */
+  progressed: number
+  /** The longest time any stream went without a byte after the cut. */
+  worstStallMs: number
+  report: Report
+  r1: Carpd
+  r2: Carpd
+  server: Carpd
+  client: Carpd
+}
+
+/** How a pair of routers is run: carpd, or keepalived + conntrackd for comparison. */
+export type PairKind = 'carpd' | 'carpd-nosync' | 'keepalived'
+
+interface Pair {
+  start(name: Router): Carpd
+  /** Resolves when r1 serves both VIPs and r2 is a synced backup. */
+  ready(r1: Carpd, r2: Carpd): Promise<void>
+  /** States r2 holds for the peer. */
+  synced(): number
+  /** r2 serves both VIPs. */
+  r2Master(): boolean
+}
+
+const holdsVips = (lab: NetLab, name: Router): boolean => lab.hasAddress(name, 'lan0', LAN_VIP) && lab.hasAddress(name, 'wan0', WAN_VIP)
+
+function carpdPair(lab: NetLab, backend: 'conntrack' | 'none'): Pair {
+  return {
+    start: (name) => lab.startCarpd(name, configText(name, backend)),
+    async ready(r1, r2) {
+      await r1.waitFor(/vhid=2 .*BACKUP->MASTER/, 5000)
+      await r2.waitFor(/vhid=2 .*->BACKUP/, 5000)
+      if (backend === 'conntrack') await r2.waitFor(/bulk transfer \d+ from the peer done/, 10_000)
+    },
+    synced: () => status(lab, 'r2').sync?.states.peer ?? 0,
+    r2Master: () => masterOf(lab, 'r2'),
+  }
+}
+
+/**
+ * keepalived (VRRPv3, advert_int 0.1 s, priorities 200/156, both VIPs in one sync
+ * group) with conntrackd in FTFW mode over the sync cable, driven by the
+ * primary/backup steps of conntrackd's own primary-backup.sh.
+ */
+function keepalivedPair(lab: NetLab): Pair {
+  const conntrackdConf = (name: Router): string => {
+    const r = ROUTERS[name]
+    return `Sync {
+  Mode FTFW {
+    DisableExternalCache Off
+  }
+  UDP {
+    IPv4_address ${r.sync}
+    IPv4_Destination_Address ${r.peer}
+    Port 3780
+    Interface sync0
+    Checksum on
+  }
+}
+General {
+  HashSize 32768
+  HashLimit 131072
+  LogFile ${lab.dir}/${name}.conntrackd.log
+  Syslog off
+  LockFile ${lab.dir}/${name}.conntrackd.lock
+  UNIX {
+    Path ${lab.dir}/${name}.conntrackd.ctl
+  }
+  NetlinkBufferSize 2097152
+  NetlinkBufferSizeMaxGrowth 8388608
+  Filter From Userspace {
+    Address Ignore {
+      IPv4_address 127.0.0.1
+      IPv4_address ${r.lan}
+      IPv4_address ${r.wan}
+      IPv4_address ${r.sync}
+    }
+  }
+}
+`
+  }
+  const keepalivedConf = (name: Router, script: string): string => {
+    const instance = (id: number, iface: string, vip: string) => `vrrp_instance VI_${id} {
+  state BACKUP
+  interface ${iface}
+  virtual_router_id ${id}
+  priority ${name === 'r1' ? 200 : 156}
+  advert_int 0.1
+  virtual_ipaddress {
+    ${vip}/24
+  }
+}
+`
+    return `global_defs {
+  router_id ${name}
+  vrrp_version 3
+  script_user root
+  enable_script_security
+}
+vrrp_sync_group G1 {
+  group {
+    VI_1
+    VI_2
+  }
+  notify_master "${script} primary"
+  notify_backup "${script} backup"
+  notify_fault "${script} fault"
+}
+${instance(1, 'lan0', LAN_VIP)}${instance(2, 'wan0', WAN_VIP)}`
+  }
+  const ctl = (name: Router, flag: string): string => lab.exec(name, ['conntrackd', '-C', `${lab.dir}/${name}.conntrackd.conf`, flag])
+  return {
+    start(name) {
+      const conf = lab.writeFile(`${name}.conntrackd.conf`, conntrackdConf(name))
+      lab.spawnLines(name, ['conntrackd', '-C', conf])
+      const c = `conntrackd -C ${conf}`
+      // conntrackd's primary-backup.sh, these three cases.
+      const script = lab.writeFile(
+        `${name}.notify.sh`,
+        `#!/bin/sh\ncase "$1" in\nprimary) ${c} -c; ${c} -f; ${c} -R; ${c} -B ;;\nbackup) ${c} -n ;;\nfault) ${c} -t ;;\nesac\nexit 0\n`,
+      )
+      lab.exec(name, ['chmod', '700', script])
+      const kconf = lab.writeFile(`${name}.keepalived.conf`, keepalivedConf(name, script))
+      return lab.spawnLines(name, [
+        'keepalived', '--dont-fork', '--log-console', '--vrrp', `--use-file=${kconf}`,
+        `--pid=${lab.dir}/${name}.k.pid`, `--vrrp_pid=${lab.dir}/${name}.kv.pid`,
+      ])
+    },
+    async ready() {
+      if ((await until(() => holdsVips(lab, 'r1'), 10_000, 50)) < 0) throw new Error('keepalived: r1 never held both VIPs')
+      await sleep(1000)
+    },
+    synced: () => {
+      try {
+        return ctl('r2', '-e').split('\n').filter((l) => l.includes(`dport=${PORT}`)).length
+      } catch {
+        return 0
+      }
+    },
+    r2Master: () => holdsVips(lab, 'r2'),
+  }
+}
+
+/**
+ * Runs the scenario in a fresh `lab`: streams through r1, r1 powered off (everything
+ * in it killed without a goodbye, every cable dead), the streams watched for `watchMs`.
+ */
+export async function failover(lab: NetLab, kind: PairKind, watchMs: number, streamsScript = STREAMS_SCRIPT): Promise<Outcome> {
+  buildLab(lab)
+  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none')
+  const r1 = pair.start('r1')
+  // r1 first, so start-up jitter cannot make r2 the master.
+  await sleep(300)
+  const r2 = pair.start('r2')
+  await pair.ready(r1, r2)
+
+  const server = lab.spawnLines('server', [process.execPath, streamsScript, 'server', SERVER, String(PORT)])
+  await server.waitFor(/listening/)
+  const client = lab.spawnLines('client', [process.execPath, streamsScript, 'client', SERVER, String(PORT), String(STREAMS)])
+  const flowingMs = await until(() => {
+    const r = lastReport(client)
+    return r !== null && r.connected === STREAMS && r.bytes.every((b) => b >= 20 * 1024)
+  }, 15_000, 100)
+  let syncedStates = 0
+  if (kind !== 'carpd-nosync') {
+    // The backup must hold every stream's state before the master dies.
+    await until(() => (syncedStates = pair.synced()) >= STREAMS, 5000, 100)
+  }
+
+  const r2MasterBeforeCut = r2.lines.filter((l) => /->MASTER|Entering MASTER/.test(l)).length
+  const cutAt = Date.now()
+  lab.killAll('r1')
+  for (const iface of ['lan0', 'wan0', 'sync0']) lab.linkSet('r1', iface, 'down')
+  const takeoverMs = await until(() => pair.r2Master(), 5000, 50)
+  const base = lastReport(client)!
+  await sleep(watchMs)
+  const report = lastReport(client)!
+  // A stream that went on has bytes beyond what it had when r2 took over.
+  const progressed = report.bytes.filter((b, i) => b > base.bytes[i]! + 4 * 1024).length
+  let worstStallMs = 0
+  for (const line of client.lines) {
+    if (!line.startsWith('{')) continue
+    const r = JSON.parse(line) as Report
+    if (r.t < cutAt) continue
+    for (const last of r.last) worstStallMs = Math.max(worstStallMs, r.t - Math.max(last, cutAt))
+  }
+  return { flowingMs, syncedStates, r2MasterBeforeCut, takeoverMs, progressed, worstStallMs, report, r1, r2, server, client }
+}
