@@ -300,15 +300,18 @@ export async function failover(lab: NetLab, kind: PairKind, watchMs: number, str
   lab.killAll('r1')
   for (const iface of ['lan0', 'wan0', 'sync0']) lab.linkSet('r1', iface, 'down')
   const takeoverMs = await until(() => pair.r2Master(), 5000, 50)
-  const base = lastReport(client)!
+  const takeoverAt = Date.now()
   await sleep(watchMs)
-  const report = lastReport(client)!
+  // The client's reports carry their own time: the polling above runs commands
+  // synchronously, so the last report read then may be from before the cut, and
+  // bytes r1 delivered before it died would count as progress.
+  const reports = client.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report)
+  const base = reports.find((r) => r.t >= takeoverAt) ?? reports[reports.length - 1]!
+  const report = reports[reports.length - 1]!
   // A stream that went on has bytes beyond what it had when r2 took over.
   const progressed = report.bytes.filter((b, i) => b > base.bytes[i]! + 4 * 1024).length
   let worstStallMs = 0
-  for (const line of client.lines) {
-    if (!line.startsWith('{')) continue
-    const r = JSON.parse(line) as Report
+  for (const r of reports) {
     if (r.t < cutAt) continue
     for (const last of r.last) worstStallMs = Math.max(worstStallMs, r.t - Math.max(last, cutAt))
   }
