@@ -146,8 +146,6 @@ export async function survival(runs, kind = 'carpd') {
         worstStallMs: o.worstStallMs,
         takeoverMs: Math.round(o.takeoverMs),
         syncedStates: o.syncedStates,
-        r2: o.r2.lines.filter((l) => / (sync|carp) /.test(l) && !/demote/.test(l)).map((l) => l.slice(25)),
-        r1: o.r1.lines.filter((l) => / (sync|carp|conntrack) /.test(l) && !/demote/.test(l)).map((l) => l.slice(25)),
       })
     } finally {
       await lab.teardown()
