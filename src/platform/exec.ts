@@ -23,6 +23,8 @@ export interface CommandResult {
 export type Runner = (argv: Argv, timeoutMs: number) => Promise<CommandResult>
 
 const MAX_OUTPUT_BYTES = 64 * 1024
+/** After a short command exits, how long its output may take to drain from the pipes. */
+const EXIT_DRAIN_MS = 50
 
 export const execRunner: Runner = (argv, timeoutMs) =>
   new Promise((resolve) => {
@@ -58,9 +60,14 @@ export const execRunner: Runner = (argv, timeoutMs) =>
       if (stderr.length < MAX_OUTPUT_BYTES) stderr += d
     })
     child.on('error', (err: NodeJS.ErrnoException) => finish(-1, `${err.code ?? 'error'}: ${err.message}`))
-    // 'exit', not 'close': the pipes may stay open in a grandchild. Give the output
-    // that is already written a moment to arrive.
-    child.on('exit', (code) => setImmediate(() => finish(code ?? -1)))
+    // 'close' comes once the pipes are drained, but a grandchild may hold them open
+    // for ever (a hook that leaves `sleep &` behind): so after 'exit' wait for
+    // 'close' at most EXIT_DRAIN_MS. (setImmediate alone lost stderr still in the pipe.)
+    child.on('exit', (code) => {
+      const done = (): void => finish(code ?? -1)
+      child.once('close', done)
+      setTimeout(done, EXIT_DRAIN_MS).unref()
+    })
   })
 
 /** Longest stdout/stderr line passed on; a longer one is cut here (it cannot be a conntrack line). */
