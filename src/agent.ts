@@ -35,6 +35,8 @@ import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
 import type { Platform } from './platform/types.js'
+import type { QuorumStatus } from './quorum-link.js'
+import type { VhidView } from './quorum/arbiter.js'
 import type { SyncLinkStatus } from './sync-link.js'
 import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from './wire/carp.js'
 import { ReplayWindow } from './wire/replay.js'
@@ -94,6 +96,7 @@ export interface AgentStatus {
   platformFailures: number
   links: Record<string, 'up' | 'down'>
   sync: SyncLinkStatus | null
+  quorum: QuorumStatus | null
   bugs: number
 }
 
@@ -103,6 +106,26 @@ export interface SyncHandle {
   promoted(): Promise<void>
   resync(): void
   status(): SyncLinkStatus
+}
+
+/** What the agent needs of split-brain protection (quorum-link.ts), when it is on. */
+export interface QuorumHandle {
+  readonly mode: 'paths' | 'witness'
+  /** After every event of a vhid: what its CARP machine now is. */
+  view(vhid: number, view: VhidView): void
+  /** A valid advert from the peer: the LAN path is alive. */
+  advertHeard(): void
+  /** Carries out what is due by now (lease expiries above all) before an event is handled. */
+  poll(): void
+  forget(vhid: number): void
+  status(): QuorumStatus
+}
+
+/** What a heartbeat says of this board. */
+export interface HeartbeatInfo {
+  epoch: number
+  demote: number
+  vhids: { vhid: number; state: 'M' | 'B' | 'I' }[]
 }
 
 interface Vhid {
@@ -138,6 +161,7 @@ export class Agent {
   private bugs = 0
   private running = false
   private sync: SyncHandle | null = null
+  private quorum: QuorumHandle | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
@@ -157,6 +181,34 @@ export class Agent {
 
   attachSync(sync: SyncHandle): void {
     this.sync = sync
+  }
+
+  /** Split-brain protection; attach before start(), the vhids are built with its mode. */
+  attachQuorum(quorum: QuorumHandle): void {
+    this.quorum = quorum
+  }
+
+  /** The arbiter's verdict on a vhid: MASTER allowed (a claim may proceed) or not. */
+  votes(vhid: number, held: boolean, reason: string): void {
+    const v = this.vhids.get(vhid)
+    if (v) this.dispatch(v, { type: 'votes', held, reason })
+  }
+
+  /** Announces a vhid's VIPs again (a LAN fault healed), when this board is its master. */
+  announce(vhid: number, reason: string): void {
+    const v = this.vhids.get(vhid)
+    if (!v || v.state.state !== 'MASTER') return
+    this.deps.log.event('carp', `vhid=${vhid} ${reason}: announcing the VIPs again`)
+    this.perform(v, { type: 'garp' })
+  }
+
+  heartbeatInfo(): HeartbeatInfo {
+    const letter = { MASTER: 'M', BACKUP: 'B', INIT: 'I' } as const
+    return {
+      epoch: this.epoch,
+      demote: this.demoteTotal(),
+      vhids: [...this.vhids.values()].map((v) => ({ vhid: v.config.vhid, state: letter[v.state.state] })),
+    }
   }
 
   /** Demotion from another subsystem (state sync), by reason; 0 clears it. */
@@ -194,6 +246,10 @@ export class Agent {
     const verdict = this.replay.check(`vhid ${advert.vhid}`, advert.counter, this.deps.clock.now())
     if (verdict !== 'ok') return this.drop(verdict)
     v.received++
+    // Leases first: a master that was frozen (SIGSTOP) must find its votes expired
+    // before it answers anything.
+    this.quorum?.advertHeard()
+    this.quorum?.poll()
     // The tie-break rank is the sender's boot epoch: both boards see the same two
     // numbers (it is in every advert, under the HMAC), whatever addresses and routes
     // the datagrams take.
@@ -283,6 +339,7 @@ export class Agent {
         this.dispatch(v, { type: 'shutdown' })
         for (const t of v.timers.values()) t.cancel()
         this.vhids.delete(id)
+        this.quorum?.forget(id)
         notes.push(vc ? `vhid ${id}: interface or VIPs changed, restarted` : `vhid ${id}: removed`)
         continue
       }
@@ -328,6 +385,7 @@ export class Agent {
       platformFailures: this.platformFailures,
       links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
       sync: this.sync?.status() ?? null,
+      quorum: this.quorum?.status() ?? null,
       bugs: this.bugs,
     }
   }
@@ -384,6 +442,7 @@ export class Agent {
       preempt: this.config.carp.preempt,
       preemptHolddownMs: this.config.carp.preemptHolddownMs,
       rank: this.epoch,
+      quorum: this.quorum?.mode ?? 'none',
     }
   }
 
@@ -400,6 +459,19 @@ export class Agent {
     }
     v.state = result.state
     for (const action of result.actions) this.perform(v, action)
+    if (this.quorum && this.vhids.get(v.config.vhid) === v) this.quorum.view(v.config.vhid, this.viewOf(v))
+  }
+
+  private viewOf(v: Vhid): VhidView {
+    const s = v.state
+    return {
+      state: s.state,
+      claiming: s.claim !== null,
+      hearsMaster: s.claim?.hearsMaster ?? false,
+      demote: s.demote,
+      advbase: s.params.advbaseS,
+      advskew: s.params.advskew,
+    }
   }
 
   private perform(v: Vhid, action: VhidAction): void {
@@ -410,6 +482,9 @@ export class Agent {
       case 'arm': {
         v.timers.get(action.timer)?.cancel()
         const handle = this.deps.clock.at(action.atMs, () => {
+          // Leases first (see receive()); that may cancel this very timer.
+          this.quorum?.poll()
+          if (v.timers.get(action.timer) !== handle) return
           v.timers.delete(action.timer)
           this.dispatch(v, { type: 'timer', timer: action.timer })
         })

@@ -11,21 +11,28 @@ import { BOARDS } from './config/boards.gen.js'
 import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
 import { formatErrors, renderEffective, renderReference } from './config/render.js'
-import type { Cidr, Config, LoadResult } from './config/types.js'
+import type { Cidr, Config, Endpoint, LoadResult } from './config/types.js'
 import { type Clock, realClock } from './io/clock.js'
 import { controlRequest, startControlServer } from './io/control.js'
 import { type Logger, lineLogger } from './io/log.js'
 import type { Transport } from './io/transport.js'
 import { openUdpTransport } from './io/udp.js'
 import { dryRunPlatform } from './platform/dryrun.js'
-import { execRunner } from './platform/exec.js'
 import { linuxInterfaceNet, linuxPlatform } from './platform/linux.js'
 import { conntrackBackend } from './platform/conntrack.js'
 import { dryRunSyncBackend } from './platform/dryrun.js'
 import { renderStatus } from './status.js'
 import { SyncLink } from './sync-link.js'
+import { QuorumLink } from './quorum-link.js'
+import { SerialLine } from './io/serial.js'
+import { demux } from './io/demux.js'
+import { VOTE_VERSION } from './wire/vote.js'
+import { WITNESS_PORT_DEFAULT } from './quorum/witness.js'
+import { masterDownMs } from './carp/vhid.js'
+import { type Runner, execRunner } from './platform/exec.js'
 import { IP_UDP_HEADER_BYTES, SYNC_MTU_DEFAULT, SYNC_RECV_BUFFER_BYTES } from './sync/constants.js'
 import { SYNC_MAX_FRAME } from './wire/sync.js'
+import { runWitness } from './witness.js'
 
 const DEFAULT_CONFIG = '/cf/carpd.conf'
 const DEFAULT_CONTROL_PORT = 8239
@@ -87,7 +94,16 @@ Prints the firewall rules carpd would load for the wan.N blocks of FILE.
 `,
   witness: `usage: carpd witness -c FILE
 
-Runs the witness that grants CARP leases to the pair (split-brain protection).
+Runs the witness: the third host that grants the pair leases on their vhids, one board
+at a time, so that two masters never serve at once (split-brain protection). FILE:
+  node = witness                     any name; it starts every console line (required)
+  witness.listen = 192.0.2.50:8241   UDP address to listen on; port 8241 if none (required)
+  witness.key = ...                  the boards' witness.key; or witness.keyfile = PATH
+  witness.lease = 3s                 the longest lease granted; longer requests are cut
+  witness.state = /cf/witness.state  where the epoch is kept; rewritten at each start
+After a start it grants nothing for witness.lease x 1.01 + 250ms, since leases it
+granted before may still run. Boards are shown by sender id (8 hex digits).
+Signals: TERM/INT stop; USR1 prints the leases and drop counters to the console.
 `,
   version: `usage: carpd version\n`,
   help: `usage: carpd help [config]\n`,
@@ -171,8 +187,6 @@ function loadOrExit(file: string, secrets = true): Config {
 /** Parts of the configuration that this version accepts but does not act on yet. */
 function notYetImplemented(config: Config): string[] {
   const notes: string[] = []
-  if (config.serial.device) notes.push(`serial heartbeat (serial.device = ${config.serial.device})`)
-  if (config.witness.address) notes.push(`witness (witness = ${config.witness.address.address})`)
   if (config.wans.length > 0) notes.push(`multi-WAN (${config.wans.length} wan.N blocks)`)
   return notes
 }
@@ -240,8 +254,8 @@ async function run(args: Args): Promise<number> {
     interfaceNet: (iface) => nets.get(iface),
     multicastInterfaces: new Set(multicast.keys()),
   })
-  let sync: { link: SyncLink; transport: Transport } | null = null
-  if (config.sync.backend !== 'none') {
+  let sync: { link: SyncLink | null; transport: Transport; quorum: Transport; peer: Endpoint } | null = null
+  if (config.sync.interface && config.sync.peer) {
     const made = await openSync(config, [...nets.values()].map((n) => n.address), args.dryRun, log, clock, agent)
     if (typeof made === 'string') {
       process.stderr.write(`carpd: ${made}\n`)
@@ -249,8 +263,16 @@ async function run(args: Args): Promise<number> {
       return EXIT_RUNTIME
     }
     sync = made
-    agent.attachSync(sync.link)
+    if (sync.link) agent.attachSync(sync.link)
   }
+  const quorum = await openQuorum(config, args.dryRun, log, clock, agent, sync)
+  if (typeof quorum === 'string') {
+    process.stderr.write(`carpd: ${quorum}\n`)
+    await transport.close()
+    await sync?.transport.close()
+    return EXIT_RUNTIME
+  }
+  if (quorum) agent.attachQuorum(quorum.link)
   let control
   try {
     control = await startControlServer(config.controlPort, (req) => agent.control(req))
@@ -258,11 +280,15 @@ async function run(args: Args): Promise<number> {
     process.stderr.write(`carpd: cannot open the control socket on 127.0.0.1:${config.controlPort}: ${(err as Error).message}\n`)
     await transport.close()
     await sync?.transport.close()
+    await quorum?.close()
     return EXIT_RUNTIME
   }
   await platform.prepare?.()
-  // Sync first: its startup demotion must be in place before the first advert.
-  sync?.link.start()
+  // Sync first: its startup demotion must be in place before the first advert; the
+  // quorum link before the vhids, which report to it from their first event.
+  sync?.link?.start()
+  quorum?.link.start()
+  quorum?.serial?.start()
   agent.start()
 
   let stopping = false
@@ -271,7 +297,9 @@ async function run(args: Args): Promise<number> {
     stopping = true
     log.event('carpd', `${signal}: stopping`)
     await agent.stop()
-    await sync?.link.stop()
+    quorum?.link.stop()
+    await quorum?.close()
+    await sync?.link?.stop()
     await sync?.transport.close()
     await control.close()
     await transport.close()
@@ -295,7 +323,10 @@ async function run(args: Args): Promise<number> {
   return new Promise<number>(() => {}) // runs until a signal stops it
 }
 
-/** The sync link: its socket on this board's address of sync.interface, and the backend. */
+/**
+ * The sync link: its socket on this board's address of sync.interface, shared by state
+ * sync (when sync.backend is not none) and the quorum's heartbeats and votes.
+ */
 async function openSync(
   config: Config,
   ownAddresses: string[],
@@ -303,7 +334,7 @@ async function openSync(
   log: Logger,
   clock: Clock,
   agent: Agent,
-): Promise<{ link: SyncLink; transport: Transport } | string> {
+): Promise<{ link: SyncLink | null; transport: Transport; quorum: Transport; peer: Endpoint } | string> {
   const { sync } = config
   if (sync.backend === 'pf') return 'sync.backend = pf: the pf backend is not part of this version (use conntrack on Linux)'
   const net = interfaceNet(sync.interface)
@@ -315,6 +346,8 @@ async function openSync(
   } catch (err) {
     return `cannot open the sync socket on ${net.address}:${sync.port}: ${(err as Error).message}`
   }
+  const [quorum, frames] = demux(transport, VOTE_VERSION)
+  if (sync.backend === 'none') return { link: null, transport, quorum, peer }
   const link = new SyncLink({
     node: config.node,
     key: sync.key,
@@ -322,14 +355,72 @@ async function openSync(
     maxFrameBytes: Math.min(SYNC_MAX_FRAME, linkMtu(sync.interface) - IP_UDP_HEADER_BYTES),
     bulkTimeoutMs: sync.bulkTimeoutMs,
     clock,
-    transport,
+    transport: frames,
     backend: dryRun ? dryRunSyncBackend(log) : conntrackBackend({ log }),
     log,
     random: randomBytes,
     demote: (reason, value, why) => agent.demote(reason, value, why),
     ignoreAddresses: [net.address, peer.address, ...ownAddresses],
   })
-  return { link, transport }
+  return { link, transport, quorum, peer }
+}
+
+/**
+ * Split-brain protection, on when the peer can be heard on a path besides the LAN
+ * (sync link, serial line) or a witness is configured. Returns null when off.
+ */
+async function openQuorum(
+  config: Config,
+  dryRun: boolean,
+  log: Logger,
+  clock: Clock,
+  agent: Agent,
+  sync: { quorum: Transport; peer: Endpoint } | null,
+): Promise<{ link: QuorumLink; serial: SerialLine | null; close(): Promise<void> } | string | null> {
+  const w = config.witness.address
+  if (!sync && !config.serial.device && !w) return null
+  let witness: { transport: Transport; address: Endpoint; key: string } | null = null
+  if (w) {
+    try {
+      const transport = await openUdpTransport({ port: 0, bindAddress: '0.0.0.0', multicastInterfaces: new Map() })
+      witness = { transport, address: { address: w.address, port: w.port || WITNESS_PORT_DEFAULT }, key: config.witness.key }
+    } catch (err) {
+      return `cannot open a socket for the witness: ${(err as Error).message}`
+    }
+  }
+  let link: QuorumLink | null = null
+  let serial: SerialLine | null = null
+  if (config.serial.device) {
+    // --dry-run logs stty instead of running it; the port itself is still opened.
+    const run: Runner = dryRun
+      ? async (argv) => {
+          log.event('dry-run', argv.join(' '))
+          return { code: 0, stdout: '', stderr: '', timedOut: false }
+        }
+      : execRunner
+    serial = new SerialLine({ device: config.serial.device, baud: config.serial.baud, run, clock, log, onFrame: (f) => link?.onSerialFrame(f) })
+  }
+  const lanTimeoutMs = Math.max(...config.carp.vhids.map((vc) => masterDownMs(vc.advbaseS, vc.advskew)))
+  link = new QuorumLink({
+    node: config.node,
+    agent,
+    clock,
+    log,
+    random: randomBytes,
+    leaseMs: config.witness.leaseMs,
+    heartbeatIntervalMs: config.heartbeat.intervalMs,
+    heartbeatTimeoutMs: config.heartbeat.timeoutMs,
+    lanTimeoutMs,
+    peerKey: config.sync.key || config.witness.key,
+    sync: sync && { transport: sync.quorum, peer: sync.peer },
+    serial,
+    witness,
+  })
+  const opened = { link, serial, close: async () => {
+    await serial?.close()
+    await witness?.transport.close()
+  } }
+  return opened
 }
 
 /** The interface's MTU from sysfs; Ethernet's when it cannot be read. */
@@ -474,8 +565,12 @@ async function main(argv: string[]): Promise<number> {
       if (args.positional[0] === 'config') process.stdout.write(renderReference())
       else process.stdout.write(HELP.main!)
       return EXIT_OK
+    case 'witness': {
+      const config = loadOrExit(args.config ?? DEFAULT_CONFIG)
+      const clock = realClock()
+      return runWitness({ config, clock, log: lineLogger(config.node, (line) => process.stdout.write(line), clock.wall) })
+    }
     case 'rules':
-    case 'witness':
       process.stderr.write(`carpd ${args.command}: not part of this version yet (see the README's roadmap)\n`)
       return EXIT_RUNTIME
     default:

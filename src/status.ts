@@ -2,6 +2,7 @@
 // is the AgentStatus object itself).
 
 import type { AgentStatus } from './agent.js'
+import type { QuorumStatus } from './quorum-link.js'
 import type { SyncLinkStatus } from './sync-link.js'
 import type { BulkInfo } from './sync/engine.js'
 
@@ -33,6 +34,7 @@ export function renderStatus(s: AgentStatus): string {
     `send errors: ${s.sendErrors}  OS command failures: ${s.platformFailures}`,
   )
   if (s.sync) lines.push(...syncLines(s.sync))
+  if (s.quorum) lines.push(...quorumLines(s.quorum))
   if (s.bugs > 0) lines.push(`internal errors: ${s.bugs} (see the console log)`)
   return lines.join('\n') + '\n'
 }
@@ -81,4 +83,38 @@ function bulkText(b: BulkInfo): string {
 
 function loadText(loaded: number, skipped: number, failed: number): string {
   return `${loaded} states loaded (${skipped} present, ${failed} failed)`
+}
+
+function quorumLines(q: QuorumStatus): string[] {
+  const paths = q.paths.map((p) => {
+    const heard = p.heardMsAgo === null ? 'never heard' : `heard ${fmtDuration(p.heardMsAgo)} ago`
+    return `${p.path} ${p.state} (${heard}, timeout ${p.timeoutMs} ms)`
+  })
+  const lines = [
+    q.mode === 'witness' ? `quorum: witness ${q.witness} lease ${q.leaseMs} ms (2 of 3 votes to hold MASTER)` : 'quorum: two-node mode (no witness): CARP plus the peer paths',
+    `  peer paths: ${paths.join(', ')}`,
+    q.peer
+      ? `  peer ${q.peer.node}: vhids ${q.peer.vhids} demote ${q.peer.demote}, last heartbeat ${fmtDuration(q.peer.heardMsAgo)} ago`
+      : '  peer: no heartbeat yet',
+  ]
+  for (const v of q.vhids) {
+    const leases = [
+      v.peerLeaseMs > 0 ? `peer lease ${v.peerLeaseMs} ms` : '',
+      v.witnessLeaseMs > 0 ? `witness lease ${v.witnessLeaseMs} ms` : '',
+      v.deferringToPeerMs > 0 ? `deferring to the peer for ${v.deferringToPeerMs} ms` : '',
+    ].filter(Boolean)
+    lines.push(`  vhid ${v.vhid}: ${v.held ? 'may hold MASTER' : 'may not hold MASTER'} (${v.why})${leases.length ? `; ${leases.join(', ')}` : ''}`)
+    if (q.mode === 'witness') {
+      lines.push(`    requests ${v.requests}, grants peer ${v.grants.peer} witness ${v.grants.witness}, denials peer ${v.denials.peer} witness ${v.denials.witness}`)
+    }
+  }
+  if (q.serial) {
+    const r = q.serial.reader
+    lines.push(
+      `  serial ${q.serial.device} ${q.serial.open ? 'open' : 'not open'}: frames ${r.frames}, garbage ${r.garbage}, bad CRC ${r.badCrc}, bad fields ${r.badField}, too long ${r.tooLong}; write errors ${q.serial.writeErrors}`,
+    )
+  }
+  const drops = [...Object.entries(q.drops), ...Object.entries(q.linkDrops)].filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`)
+  lines.push(`  heartbeats sent ${q.heartbeatsSent}, send errors ${q.sendErrors}; quorum drops: ${drops.length ? drops.join(' ') : 'none'}`)
+  return lines
 }

@@ -33,6 +33,14 @@ export interface VhidParams {
   preempt: boolean
   preemptHolddownMs: number
   rank: number // this board's boot epoch (carried in every advert): higher wins ties
+  /**
+   * Split-brain protection (quorum/arbiter.ts): 'none' enters MASTER as CARP says;
+   * 'paths' and 'witness' only claim it and wait for a `votes` event (two-node mode:
+   * the peer's word on the other paths; witness mode: 2 of 3 votes). A 'witness'
+   * MASTER never steps down to an advert: another board cannot hold the votes while
+   * it does, so such an advert comes from a stale master, which yields on its own.
+   */
+  quorum: 'none' | 'paths' | 'witness'
 }
 
 /** The priority an advert announces, and who announced it. */
@@ -52,6 +60,7 @@ export type VhidEvent =
   | { type: 'linkUp' }
   | { type: 'shutdown' }
   | { type: 'configure'; params: VhidParams }
+  | { type: 'votes'; held: boolean; reason: string }
 
 export type VhidAction =
   | { type: 'send'; advbase: number; advskew: number; demote: number }
@@ -62,6 +71,12 @@ export type VhidAction =
   | { type: 'garp' }
   | { type: 'hook'; state: CarpState }
   | { type: 'log'; message: string }
+
+/** A BACKUP that wants to become MASTER and waits for its votes. */
+export interface Claim {
+  reason: string
+  hearsMaster: boolean // it hears the master it wants to replace (preempt, demoted master)
+}
 
 /** The master this backup currently defers to. */
 export interface SeenMaster {
@@ -80,6 +95,7 @@ export interface VhidState {
   transitions: number
   vipsHeld: boolean // the VIPs are (or may still be) on the interface
   lastHealMs: number // when we last answered another master's advert (rate limit)
+  claim: Claim | null // only in BACKUP, only with quorum
 }
 
 export interface StepResult {
@@ -124,7 +140,7 @@ export function betterThan(a: Priority, b: Priority): boolean {
 }
 
 export function initialState(params: VhidParams, nowMs: number): VhidState {
-  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0, vipsHeld: false, lastHealMs: -Infinity }
+  return { params, state: 'INIT', sinceMs: nowMs, demote: 0, master: null, reason: 'not started', transitions: 0, vipsHeld: false, lastHealMs: -Infinity, claim: null }
 }
 
 export function selfPriority(s: VhidState): Priority {
@@ -151,6 +167,8 @@ export function step(s: VhidState, ev: VhidEvent, nowMs: number): StepResult {
       return onShutdown(s, nowMs)
     case 'configure':
       return onConfigure(s, ev.params, nowMs)
+    case 'votes':
+      return onVotes(s, ev.held, ev.reason, nowMs)
     default:
       return unreachable(ev)
   }
@@ -163,7 +181,7 @@ function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): St
       // The interface is down or we have not started: adverts mean nothing yet.
       return { state: s, actions: [] }
     case 'MASTER':
-      if (betterThan(prio, self)) {
+      if (betterThan(prio, self) && s.params.quorum !== 'witness') {
         const why = `better master ${from} (${describe(prio)} vs ours ${describe(self)})`
         return enter(s, 'BACKUP', nowMs, why, { from, prio, atMs: nowMs })
       }
@@ -198,32 +216,34 @@ function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Prio
   if (prio.advbase === BOW_OUT_ADVBASE && prio.advskew === BOW_OUT_ADVSKEW) {
     // The master is shutting down and says so: take over now instead of waiting
     // for the master-down timer (OpenBSD's carp_ifdetach bow-out).
-    return enter(s, 'MASTER', nowMs, `master ${from} bowed out`)
+    return claimMaster(s, nowMs, `master ${from} bowed out`, true)
   }
   const holdLeftMs = s.sinceMs + s.params.preemptHolddownMs - nowMs
   if (holdLeftMs <= 0) {
     // A demoted master asks to be replaced, whatever the preempt setting
     // (OpenBSD takes over "masters advertising with a higher demote count").
     if (prio.demote > self.demote) {
-      return enter(s, 'MASTER', nowMs, `master ${from} is demoted (demote ${prio.demote} > ours ${self.demote})`)
+      return stillHearing(claimMaster(s, nowMs, `master ${from} is demoted (demote ${prio.demote} > ours ${self.demote})`, true), from, prio, nowMs)
     }
     if (s.params.preempt && preferredOver(self, prio)) {
-      return enter(s, 'MASTER', nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`)
+      return stillHearing(claimMaster(s, nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`, true), from, prio, nowMs)
     }
   }
   // A master advertising so slowly that it is sure to time out is down already
   // (ip_carp.c: "he's guaranteed to time out"). Not in sub-second mode, as OpenBSD.
   if (s.params.advbaseS > 0 && advertIntervalMs(prio.advbase, prio.advskew) > MASTER_DOWN_INTERVALS * s.params.advbaseS * 1000) {
-    return enter(s, 'MASTER', nowMs, `master ${from} advertises too slowly (${describe(prio)})`)
+    return stillHearing(claimMaster(s, nowMs, `master ${from} advertises too slowly (${describe(prio)})`, true), from, prio, nowMs)
   }
-  const state: VhidState = { ...s, master: { from, prio, atMs: nowMs } }
-  return { state, actions: [{ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) }] }
+  const state: VhidState = { ...s, master: { from, prio, atMs: nowMs }, claim: null }
+  const actions: VhidAction[] = [{ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) }]
+  if (s.claim) actions.unshift({ type: 'log', message: `vhid=${s.params.vhid} master ${from} heard again: claim withdrawn` })
+  return { state, actions }
 }
 
 function onTimer(s: VhidState, timer: TimerName, nowMs: number): StepResult {
   if (s.state === 'BACKUP' && timer === 'masterDown') {
     const heard = s.master ? `no advert from ${s.master.from} for` : 'no master heard in'
-    return enter(s, 'MASTER', nowMs, `${heard} ${fmtSeconds(downMs(s))}`)
+    return claimMaster(s, nowMs, `${heard} ${fmtSeconds(downMs(s))}`, false)
   }
   if (s.state === 'MASTER' && timer === 'advertise') {
     return {
@@ -240,6 +260,40 @@ function onTimer(s: VhidState, timer: TimerName, nowMs: number): StepResult {
   }
   // enter() cancels the timers of the state it leaves, so this is an agent bug.
   throw new Error(`carp vhid=${s.params.vhid}: impossible event timer ${timer} in state ${s.state}`)
+}
+
+/**
+ * CARP says this backup should be MASTER. Without quorum it is; with quorum it claims
+ * and waits for the agent's `votes` event (the arbiter asks the peer and the witness).
+ */
+function claimMaster(s: VhidState, nowMs: number, reason: string, hearsMaster: boolean): StepResult {
+  if (s.params.quorum === 'none') return enter(s, 'MASTER', nowMs, reason)
+  if (s.claim) return { state: { ...s, claim: { reason, hearsMaster } }, actions: [] }
+  return {
+    state: { ...s, claim: { reason, hearsMaster } },
+    actions: [{ type: 'log', message: `vhid=${s.params.vhid} BACKUP wants MASTER: ${reason}; asking for votes` }],
+  }
+}
+
+/**
+ * A claim made while the master is still heard keeps that master on record and its
+ * master-down timer running: if the votes never come, the claim stands on what CARP
+ * sees, and a master that then goes silent is still noticed.
+ */
+function stillHearing(r: StepResult, from: string, prio: Priority, nowMs: number): StepResult {
+  if (r.state.state !== 'BACKUP') return r
+  const state: VhidState = { ...r.state, master: { from, prio, atMs: nowMs } }
+  return { state, actions: [...r.actions, { type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) }] }
+}
+
+function onVotes(s: VhidState, held: boolean, reason: string, nowMs: number): StepResult {
+  if (held && s.state === 'BACKUP' && s.claim) return enter(s, 'MASTER', nowMs, `${s.claim.reason}; ${reason}`)
+  if (!held && s.state === 'MASTER') {
+    // Without the votes the VIPs go at once: the voter that promised us may promise
+    // the other board as soon as our lease ends, so no release grace here.
+    return enter(s, 'BACKUP', nowMs, `lost quorum: ${reason}`, null, true)
+  }
+  return { state: s, actions: [] }
 }
 
 function onDemote(s: VhidState, demote: number, reason: string): StepResult {
@@ -278,7 +332,7 @@ function onConfigure(s: VhidState, params: VhidParams, nowMs: number): StepResul
  * Changes state and arms/cancels that state's timers together, and logs why.
  * `master` is the master a board steps down to, when it heard one.
  */
-function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, master: SeenMaster | null = null): StepResult {
+function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, master: SeenMaster | null = null, releaseNow = false): StepResult {
   const prev = s.state
   const state: VhidState = {
     ...s,
@@ -287,6 +341,7 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
     master,
     reason,
     transitions: s.transitions + 1,
+    claim: null,
   }
   const actions: VhidAction[] = [
     { type: 'log', message: `vhid=${s.params.vhid} ${prev}->${next} reason="${reason}"` },
@@ -304,7 +359,12 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
     case 'BACKUP':
       actions.push({ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) })
       // Stepping down to a better master: keep the VIPs until its ARP has spread.
-      if (prev === 'MASTER') actions.push({ type: 'arm', timer: 'release', atMs: nowMs + VIP_RELEASE_GRACE_MS })
+      if (prev === 'MASTER' && releaseNow) {
+        actions.push({ type: 'removeVips' })
+        state.vipsHeld = false
+      } else if (prev === 'MASTER') {
+        actions.push({ type: 'arm', timer: 'release', atMs: nowMs + VIP_RELEASE_GRACE_MS })
+      }
       break
     case 'MASTER':
       // Advertise first, so the old master and the other backups hear us as early

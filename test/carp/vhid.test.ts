@@ -18,6 +18,7 @@ const params = (over: Partial<VhidParams> = {}): VhidParams => ({
   preempt: true,
   preemptHolddownMs: 0,
   rank: 100,
+  quorum: 'none',
   ...over,
 })
 const prio = (over: Partial<Priority> = {}): Priority => ({ demote: 0, advbase: 1, advskew: 0, rank: 50, ...over })
@@ -306,4 +307,49 @@ t.test('sub-second mode: the second ARP waits for the old master to release the 
     [{ type: 'timer', timer: 'masterDown' }, 200],
   ])
   t.same(m.actions.filter((a) => a.type === 'arm' && a.timer === 'garp'), [{ type: 'arm', timer: 'garp', atMs: 200 + 250 + 50 }])
+})
+
+t.test('quorum: a backup claims, waits for votes, and withdraws when the master is heard again', async (t) => {
+  const p = params({ quorum: 'witness', advskew: 100 })
+  let { s, actions } = run(initialState(p, 0), [[{ type: 'start' }, 0], [{ type: 'timer', timer: 'masterDown' }, 3400]])
+  t.equal(s.state, 'BACKUP')
+  t.same(s.claim, { reason: 'no master heard in 3.4s', hearsMaster: false })
+  t.match(actions.at(-1), { type: 'log', message: /BACKUP wants MASTER: no master heard in 3.4s; asking for votes/ })
+  // A second reason while waiting changes the claim but logs nothing new.
+  let r = step(s, { type: 'timer', timer: 'masterDown' }, 6800)
+  t.same(r.actions, [])
+  r = step(r.state, { type: 'advert', from: 'b', prio: prio({ advskew: 0 }) }, 7000)
+  t.equal(r.state.claim, null)
+  t.match(r.actions[0], { type: 'log', message: /master b heard again: claim withdrawn/ })
+  // Votes that come when nothing is claimed change nothing.
+  t.same(step(r.state, { type: 'votes', held: true, reason: 'x' }, 7001).actions, [])
+  ;({ s, actions } = run(r.state, [[{ type: 'timer', timer: 'masterDown' }, 10_400], [{ type: 'votes', held: true, reason: 'votes: self+witness' }, 10_450]]))
+  t.equal(s.state, 'MASTER')
+  t.match(s.reason, /no advert from b for 3.4s; votes: self\+witness/)
+  t.ok(types(actions).includes('addVips'))
+})
+
+t.test('quorum: a preempt claim keeps the master on record and its timer running', async (t) => {
+  const p = params({ quorum: 'witness', advskew: 0 })
+  const { s, actions } = run(initialState(p, 0), [[{ type: 'start' }, 0], [{ type: 'advert', from: 'b', prio: prio({ advskew: 100 }) }, 100]])
+  t.same(s.claim, { reason: 'preempt: ours demote=0 advbase=1 advskew=0 beats b demote=0 advbase=1 advskew=100', hearsMaster: true })
+  t.equal(s.master?.from, 'b')
+  t.match(actions.at(-1), { type: 'arm', timer: 'masterDown' })
+})
+
+t.test('quorum: losing the votes drops the VIPs at once; a witness-mode master ignores better adverts', async (t) => {
+  const p = params({ quorum: 'witness', advskew: 100 })
+  let { s } = run(initialState(p, 0), [[{ type: 'start' }, 0], [{ type: 'timer', timer: 'masterDown' }, 3400], [{ type: 'votes', held: true, reason: 'v' }, 3401]])
+  t.equal(s.state, 'MASTER')
+  const better = step(s, { type: 'advert', from: 'b', prio: prio({ advskew: 0 }) }, 3500)
+  t.equal(better.state.state, 'MASTER', 'a stale master cannot hold the votes: answer it instead')
+  t.ok(types(better.actions).includes('garp'))
+  const lost = step(s, { type: 'votes', held: false, reason: '1 vote of 2 needed' }, 3600)
+  t.equal(lost.state.state, 'BACKUP')
+  t.match(lost.state.reason, /^lost quorum: 1 vote of 2 needed/)
+  t.ok(types(lost.actions).includes('removeVips'), 'no release grace without votes')
+  t.notOk(lost.actions.some((a) => a.type === 'arm' && a.timer === 'release'))
+  t.equal(lost.state.vipsHeld, false)
+  ;({ s } = run(initialState(params({ quorum: 'paths' }), 0), [[{ type: 'start' }, 0], [{ type: 'timer', timer: 'masterDown' }, 3000], [{ type: 'votes', held: true, reason: 'v' }, 3001]]))
+  t.equal(step(s, { type: 'advert', from: 'b', prio: prio({ demote: 0, advskew: 0, rank: 200 }) }, 3100).state.state, 'BACKUP', 'two-node mode keeps CARP: a better master wins')
 })

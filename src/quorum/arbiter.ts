@@ -1,0 +1,497 @@
+// Arbitration: may this board be MASTER of a vhid? (SPEC "Split-brain protection")
+//
+// With a witness configured a board holds a vhid only with 2 of 3 votes: itself plus
+// the peer deferring to it, or itself plus an unexpired witness lease. Both votes are
+// leases, asked for by the candidate and counted from when it *sent* the request, so
+// a delayed answer only shortens them. Each voter promises at most one candidate at a
+// time (the witness by its own rule, the peer by the deferral rule below) and every
+// candidate needs itself plus one more, so two masters would need one voter to
+// promise both: crossed, delayed or replayed messages cannot give both boards two
+// votes. A master that loses both the peer and the witness stops renewing and drops
+// its VIPs when the last lease runs out.
+//
+// The peer's deferral: asked for a vote, a board grants it unless it is MASTER itself
+// (it then yields first when the candidate can hear it on the LAN and so must have
+// been told by CARP to replace it, or when the candidate is less demoted) or it is a
+// candidate itself and ranks higher. A board never claims a vhid while a deferral it
+// granted for that vhid is still in force. So when the LAN breaks, the backup that
+// stops hearing adverts asks the master, which is alive on the sync link or the
+// serial line, refuses, and keeps the VIP: a LAN fault, not a dead peer, and no flap.
+//
+// Without a witness ("two-node mode") there is no vote: plain CARP plus the extra
+// paths. A backup that stops hearing the master on the LAN does not claim while the
+// peer says on another path that it is MASTER of that vhid, and of two boards that
+// both say MASTER, the one that ranks lower (more demoted, then the lower boot epoch)
+// yields at once.
+//
+// Pure: the caller passes the time and carries out the returned actions.
+
+import { type CarpState, betterThan } from '../carp/vhid.js'
+import type { Heartbeat, VhidLetter } from '../wire/heartbeat.js'
+import { ReplayWindow } from '../wire/replay.js'
+import { type VoteMessage, voteCounter } from '../wire/vote.js'
+import {
+  CLAIM_RETRY_MAX_MS,
+  CLAIM_RETRY_MIN_MS,
+  FLAG_HEARS_MASTER,
+  PENDING_LEASES,
+  PENDING_MAX,
+  RENEWALS_PER_LEASE,
+} from './constants.js'
+import { type PathName, PeerPaths, type PathStatus } from './paths.js'
+
+export interface ArbiterParams {
+  node: string
+  selfId: number // senderId(node)
+  epoch: number // boot epoch: also the tie-break rank in CARP adverts
+  leaseMs: number // asked of voters, and the longest deferral this board grants
+  witness: boolean // a witness is configured: 2 of 3 votes
+  pathTimeouts: Partial<Record<PathName, number>>
+  random(bytes: number): Buffer
+}
+
+/** What the arbiter needs to know of one vhid's CARP machine, after every event. */
+export interface VhidView {
+  state: CarpState
+  claiming: boolean // BACKUP that wants to become MASTER
+  hearsMaster: boolean // BACKUP that hears a master's adverts on the LAN now
+  demote: number
+  advbase: number
+  advskew: number
+}
+
+export type Voter = 'peer' | 'witness'
+
+export type ArbiterAction =
+  | { type: 'toPeer'; msg: VoteMessage; path: PathName | 'all' }
+  | { type: 'toWitness'; msg: VoteMessage }
+  | { type: 'votes'; vhid: number; held: boolean; reason: string }
+  | { type: 'garp'; vhid: number; reason: string }
+  | { type: 'log'; message: string }
+
+export type ArbiterDrop = 'replay' | 'unmatched' | 'notForUs' | 'wrongVoter' | 'unexpectedKind'
+export const ARBITER_DROPS: readonly ArbiterDrop[] = ['replay', 'unmatched', 'notForUs', 'wrongVoter', 'unexpectedKind']
+
+export interface VoteStatus {
+  vhid: number
+  held: boolean
+  why: string
+  peerLeaseMs: number // left of the peer's deferral to us (0: none)
+  witnessLeaseMs: number
+  deferringToPeerMs: number // left of the deferral we granted (0: none)
+  lastDeny: Partial<Record<Voter, string>>
+  requests: number
+  grants: Record<Voter, number>
+  denials: Record<Voter, number>
+}
+
+export interface ArbiterStatus {
+  mode: 'witness' | 'two-node'
+  leaseMs: number
+  paths: PathStatus[]
+  peer: { node: string; heardMsAgo: number; demote: number; vhids: string } | null
+  vhids: VoteStatus[]
+  drops: Record<ArbiterDrop, number>
+}
+
+interface Pending {
+  sentAtMs: number
+  to: Voter
+}
+
+interface VhidVotes {
+  vhid: number
+  view: VhidView
+  pending: Map<string, Pending> // by nonce (hex)
+  untilMs: Record<Voter, number> // end of each voter's lease to us, on our clock
+  nextRequestMs: number
+  deferral: { to: number; untilMs: number } | null // what we promised the peer
+  held: boolean
+  why: string
+  lastDeny: Partial<Record<Voter, string>>
+  peerClaimedMs: number // last time the peer asked while we were MASTER (LAN fault)
+  requests: number
+  grants: Record<Voter, number>
+  denials: Record<Voter, number>
+}
+
+interface PeerHeartbeat {
+  hb: Heartbeat
+  atMs: number
+}
+
+export class Arbiter {
+  private readonly vhids = new Map<number, VhidVotes>()
+  private readonly paths: PeerPaths
+  private readonly replay = new ReplayWindow()
+  private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
+  private peer: PeerHeartbeat | null = null
+  private seq = 0
+
+  constructor(private readonly params: ArbiterParams) {
+    this.paths = new PeerPaths(params.pathTimeouts)
+  }
+
+  get mode(): 'witness' | 'two-node' {
+    return this.params.witness ? 'witness' : 'two-node'
+  }
+
+  /** Called after every event of a vhid's CARP machine with what it now is. */
+  view(vhid: number, view: VhidView, nowMs: number): ArbiterAction[] {
+    let v = this.vhids.get(vhid)
+    if (!v) {
+      v = newVotes(vhid, view)
+      this.vhids.set(vhid, v)
+    }
+    const wanted = wants(v.view)
+    v.view = view
+    const actions: ArbiterAction[] = []
+    // A new candidate asks at once; a board that stops wanting forgets unanswered asks.
+    if (wants(view) && !wanted) v.nextRequestMs = nowMs
+    if (!wants(view)) v.pending.clear()
+    actions.push(...this.requestIfDue(v, nowMs), ...this.settle(v, nowMs))
+    return actions
+  }
+
+  /** A vhid left the configuration. */
+  forget(vhid: number): void {
+    this.vhids.delete(vhid)
+  }
+
+  /** A valid CARP advert from the peer: the LAN path is alive. */
+  advertHeard(nowMs: number): ArbiterAction[] {
+    return this.logs(this.paths.heard('lan', nowMs))
+  }
+
+  /** A heartbeat from the peer on the sync link or the serial line. */
+  heartbeat(hb: Heartbeat, path: PathName, nowMs: number): ArbiterAction[] {
+    if (hb.node === this.params.node && hb.epoch === this.params.epoch) return [] // our own, looped back
+    const actions = this.logs(this.paths.heard(path, nowMs))
+    if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
+      // Older than what we have (it came on the slower path): keep the newer one.
+      return actions
+    }
+    this.peer = { hb, atMs: nowMs }
+    for (const v of this.vhids.values()) actions.push(...this.settle(v, nowMs))
+    return actions
+  }
+
+  /** An authenticated vote message; `from` says which socket or line it came by. */
+  receive(msg: VoteMessage, from: Voter, path: PathName | null, nowMs: number): ArbiterAction[] {
+    switch (msg.kind) {
+      case 'request':
+        if (from !== 'peer') return this.drop('unexpectedKind')
+        return this.onRequest(msg, path, nowMs)
+      case 'grant':
+      case 'deny':
+        return this.onAnswer(msg, from, nowMs)
+      case 'heartbeat':
+        // Heartbeats are decoded by the caller (their text is a serial frame).
+        return this.drop('unexpectedKind')
+      default: {
+        const never: never = msg
+        throw new Error(`unknown vote kind ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  /** Renewals, retries, expiries and path timeouts due by now. */
+  tick(nowMs: number): ArbiterAction[] {
+    const actions = this.logs(this.paths.tick(nowMs))
+    for (const v of this.vhids.values()) actions.push(...this.requestIfDue(v, nowMs), ...this.settle(v, nowMs))
+    return actions
+  }
+
+  /** When tick() next has something to do. */
+  nextWakeMs(nowMs: number): number {
+    let next = this.paths.nextWakeMs()
+    for (const v of this.vhids.values()) {
+      if (this.params.witness && wants(v.view)) next = Math.min(next, v.nextRequestMs)
+      for (const until of [v.untilMs.peer, v.untilMs.witness, v.deferral?.untilMs ?? -Infinity]) {
+        if (until > nowMs) next = Math.min(next, until)
+      }
+      const healMs = v.peerClaimedMs + this.lanHealQuietMs()
+      if (healMs > nowMs) next = Math.min(next, healMs)
+    }
+    // Two-node mode decides on the peer's last heartbeat: look again when it goes stale.
+    const staleMs = this.peer ? this.peer.atMs + this.heartbeatTimeoutMs() + 1 : -Infinity
+    if (staleMs > nowMs) next = Math.min(next, staleMs)
+    return next
+  }
+
+  /** The peer's state of a vhid as its last fresh heartbeat says, if any path is alive. */
+  peerSays(vhid: number, nowMs: number): VhidLetter | null {
+    if (!this.peer || !this.peerFresh(nowMs)) return null
+    return this.peer.hb.vhids.find((x) => x.vhid === vhid)?.state ?? null
+  }
+
+  alivePaths(nowMs: number): PathName[] {
+    return this.paths.alivePaths(nowMs)
+  }
+
+  status(nowMs: number): ArbiterStatus {
+    return {
+      mode: this.mode,
+      leaseMs: this.params.leaseMs,
+      paths: this.paths.status(nowMs),
+      peer: this.peer && {
+        node: this.peer.hb.node,
+        heardMsAgo: Math.round(nowMs - this.peer.atMs),
+        demote: this.peer.hb.demote,
+        vhids: this.peer.hb.vhids.map((x) => `${x.vhid}:${x.state}`).join(',') || '-',
+      },
+      vhids: [...this.vhids.values()].map((v) => ({
+        vhid: v.vhid,
+        held: v.held,
+        why: v.why,
+        peerLeaseMs: Math.max(0, Math.round(v.untilMs.peer - nowMs)),
+        witnessLeaseMs: Math.max(0, Math.round(v.untilMs.witness - nowMs)),
+        deferringToPeerMs: v.deferral ? Math.max(0, Math.round(v.deferral.untilMs - nowMs)) : 0,
+        lastDeny: { ...v.lastDeny },
+        requests: v.requests,
+        grants: { ...v.grants },
+        denials: { ...v.denials },
+      })),
+      drops: { ...this.drops },
+    }
+  }
+
+  // -------------------------------------------------------------------------------
+  // Votes asked of us
+
+  private onRequest(msg: Extract<VoteMessage, { kind: 'request' }>, path: PathName | null, nowMs: number): ArbiterAction[] {
+    if (msg.sender === this.params.selfId && msg.epoch === this.params.epoch) return this.drop('notForUs')
+    if (this.replay.check(`peer ${msg.sender}`, voteCounter(msg), nowMs) !== 'ok') return this.drop('replay')
+    const v = this.vhids.get(msg.vhid)
+    const leaseMs = Math.min(msg.leaseMs, this.params.leaseMs)
+    const cand = { demote: msg.demote, advbase: msg.advbase, advskew: msg.advskew, rank: msg.epoch }
+    const answer = (kind: 'grant' | 'deny', holder: number, ms: number): ArbiterAction => ({
+      type: 'toPeer',
+      path: path ?? 'all',
+      msg: { kind, vhid: msg.vhid, nonce: msg.nonce, holder, leaseMs: Math.max(0, Math.round(ms)), ...this.header() },
+    })
+    if (!v || v.view.state === 'INIT') return [answer('grant', msg.sender, leaseMs), ...(v ? this.promise(v, msg.sender, leaseMs, nowMs) : [])]
+    const mine = { demote: v.view.demote, advbase: v.view.advbase, advskew: v.view.advskew, rank: this.params.epoch }
+    if (v.view.state === 'MASTER') {
+      const hears = (msg.flags & FLAG_HEARS_MASTER) !== 0
+      if (hears || cand.demote < mine.demote) {
+        // The candidate hears our adverts and CARP told it to replace us (preempt, a
+        // demoted master), or it is simply healthier: step down first, then say yes
+        // to its next ask (denied now with 0 ms: "ask again at once").
+        // Stepping down comes first (the agent carries the actions out in order), then
+        // the grant, which also releases the candidate from any deferral it gave us.
+        const why = hears ? `peer ${hex(msg.sender)} hears us and claims (preempt or demoted master)` : `peer ${hex(msg.sender)} is less demoted (${cand.demote} < ${mine.demote})`
+        return [...this.setHeld(v, false, `yielding: ${why}`), answer('grant', msg.sender, leaseMs), ...this.promise(v, msg.sender, leaseMs, nowMs)]
+      }
+      // It cannot hear us on the LAN but we hear it on another path: a LAN fault. The
+      // master keeps the VIP; remember it, to announce the VIPs again when it heals.
+      if (v.peerClaimedMs === -Infinity) {
+        v.peerClaimedMs = nowMs
+        const deny = answer('deny', this.params.selfId, this.heldLeftMs(v, nowMs))
+        return [deny, { type: 'log', message: `vhid=${v.vhid} peer ${hex(msg.sender)} no longer hears our adverts (LAN fault): keeping the VIPs` }]
+      }
+      v.peerClaimedMs = nowMs
+      return [answer('deny', this.params.selfId, this.heldLeftMs(v, nowMs))]
+    }
+    if (v.view.claiming && betterThan(mine, cand) && !this.deferring(v, nowMs)) {
+      // Both want it; the higher-ranked one asks on. The witness may still pick the
+      // other one, which is fine: each voter promises one candidate only.
+      return [answer('deny', this.params.selfId, CLAIM_RETRY_MIN_MS)]
+    }
+    return [answer('grant', msg.sender, leaseMs), ...this.promise(v, msg.sender, leaseMs, nowMs)]
+  }
+
+  /**
+   * Records a deferral. The promise runs from when we send the grant, which is after
+   * the candidate sent its request, so it always outlasts the candidate's count.
+   */
+  private promise(v: VhidVotes, to: number, leaseMs: number, nowMs: number): ArbiterAction[] {
+    const fresh = !v.deferral || v.deferral.to !== to || v.deferral.untilMs <= nowMs
+    v.deferral = { to, untilMs: Math.max(v.deferral?.untilMs ?? 0, nowMs + leaseMs) }
+    const actions: ArbiterAction[] = fresh ? [{ type: 'log', message: `vhid=${v.vhid} deferring to peer ${hex(to)} for ${leaseMs} ms` }] : []
+    return [...actions, ...this.settle(v, nowMs)]
+  }
+
+  // -------------------------------------------------------------------------------
+  // Votes we ask for
+
+  private onAnswer(msg: Extract<VoteMessage, { kind: 'grant' | 'deny' }>, from: Voter, nowMs: number): ArbiterAction[] {
+    const v = this.vhids.get(msg.vhid)
+    const key = msg.nonce.toString('hex')
+    const p = v?.pending.get(key)
+    if (!v || !p) return this.drop('unmatched')
+    if (p.to !== from) return this.drop('wrongVoter')
+    v.pending.delete(key)
+    if (msg.kind === 'grant') {
+      if (msg.holder !== this.params.selfId) return this.drop('notForUs')
+      v.grants[from]++
+      delete v.lastDeny[from]
+      const actions: ArbiterAction[] = []
+      if (from === 'peer' && v.deferral?.to === msg.sender && this.deferring(v, nowMs)) {
+        // The board we promised has stepped down and now promises us: our promise
+        // protected its mastership, which it gave up, so it is released.
+        v.deferral = null
+        actions.push({ type: 'log', message: `vhid=${v.vhid} peer ${hex(msg.sender)} stepped down and released our deferral` })
+      }
+      // Counted from when we sent the request: delay only shortens the lease.
+      v.untilMs[from] = Math.max(v.untilMs[from], p.sentAtMs + Math.min(msg.leaseMs, this.params.leaseMs))
+      return [...actions, ...this.settle(v, nowMs)]
+    }
+    v.denials[from]++
+    v.lastDeny[from] = msg.holder === 0 ? `${from} grants nothing for ${msg.leaseMs} ms (restarted)` : `${from} promised ${msg.holder === this.params.selfId ? 'us, in another role' : hex(msg.holder)} for ${msg.leaseMs} ms`
+    if (msg.holder === this.params.selfId && from === 'peer') v.lastDeny[from] = `peer keeps the vhid for ${msg.leaseMs} ms`
+    // A deny says when asking again makes sense: then, within bounds.
+    if (wants(v.view) && !v.held) {
+      v.nextRequestMs = Math.min(v.nextRequestMs, nowMs + clamp(msg.leaseMs, CLAIM_RETRY_MIN_MS, CLAIM_RETRY_MAX_MS))
+    }
+    return this.settle(v, nowMs)
+  }
+
+  private requestIfDue(v: VhidVotes, nowMs: number): ArbiterAction[] {
+    if (!this.params.witness || !wants(v.view) || nowMs < v.nextRequestMs) return []
+    for (const [key, p] of v.pending) if (nowMs - p.sentAtMs > PENDING_LEASES * this.params.leaseMs) v.pending.delete(key)
+    v.requests++
+    const flags = v.view.hearsMaster ? FLAG_HEARS_MASTER : 0
+    const actions: ArbiterAction[] = []
+    for (const to of ['peer', 'witness'] as const) {
+      const nonce = this.params.random(8)
+      if (v.pending.size >= PENDING_MAX) v.pending.delete(v.pending.keys().next().value!)
+      v.pending.set(nonce.toString('hex'), { sentAtMs: nowMs, to })
+      const msg: VoteMessage = {
+        kind: 'request',
+        vhid: v.vhid,
+        nonce,
+        leaseMs: this.params.leaseMs,
+        demote: v.view.demote,
+        advbase: v.view.advbase,
+        advskew: v.view.advskew,
+        flags,
+        ...this.header(),
+      }
+      actions.push(to === 'peer' ? { type: 'toPeer', msg, path: 'all' } : { type: 'toWitness', msg })
+    }
+    const renewMs = this.params.leaseMs / RENEWALS_PER_LEASE
+    v.nextRequestMs = nowMs + (v.held ? renewMs : Math.min(renewMs, CLAIM_RETRY_MAX_MS))
+    return actions
+  }
+
+  // -------------------------------------------------------------------------------
+  // The decision
+
+  /** Recomputes whether this board may hold the vhid; acts only on a change. */
+  private settle(v: VhidVotes, nowMs: number): ArbiterAction[] {
+    const actions: ArbiterAction[] = []
+    if (v.peerClaimedMs > -Infinity && (v.view.state !== 'MASTER' || nowMs - v.peerClaimedMs >= this.lanHealQuietMs())) {
+      // The peer stopped claiming while we kept the vhid: it hears our adverts again.
+      if (v.view.state === 'MASTER') actions.push({ type: 'garp', vhid: v.vhid, reason: 'LAN fault healed: the peer hears our adverts again' })
+      v.peerClaimedMs = -Infinity
+    }
+    const [held, why] = this.decide(v, nowMs)
+    if (held === v.held) {
+      v.why = why
+      return actions
+    }
+    return [...actions, ...this.setHeld(v, held, why)]
+  }
+
+  private setHeld(v: VhidVotes, held: boolean, why: string): ArbiterAction[] {
+    v.why = why
+    if (held === v.held) return []
+    v.held = held
+    return [{ type: 'votes', vhid: v.vhid, held, reason: why }]
+  }
+
+  private decide(v: VhidVotes, nowMs: number): [boolean, string] {
+    if (!wants(v.view)) return [false, 'not a candidate']
+    if (this.params.witness) {
+      if (this.deferring(v, nowMs)) {
+        return [false, `deferring to peer ${hex(v.deferral!.to)} for ${Math.round(v.deferral!.untilMs - nowMs)} ms`]
+      }
+      const votes = (['peer', 'witness'] as const).filter((w) => v.untilMs[w] > nowMs)
+      if (votes.length > 0) return [true, `votes: self+${votes.join('+')}`]
+      const denies = (['peer', 'witness'] as const).map((w) => `${w}: ${v.lastDeny[w] ?? 'no answer'}`)
+      return [false, `1 vote of 2 needed (${denies.join('; ')})`]
+    }
+    const says = this.peerSays(v.vhid, nowMs)
+    if (says !== 'M') return [true, 'two-node mode: peer is not MASTER on any other path']
+    const paths = this.paths.alivePaths(nowMs).filter((p) => p !== 'lan')
+    if (v.view.state === 'MASTER') {
+      // Both say MASTER (a split healing): the lower-ranked one yields at once.
+      const peer = { demote: this.peer!.hb.demote, advbase: 0, advskew: 0, rank: this.peer!.hb.epoch }
+      const self = { demote: v.view.demote, advbase: 0, advskew: 0, rank: this.params.epoch }
+      if (betterThan(peer, self)) return [false, `peer ${this.peer!.hb.node} is MASTER too (on ${paths.join(',')}) and ranks higher`]
+      return [true, `peer ${this.peer!.hb.node} is MASTER too but ranks lower`]
+    }
+    if (v.view.hearsMaster) return [true, 'CARP replaces the master it hears']
+    return [false, `LAN fault: no advert, but peer ${this.peer!.hb.node} is MASTER and alive on ${paths.join(',')}`]
+  }
+
+  private deferring(v: VhidVotes, nowMs: number): boolean {
+    return v.deferral !== null && v.deferral.untilMs > nowMs
+  }
+
+  private heldLeftMs(v: VhidVotes, nowMs: number): number {
+    return Math.max(0, v.untilMs.peer - nowMs, v.untilMs.witness - nowMs)
+  }
+
+  private peerFresh(nowMs: number): boolean {
+    return this.peer !== null && nowMs - this.peer.atMs <= this.heartbeatTimeoutMs() && this.paths.alivePaths(nowMs).some((p) => p !== 'lan')
+  }
+
+  private heartbeatTimeoutMs(): number {
+    return Math.max(this.params.pathTimeouts.sync ?? 0, this.params.pathTimeouts.serial ?? 0)
+  }
+
+  private pathTimeoutMs(path: PathName): number {
+    return this.params.pathTimeouts[path] ?? 0
+  }
+
+  /** The peer asks every CLAIM_RETRY_MAX_MS while it claims; this much quiet means it stopped. */
+  private lanHealQuietMs(): number {
+    return 4 * CLAIM_RETRY_MAX_MS
+  }
+
+  private header(): { sender: number; epoch: number; seq: number } {
+    this.seq = (this.seq + 1) >>> 0
+    return { sender: this.params.selfId, epoch: this.params.epoch, seq: this.seq }
+  }
+
+  private logs(lines: string[]): ArbiterAction[] {
+    return lines.map((message) => ({ type: 'log', message }))
+  }
+
+  private drop(reason: ArbiterDrop): ArbiterAction[] {
+    this.drops[reason]++
+    return []
+  }
+}
+
+function newVotes(vhid: number, view: VhidView): VhidVotes {
+  return {
+    vhid,
+    view,
+    pending: new Map(),
+    untilMs: { peer: -Infinity, witness: -Infinity },
+    nextRequestMs: -Infinity,
+    deferral: null,
+    held: false,
+    why: 'not a candidate',
+    lastDeny: {},
+    peerClaimedMs: -Infinity,
+    requests: 0,
+    grants: { peer: 0, witness: 0 },
+    denials: { peer: 0, witness: 0 },
+  }
+}
+
+function wants(view: VhidView): boolean {
+  return view.state === 'MASTER' || view.claiming
+}
+
+function clamp(x: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, x))
+}
+
+export function hex(id: number): string {
+  return (id >>> 0).toString(16).padStart(8, '0')
+}

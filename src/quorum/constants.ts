@@ -1,0 +1,22 @@
+// Split-brain protection: timing of votes, leases and peer paths (SPEC "Split-brain
+// protection").
+
+/**
+ * A holder renews its leases this often per lease: SPEC asks for at least three
+ * renewals per lease, four leaves one lost datagram and still a spare.
+ */
+export const RENEWALS_PER_LEASE = 4
+/** A candidate without its votes asks again at least this often. */
+export const CLAIM_RETRY_MAX_MS = 250
+/** ...and never more often than this, whatever a deny says (no request storm). */
+export const CLAIM_RETRY_MIN_MS = 20
+/** An unanswered request is forgotten after this many leases (its answer is useless). */
+export const PENDING_LEASES = 1
+/** At most this many requests wait for an answer per vhid (bounded memory). */
+export const PENDING_MAX = 32
+
+/** A path comes alive after this many frames in a row, each within the timeout. */
+export const PATH_UP_FRAMES = 2
+
+/** Request flags (the body's fourth byte). */
+export const FLAG_HEARS_MASTER = 0x01

@@ -1,0 +1,112 @@
+import t from 'tap'
+import { Arbiter, type ArbiterAction, type VhidView } from '../../src/quorum/arbiter.js'
+import { FLAG_HEARS_MASTER } from '../../src/quorum/constants.js'
+import type { VoteMessage } from '../../src/wire/vote.js'
+
+const SELF = 0x0a0a0a0a
+const PEER = 0x0b0b0b0b
+const WIT = 0x0c0c0c0c
+
+function arbiter(witness = true): Arbiter {
+  let n = 0
+  return new Arbiter({
+    node: 'fw-a',
+    selfId: SELF,
+    epoch: 100,
+    leaseMs: 1000,
+    witness,
+    pathTimeouts: { lan: 1000, sync: 300, serial: 300 },
+    random: (bytes) => Buffer.alloc(bytes, ++n),
+  })
+}
+
+const view = (over: Partial<VhidView> = {}): VhidView => ({ state: 'BACKUP', claiming: false, hearsMaster: false, demote: 0, advbase: 1, advskew: 0, ...over })
+
+const request = (over: Partial<Extract<VoteMessage, { kind: 'request' }>> = {}): VoteMessage => ({
+  kind: 'request', sender: PEER, epoch: 50, seq: 1, vhid: 1, nonce: Buffer.alloc(8, 0xee), leaseMs: 1000, demote: 0, advbase: 1, advskew: 100, flags: 0, ...over,
+})
+
+const sent = (actions: ArbiterAction[]) => actions.filter((a) => a.type === 'toPeer' || a.type === 'toWitness').map((a) => (a as { msg: VoteMessage }).msg)
+const votes = (actions: ArbiterAction[]) => actions.filter((a) => a.type === 'votes')
+
+t.test('a candidate asks both voters and holds with one grant, counted from the send', async (t) => {
+  const a = arbiter()
+  const asks = sent(a.view(1, view({ claiming: true }), 0))
+  t.equal(asks.length, 2)
+  const [toPeer, toWitness] = asks as Extract<VoteMessage, { kind: 'request' }>[]
+  t.equal(toPeer!.flags, 0)
+  const grant: VoteMessage = { kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: toWitness!.nonce, holder: SELF, leaseMs: 1000 }
+  t.same(votes(a.receive(grant, 'witness', null, 300)).map((v) => (v as { held: boolean }).held), [true])
+  // A replay of the same grant matches nothing any more.
+  a.receive(grant, 'witness', null, 310)
+  t.equal(a.status(310).drops.unmatched, 1)
+  // The lease runs from the send (0), not the answer (300).
+  const expired = votes(a.tick(1000))
+  t.same(expired.map((v) => (v as { held: boolean }).held), [false])
+})
+
+t.test('answers from the wrong voter, for another holder, or unasked are dropped and counted', async (t) => {
+  const a = arbiter()
+  const [toPeer, toWitness] = sent(a.view(1, view({ claiming: true }), 0)) as Extract<VoteMessage, { kind: 'request' }>[]
+  a.receive({ kind: 'grant', sender: PEER, epoch: 50, seq: 2, vhid: 1, nonce: toWitness!.nonce, holder: SELF, leaseMs: 1000 }, 'peer', 'sync', 5)
+  a.receive({ kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: toWitness!.nonce, holder: PEER, leaseMs: 1000 }, 'witness', null, 5)
+  a.receive({ kind: 'grant', sender: PEER, epoch: 50, seq: 3, vhid: 9, nonce: toPeer!.nonce, holder: SELF, leaseMs: 1000 }, 'peer', 'sync', 5)
+  a.receive({ kind: 'heartbeat', sender: PEER, epoch: 50, seq: 4, text: 'x' }, 'peer', 'sync', 5)
+  a.receive(request(), 'witness', null, 5)
+  const d = a.status(5).drops
+  t.same(d, { replay: 0, unmatched: 1, notForUs: 1, wrongVoter: 1, unexpectedKind: 2 })
+  t.equal(a.status(5).vhids[0]!.held, false)
+})
+
+t.test('the peer vote: granted when idle, refused by a master, a master yields to a candidate that hears it', async (t) => {
+  const a = arbiter()
+  a.view(1, view(), 0)
+  const idle = sent(a.receive(request(), 'peer', 'serial', 10))
+  t.equal(idle[0]!.kind, 'grant')
+  t.equal(a.status(10).vhids[0]!.deferringToPeerMs, 1000)
+  // A replayed request gets nothing.
+  t.same(a.receive(request(), 'peer', 'serial', 20), [])
+  t.equal(a.status(20).drops.replay, 1)
+  // While the deferral runs, our own claim is held back.
+  a.view(1, view({ claiming: true }), 30)
+  t.match(a.status(30).vhids[0]!.why, /deferring to peer 0b0b0b0b/)
+
+  const m = arbiter()
+  const [, w] = sent(m.view(1, view({ claiming: true }), 0)) as Extract<VoteMessage, { kind: 'request' }>[]
+  m.receive({ kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: w!.nonce, holder: SELF, leaseMs: 1000 }, 'witness', null, 1)
+  m.view(1, view({ state: 'MASTER' }), 2)
+  const refused = m.receive(request({ seq: 5 }), 'peer', 'sync', 3)
+  t.equal(sent(refused)[0]!.kind, 'deny', 'a master refuses a candidate that cannot hear it (LAN fault)')
+  t.ok(refused.some((x) => x.type === 'log' && /LAN fault/.test(x.message)))
+  const yielded = m.receive(request({ seq: 6, flags: FLAG_HEARS_MASTER }), 'peer', 'sync', 4)
+  t.same(yielded.map((x) => x.type).slice(0, 2), ['votes', 'toPeer'], 'steps down first, then grants')
+  t.equal(sent(yielded)[0]!.kind, 'grant')
+})
+
+t.test('two candidates: the lower-ranked one defers', async (t) => {
+  const a = arbiter()
+  a.view(1, view({ claiming: true, advskew: 0 }), 0)
+  t.equal(sent(a.receive(request({ advskew: 100 }), 'peer', 'sync', 1))[0]!.kind, 'deny')
+  t.equal(sent(a.receive(request({ seq: 2, advskew: 0, epoch: 50, demote: 0 }), 'peer', 'sync', 2))[0]!.kind, 'deny', 'equal priority: the higher epoch (ours, 100) wins')
+  t.equal(sent(a.receive(request({ seq: 3, demote: 0, advskew: 0, advbase: 0 }), 'peer', 'sync', 3))[0]!.kind, 'grant', 'a better candidate gets our vote')
+})
+
+t.test('peer paths: hysteresis and timeouts', async (t) => {
+  const a = arbiter(false)
+  const hb = (seq: number) => ({ node: 'fw-b', epoch: 7, seq, demote: 0, vhids: [{ vhid: 1, state: 'M' as const }] })
+  t.same(a.heartbeat(hb(1), 'serial', 0), [], 'one frame is not enough')
+  t.match(a.heartbeat(hb(2), 'serial', 100), [{ type: 'log', message: 'peer path serial alive' }])
+  t.equal(a.peerSays(1, 150), 'M')
+  // An older heartbeat arriving late on the slower path does not replace the newer one.
+  a.heartbeat({ ...hb(1), vhids: [] }, 'sync', 160)
+  t.equal(a.peerSays(1, 160), 'M')
+  t.same(a.heartbeat({ ...hb(9), node: 'fw-a', epoch: 100 }, 'sync', 170), [], 'our own heartbeat looped back')
+  t.match(a.tick(500), [{ type: 'log', message: /peer path serial dead/ }])
+  t.equal(a.peerSays(1, 500), null)
+  t.same(a.alivePaths(500), [])
+  const st = a.status(500)
+  t.equal(st.mode, 'two-node')
+  t.same(st.paths.map((p) => p.state), ['unknown', 'dead', 'dead'], 'sync heard once: dead, not unknown')
+  t.same(a.advertHeard(600), [])
+  t.match(a.advertHeard(700), [{ message: 'peer path lan alive' }])
+})
