@@ -34,6 +34,7 @@ import { type ControlReply, type ControlRequest, tokenValid } from './control.js
 import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
+import type { Fence } from './platform/fence.js'
 import type { Platform } from './platform/types.js'
 import type { QuorumStatus } from './quorum-link.js'
 import type { VhidView } from './quorum/arbiter.js'
@@ -42,6 +43,12 @@ import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, 
 import { ReplayWindow } from './wire/replay.js'
 
 export const VERSION = '0.1.0'
+
+/**
+ * The fence removes the VIPs this long before the lease ends: the peer's deferral
+ * ends with our lease (less the round trip), and `ip addr del` takes a few ms.
+ */
+const FENCE_EARLY_MS = 50
 
 /** Every reason an incoming datagram is dropped, each with its own counter. */
 export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'epochSwitch' | 'ownPacket'
@@ -118,6 +125,8 @@ export interface QuorumHandle {
   /** Carries out what is due by now (lease expiries above all) before an event is handled. */
   poll(): void
   forget(vhid: number): void
+  /** When this board's last vote for a vhid runs out (monotonic ms; -Infinity: none). */
+  leaseEndMs(vhid: number): number
   status(): QuorumStatus
 }
 
@@ -134,6 +143,7 @@ interface Vhid {
   timers: Map<TimerName, TimerHandle>
   received: number
   sent: number
+  fencedUntilMs: number | null // the lease end the fence was last told, null: not guarded
   vipQueue: Promise<void> // VIP changes (and queued ARPs) run one after another, in order
   hookQueue: Promise<void> // hooks too, but apart: a slow hook never holds a VIP change
 }
@@ -162,6 +172,7 @@ export class Agent {
   private running = false
   private sync: SyncHandle | null = null
   private quorum: QuorumHandle | null = null
+  private fence: Fence | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
@@ -186,6 +197,44 @@ export class Agent {
   /** Split-brain protection; attach before start(), the vhids are built with its mode. */
   attachQuorum(quorum: QuorumHandle): void {
     this.quorum = quorum
+  }
+
+  /**
+   * The fence (platform/fence.ts) removes a master's VIPs when its lease runs out and
+   * carpd could not (stopped, hung). Only with a witness: there are no leases without.
+   */
+  attachFence(fence: Fence): void {
+    this.fence = fence
+  }
+
+  /** A vote was renewed: tell the fence the VIPs may stay until the new lease end. */
+  leaseRenewed(vhid: number): void {
+    const v = this.vhids.get(vhid)
+    if (v) this.guard(v)
+  }
+
+  /** The fence removed a vhid's VIPs on its own: this board no longer serves it. */
+  fenceExpired(vhid: number): void {
+    const v = this.vhids.get(vhid)
+    if (!v) return
+    v.fencedUntilMs = null
+    if (v.state.state !== 'MASTER') return
+    v.state = { ...v.state, vipsHeld: false }
+    this.dispatch(v, { type: 'votes', held: false, reason: 'the fence removed the VIPs: no lease renewal in time' })
+  }
+
+  /** Keeps the fence's hold on a master's VIPs in step with its lease; lifts it otherwise. */
+  private guard(v: Vhid): void {
+    if (!this.fence || !this.quorum) return
+    if (v.state.state !== 'MASTER') {
+      if (v.fencedUntilMs !== null) this.fence.drop(v.config.vhid)
+      v.fencedUntilMs = null
+      return
+    }
+    const until = this.quorum.leaseEndMs(v.config.vhid)
+    if (until === v.fencedUntilMs) return
+    v.fencedUntilMs = until
+    this.fence.hold(v.config.vhid, until - this.deps.clock.now() - FENCE_EARLY_MS, v.config.interface, v.config.vips)
   }
 
   /** The arbiter's verdict on a vhid: MASTER allowed (a claim may proceed) or not. */
@@ -422,6 +471,7 @@ export class Agent {
       timers: new Map(),
       received: 0,
       sent: 0,
+      fencedUntilMs: null,
       vipQueue: Promise.resolve(),
       hookQueue: Promise.resolve(),
     }
@@ -459,7 +509,10 @@ export class Agent {
     }
     v.state = result.state
     for (const action of result.actions) this.perform(v, action)
-    if (this.quorum && this.vhids.get(v.config.vhid) === v) this.quorum.view(v.config.vhid, this.viewOf(v))
+    if (this.quorum && this.vhids.get(v.config.vhid) === v) {
+      this.quorum.view(v.config.vhid, this.viewOf(v))
+      this.guard(v)
+    }
   }
 
   private viewOf(v: Vhid): VhidView {

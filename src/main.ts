@@ -30,6 +30,7 @@ import { VOTE_VERSION } from './wire/vote.js'
 import { WITNESS_PORT_DEFAULT } from './quorum/witness.js'
 import { masterDownMs } from './carp/vhid.js'
 import { type Runner, execRunner } from './platform/exec.js'
+import { FenceCore, spawnFence } from './platform/fence.js'
 import { IP_UDP_HEADER_BYTES, SYNC_MTU_DEFAULT, SYNC_RECV_BUFFER_BYTES } from './sync/constants.js'
 import { SYNC_MAX_FRAME } from './wire/sync.js'
 import { runWitness } from './witness.js'
@@ -43,6 +44,12 @@ const EXIT_USAGE = 1
 const EXIT_RUNTIME = 2
 
 const HELP: Record<string, string> = {
+  fence: `usage: carpd fence NODE   (started by carpd run itself; not for operators)
+
+The fence of a board with a witness: reads "hold VHID MS IFACE CIDR,..." and
+"drop VHID" lines on stdin and removes a vhid's VIPs (ip addr del) when its hold
+runs out, so a stopped or hung carpd cannot keep serving without its lease.
+`,
   main: `usage: carpd [COMMAND] [OPTIONS]
 
 commands:
@@ -121,7 +128,7 @@ interface Args {
 }
 
 /** Commands that take words after them; the others take options only. */
-const TAKES_WORDS = new Set(['ctl', 'help'])
+const TAKES_WORDS = new Set(['ctl', 'help', 'fence'])
 
 function parseArgs(argv: string[]): Args | string {
   const args: Args = {
@@ -273,6 +280,12 @@ async function run(args: Args): Promise<number> {
     return EXIT_RUNTIME
   }
   if (quorum) agent.attachQuorum(quorum.link)
+  // With a witness a master holds its VIPs on a lease; the fence removes them when the
+  // lease runs out and this process could not (SIGSTOP, hang). Not in --dry-run.
+  const fence = quorum?.link.mode === 'witness' && !args.dryRun
+    ? spawnFence({ argv: [process.execPath, process.argv[1]!, 'fence', config.node], log, onExpired: (vhid) => agent.fenceExpired(vhid) })
+    : null
+  if (fence) agent.attachFence(fence)
   let control
   try {
     control = await startControlServer(config.controlPort, (req) => agent.control(req))
@@ -297,6 +310,7 @@ async function run(args: Args): Promise<number> {
     stopping = true
     log.event('carpd', `${signal}: stopping`)
     await agent.stop()
+    fence?.close()
     quorum?.link.stop()
     await quorum?.close()
     await sync?.link?.stop()
@@ -421,6 +435,23 @@ async function openQuorum(
     await witness?.transport.close()
   } }
   return opened
+}
+
+/**
+ * `carpd fence NODE`: the child that guards a master's VIPs (platform/fence.ts). It
+ * ignores the signals a terminal sends to the whole process group, so carpd drops its
+ * holds first; it ends when carpd's end of the pipe closes.
+ */
+function runFence(node: string): Promise<number> {
+  const clock = realClock()
+  const log = lineLogger(node, (line) => process.stderr.write(line), clock.wall)
+  const platform = linuxPlatform({ run: execRunner, log })
+  const core = new FenceCore({ clock, log, removeVip: (iface, vip) => platform.removeVip(iface, vip), reply: (line) => process.stdout.write(`${line}\n`) })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {})
+  return new Promise((resolve) => {
+    process.stdin.setEncoding('utf8').on('data', (chunk: string) => core.push(chunk))
+    process.stdin.on('end', () => void core.end().then(() => resolve(EXIT_OK)))
+  })
 }
 
 /** The interface's MTU from sysfs; Ethernet's when it cannot be read. */
@@ -570,6 +601,8 @@ async function main(argv: string[]): Promise<number> {
       const clock = realClock()
       return runWitness({ config, clock, log: lineLogger(config.node, (line) => process.stdout.write(line), clock.wall) })
     }
+    case 'fence':
+      return runFence(args.positional[0] ?? 'carpd')
     case 'rules':
       process.stderr.write(`carpd ${args.command}: not part of this version yet (see the README's roadmap)\n`)
       return EXIT_RUNTIME

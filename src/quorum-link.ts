@@ -24,6 +24,7 @@ export interface QuorumLinkDeps {
   agent: {
     votes(vhid: number, held: boolean, reason: string): void
     announce(vhid: number, reason: string): void
+    leaseRenewed(vhid: number): void
     heartbeatInfo(): HeartbeatInfo
   }
   clock: Clock
@@ -112,6 +113,10 @@ export class QuorumLink {
     this.arbiter.forget(vhid)
   }
 
+  leaseEndMs(vhid: number): number {
+    return this.arbiter.leaseEndMs(vhid)
+  }
+
   /** A frame read off the serial line. */
   onSerialFrame(frame: SerialFrame): void {
     const now = this.deps.clock.now()
@@ -177,6 +182,9 @@ export class QuorumLink {
           break
         case 'garp':
           this.deps.agent.announce(a.vhid, a.reason)
+          break
+        case 'lease':
+          this.deps.agent.leaseRenewed(a.vhid)
           break
         default: {
           const never: never = a

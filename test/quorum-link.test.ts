@@ -195,3 +195,26 @@ t.test('status shows the quorum: mode, paths, peer, votes, serial counters', asy
   t.notMatch(tt, /requests \d+/)
   t.notMatch(tt, /serial /)
 })
+
+t.test('the fence follows the lease of a master, and its expiry takes the vhid down', async (t) => {
+  const p = await steady({ fence: true })
+  const a = p.node('fw-a')
+  const holds = a.fence.filter((l) => l.startsWith('hold 1 '))
+  t.ok(holds.length >= 4, `the fence hears of every renewal (${holds.length} holds)`)
+  for (const h of holds) {
+    const ms = Number(h.split(' ')[2])
+    t.ok(ms > 0 && ms <= 3000 - 50, `hold ${ms} ms: within the lease, 50 ms early`)
+  }
+  t.same(p.node('fw-b').fence, [], 'a backup guards nothing')
+  a.agent.fenceExpired(1)
+  t.equal(p.state('fw-a'), 'BACKUP')
+  t.ok(a.lines.some((l) => /MASTER->BACKUP reason="lost quorum: the fence removed the VIPs: no lease renewal in time"/.test(l)))
+  a.agent.fenceExpired(1) // a late second report changes nothing
+  a.agent.fenceExpired(7) // nor one for a vhid we do not run
+  await p.run(6000)
+  t.equal(p.maxDualMs, 0)
+  t.equal(p.holders().length, 1, 'one of them serves again')
+  const master = p.holders()[0]!
+  const other = master === 'fw-a' ? 'fw-b' : 'fw-a'
+  t.match(p.node(other).fence.at(-1) ?? 'drop 1', /^drop 1$/, 'the board that let go lifted its hold')
+})

@@ -67,6 +67,7 @@ export type ArbiterAction =
   | { type: 'toWitness'; msg: VoteMessage }
   | { type: 'votes'; vhid: number; held: boolean; reason: string }
   | { type: 'garp'; vhid: number; reason: string }
+  | { type: 'lease'; vhid: number; untilMs: number }
   | { type: 'log'; message: string }
 
 export type ArbiterDrop = 'replay' | 'unmatched' | 'notForUs' | 'wrongVoter' | 'unexpectedKind'
@@ -110,6 +111,7 @@ interface VhidVotes {
   why: string
   lastDeny: Partial<Record<Voter, string>>
   peerClaimedMs: number // last time the peer asked while we were MASTER (LAN fault)
+  waitLogged: string // the kind of reason a waiting claim last logged
   requests: number
   grants: Record<Voter, number>
   denials: Record<Voter, number>
@@ -217,6 +219,12 @@ export class Arbiter {
     const staleMs = this.peer ? this.peer.atMs + this.heartbeatTimeoutMs() + 1 : -Infinity
     if (staleMs > nowMs) next = Math.min(next, staleMs)
     return next
+  }
+
+  /** When the last of this board's votes for a vhid runs out (-Infinity: none). */
+  leaseEndMs(vhid: number): number {
+    const v = this.vhids.get(vhid)
+    return v ? Math.max(v.untilMs.peer, v.untilMs.witness) : -Infinity
   }
 
   /** The peer's state of a vhid as its last fresh heartbeat says, if any path is alive. */
@@ -335,6 +343,7 @@ export class Arbiter {
       }
       // Counted from when we sent the request: delay only shortens the lease.
       v.untilMs[from] = Math.max(v.untilMs[from], p.sentAtMs + Math.min(msg.leaseMs, this.params.leaseMs))
+      actions.push({ type: 'lease', vhid: v.vhid, untilMs: this.leaseEndMs(v.vhid) })
       return [...actions, ...this.settle(v, nowMs)]
     }
     v.denials[from]++
@@ -387,10 +396,19 @@ export class Arbiter {
       v.peerClaimedMs = -Infinity
     }
     const [held, why] = this.decide(v, nowMs)
+    if (!wants(v.view)) v.waitLogged = ''
     if (held === v.held) {
       v.why = why
+      // A claim that waits says why on the console, once per kind of reason (the
+      // times in it change with every tick).
+      const kind = why.replace(/\d+ ms/g, 'N ms')
+      if (!held && wants(v.view) && kind !== v.waitLogged) {
+        v.waitLogged = kind
+        actions.push({ type: 'log', message: `vhid=${v.vhid} claim waits: ${why}` })
+      }
       return actions
     }
+    v.waitLogged = ''
     return [...actions, ...this.setHeld(v, held, why)]
   }
 
@@ -478,6 +496,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     why: 'not a candidate',
     lastDeny: {},
     peerClaimedMs: -Infinity,
+    waitLogged: '',
     requests: 0,
     grants: { peer: 0, witness: 0 },
     denials: { peer: 0, witness: 0 },

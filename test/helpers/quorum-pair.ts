@@ -34,6 +34,8 @@ export interface PairNode {
   /** SIGSTOP: timers and datagrams wait in `queued` until thawed; the clock runs on. */
   frozen: boolean
   queued: (() => void)[]
+  /** What the node told its fence, when the pair has fences. */
+  fence: string[]
 }
 
 export interface PairOptions {
@@ -44,6 +46,8 @@ export interface PairOptions {
   vhid?: Partial<VhidConfig>
   advskew?: [number, number]
   preempt?: boolean
+  /** Attach a recording fence to each node. */
+  fence?: boolean
 }
 
 export class QuorumPair {
@@ -122,7 +126,7 @@ export class QuorumPair {
       interfaceNet: () => ({ address: lan, prefix: 24 }),
       multicastInterfaces: new Set(['lan0']),
     })
-    const node: PairNode = { name, lan, syncAddress, agent, quorum: null as never, platform, lines, serialCut: false, holds: new Set(), frozen: false, queued: [] }
+    const node: PairNode = { name, lan, syncAddress, agent, quorum: null as never, platform, lines, serialCut: false, holds: new Set(), frozen: false, queued: [], fence: [] }
     holder.node = node
     const reader = new LineReader()
     const serialStatus = (): SerialStatus => ({ device: '/dev/mem', open: true, opens: 1, writeErrors: 0, notOpen: 0, reader: reader.counters })
@@ -158,6 +162,13 @@ export class QuorumPair {
       witness: o.witness === false ? null : { transport: gated(this.net.transport({ address: lan, port: 40000 })), address: WITNESS, key: WITNESS_KEY },
     })
     agent.attachQuorum(node.quorum)
+    if (o.fence) {
+      agent.attachFence({
+        hold: (vhid, ms, iface, vips) => node.fence.push(`hold ${vhid} ${Math.round(ms)} ${iface} ${vips.map((v) => v.address).join(',')}`),
+        drop: (vhid) => node.fence.push(`drop ${vhid}`),
+        close: () => node.fence.push('close'),
+      })
+    }
     return node
   }
 

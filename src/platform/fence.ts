@@ -1,0 +1,188 @@
+// The fence: a small child process that removes a master's VIPs when its lease runs
+// out and carpd has not said otherwise, because carpd itself cannot (SIGSTOP, a hung
+// event loop, swapped out). Without it a stopped master's kernel keeps answering for
+// the VIP while the peer, rightly holding the votes, serves it too.
+//
+// carpd tells the fence, after every renewal, how long the VIPs may stay:
+//   hold <vhid> <ms> <interface> <cidr>[,<cidr>...]
+//   drop <vhid>                       (the vhid left MASTER: nothing to guard)
+// The fence removes the VIPs of a vhid whose hold ran out, says so on the console and
+// answers `expired <vhid>` so carpd, when it runs again, knows the addresses are gone.
+// When carpd goes away (its end of the pipe closes) the fence removes whatever it
+// still guards and exits: nobody renews those leases any more.
+//
+// It is the same bundle started as `carpd fence` (one file on the CF card); it runs
+// only `ip addr del` through the platform adapter.
+
+import { type ChildProcess, spawn } from 'node:child_process'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { Cidr } from '../config/types.js'
+
+/** What carpd needs of the fence. */
+export interface Fence {
+  /** The VIPs of `vhid` may stay `ms` more, and not longer, unless told again. */
+  hold(vhid: number, ms: number, iface: string, vips: readonly Cidr[]): void
+  drop(vhid: number): void
+  close(): void
+}
+
+export interface FenceCoreDeps {
+  clock: Clock
+  log: Logger
+  removeVip(iface: string, vip: Cidr): Promise<void>
+  /** A line back to carpd. */
+  reply(line: string): void
+}
+
+interface Guard {
+  iface: string
+  vips: Cidr[]
+  timer: TimerHandle
+}
+
+/** The child's side, without the process: lines in, timers, removals. */
+export class FenceCore {
+  private readonly guards = new Map<number, Guard>()
+  private buffer = ''
+  badLines = 0
+
+  constructor(private readonly deps: FenceCoreDeps) {}
+
+  /** Bytes from carpd's pipe. */
+  push(chunk: string): void {
+    this.buffer += chunk
+    for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
+      this.line(this.buffer.slice(0, nl))
+      this.buffer = this.buffer.slice(nl + 1)
+    }
+    // A line is never this long: drop it rather than grow.
+    if (this.buffer.length > 4096) {
+      this.buffer = ''
+      this.badLines++
+    }
+  }
+
+  /** carpd is gone: nothing renews the leases, so what is guarded goes now. */
+  async end(): Promise<void> {
+    const pending = [...this.guards.keys()].map((vhid) => this.expire(vhid, 'carpd exited'))
+    await Promise.all(pending)
+  }
+
+  get guarded(): number[] {
+    return [...this.guards.keys()]
+  }
+
+  private line(text: string): void {
+    const f = text.trim().split(' ')
+    const vhid = Number(f[1])
+    if (!Number.isInteger(vhid) || vhid < 1 || vhid > 255) return void this.badLines++
+    if (f[0] === 'drop' && f.length === 2) {
+      this.guards.get(vhid)?.timer.cancel()
+      this.guards.delete(vhid)
+      return
+    }
+    const ms = Number(f[2])
+    const vips = (f[4] ?? '').split(',').map(parseCidr)
+    if (f[0] !== 'hold' || f.length !== 5 || !Number.isFinite(ms) || ms < 0 || !/^[A-Za-z0-9_.:-]{1,15}$/.test(f[3]!) || vips.some((v) => v === null)) {
+      this.badLines++
+      return
+    }
+    this.guards.get(vhid)?.timer.cancel()
+    const timer = this.deps.clock.at(this.deps.clock.now() + ms, () => void this.expire(vhid, `no lease renewal from carpd for ${Math.round(ms)} ms (stopped or hung?)`))
+    this.guards.set(vhid, { iface: f[3]!, vips: vips as Cidr[], timer })
+  }
+
+  private async expire(vhid: number, why: string): Promise<void> {
+    const g = this.guards.get(vhid)
+    if (!g) return
+    g.timer.cancel()
+    this.guards.delete(vhid)
+    this.deps.log.event('fence', `vhid=${vhid} ${why}: removing ${g.vips.map((v) => `${v.address}/${v.prefix}`).join(',')} from ${g.iface}`)
+    for (const vip of g.vips) {
+      try {
+        await this.deps.removeVip(g.iface, vip)
+      } catch (err) {
+        this.deps.log.event('fence', `vhid=${vhid} removing ${vip.address} failed: ${(err as Error).message}`)
+      }
+    }
+    this.deps.reply(`expired ${vhid}`)
+  }
+}
+
+function parseCidr(text: string): Cidr | null {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(text)
+  if (!m || Number(m[2]) > 32 || m[1]!.split('.').some((o) => Number(o) > 255)) return null
+  return { address: m[1]!, prefix: Number(m[2]) }
+}
+
+/** The line carpd writes for a hold. */
+export function holdLine(vhid: number, ms: number, iface: string, vips: readonly Cidr[]): string {
+  return `hold ${vhid} ${Math.max(0, Math.floor(ms))} ${iface} ${vips.map((v) => `${v.address}/${v.prefix}`).join(',')}\n`
+}
+
+export interface FenceProcessOptions {
+  /** The command that runs `carpd fence NODE`: node, the bundle, its arguments. */
+  argv: readonly string[]
+  log: Logger
+  /** The fence removed a vhid's VIPs on its own. */
+  onExpired(vhid: number): void
+  spawnChild?: typeof spawn
+}
+
+/**
+ * Starts the fence child and returns carpd's side of it. A fence that dies is logged
+ * and started again (at most once a second): without it a hung carpd is unguarded.
+ */
+export function spawnFence(opts: FenceProcessOptions): Fence {
+  let child: ChildProcess | null = null
+  let closing = false
+  let lastStartMs = 0
+  const held = new Map<number, string>() // vhid -> last hold line, sent again to a new child
+  const start = (): void => {
+    lastStartMs = Date.now()
+    const spawnChild = opts.spawnChild ?? spawn
+    const c = spawnChild(opts.argv[0]!, opts.argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] })
+    child = c
+    let buffer = ''
+    c.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        const m = /^expired (\d+)$/.exec(buffer.slice(0, nl))
+        buffer = buffer.slice(nl + 1)
+        if (!m) continue
+        held.delete(Number(m[1]))
+        opts.onExpired(Number(m[1]))
+      }
+    })
+    c.stdin!.on('error', () => {}) // a dead child: 'exit' says so
+    c.on('error', (err) => opts.log.event('fence', `cannot start the fence: ${err.message}`))
+    c.on('exit', (code, signal) => {
+      if (child !== c) return
+      child = null
+      if (closing) return
+      opts.log.event('fence', `fence exited (${signal ?? `code ${code}`}); starting it again`)
+      setTimeout(() => {
+        if (closing) return
+        start()
+        for (const line of held.values()) child?.stdin!.write(line)
+      }, Math.max(0, 1000 - (Date.now() - lastStartMs))).unref()
+    })
+  }
+  start()
+  return {
+    hold(vhid, ms, iface, vips) {
+      const line = holdLine(vhid, ms, iface, vips)
+      held.set(vhid, line)
+      child?.stdin!.write(line)
+    },
+    drop(vhid) {
+      if (!held.delete(vhid)) return
+      child?.stdin!.write(`drop ${vhid}\n`)
+    },
+    close() {
+      closing = true
+      child?.stdin!.end()
+    },
+  }
+}

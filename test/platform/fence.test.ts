@@ -1,0 +1,94 @@
+import t from 'tap'
+import { FenceCore, holdLine, spawnFence } from '../../src/platform/fence.js'
+import { FakeClock } from '../helpers/clock.js'
+
+function core() {
+  const clock = new FakeClock(0)
+  const lines: string[] = []
+  const removed: string[] = []
+  const replies: string[] = []
+  let failing = false
+  const c = new FenceCore({
+    clock,
+    log: { event: (sub, msg) => lines.push(`${sub} ${msg}`) },
+    removeVip: async (iface, vip) => {
+      removed.push(`${iface} ${vip.address}/${vip.prefix}`)
+      if (failing) throw new Error('RTNETLINK answers: Operation not permitted')
+    },
+    reply: (l) => replies.push(l),
+  })
+  return { c, clock, lines, removed, replies, fail: () => (failing = true) }
+}
+
+const settle = () => new Promise((r) => setImmediate(r))
+
+t.test('a hold that runs out removes the VIPs and says so; a renewal pushes it back', async (t) => {
+  const f = core()
+  f.c.push(holdLine(1, 500, 'eth0', [{ address: '192.0.2.1', prefix: 24 }, { address: '192.0.2.2', prefix: 24 }]))
+  t.same(f.c.guarded, [1])
+  f.clock.advance(400)
+  f.c.push('hold 1 500 eth0 192.0.2.1/24,192.0.2.2/24\n') // renewed at 400: now until 900
+  f.clock.advance(400)
+  t.same(f.removed, [], 'renewed in time')
+  f.clock.advance(100)
+  await settle()
+  t.same(f.removed, ['eth0 192.0.2.1/24', 'eth0 192.0.2.2/24'])
+  t.same(f.replies, ['expired 1'])
+  t.match(f.lines[0], /fence vhid=1 no lease renewal from carpd for 500 ms \(stopped or hung\?\): removing 192.0.2.1\/24,192.0.2.2\/24 from eth0/)
+  t.same(f.c.guarded, [])
+})
+
+t.test('drop lifts a hold; lines come in pieces; bad lines are counted, never acted on', async (t) => {
+  const f = core()
+  f.c.push('hold 2 100 eth')
+  f.c.push('0 192.0.2.9/24\ndrop 2\n')
+  f.clock.advance(1000)
+  await settle()
+  t.same(f.removed, [])
+  for (const bad of ['hold 0 100 eth0 192.0.2.1/24', 'hold 1 -5 eth0 192.0.2.1/24', 'hold 1 100 eth0', 'hold 1 100 e;rm 192.0.2.1/24', 'hold 1 100 eth0 192.0.2.300/24', 'hold 1 100 eth0 192.0.2.1/40', 'take 1 100 eth0 192.0.2.1/24', 'drop x', 'drop 1 2']) f.c.push(`${bad}\n`)
+  t.equal(f.c.badLines, 9)
+  f.c.push('x'.repeat(5000))
+  t.equal(f.c.badLines, 10, 'an endless line is dropped, not buffered')
+  t.same(f.c.guarded, [])
+})
+
+t.test('carpd gone: what is guarded goes at once; a failing removal is logged', async (t) => {
+  const f = core()
+  f.fail()
+  f.c.push(holdLine(3, 60_000, 'lan0', [{ address: '198.51.100.7', prefix: 32 }]))
+  await f.c.end()
+  t.same(f.removed, ['lan0 198.51.100.7/32'])
+  t.match(f.lines.join('\n'), /vhid=3 carpd exited: removing 198.51.100.7\/32 from lan0[^]*removing 198.51.100.7 failed: RTNETLINK/)
+  t.same(f.replies, ['expired 3'])
+})
+
+t.test('spawnFence: lines reach the child, expiries come back, a dead child is started again', async (t) => {
+  // A stand-in child: answers "expired N" to each hold, exits on "drop 9".
+  const script = `process.stdin.setEncoding('utf8').on('data', (d) => { for (const l of d.split('\\n')) { const m = /^hold (\\d+)/.exec(l); if (m) process.stdout.write('noise\\nexpired ' + m[1] + '\\n'); if (l === 'drop 9') process.exit(3) } })`
+  const logs: string[] = []
+  const expired: number[] = []
+  const fence = spawnFence({ argv: [process.execPath, '-e', script], log: { event: (s, m) => logs.push(`${s} ${m}`) }, onExpired: (v) => expired.push(v) })
+  t.teardown(() => fence.close())
+  fence.hold(1, 1000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }])
+  const deadline = Date.now() + 5000
+  while (expired.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  t.same(expired, [1])
+  fence.drop(1) // nothing held any more (the child said expired): no line sent
+  fence.hold(9, 1000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }])
+  fence.drop(9)
+  while (!logs.some((l) => /fence exited \(code 3\); starting it again/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  t.ok(logs.some((l) => /fence exited \(code 3\)/.test(l)), 'the exit is logged')
+  fence.hold(4, 1000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }])
+  const deadline2 = Date.now() + 5000
+  while (!expired.includes(4) && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 10))
+  t.ok(expired.includes(4), 'the restarted child answers')
+})
+
+t.test('spawnFence: a command that cannot start is logged', async (t) => {
+  const logs: string[] = []
+  const fence = spawnFence({ argv: ['/nonexistent/carpd-fence'], log: { event: (s, m) => logs.push(`${s} ${m}`) }, onExpired: () => {} })
+  const deadline = Date.now() + 3000
+  while (!logs.some((l) => /cannot start the fence/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  fence.close()
+  t.ok(logs.some((l) => /cannot start the fence: spawn \/nonexistent\/carpd-fence ENOENT/.test(l)))
+})
