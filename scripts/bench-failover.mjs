@@ -45,7 +45,7 @@ function installed(program) {
 }
 
 /** Pings from the client every 10 ms; stop() returns the replies as [seq, unix ms]. */
-function startPing(lab) {
+export function startPing(lab) {
   const ping = lab.spawnLines('client', ['ping', '-D', '-n', '-i', String(PING_INTERVAL_MS / 1000), VIP])
   return {
     async stop() {
@@ -69,7 +69,7 @@ function startPing(lab) {
  * gratuitous ARP arrives, so late replies would hide part of the gap. `lost` counts
  * pings never answered.
  */
-function outageOf(replies) {
+export function outageOf(replies) {
   let worst = { gapMs: 0, backAtMs: NaN }
   const byArrival = [...replies].sort((a, b) => a[1] - b[1])
   for (let i = 1; i < byArrival.length; i++) {

@@ -13,7 +13,7 @@ import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { SerialStatus } from './io/serial.js'
 import type { Transport } from './io/transport.js'
-import { type ArbiterAction, type ArbiterStatus, Arbiter, type VhidView } from './quorum/arbiter.js'
+import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './quorum/arbiter.js'
 import type { PathName } from './quorum/paths.js'
 import { type Heartbeat, type SerialFrame, decodeLine, encodeBlob, encodeHeartbeat } from './wire/heartbeat.js'
 import { senderId } from './wire/sync.js'
@@ -177,7 +177,8 @@ export class QuorumLink {
           break
         }
         case 'votes':
-          this.deps.log.event('quorum', `vhid=${a.vhid} ${a.held ? 'may hold MASTER' : 'may not hold MASTER'}: ${a.reason}`)
+          // Stepping down for other reasons already says why on the carp line.
+          if (a.reason !== NOT_A_CANDIDATE) this.deps.log.event('quorum', `vhid=${a.vhid} ${a.held ? 'may hold MASTER' : 'may not hold MASTER'}: ${a.reason}`)
           this.deps.agent.votes(a.vhid, a.held, a.reason)
           break
         case 'garp':

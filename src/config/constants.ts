@@ -32,3 +32,6 @@ export const SERIAL_BAUD_RATES = ['1200', '2400', '4800', '9600', '19200', '3840
 
 /** Shown instead of a secret's value, everywhere. */
 export const SECRET_MASK = '********'
+
+/** A node name is sent in every heartbeat frame (wire/heartbeat.ts allows 1..32 characters). */
+export const NODE_NAME_MAX_CHARS = 32

@@ -5,7 +5,7 @@
 //
 // Every error is collected (a user fixing a card at a serial console wants them all at
 // once), none is thrown. Pure: the file system is reached only through deps.readFile.
-import { HEARTBEAT_TIMEOUT_MIN_INTERVALS } from './constants.js'
+import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, NODE_NAME_MAX_CHARS } from './constants.js'
 import { configError } from './errors.js'
 import { lex, type Entry } from './lexer.js'
 import {
@@ -75,6 +75,7 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
   checkSecretPairs(load)
   checkCarpTiming(load)
   checkHeartbeat(load)
+  checkNodeName(load)
   checkPorts(load)
   checkWanProbe(load)
   checkSync(load)
@@ -323,6 +324,13 @@ function checkHeartbeat(load: Load): void {
   const times = `${formatMs(timeout)} < ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × ${formatMs(interval)}`
   const what = `heartbeat.timeout must be at least ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × heartbeat.interval (${times})`
   load.errors.push(conflictError(setting, key, what))
+}
+
+/** The node name travels in every heartbeat frame, which caps it (wire/heartbeat.ts). */
+function checkNodeName(load: Load): void {
+  const setting = load.settings.get('node')
+  if (setting === undefined || typeof setting.value !== 'string' || setting.value.length <= NODE_NAME_MAX_CHARS) return
+  load.errors.push(conflictError(setting, 'node', `node is ${setting.value.length} characters long`, `at most ${NODE_NAME_MAX_CHARS} characters (it is sent in every heartbeat)`))
 }
 
 /** The CARP socket and the control socket both bind UDP ports on this board. */

@@ -106,14 +106,14 @@ export const SCHEMA: readonly KeyRow[] = [
   // --- serial heartbeat
   { key: 'serial.device', type: 'path', default: '', help: 'Null-modem heartbeat line to the peer; empty means no serial heartbeat.' },
   { key: 'serial.baud', type: 'enum', unit: 'bit/s', values: SERIAL_BAUD_RATES, default: '19200', help: 'Line rate of the serial heartbeat; both boards must match.' },
-  { key: 'heartbeat.interval', type: 'duration', unit: 's', default: '250ms', min: 50, max: 10 * MS_PER_S, help: 'Time between heartbeat frames on the serial line.' },
-  { key: 'heartbeat.timeout', type: 'duration', unit: 's', default: '1s', min: 100, max: MS_PER_MIN, help: 'Serial path is dead after this much silence; at least 2 intervals.' },
+  { key: 'heartbeat.interval', type: 'duration', unit: 's', default: '250ms', min: 50, max: 10 * MS_PER_S, help: 'Time between heartbeat frames to the peer, on the serial line and the sync link (default 4 per second).' },
+  { key: 'heartbeat.timeout', type: 'duration', unit: 's', default: '1s', min: 100, max: MS_PER_MIN, help: 'A peer path (serial line, sync link) is dead after this much silence; at least 2 intervals.' },
 
   // --- witness
-  { key: 'witness', type: 'endpoint', default: '', help: 'The third host that breaks ties; empty means two-node mode.' },
+  { key: 'witness', type: 'endpoint', default: '', help: 'The third host that grants leases (2 of 3 votes to be master), host[:port], port 8241 by default; empty means two-node mode.' },
   { key: 'witness.key', type: 'string', secret: true, fromFile: 'witness.keyfile', help: 'Secret shared with the witness; or set witness.keyfile.' },
   { key: 'witness.keyfile', type: 'path', help: 'File holding witness.key (trailing newline removed).' },
-  { key: 'witness.lease', type: 'duration', unit: 's', default: '3s', min: 500, max: MS_PER_MIN, help: 'Length of a witness or peer lease; a small multiple of the advert interval.' },
+  { key: 'witness.lease', type: 'duration', unit: 's', default: '3s', min: 500, max: MS_PER_MIN, help: 'Length of a witness or peer lease; a small multiple of the advert interval (a failover with a witness takes up to about one lease). In the witness\'s own file: the longest lease it grants.' },
   { key: 'witness.listen', type: 'endpoint', default: '', help: "Witness's own file only: the address the witness listens on." },
   { key: 'witness.state', type: 'path', default: '/cf/witness.state', help: "Witness's own file only: where the witness persists its epoch." },
 

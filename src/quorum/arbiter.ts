@@ -62,6 +62,8 @@ export interface VhidView {
 
 export type Voter = 'peer' | 'witness'
 
+export const NOT_A_CANDIDATE = 'not a candidate'
+
 export type ArbiterAction =
   | { type: 'toPeer'; msg: VoteMessage; path: PathName | 'all' }
   | { type: 'toWitness'; msg: VoteMessage }
@@ -420,7 +422,7 @@ export class Arbiter {
   }
 
   private decide(v: VhidVotes, nowMs: number): [boolean, string] {
-    if (!wants(v.view)) return [false, 'not a candidate']
+    if (!wants(v.view)) return [false, NOT_A_CANDIDATE]
     if (this.params.witness) {
       if (this.deferring(v, nowMs)) {
         return [false, `deferring to peer ${hex(v.deferral!.to)} for ${Math.round(v.deferral!.untilMs - nowMs)} ms`]
@@ -493,7 +495,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     nextRequestMs: -Infinity,
     deferral: null,
     held: false,
-    why: 'not a candidate',
+    why: NOT_A_CANDIDATE,
     lastDeny: {},
     peerClaimedMs: -Infinity,
     waitLogged: '',

@@ -89,7 +89,7 @@ export class PeerPaths {
     return [...this.paths.values()].map((p) => ({
       path: p.name,
       state: this.isAlive(p.name, nowMs) ? 'alive' : p.everAlive || p.frames > 0 ? 'dead' : 'unknown',
-      timeoutMs: p.timeoutMs,
+      timeoutMs: Math.round(p.timeoutMs),
       heardMsAgo: p.frames > 0 ? Math.round(nowMs - p.lastMs) : null,
       frames: p.frames,
       transitions: p.transitions,

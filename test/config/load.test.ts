@@ -590,3 +590,13 @@ t.test('no message and no rendered line shows a secret', async (t) => {
   t.notMatch(rendered, 'w-secret')
   t.match(rendered, /sync\.key +\= \*{8} \(from \/cf\/s\)/)
 })
+
+t.test('conflict: the node name travels in every heartbeat, so it is at most 32 characters', async (t) => {
+  const long = 'n'.repeat(33)
+  const text = withLines().replace(/^node = .*$/m, `node = ${long}`)
+  const e = onlyError(t, text)
+  t.match(e, { code: 'conflict', key: 'node' })
+  t.match(e.message, /node is 33 characters long/)
+  t.match(e.message, /at most 32 characters/)
+  t.ok(load(withLines().replace(/^node = .*$/m, `node = ${'n'.repeat(32)}`)).ok, '32 is fine')
+})

@@ -26,11 +26,13 @@ export const WITNESS_ADDRESS = WNET.w!
 export interface QuorumLabOptions {
   witness?: boolean // default true
   serial?: boolean // default true
+  sync?: boolean // default true: the sync cable carries heartbeats and votes
   advbase?: number // default 0 (sub-second)
   advskew?: [number, number] // default [26, 29]
   leaseMs?: number // default 1000
   heartbeatMs?: number // default 100
   heartbeatTimeoutMs?: number // default 300
+  carpdPath?: string // the bundle (the bench passes it: bundled, this file is elsewhere)
 }
 
 /** One VIP change seen by `ip monitor`. */
@@ -41,7 +43,7 @@ export interface VipEvent {
 }
 
 export class QuorumLab {
-  readonly lab = new NetLab()
+  readonly lab: NetLab
   readonly carpd = new Map<string, Carpd>()
   readonly events: VipEvent[] = []
   /** Routers that are powered off: their kernel's addresses no longer count. */
@@ -52,10 +54,11 @@ export class QuorumLab {
   readonly duals: { atMs: number; ms: number }[] = []
   private socat: Carpd | null = null
   readonly tty: Record<Router, string>
-  readonly opts: Required<QuorumLabOptions>
+  readonly opts: Required<Omit<QuorumLabOptions, 'carpdPath'>>
 
   constructor(opts: QuorumLabOptions = {}) {
-    this.opts = { witness: true, serial: true, advbase: 0, advskew: [26, 29], leaseMs: 1000, heartbeatMs: 100, heartbeatTimeoutMs: 300, ...opts }
+    this.lab = opts.carpdPath ? new NetLab(opts.carpdPath) : new NetLab()
+    this.opts = { witness: true, serial: true, sync: true, advbase: 0, advskew: [26, 29], leaseMs: 1000, heartbeatMs: 100, heartbeatTimeoutMs: 300, ...opts }
     const l = this.lab
     l.addSwitch('lan')
     l.addSwitch('wsw')
@@ -120,10 +123,7 @@ export class QuorumLab {
       `carp.1.advbase = ${o.advbase}`,
       `carp.1.advskew = ${o.advskew[i]}`,
       'carp.1.pass = lab carp pass',
-      'sync.interface = sync0',
-      `sync.peer = ${peer}`,
-      'sync.key = lab sync key',
-      'sync.backend = none',
+      ...(o.sync ? ['sync.interface = sync0', `sync.peer = ${peer}`, 'sync.key = lab sync key', 'sync.backend = none'] : []),
       `heartbeat.interval = ${o.heartbeatMs}ms`,
       `heartbeat.timeout = ${o.heartbeatTimeoutMs}ms`,
     ]
