@@ -10,10 +10,14 @@
 //   CARP (no peer paths, no witness) against witness + serial + sync, median of RUNS.
 import { build } from 'esbuild'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { outageOf, startPing } from './bench-failover.mjs'
+import { cpuSeconds, rss } from './proc-stats.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const RUNS = Number(process.env.CARPD_BENCH_QUORUM_RUNS ?? 3)
+const CPU_WINDOW_MS = Number(process.env.CARPD_BENCH_CPU_MS ?? 30_000)
 const SETTINGS = {
   defaults: { advbase: 1, advskew: [0, 100], leaseMs: 3000, heartbeatMs: 250, heartbeatTimeoutMs: 1000 },
   'sub-second': { advbase: 0, advskew: [26, 29], leaseMs: 1000, heartbeatMs: 100, heartbeatTimeoutMs: 300 },
@@ -54,11 +58,41 @@ const PATHS = {
   },
 }
 
-async function detection(QuorumLab, setting) {
+/** carpd's own processes in a router namespace: the agent and its fence, by command line. */
+function carpdPids(q, router) {
+  const pids = spawnSync('ip', ['netns', 'pids', q.lab.ns(router)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean)
+  const found = {}
+  for (const pid of pids) {
+    let cmd = ''
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')
+    } catch {
+      continue
+    }
+    if (/carpd\.js run /.test(cmd)) found.agent = Number(pid)
+    if (/carpd\.js fence /.test(cmd)) found.fence = Number(pid)
+  }
+  return found
+}
+
+/** The master's CPU and memory with every path and the witness on (heartbeats, renewals). */
+async function idleGuarded(q) {
+  const { agent, fence } = carpdPids(q, 'r1')
+  const before = cpuSeconds(agent) + (fence ? cpuSeconds(fence) : 0)
+  await new Promise((r) => setTimeout(r, CPU_WINDOW_MS))
+  const cpuS = cpuSeconds(agent) + (fence ? cpuSeconds(fence) : 0) - before
+  return { windowS: CPU_WINDOW_MS / 1000, cpuS, cpuPercent: (cpuS / (CPU_WINDOW_MS / 1000)) * 100, agent: rss(agent), fence: fence ? rss(fence) : null }
+}
+
+async function detection(QuorumLab, setting, measureIdle) {
   const out = {}
   const q = new QuorumLab({ ...setting, carpdPath: join(root, 'build/carpd.js') })
   try {
     await q.start()
+    if (measureIdle) {
+      await new Promise((r) => setTimeout(r, 3000))
+      out.idle = await idleGuarded(q)
+    }
     const r2 = q.carpd.get('r2')
     for (const [path, { cut, heal }] of Object.entries(PATHS)) {
       const runs = []
@@ -105,7 +139,7 @@ export async function quorumBench() {
   const { QuorumLab } = await loadLab()
   const result = { runs: RUNS, settings: SETTINGS, detection: {}, outage: {} }
   for (const [name, setting] of Object.entries(SETTINGS)) {
-    result.detection[name] = await detection(QuorumLab, setting)
+    result.detection[name] = await detection(QuorumLab, setting, name === 'defaults')
     result.outage[name] = { plain: await outage(QuorumLab, setting, false), guarded: await outage(QuorumLab, setting, true) }
   }
   return result
@@ -119,6 +153,16 @@ export function quorumRows(r) {
     const d = r.detection[name]
     const timeouts = `backup's lan timeout ${s.advbase ? `${3 * s.advbase} s + ${s.advskew[1]}/256 s` : `3 x ${s.advskew[1]}/256 s`}, heartbeat timeout ${s.heartbeatTimeoutMs} ms`
     rows.push([`peer path detection, ${name} (${timeouts})`, `lan ${ms(d.lan.medianMs)}, sync ${ms(d.sync.medianMs)}, serial ${ms(d.serial.medianMs)}`, '(reported)', null])
+    if (d.idle) {
+      const i = d.idle
+      const mb = (m) => `RSS ${m.totalMb.toFixed(1)} MB, PSS ${m.pssMb.toFixed(1)} MB`
+      rows.push([
+        `idle master with witness, serial and sync on (${name})`,
+        `CPU ${i.cpuPercent.toFixed(3)} % of a core (agent + fence, ${i.windowS} s); agent ${mb(i.agent)}; fence ${i.fence ? mb(i.fence) : 'not running'}`,
+        '(reported)',
+        null,
+      ])
+    }
     const o = r.outage[name]
     const extra = o.guarded.medianMs - o.plain.medianMs
     rows.push([

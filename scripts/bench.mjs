@@ -6,7 +6,8 @@
 // Prints a table, then the same figures as JSON (also written to build/bench.json).
 import { spawn } from 'node:child_process'
 import { freePort, listener } from './udp-ports.mjs'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpuSeconds, rss } from './proc-stats.mjs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { failoverBench, failoverRows } from './bench-failover.mjs'
@@ -76,26 +77,6 @@ async function startToFirstPacket() {
     sock.close()
   }
   return { medianMs: median(times), runsMs: times.map((x) => Math.round(x)), protocolWaitMs: (3 * 1000) / 256 }
-}
-
-/**
- * CPU time of every thread of a process in seconds, from /proc/PID/task/TID/schedstat
- * (nanoseconds on CPU): /proc/PID/stat counts in 10 ms ticks, too coarse for an idle
- * process over half a minute.
- */
-function cpuSeconds(pid) {
-  let ns = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
-  }
-  return ns / 1e9
-}
-
-/** Resident memory in MB: total, anonymous (heap, stacks) and file-backed (the node binary's pages). */
-function rss(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN)
-  return { totalMb: kb('VmRSS') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 }
 }
 
 /** The same measure for an idle `node` that does nothing, to show what carpd itself adds. */

@@ -37,6 +37,7 @@ import {
   PENDING_LEASES,
   PENDING_MAX,
   RENEWALS_PER_LEASE,
+  ANSWERED_MAX,
 } from './constants.js'
 import { type PathName, PeerPaths, type PathStatus } from './paths.js'
 
@@ -106,6 +107,7 @@ interface VhidVotes {
   vhid: number
   view: VhidView
   pending: Map<string, Pending> // by nonce (hex)
+  answeredNonces: string[] // nonces of the last answers taken (their copies are expected)
   untilMs: Record<Voter, number> // end of each voter's lease to us, on our clock
   nextRequestMs: number
   deferral: { to: number; untilMs: number } | null // what we promised the peer
@@ -131,6 +133,8 @@ export class Arbiter {
   private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
   private peer: PeerHeartbeat | null = null
   private seq = 0
+  /** The answers to the peer's last requests, for their copies on the other paths. */
+  private readonly answered = new Map<string, { msg: VoteMessage; paths: Set<PathName> }>()
 
   constructor(private readonly params: ArbiterParams) {
     this.paths = new PeerPaths(params.pathTimeouts)
@@ -271,7 +275,26 @@ export class Arbiter {
 
   private onRequest(msg: Extract<VoteMessage, { kind: 'request' }>, path: PathName | null, nowMs: number): ArbiterAction[] {
     if (msg.sender === this.params.selfId && msg.epoch === this.params.epoch) return this.drop('notForUs')
-    if (this.replay.check(`peer ${msg.sender}`, voteCounter(msg), nowMs) !== 'ok') return this.drop('replay')
+    const key = `${msg.sender}:${msg.nonce.toString('hex')}`
+    if (this.replay.check(`peer ${msg.sender}`, voteCounter(msg), nowMs) !== 'ok') {
+      // The same request comes on every path; each copy gets the first copy's answer
+      // on its own path, so one path broken one way loses nothing. Anything else is
+      // a replay.
+      const first = this.answered.get(key)
+      if (!first || path === null || first.paths.has(path)) return this.drop('replay')
+      first.paths.add(path)
+      return [{ type: 'toPeer', msg: first.msg, path }]
+    }
+    const actions = this.decideRequest(msg, path, nowMs)
+    const answer = actions.find((a) => a.type === 'toPeer')
+    if (answer && path !== null) {
+      this.answered.set(key, { msg: answer.msg, paths: new Set([path]) })
+      if (this.answered.size > ANSWERED_MAX) this.answered.delete(this.answered.keys().next().value!)
+    }
+    return actions
+  }
+
+  private decideRequest(msg: Extract<VoteMessage, { kind: 'request' }>, path: PathName | null, nowMs: number): ArbiterAction[] {
     const v = this.vhids.get(msg.vhid)
     const leaseMs = Math.min(msg.leaseMs, this.params.leaseMs)
     const cand = { demote: msg.demote, advbase: msg.advbase, advskew: msg.advskew, rank: msg.epoch }
@@ -329,9 +352,14 @@ export class Arbiter {
     const v = this.vhids.get(msg.vhid)
     const key = msg.nonce.toString('hex')
     const p = v?.pending.get(key)
+    // The peer answers each copy of a request (one per path): the later copies are
+    // expected, not dropped.
+    if (v && !p && v.answeredNonces.includes(key)) return []
     if (!v || !p) return this.drop('unmatched')
     if (p.to !== from) return this.drop('wrongVoter')
     v.pending.delete(key)
+    v.answeredNonces.push(key)
+    if (v.answeredNonces.length > PENDING_MAX) v.answeredNonces.shift()
     if (msg.kind === 'grant') {
       if (msg.holder !== this.params.selfId) return this.drop('notForUs')
       v.grants[from]++
@@ -491,6 +519,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     vhid,
     view,
     pending: new Map(),
+    answeredNonces: [],
     untilMs: { peer: -Infinity, witness: -Infinity },
     nextRequestMs: -Infinity,
     deferral: null,

@@ -15,6 +15,9 @@ export const PENDING_LEASES = 1
 /** At most this many requests wait for an answer per vhid (bounded memory). */
 export const PENDING_MAX = 32
 
+/** Answers remembered for the copies of a request that come on the other paths. */
+export const ANSWERED_MAX = 16
+
 /** A path comes alive after this many frames in a row, each within the timeout. */
 export const PATH_UP_FRAMES = 2
 

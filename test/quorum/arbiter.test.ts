@@ -37,9 +37,11 @@ t.test('a candidate asks both voters and holds with one grant, counted from the 
   t.equal(toPeer!.flags, 0)
   const grant: VoteMessage = { kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: toWitness!.nonce, holder: SELF, leaseMs: 1000 }
   t.same(votes(a.receive(grant, 'witness', null, 300)).map((v) => (v as { held: boolean }).held), [true])
-  // A replay of the same grant matches nothing any more.
-  a.receive(grant, 'witness', null, 310)
-  t.equal(a.status(310).drops.unmatched, 1)
+  // A copy of the same grant (the other path) or a replay of it changes nothing.
+  t.same(a.receive(grant, 'witness', null, 310), [])
+  t.equal(a.status(310).drops.unmatched, 0)
+  a.receive({ ...grant, nonce: Buffer.alloc(8, 0x77) }, 'witness', null, 320)
+  t.equal(a.status(320).drops.unmatched, 1, 'an answer to nothing we asked is counted')
   // The lease runs from the send (0), not the answer (300).
   const expired = votes(a.tick(1000))
   t.same(expired.map((v) => (v as { held: boolean }).held), [false])
@@ -67,6 +69,10 @@ t.test('the peer vote: granted when idle, refused by a master, a master yields t
   // A replayed request gets nothing.
   t.same(a.receive(request(), 'peer', 'serial', 20), [])
   t.equal(a.status(20).drops.replay, 1)
+  // Its copy on the other path gets the same answer there, and changes nothing.
+  const copy = a.receive(request(), 'peer', 'sync', 21)
+  t.same(copy, [{ type: 'toPeer', msg: idle[0], path: 'sync' }])
+  t.same(a.receive(request(), 'peer', 'sync', 22), [], 'a second copy on that path is a replay')
   // While the deferral runs, our own claim is held back.
   a.view(1, view({ claiming: true }), 30)
   t.match(a.status(30).vhids[0]!.why, /deferring to peer 0b0b0b0b/)
