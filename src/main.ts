@@ -57,6 +57,8 @@ commands:
   check -c FILE               validate FILE, print the effective config; exit 1 on error
   rules -c FILE               print the firewall rules carpd would load (multi-WAN)
   witness -c FILE             run as the witness (third host)
+  fence NODE                  (internal) started by run with a witness: removes the
+                              VIPs of a master whose lease ran out while it hung
   status [-c FILE] [--json]   ask the running agent for its state
   ctl maint on|off [-c FILE]  maintenance mode: hand the VIPs to the peer, or take them back
   ctl demote N [-c FILE]      set the operator's demotion (0..255; 0 clears it)
@@ -69,7 +71,9 @@ exit codes: 0 ok, 1 bad config or usage, 2 runtime failure
 `,
   run: `usage: carpd [run] -c FILE [--dry-run]
 
-Runs the agent: CARP on every carp.N block of FILE.
+Runs the agent: CARP on every carp.N block of FILE; state sync when sync.interface
+is set; split-brain protection when the peer is reachable on the sync link or the
+serial line (serial.device), or a witness is set (then with a fence child process).
   -c, --config FILE   the configuration (default ${DEFAULT_CONFIG})
   --dry-run           log the OS commands (ip, arping, hooks) instead of running them
                       (without it, platform = linux runs them: needs root)

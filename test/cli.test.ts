@@ -37,7 +37,7 @@ t.test('the bundle: #! line, CommonJS, node: built-ins only', async (t) => {
 })
 
 t.test('--help on every command, version, usage errors', async (t) => {
-  for (const cmd of ['run', 'check', 'status', 'ctl', 'rules', 'witness', 'version', 'help']) {
+  for (const cmd of ['run', 'check', 'status', 'ctl', 'rules', 'witness', 'fence', 'version', 'help']) {
     const r = carpd(cmd, '--help')
     t.equal(r.code, 0, `${cmd} --help`)
     t.match(r.out, new RegExp(`^usage: carpd ${cmd === 'run' ? '\\[run\\]' : cmd}`), `${cmd} usage`)
