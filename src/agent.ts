@@ -50,6 +50,9 @@ export const VERSION = '0.1.0'
  */
 const FENCE_EARLY_MS = 50
 
+/** The longest a new advert epoch of a sender waits for its old one to go quiet. */
+const EPOCH_QUIET_MAX_MS = 10_000
+
 /** Every reason an incoming datagram is dropped, each with its own counter. */
 export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'epochSwitch' | 'ownPacket'
 
@@ -151,7 +154,12 @@ interface Vhid {
 export class Agent {
   private config: Config
   private readonly vhids = new Map<number, Vhid>()
-  private readonly replay = new ReplayWindow()
+  /**
+   * A backup sends no adverts, so a board that was backup for hours, master for a
+   * few adverts and then restarted would otherwise wait 1.5 of those hours to be
+   * heard again: a new epoch is taken after at most EPOCH_QUIET_MAX_MS of quiet.
+   */
+  private readonly replay = new ReplayWindow(EPOCH_QUIET_MAX_MS)
   private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>
   private readonly demoteReasons = new Map<string, number>()
   private epoch: number
@@ -234,7 +242,7 @@ export class Agent {
     const until = this.quorum.leaseEndMs(v.config.vhid)
     if (until === v.fencedUntilMs) return
     v.fencedUntilMs = until
-    this.fence.hold(v.config.vhid, until - this.deps.clock.now() - FENCE_EARLY_MS, v.config.interface, v.config.vips)
+    this.fence.hold(v.config.vhid, until - FENCE_EARLY_MS, v.config.interface, v.config.vips)
   }
 
   /** The arbiter's verdict on a vhid: MASTER allowed (a claim may proceed) or not. */
@@ -355,14 +363,28 @@ export class Agent {
   reload(next: Config): string[] {
     const notes: string[] = []
     const old = this.config
+    const endpoint = (e: Endpoint | null) => (e ? endpointText(e) : '(none)')
     for (const [what, a, b] of [
       ['node', old.node, next.node],
       ['carp.port', old.carp.port, next.carp.port],
       ['control.port', old.controlPort, next.controlPort],
       ['platform', old.platform, next.platform],
+      // Sockets, the serial line, the fence and the arbiter are built at start.
+      ['sync.interface', old.sync.interface, next.sync.interface],
+      ['sync.peer', endpoint(old.sync.peer), endpoint(next.sync.peer)],
+      ['sync.port', old.sync.port, next.sync.port],
+      ['sync.backend', old.sync.backend, next.sync.backend],
+      ['serial.device', old.serial.device, next.serial.device],
+      ['serial.baud', old.serial.baud, next.serial.baud],
+      ['heartbeat.interval', `${old.heartbeat.intervalMs} ms`, `${next.heartbeat.intervalMs} ms`],
+      ['heartbeat.timeout', `${old.heartbeat.timeoutMs} ms`, `${next.heartbeat.timeoutMs} ms`],
+      ['witness', endpoint(old.witness.address), endpoint(next.witness.address)],
+      ['witness.lease', `${old.witness.leaseMs} ms`, `${next.witness.leaseMs} ms`],
     ] as const) {
       if (a !== b) notes.push(`${what} changed (${a} -> ${b}): takes effect after a restart`)
     }
+    if (old.sync.key !== next.sync.key) notes.push('sync.key changed: takes effect after a restart')
+    if (old.witness.key !== next.witness.key) notes.push('witness.key changed: takes effect after a restart')
     // A multicast vhid on an interface whose group the socket never joined would hear
     // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
     const wanted = new Map<number, VhidConfig>()
@@ -380,6 +402,10 @@ export class Agent {
       node: old.node,
       controlPort: old.controlPort,
       platform: old.platform,
+      sync: old.sync,
+      serial: old.serial,
+      heartbeat: old.heartbeat,
+      witness: old.witness,
       carp: { ...next.carp, port: old.carp.port, vhids: [...wanted.values()] },
     }
     for (const [id, v] of [...this.vhids]) {

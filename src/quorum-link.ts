@@ -59,6 +59,7 @@ export class QuorumLink {
   private wakeAtMs = Infinity
   private beat: TimerHandle | null = null
   private heartbeatSeq = 0
+  private sentLetters = ''
   private heartbeatsSent = 0
   private sendErrors = 0
   private readonly linkDrops: Record<string, number> = {}
@@ -99,6 +100,12 @@ export class QuorumLink {
 
   view(vhid: number, view: VhidView): void {
     this.carryOut(this.arbiter.view(vhid, view, this.deps.clock.now()))
+    // A changed state goes out at once: the peer decides on our last heartbeat.
+    if (this.running && this.lettersOf(this.deps.agent.heartbeatInfo()) !== this.sentLetters) this.sendHeartbeat()
+  }
+
+  private lettersOf(info: HeartbeatInfo): string {
+    return info.vhids.map((x) => `${x.vhid}:${x.state}`).join(',')
   }
 
   advertHeard(): void {
@@ -199,7 +206,10 @@ export class QuorumLink {
   private toPeer(msg: VoteMessage, path: PathName | 'all'): void {
     const bytes = encodeVote(msg, this.deps.peerKey)
     if (this.deps.sync && (path === 'all' || path === 'sync')) this.send(this.deps.sync.transport, bytes, this.deps.sync.peer)
-    if (this.deps.serial && (path === 'all' || path === 'serial')) this.deps.serial.send(encodeBlob(bytes))
+    // The serial line is slow (19200 bit/s is ~1.9 KB/s): votes go there only when
+    // the sync link is not carrying them, or to answer a request that came that way.
+    const syncAlive = this.deps.sync !== null && this.arbiter.alivePaths(this.deps.clock.now()).includes('sync')
+    if (this.deps.serial && (path === 'serial' || (path === 'all' && !syncAlive))) this.deps.serial.send(encodeBlob(bytes))
   }
 
   private send(transport: Transport, bytes: Buffer, to: Endpoint): void {
@@ -211,7 +221,9 @@ export class QuorumLink {
   /** Heartbeats on every peer path but the LAN, every heartbeat.interval. */
   private sendHeartbeat(): void {
     if (!this.running) return
+    this.beat?.cancel()
     const info = this.deps.agent.heartbeatInfo()
+    this.sentLetters = this.lettersOf(info)
     this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0
     const hb: Heartbeat = { node: this.deps.node, epoch: info.epoch, seq: this.heartbeatSeq, demote: info.demote, vhids: info.vhids }
     const line = encodeHeartbeat(hb)

@@ -594,3 +594,28 @@ t.test('state sync: loads on promotion, demotes by reason, answers resync; witho
   t.same(b.agent.status().demote.reasons, {})
   t.match(b.lines.join('\n'), /demote 32->0 reason="sync: bulk transfer done"/)
 })
+
+t.test('reload: sync, serial, heartbeat and witness settings take effect after a restart, and say so', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.agent.start()
+  const next = makeConfig('a', [vhidConfig()])
+  next.sync = { ...next.sync, interface: 'sync0', peer: { address: '198.51.100.2', port: 0 }, key: 'k' }
+  next.serial = { device: '/dev/ttyUSB0', baud: 115200 }
+  next.heartbeat = { intervalMs: 100, timeoutMs: 300 }
+  next.witness = { ...next.witness, address: { address: '203.0.113.50', port: 8241 }, key: 'w', leaseMs: 1000 }
+  t.same(a.agent.reload(next), [
+    'sync.interface changed ( -> sync0): takes effect after a restart',
+    'sync.peer changed ((none) -> 198.51.100.2): takes effect after a restart',
+    'serial.device changed ( -> /dev/ttyUSB0): takes effect after a restart',
+    'serial.baud changed (19200 -> 115200): takes effect after a restart',
+    'heartbeat.interval changed (250 ms -> 100 ms): takes effect after a restart',
+    'heartbeat.timeout changed (1000 ms -> 300 ms): takes effect after a restart',
+    'witness changed ((none) -> 203.0.113.50:8241): takes effect after a restart',
+    'witness.lease changed (3000 ms -> 1000 ms): takes effect after a restart',
+    'sync.key changed: takes effect after a restart',
+    'witness.key changed: takes effect after a restart',
+  ])
+  t.equal(a.agent.reload(next).length, 10, 'the running settings stay until a restart, so a second reload says it again')
+  t.equal(a.agent.status().quorum, null, 'nothing was switched on')
+})

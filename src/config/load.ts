@@ -85,7 +85,8 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
 
   const warnings = boardWarnings(load)
   if (load.errors.length > 0) return { ok: false, errors: sortErrors(load), warnings }
-  return { ok: true, config: buildConfig(load), effective: effectiveEntries(load), warnings }
+  const config = buildConfig(load)
+  return { ok: true, config, effective: effectiveEntries(load), warnings: [...warnings, ...timingWarnings(config)] }
 }
 
 function newLoad(file: string): Load {
@@ -524,6 +525,24 @@ function boardWarnings(load: Load): string[] {
   const note = stringOf(load, 'board.note')
   const name = load.board === '' ? 'this board' : `board ${load.board}`
   return [`${supported.file}:${supported.line}: ${name} is not supported${note === '' ? '' : `: ${note}`}`]
+}
+
+/**
+ * Without a witness a backup takes over only when the peer is silent on every path,
+ * so a heartbeat timeout longer than the master-down interval slows every failover.
+ */
+function timingWarnings(config: Config): string[] {
+  if (config.witness.address || (!config.serial.device && !config.sync.interface)) return []
+  const warnings: string[] = []
+  for (const v of config.carp.vhids) {
+    const downMs = v.advbaseS === 0 ? (3 * v.advskew * 1000) / 256 : 3 * v.advbaseS * 1000 + (v.advskew * 1000) / 256
+    if (config.heartbeat.timeoutMs <= downMs) continue
+    warnings.push(
+      `heartbeat.timeout (${config.heartbeat.timeoutMs} ms) is longer than carp.${v.vhid}'s master-down interval (${Math.round(downMs)} ms): ` +
+        'without a witness a failover waits until the peer is silent on the sync link and the serial line too; set heartbeat.timeout at most that',
+    )
+  }
+  return warnings
 }
 
 function buildConfig(load: Load): Config {

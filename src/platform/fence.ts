@@ -3,8 +3,10 @@
 // event loop, swapped out). Without it a stopped master's kernel keeps answering for
 // the VIP while the peer, rightly holding the votes, serves it too.
 //
-// carpd tells the fence, after every renewal, how long the VIPs may stay:
-//   hold <vhid> <ms> <interface> <cidr>[,<cidr>...]
+// carpd tells the fence, after every renewal, until when the VIPs may stay:
+//   hold <vhid> <at> <interface> <cidr>[,<cidr>...]
+// `at` is in ms on CLOCK_MONOTONIC (process.hrtime), which both processes share, so a
+// hold means the same instant to a fence started again later.
 //   drop <vhid>                       (the vhid left MASTER: nothing to guard)
 // The fence removes the VIPs of a vhid whose hold ran out, says so on the console and
 // answers `expired <vhid>` so carpd, when it runs again, knows the addresses are gone.
@@ -21,8 +23,8 @@ import type { Cidr } from '../config/types.js'
 
 /** What carpd needs of the fence. */
 export interface Fence {
-  /** The VIPs of `vhid` may stay `ms` more, and not longer, unless told again. */
-  hold(vhid: number, ms: number, iface: string, vips: readonly Cidr[]): void
+  /** The VIPs of `vhid` may stay until `atMs` (monotonic), and not longer, unless told again. */
+  hold(vhid: number, atMs: number, iface: string, vips: readonly Cidr[]): void
   drop(vhid: number): void
   close(): void
 }
@@ -82,14 +84,14 @@ export class FenceCore {
       this.guards.delete(vhid)
       return
     }
-    const ms = Number(f[2])
+    const atMs = Number(f[2])
     const vips = (f[4] ?? '').split(',').map(parseCidr)
-    if (f[0] !== 'hold' || f.length !== 5 || !Number.isFinite(ms) || ms < 0 || !/^[A-Za-z0-9_.:-]{1,15}$/.test(f[3]!) || vips.some((v) => v === null)) {
+    if (f[0] !== 'hold' || f.length !== 5 || !Number.isFinite(atMs) || atMs < 0 || !/^[A-Za-z0-9_.:-]{1,15}$/.test(f[3]!) || vips.some((v) => v === null)) {
       this.badLines++
       return
     }
     this.guards.get(vhid)?.timer.cancel()
-    const timer = this.deps.clock.at(this.deps.clock.now() + ms, () => void this.expire(vhid, `no lease renewal from carpd for ${Math.round(ms)} ms (stopped or hung?)`))
+    const timer = this.deps.clock.at(atMs, () => void this.expire(vhid, 'no lease renewal from carpd before the lease ended (stopped or hung?)'))
     this.guards.set(vhid, { iface: f[3]!, vips: vips as Cidr[], timer })
   }
 
@@ -117,8 +119,8 @@ function parseCidr(text: string): Cidr | null {
 }
 
 /** The line carpd writes for a hold. */
-export function holdLine(vhid: number, ms: number, iface: string, vips: readonly Cidr[]): string {
-  return `hold ${vhid} ${Math.max(0, Math.floor(ms))} ${iface} ${vips.map((v) => `${v.address}/${v.prefix}`).join(',')}\n`
+export function holdLine(vhid: number, atMs: number, iface: string, vips: readonly Cidr[]): string {
+  return `hold ${vhid} ${Math.max(0, Math.floor(atMs))} ${iface} ${vips.map((v) => `${v.address}/${v.prefix}`).join(',')}\n`
 }
 
 export interface FenceProcessOptions {
@@ -171,8 +173,8 @@ export function spawnFence(opts: FenceProcessOptions): Fence {
   }
   start()
   return {
-    hold(vhid, ms, iface, vips) {
-      const line = holdLine(vhid, ms, iface, vips)
+    hold(vhid, atMs, iface, vips) {
+      const line = holdLine(vhid, atMs, iface, vips)
       held.set(vhid, line)
       child?.stdin!.write(line)
     },

@@ -30,6 +30,7 @@ import { type CarpState, betterThan } from '../carp/vhid.js'
 import type { Heartbeat, VhidLetter } from '../wire/heartbeat.js'
 import { ReplayWindow } from '../wire/replay.js'
 import { type VoteMessage, voteCounter } from '../wire/vote.js'
+import { surelyOverMs } from './witness.js'
 import {
   CLAIM_RETRY_MAX_MS,
   CLAIM_RETRY_MIN_MS,
@@ -110,12 +111,17 @@ interface VhidVotes {
   answeredNonces: string[] // nonces of the last answers taken (their copies are expected)
   untilMs: Record<Voter, number> // end of each voter's lease to us, on our clock
   nextRequestMs: number
-  deferral: { to: number; untilMs: number } | null // what we promised the peer
+  /**
+   * What we promised the peer: no claim before `untilMs`. `to` 0 is the restart
+   * silence: promises made before this record existed (a restart, a reload) may run.
+   */
+  deferral: { to: number; grantedAtMs: number; untilMs: number } | null
   held: boolean
   why: string
   lastDeny: Partial<Record<Voter, string>>
   peerClaimedMs: number // last time the peer asked while we were MASTER (LAN fault)
   waitLogged: string // the kind of reason a waiting claim last logged
+  peerAlsoMaster: boolean // two-node mode: we are MASTER and the peer said so too
   requests: number
   grants: Record<Voter, number>
   denials: Record<Voter, number>
@@ -129,7 +135,7 @@ interface PeerHeartbeat {
 export class Arbiter {
   private readonly vhids = new Map<number, VhidVotes>()
   private readonly paths: PeerPaths
-  private readonly replay = new ReplayWindow()
+  private readonly replay: ReplayWindow
   private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
   private peer: PeerHeartbeat | null = null
   private seq = 0
@@ -138,6 +144,9 @@ export class Arbiter {
 
   constructor(private readonly params: ArbiterParams) {
     this.paths = new PeerPaths(params.pathTimeouts)
+    // A restarted peer (new epoch) is heard once its old epoch has been quiet for a
+    // lease: no promise to the old one can outlive that.
+    this.replay = new ReplayWindow(params.leaseMs)
   }
 
   get mode(): 'witness' | 'two-node' {
@@ -149,6 +158,10 @@ export class Arbiter {
     let v = this.vhids.get(vhid)
     if (!v) {
       v = newVotes(vhid, view)
+      // A deferral granted before this record existed (before a restart, or before a
+      // reload re-added the vhid) is forgotten, but may still run: claim nothing
+      // until it surely has, as the witness does after its own restart.
+      if (this.params.witness) v.deferral = { to: 0, grantedAtMs: -Infinity, untilMs: nowMs + surelyOverMs(this.params.leaseMs) }
       this.vhids.set(vhid, v)
     }
     const wanted = wants(v.view)
@@ -309,12 +322,12 @@ export class Arbiter {
       const hears = (msg.flags & FLAG_HEARS_MASTER) !== 0
       if (hears || cand.demote < mine.demote) {
         // The candidate hears our adverts and CARP told it to replace us (preempt, a
-        // demoted master), or it is simply healthier: step down first, then say yes
-        // to its next ask (denied now with 0 ms: "ask again at once").
-        // Stepping down comes first (the agent carries the actions out in order), then
-        // the grant, which also releases the candidate from any deferral it gave us.
+        // demoted master), or it is simply healthier: step down now and say yes to
+        // its next ask (denied with 0 ms: "ask again at once", which it does after
+        // CLAIM_RETRY_MIN_MS), so our VIPs are gone before it adds them. That grant
+        // also releases the candidate from a deferral it gave us.
         const why = hears ? `peer ${hex(msg.sender)} hears us and claims (preempt or demoted master)` : `peer ${hex(msg.sender)} is less demoted (${cand.demote} < ${mine.demote})`
-        return [...this.setHeld(v, false, `yielding: ${why}`), answer('grant', msg.sender, leaseMs), ...this.promise(v, msg.sender, leaseMs, nowMs)]
+        return [...this.setHeld(v, false, `yielding: ${why}`), answer('deny', this.params.selfId, 0)]
       }
       // It cannot hear us on the LAN but we hear it on another path: a LAN fault. The
       // master keeps the VIP; remember it, to announce the VIPs again when it heals.
@@ -340,7 +353,9 @@ export class Arbiter {
    */
   private promise(v: VhidVotes, to: number, leaseMs: number, nowMs: number): ArbiterAction[] {
     const fresh = !v.deferral || v.deferral.to !== to || v.deferral.untilMs <= nowMs
-    v.deferral = { to, untilMs: Math.max(v.deferral?.untilMs ?? 0, nowMs + leaseMs) }
+    // As the witness does, hold the promise until the candidate's lease has surely
+    // run out on its clock too (drift, a late event loop, `ip addr del`).
+    v.deferral = { to, grantedAtMs: nowMs, untilMs: Math.max(v.deferral?.untilMs ?? 0, nowMs + surelyOverMs(leaseMs)) }
     const actions: ArbiterAction[] = fresh ? [{ type: 'log', message: `vhid=${v.vhid} deferring to peer ${hex(to)} for ${leaseMs} ms` }] : []
     return [...actions, ...this.settle(v, nowMs)]
   }
@@ -365,9 +380,12 @@ export class Arbiter {
       v.grants[from]++
       delete v.lastDeny[from]
       const actions: ArbiterAction[] = []
-      if (from === 'peer' && v.deferral?.to === msg.sender && this.deferring(v, nowMs)) {
+      if (from === 'peer' && v.deferral?.to === msg.sender && this.deferring(v, nowMs) && p.sentAtMs > v.deferral.grantedAtMs) {
         // The board we promised has stepped down and now promises us: our promise
-        // protected its mastership, which it gave up, so it is released.
+        // protected its mastership, which it gave up, so it is released. Only if we
+        // asked after our last promise to it: of two grants that cross, at most one
+        // side can release (each grant answers a request sent before the other's
+        // grant), so both cannot end up holding the other's vote.
         v.deferral = null
         actions.push({ type: 'log', message: `vhid=${v.vhid} peer ${hex(msg.sender)} stepped down and released our deferral` })
       }
@@ -427,6 +445,15 @@ export class Arbiter {
     }
     const [held, why] = this.decide(v, nowMs)
     if (!wants(v.view)) v.waitLogged = ''
+    if (!this.params.witness && v.view.state === 'MASTER' && held) {
+      // Two-node mode: a split healed when the peer, also MASTER a moment ago, no
+      // longer says so. Neighbours may have followed it: announce the VIPs again.
+      const peerMaster = this.peerSays(v.vhid, nowMs) === 'M'
+      if (v.peerAlsoMaster && !peerMaster) actions.push({ type: 'garp', vhid: v.vhid, reason: 'split healed: the peer is no longer MASTER' })
+      v.peerAlsoMaster = peerMaster
+    } else {
+      v.peerAlsoMaster = false
+    }
     if (held === v.held) {
       v.why = why
       // A claim that waits says why on the console, once per kind of reason (the
@@ -453,7 +480,9 @@ export class Arbiter {
     if (!wants(v.view)) return [false, NOT_A_CANDIDATE]
     if (this.params.witness) {
       if (this.deferring(v, nowMs)) {
-        return [false, `deferring to peer ${hex(v.deferral!.to)} for ${Math.round(v.deferral!.untilMs - nowMs)} ms`]
+        const left = Math.round(v.deferral!.untilMs - nowMs)
+        if (v.deferral!.to === 0) return [false, `restart silence: a deferral granted before this start may still run (${left} ms)`]
+        return [false, `deferring to peer ${hex(v.deferral!.to)} for ${left} ms`]
       }
       const votes = (['peer', 'witness'] as const).filter((w) => v.untilMs[w] > nowMs)
       if (votes.length > 0) return [true, `votes: self+${votes.join('+')}`]
@@ -463,6 +492,11 @@ export class Arbiter {
     const says = this.peerSays(v.vhid, nowMs)
     if (says !== 'M') return [true, 'two-node mode: peer is not MASTER on any other path']
     const paths = this.paths.alivePaths(nowMs).filter((p) => p !== 'lan')
+    if (v.view.state === 'MASTER' && this.paths.isAlive('lan', nowMs)) {
+      // We hear its adverts: CARP settles two masters on the LAN with the full
+      // priority (and the peer's heartbeat may just be older than its step-down).
+      return [true, `peer ${this.peer!.hb.node} says MASTER too; CARP settles it on the LAN`]
+    }
     if (v.view.state === 'MASTER') {
       // Both say MASTER (a split healing): the lower-ranked one yields at once.
       const peer = { demote: this.peer!.hb.demote, advbase: 0, advskew: 0, rank: this.peer!.hb.epoch }
@@ -528,6 +562,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     lastDeny: {},
     peerClaimedMs: -Infinity,
     waitLogged: '',
+    peerAlsoMaster: false,
     requests: 0,
     grants: { peer: 0, witness: 0 },
     denials: { peer: 0, witness: 0 },

@@ -107,7 +107,7 @@ export class WitnessCore {
   private readonly senderId: number
   private readonly silentUntilMs: number
   private readonly leases = new Map<number, VhidLease>()
-  private readonly replay = new ReplayWindow()
+  private readonly replay: ReplayWindow
   private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<WitnessDropReason, number>
   private seq = 0
 
@@ -115,6 +115,9 @@ export class WitnessCore {
     this.epoch = opts.epoch
     this.maxLeaseMs = opts.maxLeaseMs
     this.senderId = opts.senderId
+    // Requests come in bursts (only while a board claims or holds a vhid): a board
+    // that restarted after a long quiet must not wait 1.5 of that quiet to be heard.
+    this.replay = new ReplayWindow(surelyOverMs(opts.maxLeaseMs))
     // A restarted witness cannot know what it granted before: any lease it gave may
     // still run for up to the longest lease it grants (plus drift and margin). Until
     // then it promises nobody, so it never grants a vhid twice. (Lowering

@@ -45,6 +45,13 @@ export class ReplayWindow {
   private readonly senders = new Map<string, Sender>()
 
   /**
+   * `maxQuietMs` caps the quiet a new epoch waits for. Senders that talk in bursts
+   * (vote requests: only while a board claims or holds a vhid) have long gaps, and
+   * a board that restarted after one must not wait 1.5 of a gap of hours to be heard.
+   */
+  constructor(private readonly maxQuietMs = Infinity) {}
+
+  /**
    * Checks `counter` from `sender` and records it when accepted. Call only after the
    * packet's authentication passed, so forged packets cannot move the window.
    */
@@ -57,7 +64,7 @@ export class ReplayWindow {
       this.remember(sender, s)
     }
     if (epoch !== s.active) {
-      const quietMs = Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * Math.max(0, ...s.gapsMs))
+      const quietMs = Math.min(this.maxQuietMs, Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * Math.max(0, ...s.gapsMs)))
       if (nowMs - s.lastHeardMs < quietMs) return 'epochSwitch'
     }
     let win = s.epochs.get(epoch)

@@ -600,3 +600,13 @@ t.test('conflict: the node name travels in every heartbeat, so it is at most 32 
   t.match(e.message, /at most 32 characters/)
   t.ok(load(withLines().replace(/^node = .*$/m, `node = ${'n'.repeat(32)}`)).ok, '32 is fine')
 })
+
+t.test('warning: a heartbeat timeout longer than master-down slows failover in two-node mode', async (t) => {
+  const sub = withLines('carp.1.advbase = 0', 'carp.1.advskew = 29', 'sync.interface = sync0', 'sync.peer = 198.51.100.2', 'sync.key = k')
+  const r = load(sub)
+  t.ok(r.ok)
+  t.match(r.warnings, [/heartbeat\.timeout \(1000 ms\) is longer than carp\.1's master-down interval \(340 ms\)/])
+  t.same(load(`${sub}\nheartbeat.interval = 100ms\nheartbeat.timeout = 300ms`).warnings, [], 'fast enough')
+  t.same(load(`${sub}\nwitness = 203.0.113.50\nwitness.key = w`).warnings, [], 'with a witness the votes decide')
+  t.same(load(withLines('carp.1.advbase = 0', 'carp.1.advskew = 29')).warnings, [], 'no peer path: plain CARP')
+})

@@ -164,7 +164,7 @@ export class QuorumPair {
     agent.attachQuorum(node.quorum)
     if (o.fence) {
       agent.attachFence({
-        hold: (vhid, ms, iface, vips) => node.fence.push(`hold ${vhid} ${Math.round(ms)} ${iface} ${vips.map((v) => v.address).join(',')}`),
+        hold: (vhid, atMs, iface, vips) => node.fence.push(`hold ${vhid} ${Math.round(atMs)} ${iface} ${vips.map((v) => v.address).join(',')}`),
         drop: (vhid) => node.fence.push(`drop ${vhid}`),
         close: () => node.fence.push('close'),
       })

@@ -17,7 +17,7 @@ const SCENARIOS: Scenario[] = [
     },
     // r1 ranks higher and preempts, through the votes, once it runs again.
     holder: 'r1',
-    maxTransitions: 4,
+    maxTakeovers: 2,
     explains: ['r1', /fence vhid=1 no lease renewal from carpd/],
   },
   {

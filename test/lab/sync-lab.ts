@@ -61,6 +61,9 @@ function configText(name: Router, backend: 'conntrack' | 'none'): string {
     )
   }
   lines.push('sync.interface = sync0', `sync.peer = ${r.peer}`, 'sync.key = lab sync key', `sync.backend = ${backend}`)
+  // The sync link is a peer path too: without a witness the backup takes over only
+  // when the peer is silent there as well, so its timeout stays under master-down.
+  lines.push('heartbeat.interval = 100ms', 'heartbeat.timeout = 300ms')
   return lines.join('\n') + '\n'
 }
 

@@ -24,17 +24,17 @@ const settle = () => new Promise((r) => setImmediate(r))
 
 t.test('a hold that runs out removes the VIPs and says so; a renewal pushes it back', async (t) => {
   const f = core()
-  f.c.push(holdLine(1, 500, 'eth0', [{ address: '192.0.2.1', prefix: 24 }, { address: '192.0.2.2', prefix: 24 }]))
+  f.c.push(holdLine(1, 500, 'eth0', [{ address: '192.0.2.1', prefix: 24 }, { address: '192.0.2.2', prefix: 24 }])) // until 500
   t.same(f.c.guarded, [1])
   f.clock.advance(400)
-  f.c.push('hold 1 500 eth0 192.0.2.1/24,192.0.2.2/24\n') // renewed at 400: now until 900
+  f.c.push('hold 1 900 eth0 192.0.2.1/24,192.0.2.2/24\n') // renewed at 400: now until 900
   f.clock.advance(400)
   t.same(f.removed, [], 'renewed in time')
   f.clock.advance(100)
   await settle()
   t.same(f.removed, ['eth0 192.0.2.1/24', 'eth0 192.0.2.2/24'])
   t.same(f.replies, ['expired 1'])
-  t.match(f.lines[0], /fence vhid=1 no lease renewal from carpd for 500 ms \(stopped or hung\?\): removing 192.0.2.1\/24,192.0.2.2\/24 from eth0/)
+  t.match(f.lines[0], /fence vhid=1 no lease renewal from carpd before the lease ended \(stopped or hung\?\): removing 192.0.2.1\/24,192.0.2.2\/24 from eth0/)
   t.same(f.c.guarded, [])
 })
 

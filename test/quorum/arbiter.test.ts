@@ -7,7 +7,16 @@ const SELF = 0x0a0a0a0a
 const PEER = 0x0b0b0b0b
 const WIT = 0x0c0c0c0c
 
+const view = (over: Partial<VhidView> = {}): VhidView => ({ state: 'BACKUP', claiming: false, hearsMaster: false, demote: 0, advbase: 1, advskew: 0, ...over })
+
+/** An arbiter whose vhid 1 was created long ago: its restart silence is over at 0. */
 function arbiter(witness = true): Arbiter {
+  const a = fresh(witness)
+  a.view(1, view(), -10_000)
+  return a
+}
+
+function fresh(witness = true): Arbiter {
   let n = 0
   return new Arbiter({
     node: 'fw-a',
@@ -20,7 +29,6 @@ function arbiter(witness = true): Arbiter {
   })
 }
 
-const view = (over: Partial<VhidView> = {}): VhidView => ({ state: 'BACKUP', claiming: false, hearsMaster: false, demote: 0, advbase: 1, advskew: 0, ...over })
 
 const request = (over: Partial<Extract<VoteMessage, { kind: 'request' }>> = {}): VoteMessage => ({
   kind: 'request', sender: PEER, epoch: 50, seq: 1, vhid: 1, nonce: Buffer.alloc(8, 0xee), leaseMs: 1000, demote: 0, advbase: 1, advskew: 100, flags: 0, ...over,
@@ -65,7 +73,7 @@ t.test('the peer vote: granted when idle, refused by a master, a master yields t
   a.view(1, view(), 0)
   const idle = sent(a.receive(request(), 'peer', 'serial', 10))
   t.equal(idle[0]!.kind, 'grant')
-  t.equal(a.status(10).vhids[0]!.deferringToPeerMs, 1000)
+  t.equal(a.status(10).vhids[0]!.deferringToPeerMs, 1260, 'the lease, plus drift and margin as the witness keeps')
   // A replayed request gets nothing.
   t.same(a.receive(request(), 'peer', 'serial', 20), [])
   t.equal(a.status(20).drops.replay, 1)
@@ -85,8 +93,10 @@ t.test('the peer vote: granted when idle, refused by a master, a master yields t
   t.equal(sent(refused)[0]!.kind, 'deny', 'a master refuses a candidate that cannot hear it (LAN fault)')
   t.ok(refused.some((x) => x.type === 'log' && /LAN fault/.test(x.message)))
   const yielded = m.receive(request({ seq: 6, flags: FLAG_HEARS_MASTER }), 'peer', 'sync', 4)
-  t.same(yielded.map((x) => x.type).slice(0, 2), ['votes', 'toPeer'], 'steps down first, then grants')
-  t.equal(sent(yielded)[0]!.kind, 'grant')
+  t.same(yielded.map((x) => x.type), ['votes', 'toPeer'], 'steps down')
+  t.match(sent(yielded)[0], { kind: 'deny', leaseMs: 0 }, '"ask again at once": the grant waits until our VIPs are gone')
+  m.view(1, view(), 5)
+  t.equal(sent(m.receive(request({ seq: 7, flags: FLAG_HEARS_MASTER }), 'peer', 'sync', 25))[0]!.kind, 'grant', 'the next ask is granted')
 })
 
 t.test('two candidates: the lower-ranked one defers', async (t) => {
@@ -115,4 +125,35 @@ t.test('peer paths: hysteresis and timeouts', async (t) => {
   t.same(st.paths.map((p) => p.state), ['unknown', 'dead', 'dead'], 'sync heard once: dead, not unknown')
   t.same(a.advertHeard(600), [])
   t.match(a.advertHeard(700), [{ message: 'peer path lan alive' }])
+})
+
+t.test('restart silence: a new record claims nothing until a deferral from before could have run out', async (t) => {
+  const a = fresh()
+  a.view(1, view({ claiming: true }), 0)
+  t.match(a.status(0).vhids[0]!.why, /restart silence: a deferral granted before this start may still run \(1260 ms\)/)
+  t.equal(a.status(0).vhids[0]!.deferringToPeerMs, 1260)
+  t.same(votes(a.tick(1260)).length, 0, 'no votes yet, so nothing to hold')
+  t.match(a.status(1260).vhids[0]!.why, /1 vote of 2 needed/)
+  // Two-node mode has no promises, so no silence.
+  const b = fresh(false)
+  t.match(votes(b.view(1, view({ claiming: true }), 0)), [{ held: true }])
+})
+
+t.test('crossed grants: at most one side releases its deferral', async (t) => {
+  const mk = (selfId: number, epoch: number) => {
+    let n = selfId
+    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff) })
+    x.view(1, view(), -100_000)
+    return x
+  }
+  const A = mk(0xa, 100)
+  const B = mk(0xb, 200)
+  const [reqB] = sent(B.view(1, view({ advskew: 100, claiming: true }), 1000))
+  const [gA] = sent(A.receive(reqB!, 'peer', 'serial', 1005)) // A grants, defers to B
+  const [reqA] = sent(A.view(1, view({ advskew: 0, claiming: true }), 1006))
+  const [gB] = sent(B.receive(reqA!, 'peer', 'sync', 1007)) // B grants, defers to A
+  const heldA = votes(A.receive(gB!, 'peer', 'sync', 1008)).map((v) => (v as { held: boolean }).held)
+  const heldB = votes(B.receive(gA!, 'peer', 'serial', 1010)).map((v) => (v as { held: boolean }).held)
+  t.same(heldA, [true], 'A asked after its promise to B: released')
+  t.same(heldB, [], 'B asked before its promise to A: still bound')
 })

@@ -81,3 +81,16 @@ t.test('memory is bounded', async (t) => {
   t.equal(w.check('x', ctr(10, 1), 1000 * 2 ** 21), 'ok', 'epoch 10 was forgotten (only the last 8 are kept)')
   t.equal(w.check('x', ctr(19, 1), 1000 * 2 ** 23), 'replay', 'epoch 19 is remembered')
 })
+
+t.test('a cap on the quiet a new epoch waits for (bursty senders)', async (t) => {
+  const capped = new ReplayWindow(5000)
+  const plain = new ReplayWindow()
+  const c = (epoch: number, seq: number) => (BigInt(epoch) << 32n) | BigInt(seq)
+  for (const w of [capped, plain]) {
+    w.check('s', c(1, 1), 0)
+    w.check('s', c(1, 2), 36_000_000) // a gap of 10 hours
+  }
+  t.equal(plain.check('s', c(2, 1), 36_000_000 + 6000), 'epochSwitch', 'uncapped: 1.5 x 10 h of quiet needed')
+  t.equal(capped.check('s', c(2, 1), 36_000_000 + 6000), 'ok', 'capped: 5 s of quiet is enough')
+  t.equal(capped.check('s', c(3, 1), 36_000_000 + 6100), 'epochSwitch', 'still not while the new epoch talks')
+})
