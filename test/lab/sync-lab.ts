@@ -280,8 +280,9 @@ export async function failover(lab: NetLab, kind: PairKind, watchMs: number, str
   buildLab(lab)
   const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none')
   const r1 = pair.start('r1')
-  // r1 first, so start-up jitter cannot make r2 the master.
-  await sleep(300)
+  // r2 only once r1 serves: with a fixed head start, a slow start of r1 (a loaded CI
+  // machine) let both claim at once and r2 serve for a moment.
+  if ((await until(() => holdsVips(lab, 'r1'), 10_000, 20)) < 0) throw new Error('r1 never held both VIPs')
   const r2 = pair.start('r2')
   await pair.ready(r1, r2)
 

@@ -22,7 +22,7 @@ if (why !== null) {
 
   t.test('with sync: every stream survives the master power-off, no reset, no byte lost', async (t) => {
     const { flowingMs, syncedStates, r2MasterBeforeCut, takeoverMs, progressed, worstStallMs, report, r2 } = await failover(lab(t), 'carpd', 6000)
-    t.equal(r2MasterBeforeCut, 0, 'r2 stayed backup until the cut (the later board never preempts the serving one)')
+    t.equal(r2MasterBeforeCut, 0, `r2 stayed backup until the cut (the later board never preempts the serving one; ${r2.lines.filter((l) => /->MASTER|demote/.test(l)).join('; ')})`)
     t.ok(flowingMs >= 0, `${STREAMS} streams flowing through r1`)
     t.ok(syncedStates >= STREAMS, `r2 held ${syncedStates} of r1's states before the cut`)
     t.ok(takeoverMs >= 0, `r2 MASTER of both vhids ${Math.round(takeoverMs)} ms after the cut`)
