@@ -353,6 +353,14 @@ function checkWanProbe(load: Load): void {
     const [key, setting] = settingOfFirst(load, [upKey, downKey])
     load.errors.push(conflictError(setting, key, `${upKey} must be below ${downKey}`))
   }
+  // k of n: a WAN cannot need more answers than it has targets.
+  for (const n of blockNumbers(load, 'wan')) {
+    const needKey = `wan.${n}.probe.need`
+    const need = load.settings.get(needKey)
+    const targets = listOf<string>(load, `wan.${n}.probe`).length
+    if (need === undefined || targets === 0 || (need.value as number) <= targets) continue
+    load.errors.push(conflictError(need, needKey, `${needKey} is ${need.value} but wan.${n}.probe lists ${targets} target${targets === 1 ? '' : 's'}`, `at most ${targets}`))
+  }
 }
 
 /** State sync needs somebody to talk to and a key to sign with. */
@@ -591,6 +599,9 @@ function buildConfig(load: Load): Config {
       lossUp: num('wan.probe.loss.up'),
       latencyDownMs: num('wan.probe.latency.down'),
       latencyUpMs: num('wan.probe.latency.up'),
+      downRounds: num('wan.probe.down.rounds'),
+      upRounds: num('wan.probe.up.rounds'),
+      failbackHoldMs: num('wan.failback.hold'),
     },
   }
 }
@@ -617,6 +628,7 @@ function buildWan(load: Load, n: number): WanConfig {
     weight: numberOf(load, key('weight'))!,
     tier: numberOf(load, key('tier'))!,
     probes: listOf<string>(load, key('probe')),
+    probeNeed: numberOf(load, key('probe.need'))!,
   }
 }
 

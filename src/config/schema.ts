@@ -119,18 +119,22 @@ export const SCHEMA: readonly KeyRow[] = [
 
   // --- multi-WAN
   { key: 'wan.rules', type: 'enum', values: ['iptables', 'nft', 'pf'], default: 'iptables', help: 'Firewall rule flavour generated for multi-WAN.' },
-  { key: 'wan.probe.interval', type: 'duration', unit: 's', default: '1s', min: 100, max: MS_PER_MIN, help: 'Time between probes on each WAN.' },
+  { key: 'wan.probe.interval', type: 'duration', unit: 's', default: '500ms', min: 100, max: MS_PER_MIN, help: 'Time between probe rounds on each WAN (a round asks every target of the WAN once).' },
   { key: 'wan.probe.timeout', type: 'duration', unit: 's', default: '1s', min: 100, max: 10 * MS_PER_S, help: 'A probe not answered within this time counts as lost.' },
   { key: 'wan.probe.window', type: 'int', unit: 'probes', default: '10', min: 1, max: 100, help: 'Number of recent probes that loss and latency are judged over.' },
   { key: 'wan.probe.loss.down', type: 'percent', default: '20%', help: 'A WAN goes down when its loss over the window reaches this.' },
   { key: 'wan.probe.loss.up', type: 'percent', default: '5%', help: 'A down WAN comes back when its loss falls to this (below loss.down).' },
   { key: 'wan.probe.latency.down', type: 'duration', unit: 's', default: '800ms', min: 1, max: 10 * MS_PER_S, help: 'A WAN goes down when its mean latency reaches this.' },
   { key: 'wan.probe.latency.up', type: 'duration', unit: 's', default: '400ms', min: 1, max: 10 * MS_PER_S, help: 'A down WAN comes back when its latency falls to this (below latency.down).' },
+  { key: 'wan.probe.down.rounds', type: 'int', unit: 'rounds', default: '3', min: 1, max: 100, help: 'Failed probe rounds in a row that take a WAN offline (also taken offline by loss.down or latency.down over the window).' },
+  { key: 'wan.probe.up.rounds', type: 'int', unit: 'rounds', default: '5', min: 1, max: 100, help: 'Good probe rounds in a row an offline WAN needs, with loss and latency at or below their up thresholds, before it may come back.' },
+  { key: 'wan.failback.hold', type: 'duration', unit: 's', default: '10s', min: 0, max: 60 * MS_PER_MIN, help: 'A WAN that recovered carries new connections again only after it has been healthy this long (no flapping).' },
   { key: 'wan.N.interface', type: 'name', required: true, help: 'Interface of uplink N.' },
   { key: 'wan.N.gateway', type: 'ipv4', required: true, help: 'Next hop of uplink N.' },
   { key: 'wan.N.weight', type: 'int', default: '1', min: 1, max: 100, help: 'Share of new connections within its tier, relative to the other WANs.' },
   { key: 'wan.N.tier', type: 'int', default: '1', min: 1, max: 16, help: 'Lower tiers are preferred; WANs of the same tier share the load.' },
-  { key: 'wan.N.probe', type: 'ipv4List', required: true, help: 'DNS servers probed through uplink N, comma separated.' },
+  { key: 'wan.N.probe', type: 'ipv4List', required: true, help: 'DNS servers probed through uplink N, comma separated; any answer counts, so a resolver that refuses recursion works too.' },
+  { key: 'wan.N.probe.need', type: 'int', unit: 'targets', default: '1', min: 1, max: 16, help: 'How many of the probe targets must answer for a round to count as good (k of n).' },
 ]
 
 // ---------------------------------------------------------------------------

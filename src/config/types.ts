@@ -70,6 +70,7 @@ export interface WanConfig {
   weight: number
   tier: number
   probes: string[]
+  probeNeed: number // k of n: targets that must answer for a good round
 }
 
 /**
@@ -84,6 +85,9 @@ export interface WanProbeConfig {
   lossUp: number // fraction 0..1: loss at or below this (and latency) brings it back
   latencyDownMs: number // mean latency at or above this marks a WAN down
   latencyUpMs: number // mean latency at or below this (and loss) brings it back
+  downRounds: number // failed rounds in a row that take a WAN offline
+  upRounds: number // good rounds in a row before an offline WAN may come back
+  failbackHoldMs: number // a recovered WAN waits this long, healthy, before it carries traffic
 }
 
 export interface Config {

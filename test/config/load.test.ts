@@ -57,7 +57,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '/cf/witness.state' },
     wans: [],
     wanRules: 'iptables',
-    wanProbe: { intervalMs: 1000, timeoutMs: 1000, window: 10, lossDown: 0.2, lossUp: 0.05, latencyDownMs: 800, latencyUpMs: 400 },
+    wanProbe: { intervalMs: 500, timeoutMs: 1000, window: 10, lossDown: 0.2, lossUp: 0.05, latencyDownMs: 800, latencyUpMs: 400, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 },
   })
 })
 
@@ -152,11 +152,11 @@ wan.probe.latency.up = 150ms
     state: '/var/db/witness',
   })
   t.same(config.wans, [
-    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'] },
-    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'] },
+    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'], probeNeed: 1 },
+    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1 },
   ])
   t.equal(config.wanRules, 'nft')
-  t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150 })
+  t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
 })
 
 // ---------------------------------------------------------------------------
@@ -609,4 +609,17 @@ t.test('warning: a heartbeat timeout longer than master-down slows failover in t
   t.same(load(`${sub}\nheartbeat.interval = 100ms\nheartbeat.timeout = 300ms`).warnings, [], 'fast enough')
   t.same(load(`${sub}\nwitness = 203.0.113.50\nwitness.key = w`).warnings, [], 'with a witness the votes decide')
   t.same(load(withLines('carp.1.advbase = 0', 'carp.1.advskew = 29')).warnings, [], 'no peer path: plain CARP')
+})
+
+t.test('conflict: a WAN cannot need more probe answers than it has targets', async (t) => {
+  const wan = ['wan.1.interface = wan0', 'wan.1.gateway = 203.0.113.1', 'wan.1.probe = 203.0.113.53,203.0.113.54']
+  const e = onlyError(t, withLines(...wan, 'wan.1.probe.need = 3'))
+  t.match(e, { code: 'conflict', key: 'wan.1.probe.need' })
+  t.match(e.message, /wan\.1\.probe\.need is 3 but wan\.1\.probe lists 2 targets/)
+  const ok = load(withLines(...wan, 'wan.1.probe.need = 2'))
+  t.ok(ok.ok)
+  if (ok.ok) {
+    t.equal(ok.config.wans[0]!.probeNeed, 2)
+    t.match(ok.config.wanProbe, { intervalMs: 500, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
+  }
 })

@@ -37,7 +37,7 @@ export function makeConfig(node: string, vhids: VhidConfig[], carp: Partial<Conf
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '' },
     wans: [],
     wanRules: 'iptables',
-    wanProbe: { intervalMs: 500, timeoutMs: 1000, window: 10, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 500, latencyUpMs: 250 },
+    wanProbe: { intervalMs: 500, timeoutMs: 1000, window: 10, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 500, latencyUpMs: 250, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 },
   }
 }
 

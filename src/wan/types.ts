@@ -1,0 +1,58 @@
+// Multi-WAN: the shapes every part shares (SPEC "Multi-WAN").
+//
+// Each WAN N owns a mark, N << 8 under WAN_MARK_MASK (0xff00): packets and connections
+// carrying it leave through WAN N (policy routing: table WAN_TABLE_BASE + N). carpd
+// touches only those mark bits (iptables CONNMARK under the mask), its own chains, its
+// own nft table or pf anchor, and its own routing tables and rule priorities.
+
+import type { WanConfig } from '../config/types.js'
+
+/** The mark bits carpd owns; WAN N is N << 8 (N 1..32). */
+export const WAN_MARK_MASK = 0xff00
+export const WAN_MARK_SHIFT = 8
+/** Routing table of WAN N: 100 + N. */
+export const WAN_TABLE_BASE = 100
+/** `ip rule` priorities: marks at 10000 + N, each WAN's own source address at 10100 + N. */
+export const WAN_RULE_PREF_MARK = 10_000
+export const WAN_RULE_PREF_SOURCE = 10_100
+
+/** carpd's own names in the firewall. */
+export const IPT_CHAIN_MANGLE = 'CARPD_WAN'
+export const IPT_CHAIN_NAT = 'CARPD_WAN_NAT'
+export const NFT_TABLE = 'carpd_wan'
+export const PF_ANCHOR = 'carpd/wan'
+
+export function wanMark(wan: number): number {
+  return wan << WAN_MARK_SHIFT
+}
+
+export function wanTable(wan: number): number {
+  return WAN_TABLE_BASE + wan
+}
+
+/** online: carries traffic; degraded: carries traffic, past an "up" threshold; offline: none. */
+export type WanState = 'online' | 'degraded' | 'offline'
+
+/** A WAN as the rule generators see it: its configuration and, when known, its own address. */
+export interface WanSpec extends WanConfig {
+  /** The WAN interface's own IPv4 address (for SNAT and the source rule); null: MASQUERADE / unknown. */
+  address: string | null
+}
+
+/** One WAN that carries new connections, with its share. */
+export interface ActiveWan {
+  wan: number
+  weight: number
+}
+
+/**
+ * Where new connections go. `normal`: the lowest tier that has a healthy WAN, split
+ * by weight among its healthy WANs. `allDown`: no WAN is healthy; new connections
+ * are split over every WAN by weight (the last resort, as mwan3's default route:
+ * refusing them would only make sure nothing works).
+ */
+export interface WanPlan {
+  mode: 'normal' | 'allDown'
+  tier: number | null // the tier carrying traffic in normal mode
+  active: ActiveWan[] // sorted by WAN number
+}
