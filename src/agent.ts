@@ -39,6 +39,7 @@ import type { Platform } from './platform/types.js'
 import type { QuorumStatus } from './quorum-link.js'
 import type { VhidView } from './quorum/arbiter.js'
 import type { SyncLinkStatus } from './sync-link.js'
+import type { WanLinkStatus } from './wan-link.js'
 import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from './wire/carp.js'
 import { ReplayWindow } from './wire/replay.js'
 
@@ -107,6 +108,7 @@ export interface AgentStatus {
   links: Record<string, 'up' | 'down'>
   sync: SyncLinkStatus | null
   quorum: QuorumStatus | null
+  wan: WanLinkStatus | null
   bugs: number
 }
 
@@ -181,6 +183,7 @@ export class Agent {
   private sync: SyncHandle | null = null
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
+  private wan: { status(): WanLinkStatus } | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
@@ -200,6 +203,11 @@ export class Agent {
 
   attachSync(sync: SyncHandle): void {
     this.sync = sync
+  }
+
+  /** Multi-WAN, for `carpd status`. */
+  attachWan(wan: { status(): WanLinkStatus }): void {
+    this.wan = wan
   }
 
   /** Split-brain protection; attach before start(), the vhids are built with its mode. */
@@ -461,6 +469,7 @@ export class Agent {
       links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
       sync: this.sync?.status() ?? null,
       quorum: this.quorum?.status() ?? null,
+      wan: this.wan?.status() ?? null,
       bugs: this.bugs,
     }
   }

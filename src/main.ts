@@ -30,6 +30,11 @@ import { VOTE_VERSION } from './wire/vote.js'
 import { WITNESS_PORT_DEFAULT } from './quorum/witness.js'
 import { masterDownMs } from './carp/vhid.js'
 import { type Runner, execRunner } from './platform/exec.js'
+import { dryRunWanApplier, linuxWanApplier } from './platform/wan.js'
+import { WanLink } from './wan-link.js'
+import { renderWanSet, routeCommands } from './wan/rules/index.js'
+import { RulesError, parseWanStates, renderRules } from './wan/rules/index.js'
+import { DEMOTE_WAN } from './carp/constants.js'
 import { FenceCore, spawnFence } from './platform/fence.js'
 import { IP_UDP_HEADER_BYTES, SYNC_MTU_DEFAULT, SYNC_RECV_BUFFER_BYTES } from './sync/constants.js'
 import { SYNC_MAX_FRAME } from './wire/sync.js'
@@ -101,7 +106,16 @@ Prints the resulting status (--json for JSON).
 `,
   rules: `usage: carpd rules -c FILE [--wan-state up,down,...] [--routes]
 
-Prints the firewall rules carpd would load for the wan.N blocks of FILE.
+Prints the multi-WAN rules carpd would load for the wan.N blocks of FILE, in the
+flavour of wan.rules: iptables (for iptables-restore --noflush), nft (for nft -f)
+or pf (for pfctl -a carpd/wan -f -; FreeBSD syntax with platform = freebsd, else
+OpenBSD's). A WAN whose interface has an IPv4 address now gets SNAT to it, the
+others MASQUERADE (pf: NAT to the interface's address as it changes).
+  -c, --config FILE     the configuration (default ${DEFAULT_CONFIG})
+  --wan-state LIST      one up|down per WAN in wan number order, e.g. up,down
+                        (default: all up); all down spreads over every WAN
+  --routes              print the Linux policy routing (ip route / ip rule)
+                        commands instead, one per line
 `,
   witness: `usage: carpd witness -c FILE
 
@@ -224,9 +238,13 @@ async function run(args: Args): Promise<number> {
   setFlagsFromString('--semi-space-growth-factor=1')
   const file = args.config ?? DEFAULT_CONFIG
   const config = loadOrExit(file)
-  if (config.carp.vhids.length === 0) {
-    process.stderr.write(`carpd: ${file}: nothing to run: no carp.N block (e.g. carp.1.interface, carp.1.vip, carp.1.pass)\n`)
+  if (config.carp.vhids.length === 0 && config.wans.length === 0) {
+    process.stderr.write(`carpd: ${file}: nothing to run: no carp.N block (e.g. carp.1.interface, carp.1.vip, carp.1.pass) and no wan.N block\n`)
     return EXIT_USAGE
+  }
+  if (config.wans.length > 0 && config.wanRules === 'pf' && !args.dryRun) {
+    process.stderr.write(`carpd: wan.rules = pf: \`carpd rules\` prints them for pfctl, but loading them needs the BSD platform, not in this version (use iptables or nft on Linux)\n`)
+    return EXIT_RUNTIME
   }
   const clock = realClock()
   const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
@@ -284,6 +302,8 @@ async function run(args: Args): Promise<number> {
     return EXIT_RUNTIME
   }
   if (quorum) agent.attachQuorum(quorum.link)
+  const wan = config.wans.length > 0 ? openWan(config, args.dryRun, log, clock, agent, quorum?.link ?? null) : null
+  if (wan) agent.attachWan(wan)
   // With a witness a master holds its VIPs on a lease; the fence removes them when the
   // lease runs out and this process could not (SIGSTOP, hang). Not in --dry-run.
   const fence = quorum?.link.mode === 'witness' && !args.dryRun
@@ -307,6 +327,7 @@ async function run(args: Args): Promise<number> {
   quorum?.link.start()
   quorum?.serial?.start()
   agent.start()
+  await wan?.start()
 
   let stopping = false
   const stop = async (signal: string): Promise<void> => {
@@ -314,6 +335,7 @@ async function run(args: Args): Promise<number> {
     stopping = true
     log.event('carpd', `${signal}: stopping`)
     await agent.stop()
+    await wan?.stop()
     fence?.close()
     quorum?.link.stop()
     await quorum?.close()
@@ -456,6 +478,36 @@ function runFence(node: string): Promise<number> {
     process.stdin.setEncoding('utf8').on('data', (chunk: string) => core.push(chunk))
     process.stdin.on('end', () => void core.end().then(() => resolve(EXIT_OK)))
   })
+}
+
+/**
+ * Multi-WAN: probes on a socket bound to each WAN's address, rules in the configured
+ * flavour, and pair awareness: the WANs' health goes to the peer in every heartbeat,
+ * and a board whose WANs are all offline while the peer has a healthy one is demoted
+ * (SPEC "Multi-WAN").
+ */
+function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, agent: Agent, quorum: QuorumLink | null): WanLink {
+  const flavour = config.wanRules === 'nft' ? 'nft' : 'iptables'
+  const link: WanLink = new WanLink({
+    config,
+    clock,
+    log,
+    random: randomBytes,
+    applier: dryRun ? dryRunWanApplier(log) : linuxWanApplier({ run: execRunner, log }),
+    render: (wans, plan) => renderWanSet(flavour, wans, plan),
+    routes: (wans) => routeCommands(wans),
+    openSocket: (address) => openUdpTransport({ port: 0, bindAddress: address, multicastInterfaces: new Map() }),
+    addressOf: (iface) => interfaceNet(iface)?.address ?? null,
+    onRound: () => {
+      const own = link.states()
+      const peer = quorum?.peerWans() ?? null
+      const ownDead = own.length > 0 && own.every((w) => w.state === 'offline')
+      const peerUp = peer !== null && peer.some((w) => w.state !== 'D')
+      agent.demote('wan', ownDead && peerUp ? DEMOTE_WAN : 0, ownDead && peerUp ? 'every WAN offline while the peer has a healthy one' : 'a WAN is healthy again (or the peer has none)')
+    },
+  })
+  quorum?.setWans(() => link.states())
+  return link
 }
 
 /** The interface's MTU from sysfs; Ethernet's when it cannot be read. */
@@ -607,9 +659,26 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'fence':
       return runFence(args.positional[0] ?? 'carpd')
-    case 'rules':
-      process.stderr.write(`carpd ${args.command}: not part of this version yet (see the README's roadmap)\n`)
-      return EXIT_RUNTIME
+    case 'rules': {
+      // What carpd would load for these WAN states (all up by default), with each
+      // WAN's SNAT address as the board has it now. No secrets needed.
+      const config = loadOrExit(args.config ?? DEFAULT_CONFIG, false)
+      try {
+        // A file without WAN blocks is told so (by renderRules) before any word on the states.
+        const states = args.wanState === undefined || config.wans.length === 0 ? null : parseWanStates(args.wanState, config.wans)
+        const addresses = new Map<string, string>()
+        for (const w of config.wans) {
+          const address = interfaceNet(w.interface)?.address
+          if (address !== undefined) addresses.set(w.interface, address)
+        }
+        process.stdout.write(renderRules(config, states, { routes: args.routes, addresses }))
+        return EXIT_OK
+      } catch (err) {
+        if (!(err instanceof RulesError)) throw err
+        process.stderr.write(`carpd rules: ${err.message}\n${err.code === 'badWanState' ? HELP.rules : ''}`)
+        return EXIT_USAGE
+      }
+    }
     default:
       process.stderr.write(HELP.main!)
       return EXIT_USAGE

@@ -15,7 +15,10 @@ import type { SerialStatus } from './io/serial.js'
 import type { Transport } from './io/transport.js'
 import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './quorum/arbiter.js'
 import type { PathName } from './quorum/paths.js'
-import { type Heartbeat, type SerialFrame, decodeLine, encodeBlob, encodeHeartbeat } from './wire/heartbeat.js'
+import { type Heartbeat, type SerialFrame, type WanLetter, decodeLine, encodeBlob, encodeHeartbeat } from './wire/heartbeat.js'
+import type { WanState } from './wan/types.js'
+
+const WAN_LETTER: Record<WanState, WanLetter> = { online: 'U', degraded: 'G', offline: 'D' }
 import { senderId } from './wire/sync.js'
 import { type VoteMessage, decodeVote, encodeVote } from './wire/vote.js'
 
@@ -60,6 +63,7 @@ export class QuorumLink {
   private beat: TimerHandle | null = null
   private heartbeatSeq = 0
   private sentLetters = ''
+  private wans: (() => { wan: number; state: WanState }[]) | null = null
   private heartbeatsSent = 0
   private sendErrors = 0
   private readonly linkDrops: Record<string, number> = {}
@@ -118,6 +122,16 @@ export class QuorumLink {
 
   forget(vhid: number): void {
     this.arbiter.forget(vhid)
+  }
+
+  /** Multi-WAN: this board's WAN health goes out in every heartbeat. */
+  setWans(states: () => { wan: number; state: WanState }[]): void {
+    this.wans = states
+  }
+
+  /** The peer's WAN health from its last fresh heartbeat; null when unknown. */
+  peerWans(): { wan: number; state: WanLetter }[] | null {
+    return this.arbiter.peerWans(this.deps.clock.now())
   }
 
   leaseEndMs(vhid: number): number {
@@ -226,6 +240,7 @@ export class QuorumLink {
     this.sentLetters = this.lettersOf(info)
     this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0
     const hb: Heartbeat = { node: this.deps.node, epoch: info.epoch, seq: this.heartbeatSeq, demote: info.demote, vhids: info.vhids }
+    if (this.wans) hb.wans = this.wans().map((w) => ({ wan: w.wan, state: WAN_LETTER[w.state] }))
     const line = encodeHeartbeat(hb)
     this.deps.serial?.send(line)
     if (this.deps.sync) {

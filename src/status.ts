@@ -4,6 +4,7 @@
 import type { AgentStatus } from './agent.js'
 import type { QuorumStatus } from './quorum-link.js'
 import type { SyncLinkStatus } from './sync-link.js'
+import type { WanLinkStatus } from './wan-link.js'
 import type { BulkInfo } from './sync/engine.js'
 
 export function renderStatus(s: AgentStatus): string {
@@ -35,6 +36,7 @@ export function renderStatus(s: AgentStatus): string {
   )
   if (s.sync) lines.push(...syncLines(s.sync))
   if (s.quorum) lines.push(...quorumLines(s.quorum))
+  if (s.wan) lines.push(...wanLines(s.wan))
   if (s.bugs > 0) lines.push(`internal errors: ${s.bugs} (see the console log)`)
   return lines.join('\n') + '\n'
 }
@@ -116,5 +118,20 @@ function quorumLines(q: QuorumStatus): string[] {
   }
   const drops = [...Object.entries(q.drops), ...Object.entries(q.linkDrops)].filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`)
   lines.push(`  heartbeats sent ${q.heartbeatsSent}, send errors ${q.sendErrors}; quorum drops: ${drops.length ? drops.join(' ') : 'none'}`)
+  return lines
+}
+
+function wanLines(w: WanLinkStatus): string[] {
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`)
+  const lines = [`wan: new connections: ${w.plan}`]
+  for (const x of w.wans) {
+    const counters = Object.entries(x.probes).filter(([, n]) => typeof n === 'number' && n > 0).map(([k, n]) => `${k} ${n}`)
+    lines.push(
+      `  wan${x.wan} ${x.interface} ${x.address ?? '(no address)'} ${x.state} for ${fmtDuration(x.forMs)}: ${x.reason}`,
+      `    loss ${pct(x.loss)} latency ${x.latencyMs === null ? 'n/a' : `${Math.round(x.latencyMs)} ms`}; probes: ${counters.join(', ') || 'none yet'}`,
+    )
+  }
+  const last = w.lastLoad ? `last ${w.lastLoad.ok ? 'ok' : `FAILED (${w.lastLoad.error})`} ${fmtDuration(w.lastLoad.agoMs)} ago` : 'none yet'
+  lines.push(`  rules loaded ${w.loads} times, ${w.loadFailures} failed; ${last}; connections removed from offline WANs: ${w.flushed}`)
   return lines
 }

@@ -1,39 +1,29 @@
 // The bundle as an operator uses it: build/carpd.js run as a child process.
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { CARPD, bundleRunner } from './helpers/bundle.js'
+import { brotliDecompressSync } from 'node:zlib'
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { type Watched, watchLines } from './helpers/lines.js'
 import { freeUdpPort } from './helpers/ports.js'
 
-const root = resolve(import.meta.dirname, '..')
-const CARPD = join(root, 'build/carpd.js')
-const dir = mkdtempSync(join(tmpdir(), 'carpd-cli-'))
-t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+const { dir, carpd, file } = bundleRunner(t, 'carpd-cli-')
 
-// Build once so the test exercises the current sources.
-const built = spawnSync(process.execPath, [join(root, 'esbuild.config.mjs')], { env: { ...process.env, CARPD_QUIET_BUILD: '1' } })
-if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`)
-
-function carpd(...args: string[]) {
-  const r = spawnSync(process.execPath, [CARPD, ...args], { encoding: 'utf8', timeout: 10_000 })
-  return { code: r.status, out: r.stdout, err: r.stderr }
-}
-
-function file(name: string, text: string): string {
-  const path = join(dir, name)
-  writeFileSync(path, text)
-  return path
-}
-
-t.test('the bundle: #! line, CommonJS, node: built-ins only', async (t) => {
-  const text = readFileSync(CARPD, 'utf8')
-  t.match(text.split('\n')[0], /^#!\/usr\/bin\/env node$/)
-  const required = [...text.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1])
-  t.ok(required.length > 0)
-  t.same(required.filter((m) => !m!.startsWith('node:')), [], 'every require is node:')
-  t.notMatch(text, /\bimport\s*\(\s*"(?!node:)/, 'no dynamic import of other modules')
+t.test('the bundle: #! line, CommonJS, node: built-ins only, packed and plain the same code', async (t) => {
+  const packed = readFileSync(CARPD, 'utf8')
+  t.match(packed.split('\n')[0], /^#!\/usr\/bin\/env node$/)
+  t.ok(packed.length <= 150 * 1024, `the file to copy is ${packed.length} bytes (goal: 150 KB)`)
+  const payload = /Buffer\.from\("([A-Za-z0-9+/=]+)","base64"\)/.exec(packed)![1]!
+  const code = brotliDecompressSync(Buffer.from(payload, 'base64')).toString()
+  const plain = readFileSync(CARPD.replace(/carpd\.js$/, 'carpd.plain.js'), 'utf8')
+  t.equal(plain, `#!/usr/bin/env node\n${code}`, 'carpd.plain.js is the packed code, readable')
+  for (const [what, text] of [['loader', packed], ['code', code]] as const) {
+    const required = [...text.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1])
+    t.ok(required.length > 0)
+    t.same(required.filter((m) => !m!.startsWith('node:')), [], `${what}: every require is node:`)
+    t.notMatch(text, /\bimport\s*\(\s*"(?!node:)/, `${what}: no dynamic import of other modules`)
+  }
 })
 
 t.test('--help on every command, version, usage errors', async (t) => {
@@ -167,11 +157,11 @@ t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow
   t.equal(await b.exited, 0)
 })
 
-t.test('rules and witness say they are not in this version; stray words are usage errors', async (t) => {
+t.test('rules without WAN blocks is a usage error; stray words are usage errors', async (t) => {
   const conf = file('plain.conf', 'node = fw-a\n')
   const rules = carpd('rules', '-c', conf, '--wan-state', 'up,down', '--routes')
-  t.equal(rules.code, 2)
-  t.match(rules.err, /not part of this version yet/)
+  t.equal(rules.code, 1)
+  t.match(rules.err, /no wan\.N block/)
   t.equal(carpd('rules', '--wan-state').code, 1, '--wan-state needs a value')
   const extra = carpd('status', 'extra', 'junk')
   t.equal(extra.code, 1)

@@ -33,6 +33,7 @@ t.test('status text', async (t) => {
     links: { lan0: 'up', lan1: 'down' },
     sync: null,
     quorum: null,
+    wan: null,
     bugs: 1,
   }
   t.equal(
@@ -79,7 +80,7 @@ t.test('status text with state sync', async (t) => {
     lastCommit: { loaded: 98, skipped: 2, failed: 0, ms: 40, agoMs: 5000 },
   }
   const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
-  const s: AgentStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, links: {}, sync, quorum: null, bugs: 0 }
+  const s: AgentStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
   const text = renderStatus(s)
   t.match(text, "sync peer 198.51.100.2:8242 up (heard 0.3s ago)  states: own 120, peer's 100\n")
   t.match(text, '  lag: 2 queued, 1 frames unacked (oldest 4 ms)\n')

@@ -47,3 +47,6 @@ export const LINK_UP_POLLS = 3
 export const DEMOTE_PLATFORM = 10
 /** ...cleared when adding works again, or after this long without another failure. */
 export const PLATFORM_FAIL_HOLD_MS = 300_000
+
+/** Demotion while every WAN of this board is offline and the peer has a healthy one (SPEC "Multi-WAN"). */
+export const DEMOTE_WAN = 20

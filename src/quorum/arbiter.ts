@@ -252,6 +252,12 @@ export class Arbiter {
     return this.peer.hb.vhids.find((x) => x.vhid === vhid)?.state ?? null
   }
 
+  /** The peer's WAN health from its last fresh heartbeat (null: unknown or stale). */
+  peerWans(nowMs: number): { wan: number; state: 'U' | 'G' | 'D' }[] | null {
+    if (!this.peer || !this.peerFresh(nowMs)) return null
+    return this.peer.hb.wans ?? null
+  }
+
   alivePaths(nowMs: number): PathName[] {
     return this.paths.alivePaths(nowMs)
   }

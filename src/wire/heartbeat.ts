@@ -3,7 +3,7 @@
 // stack with the LAN. Frames are text, one per line, so an operator can watch the
 // line with `screen /dev/ttyS0 19200` and read it.
 //
-//   HB <node> e=<epoch> s=<seq> d=<demote> v=<vhids> *<CRC32>\r\n
+//   HB <node> e=<epoch> s=<seq> d=<demote> v=<vhids>[ w=<wans>] *<CRC32>\r\n
 //   |  |        |         |       |          |        |
 //   |  |        |         |       |          |        CRC-32 (IEEE 802.3, as zlib) of every
 //   |  |        |         |       |          |        byte before " *", 8 uppercase hex
@@ -14,6 +14,8 @@
 //   |  |        boot epoch, 8 lowercase hex (u32)
 //   |  sender's node name, [A-Za-z0-9._-]{1,32}
 //   frame kind
+//   w= (only on a board with multi-WAN): wan:state,... ; wan 1..32, state U (online),
+//   G (degraded), D (offline), so the pair knows each other's uplinks
 //
 //   V <hex> *<CRC32>\r\n
 //     |
@@ -48,14 +50,18 @@ const VHID_LETTERS: ReadonlySet<string> = new Set<VhidLetter>(['M', 'B', 'I'])
 
 const NODE_RE = /^[A-Za-z0-9._-]{1,32}$/
 // The fields in their one order; the vhid list is taken apart by VHID_ITEM_RE.
-const HEARTBEAT_RE = /^HB ([A-Za-z0-9._-]{1,32}) e=([0-9a-f]{8}) s=(0|[1-9][0-9]{0,9}) d=(0|[1-9][0-9]{0,2}) v=(-|[0-9MBI:,]+)$/
+const HEARTBEAT_RE = /^HB ([A-Za-z0-9._-]{1,32}) e=([0-9a-f]{8}) s=(0|[1-9][0-9]{0,9}) d=(0|[1-9][0-9]{0,2}) v=(-|[0-9MBI:,]+)(?: w=([0-9UGD:,]+))?$/
 const VHID_ITEM_RE = /^([1-9][0-9]{0,2}):([MBI])$/
+const WAN_ITEM_RE = /^([1-9][0-9]?):([UGD])$/
+const WAN_MAX = 32
 const BLOB_RE = /^V ((?:[0-9a-f]{2})+)$/
 const CRC_TRAILER_RE = /^ \*[0-9A-F]{8}$/
 /** Printable ASCII only: a control byte or a byte above 0x7e is line noise. */
 const PRINTABLE_RE = /^[\x20-\x7e]*$/
 
 export type VhidLetter = 'M' | 'B' | 'I'
+/** A WAN's health on the wire: U online, G degraded, D offline. */
+export type WanLetter = 'U' | 'G' | 'D'
 
 /** One heartbeat: who sends it, when in its life, how demoted it is, and what it holds. */
 export interface Heartbeat {
@@ -64,6 +70,7 @@ export interface Heartbeat {
   seq: number // u32, counts up within an epoch
   demote: number // 0..255, the sender's demotion counter
   vhids: { vhid: number; state: VhidLetter }[] // each vhid (1..255) once, in the sender's order
+  wans?: { wan: number; state: WanLetter }[] // each WAN (1..32) once; absent without multi-WAN
 }
 
 export type SerialFrame = { kind: 'heartbeat'; hb: Heartbeat } | { kind: 'blob'; bytes: Buffer }
@@ -140,9 +147,17 @@ export function encodeHeartbeat(hb: Heartbeat): string {
     }
     seen.add(vhid)
   }
+  const wanSeen = new Set<number>()
+  for (const { wan, state } of hb.wans ?? []) {
+    if (!Number.isInteger(wan) || wan < 1 || wan > WAN_MAX || wanSeen.has(wan) || !['U', 'G', 'D'].includes(state)) {
+      throw new HeartbeatEncodeError('badVhid', `wan ${wan}:${state}: each WAN 1..${WAN_MAX} once, state U, G or D`)
+    }
+    wanSeen.add(wan)
+  }
   const vhids = hb.vhids.length === 0 ? '-' : hb.vhids.map((v) => `${v.vhid}:${v.state}`).join(',')
+  const wans = hb.wans && hb.wans.length > 0 ? ` w=${hb.wans.map((w) => `${w.wan}:${w.state}`).join(',')}` : ''
   const epoch = hb.epoch.toString(16).padStart(8, '0')
-  return finishLine(`${HEARTBEAT_PREFIX}${hb.node} e=${epoch} s=${hb.seq} d=${hb.demote} v=${vhids}`)
+  return finishLine(`${HEARTBEAT_PREFIX}${hb.node} e=${epoch} s=${hb.seq} d=${hb.demote} v=${vhids}${wans}`)
 }
 
 /** A "V" line carrying 1..HEARTBEAT_BLOB_MAX_BYTES bytes. Throws HeartbeatEncodeError otherwise. */
@@ -189,7 +204,17 @@ function parseHeartbeat(body: string): SerialFrame | null {
       vhids.push({ vhid, state: v[2] as VhidLetter })
     }
   }
-  return { kind: 'heartbeat', hb: { node: m[1]!, epoch: parseInt(m[2]!, 16), seq, demote, vhids } }
+  const hb: Heartbeat = { node: m[1]!, epoch: parseInt(m[2]!, 16), seq, demote, vhids }
+  if (m[6] !== undefined) {
+    const wans: NonNullable<Heartbeat['wans']> = []
+    for (const item of m[6].split(',')) {
+      const w = WAN_ITEM_RE.exec(item)
+      if (w === null || Number(w[1]) > WAN_MAX || wans.some((x) => x.wan === Number(w[1]))) return null
+      wans.push({ wan: Number(w[1]), state: w[2] as WanLetter })
+    }
+    hb.wans = wans
+  }
+  return { kind: 'heartbeat', hb }
 }
 
 function parseBlob(body: string): SerialFrame | null {

@@ -342,3 +342,17 @@ t.test('LineReader: random line noise between frames', async (t) => {
   t.same(bytewise.frames.map(describe), expected, 'the same byte by byte')
   t.same(bytewise.reader.counters, c)
 })
+
+t.test('the optional w= field carries the WAN health of a multi-WAN board', async (t) => {
+  const hb = { node: 'fw-a', epoch: 0x1a2b3c4d, seq: 42, demote: 0, vhids: [{ vhid: 1, state: 'M' as const }], wans: [{ wan: 1, state: 'U' as const }, { wan: 2, state: 'D' as const }, { wan: 3, state: 'G' as const }] }
+  const line = encodeHeartbeat(hb)
+  t.match(line, /^HB fw-a e=1a2b3c4d s=42 d=0 v=1:M w=1:U,2:D,3:G \*[0-9A-F]{8}\r\n$/)
+  t.same(decodeLine(line.trimEnd()), { ok: true, frame: { kind: 'heartbeat', hb } })
+  t.notMatch(encodeHeartbeat({ ...hb, wans: [] }), / w=/, 'no WANs, no field')
+  t.throws(() => encodeHeartbeat({ ...hb, wans: [{ wan: 33, state: 'U' }] }))
+  t.throws(() => encodeHeartbeat({ ...hb, wans: [{ wan: 1, state: 'U' }, { wan: 1, state: 'D' }] }))
+  const bad = (body: string) => decodeLine(`${body} *${crc32(body).toString(16).toUpperCase().padStart(8, '0')}`)
+  t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=1:X'), { ok: false, error: 'badField' })
+  t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=33:U'), { ok: false, error: 'badField' })
+  t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=1:U,1:D'), { ok: false, error: 'badField' })
+})

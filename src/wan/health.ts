@@ -1,0 +1,196 @@
+// Health of one WAN with hysteresis (SPEC "Multi-WAN", STYLE habit 7): probe rounds
+// in, a state out, and a reason an operator can read on the console.
+//
+//            downRounds failed in a row, or loss >= lossDown, or latency >= latencyDownMs
+//   online ------------------------------------------------------------------> offline
+//   degraded --------------------------------------------------------------->
+//   online  -- loss > lossUp or latency > latencyUpMs --> degraded
+//   degraded -- loss <= lossUp and latency <= latencyUpMs --> online
+//   offline -- upRounds good in a row, loss <= lossUp, latency <= latencyUpMs,
+//              healthy for failbackHoldMs (not the first time) --> online
+//
+// Falling takes several bad rounds, coming back takes more good ones and a hold, and
+// the two use different thresholds: a link that hovers near one number does not flap,
+// and connections do not move back to an uplink that is only just answering again.
+//
+// Pure: the caller passes each finished round and the monotonic time.
+
+import type { WanProbeConfig } from '../config/types.js'
+import type { RoundResult } from './probe.js'
+import type { WanState } from './types.js'
+
+/**
+ * Good rounds the window must hold before its mean latency is judged: one slow answer
+ * (a resolver's cache miss, a retransmit) is not yet a slow link. Capped at the window
+ * so a window of 1 or 2 still judges latency.
+ */
+export const LATENCY_MIN_GOOD_ROUNDS = 3
+/** The reason a WAN gives before it has ever been judged. */
+export const REASON_STARTING = 'starting: waiting for its first healthy probe rounds'
+
+const MS_PER_S = 1000
+
+/** What one round did to the WAN. `reason` says why it is in `state` (the last change's cause). */
+export interface HealthVerdict {
+  state: WanState
+  changed: boolean
+  reason: string
+}
+
+export interface WanHealthStatus {
+  state: WanState
+  sinceMs: number | null // monotonic ms of the last change; null: never changed since start
+  reason: string // why it is in this state
+  waiting: string | null // offline only: what it still waits for before it comes back
+  loss: number | null // fraction 0..1 over the window; null before the first round
+  latencyMs: number | null // mean of the good rounds in the window; null until enough are there
+  rounds: number // rounds in the window
+  goodInRow: number
+  failedInRow: number
+  everUp: boolean // false until the first time up (the boot case: no failback hold)
+}
+
+interface Sample {
+  good: boolean
+  latencyMs: number | null
+}
+
+interface Measure {
+  rounds: number
+  loss: number
+  latencyMs: number | null // null: fewer good rounds than the minimum to judge
+}
+
+const pct = (fraction: number): string => `${+(fraction * 100).toFixed(1)}%`
+const ms = (value: number): string => `${+value.toFixed(1)} ms`
+const seconds = (valueMs: number): string => `${(valueMs / MS_PER_S).toFixed(1)}s`
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
+
+export class WanHealth {
+  private readonly cfg: WanProbeConfig
+  private readonly samples: Sample[] = []
+  private state: WanState = 'offline'
+  private sinceMs: number | null = null
+  private reason = REASON_STARTING
+  private waiting: string | null = null
+  private goodInRow = 0
+  private failedInRow = 0
+  /** startedMs of the first round of the current good run: the failback hold counts from it. */
+  private goodSinceMs = 0
+  private everUp = false
+
+  constructor(cfg: WanProbeConfig) {
+    this.cfg = { ...cfg }
+  }
+
+  /** One finished probe round of this WAN. */
+  round(r: RoundResult, nowMs: number): HealthVerdict {
+    this.samples.push({ good: r.good, latencyMs: r.latencyMs })
+    if (this.samples.length > this.cfg.window) this.samples.shift()
+    if (r.good) {
+      if (this.goodInRow === 0) this.goodSinceMs = r.startedMs
+      this.goodInRow++
+      this.failedInRow = 0
+    } else {
+      this.failedInRow++
+      this.goodInRow = 0
+    }
+    const m = this.measure()
+    if (this.state === 'offline') return this.recover(m, nowMs)
+    const down = this.downReason(r, m)
+    if (down !== null) return this.change('offline', down, nowMs)
+    const slow = this.degradedReason(m)
+    if (slow !== null) return this.state === 'degraded' ? this.stay() : this.change('degraded', slow, nowMs)
+    return this.state === 'online' ? this.stay() : this.change('online', `back within the up thresholds: ${this.withinUpText(m)}`, nowMs)
+  }
+
+  status(): WanHealthStatus {
+    const m = this.samples.length === 0 ? null : this.measure()
+    return {
+      state: this.state,
+      sinceMs: this.sinceMs,
+      reason: this.reason,
+      waiting: this.state === 'offline' ? this.waiting : null,
+      loss: m === null ? null : m.loss,
+      latencyMs: m === null ? null : m.latencyMs,
+      rounds: this.samples.length,
+      goodInRow: this.goodInRow,
+      failedInRow: this.failedInRow,
+      everUp: this.everUp,
+    }
+  }
+
+  private measure(): Measure {
+    const good = this.samples.filter((s) => s.good && s.latencyMs !== null)
+    const failed = this.samples.filter((s) => !s.good).length
+    const enough = good.length >= Math.min(LATENCY_MIN_GOOD_ROUNDS, this.cfg.window)
+    return {
+      rounds: this.samples.length,
+      loss: failed / this.samples.length,
+      latencyMs: enough ? good.reduce((sum, s) => sum + s.latencyMs!, 0) / good.length : null,
+    }
+  }
+
+  /** Why an online or degraded WAN goes offline now, or null. */
+  private downReason(r: RoundResult, m: Measure): string | null {
+    const cfg = this.cfg
+    // A run of failures is the fast signal of a dead link (a cable pulled, the modem
+    // rebooting); loss over the window catches a link that drops every other round.
+    if (this.failedInRow >= cfg.downRounds) {
+      return `${this.failedInRow} probe rounds in a row failed (${r.answered} of ${plural(r.of, 'target')} answered)`
+    }
+    if (m.loss >= cfg.lossDown) return `loss ${pct(m.loss)} >= ${pct(cfg.lossDown)} over the last ${plural(m.rounds, 'round')}`
+    if (m.latencyMs !== null && m.latencyMs >= cfg.latencyDownMs) return `latency ${ms(m.latencyMs)} >= ${ms(cfg.latencyDownMs)}`
+    return null
+  }
+
+  /** Why a WAN that is not down is past an up threshold, or null. */
+  private degradedReason(m: Measure): string | null {
+    const cfg = this.cfg
+    if (m.loss > cfg.lossUp) return `loss ${pct(m.loss)} > ${pct(cfg.lossUp)} over the last ${plural(m.rounds, 'round')}`
+    if (m.latencyMs !== null && m.latencyMs > cfg.latencyUpMs) return `latency ${ms(m.latencyMs)} > ${ms(cfg.latencyUpMs)}`
+    return null
+  }
+
+  private withinUpText(m: Measure): string {
+    const latency = m.latencyMs === null ? '' : `, latency ${ms(m.latencyMs)} <= ${ms(this.cfg.latencyUpMs)}`
+    return `loss ${pct(m.loss)} <= ${pct(this.cfg.lossUp)}${latency} over the last ${plural(m.rounds, 'round')}`
+  }
+
+  /** An offline WAN: does it come back with this round? */
+  private recover(m: Measure, nowMs: number): HealthVerdict {
+    const cfg = this.cfg
+    if (this.goodInRow < cfg.upRounds) return this.wait(`${this.goodInRow} of ${plural(cfg.upRounds, 'good round')} in a row`)
+    // The up thresholds are the stricter ones: a WAN comes back only once the window
+    // looks clean, not merely no longer bad enough to take down.
+    const slow = this.degradedReason(m)
+    if (slow !== null) return this.wait(slow)
+    // A board that boots must not sit 10 s without uplinks: the hold guards against
+    // flapping back onto a link that failed, and a link that never ran has not failed.
+    if (!this.everUp) {
+      return this.change('online', `up: ${plural(this.goodInRow, 'good round')} in a row, ${this.withinUpText(m)} (first time up: no failback hold)`, nowMs)
+    }
+    const healthyMs = nowMs - this.goodSinceMs
+    if (healthyMs < cfg.failbackHoldMs) return this.wait(`failback hold: healthy for ${seconds(healthyMs)} of ${seconds(cfg.failbackHoldMs)}`)
+    return this.change('online', `recovered: ${plural(this.goodInRow, 'good round')} in a row, healthy for ${seconds(healthyMs)}`, nowMs)
+  }
+
+  private wait(what: string): HealthVerdict {
+    this.waiting = what
+    return this.stay()
+  }
+
+  private stay(): HealthVerdict {
+    return { state: this.state, changed: false, reason: this.reason }
+  }
+
+  /** The one place the state changes: it records when and why together. */
+  private change(state: WanState, reason: string, nowMs: number): HealthVerdict {
+    this.state = state
+    this.sinceMs = nowMs
+    this.reason = reason
+    this.waiting = null
+    if (state !== 'offline') this.everUp = true
+    return { state, changed: true, reason }
+  }
+}

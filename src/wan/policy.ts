@@ -1,0 +1,51 @@
+// Where new connections go, from the WANs' health (SPEC "Multi-WAN"): the lowest tier
+// that still has a healthy WAN carries them, split by weight among its healthy WANs.
+// Existing connections keep their WAN through the connection mark; this decides only
+// for new ones. Pure: states in, a WanPlan out for the rule generators.
+
+import type { ActiveWan, WanPlan, WanState } from './types.js'
+
+/** One WAN as the policy sees it: its place (tier), its share (weight) and its health. */
+export interface WanPolicyInput {
+  wan: number
+  tier: number // lower is preferred
+  weight: number // share within its tier
+  state: WanState
+}
+
+/** Degraded WANs still carry traffic: past an up threshold is not dead (types.ts, WanState). */
+const carries = (state: WanState): boolean => state !== 'offline'
+
+const byWan = (a: ActiveWan, b: ActiveWan): number => a.wan - b.wan
+
+/**
+ * `normal`: the lowest tier with at least one online or degraded WAN, and those WANs.
+ * `allDown`: no WAN is healthy, so every WAN takes a share (tier null): probes can be
+ * wrong (every probe target down at once, a filter eating DNS) and a router that
+ * refuses all new connections guarantees nothing works. No WANs at all: allDown with
+ * nothing active.
+ */
+export function plan(wans: WanPolicyInput[]): WanPlan {
+  const healthy = wans.filter((w) => carries(w.state))
+  if (healthy.length === 0) {
+    return { mode: 'allDown', tier: null, active: wans.map((w) => ({ wan: w.wan, weight: w.weight })).sort(byWan) }
+  }
+  const tier = Math.min(...healthy.map((w) => w.tier))
+  const active = healthy.filter((w) => w.tier === tier).map((w) => ({ wan: w.wan, weight: w.weight }))
+  return { mode: 'normal', tier, active: active.sort(byWan) }
+}
+
+const shares = (active: ActiveWan[]): string => active.map((a) => `wan${a.wan} x${a.weight}`).join(', ')
+
+/** One line for the console and `carpd status`. */
+export function describePlan(p: WanPlan): string {
+  if (p.mode === 'normal') return `tier ${p.tier}: ${shares(p.active)}`
+  if (p.active.length === 0) return 'no WAN configured'
+  return `every WAN is offline: spreading new connections over all of them (${shares(p.active)})`
+}
+
+/** True when the rules must be regenerated: another mode, tier, set of WANs or weight. */
+export function planChanged(a: WanPlan, b: WanPlan): boolean {
+  if (a.mode !== b.mode || a.tier !== b.tier || a.active.length !== b.active.length) return true
+  return a.active.some((x, i) => x.wan !== b.active[i]!.wan || x.weight !== b.active[i]!.weight)
+}

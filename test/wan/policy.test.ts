@@ -1,0 +1,90 @@
+import t from 'tap'
+import { describePlan, plan, planChanged, type WanPolicyInput } from '../../src/wan/policy.js'
+import type { WanPlan, WanState } from '../../src/wan/types.js'
+
+const wan = (n: number, tier: number, weight: number, state: WanState): WanPolicyInput => ({ wan: n, tier, weight, state })
+
+t.test('the lowest tier with a healthy WAN carries new connections, by weight', async (t) => {
+  const p = plan([wan(2, 1, 1, 'online'), wan(1, 1, 3, 'online'), wan(3, 2, 5, 'online')])
+  t.same(p, {
+    mode: 'normal',
+    tier: 1,
+    active: [
+      { wan: 1, weight: 3 },
+      { wan: 2, weight: 1 },
+    ],
+  })
+  t.equal(describePlan(p), 'tier 1: wan1 x3, wan2 x1')
+})
+
+t.test('degraded WANs still carry traffic; offline ones in the tier are left out', async (t) => {
+  const p = plan([wan(1, 1, 3, 'offline'), wan(2, 1, 1, 'degraded'), wan(3, 2, 5, 'online')])
+  t.same(p, { mode: 'normal', tier: 1, active: [{ wan: 2, weight: 1 }] })
+  t.equal(describePlan(p), 'tier 1: wan2 x1')
+})
+
+t.test('a tier with no healthy WAN hands over to the next', async (t) => {
+  const p = plan([wan(1, 1, 3, 'offline'), wan(2, 1, 1, 'offline'), wan(4, 3, 1, 'online'), wan(3, 2, 5, 'degraded')])
+  t.same(p, { mode: 'normal', tier: 2, active: [{ wan: 3, weight: 5 }] })
+  t.equal(describePlan(p), 'tier 2: wan3 x5')
+})
+
+t.test('tiers need not start at 1 or be listed in order', async (t) => {
+  const p = plan([wan(5, 9, 2, 'online'), wan(6, 4, 1, 'online'), wan(7, 4, 4, 'online')])
+  t.same(p, {
+    mode: 'normal',
+    tier: 4,
+    active: [
+      { wan: 6, weight: 1 },
+      { wan: 7, weight: 4 },
+    ],
+  })
+})
+
+t.test('every WAN offline: every WAN takes a share by weight', async (t) => {
+  const p = plan([wan(2, 1, 1, 'offline'), wan(1, 1, 3, 'offline'), wan(3, 2, 5, 'offline')])
+  t.same(p, {
+    mode: 'allDown',
+    tier: null,
+    active: [
+      { wan: 1, weight: 3 },
+      { wan: 2, weight: 1 },
+      { wan: 3, weight: 5 },
+    ],
+  })
+  t.equal(describePlan(p), 'every WAN is offline: spreading new connections over all of them (wan1 x3, wan2 x1, wan3 x5)')
+})
+
+t.test('no WANs at all', async (t) => {
+  const p = plan([])
+  t.same(p, { mode: 'allDown', tier: null, active: [] })
+  t.equal(describePlan(p), 'no WAN configured')
+})
+
+t.test('plan does not change its input', async (t) => {
+  const input = [wan(2, 1, 1, 'online'), wan(1, 1, 3, 'online')]
+  plan(input)
+  t.same(
+    input.map((w) => w.wan),
+    [2, 1],
+  )
+})
+
+t.test('planChanged: mode, tier, members and weights', async (t) => {
+  const base: WanPlan = {
+    mode: 'normal',
+    tier: 1,
+    active: [
+      { wan: 1, weight: 3 },
+      { wan: 2, weight: 1 },
+    ],
+  }
+  const copy = (p: WanPlan): WanPlan => ({ ...p, active: p.active.map((a) => ({ ...a })) })
+  t.notOk(planChanged(base, copy(base)), 'equal plans')
+  t.notOk(planChanged(base, plan([wan(1, 1, 3, 'online'), wan(2, 1, 1, 'degraded')])), 'online to degraded changes no rule')
+  t.ok(planChanged(base, { ...copy(base), mode: 'allDown', tier: null }), 'mode')
+  t.ok(planChanged(base, { ...copy(base), tier: 2 }), 'tier')
+  t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 3 }] }), 'a WAN fewer')
+  t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 3 }, { wan: 3, weight: 1 }] }), 'another WAN')
+  t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 2 }, { wan: 2, weight: 1 }] }), 'another weight')
+})
