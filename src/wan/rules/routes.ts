@@ -1,0 +1,77 @@
+// Linux policy routing for multi-WAN (SPEC "Multi-WAN"): argument arrays for `ip`,
+// never a shell line, so nothing in a name or address can be read as shell syntax.
+// Pure: commands out; platform/ runs them.
+//
+// Each WAN N has its own table (100 + N) with a default route through its gateway,
+// and rules sending it what it should carry:
+//   pref 9999:      look up main, but not its default route: connected and static
+//                   routes (the LANs, a VPN) win over the WAN marks, so traffic
+//                   between the router's own networks is never sent to a WAN
+//   pref 10000 + N: packets with WAN N's mark (the firewall rules set it)
+//   pref 10100 + N: packets from WAN N's own address: the router's own traffic, such
+//                   as the health probes bound to that address, leaves through its WAN
+// carpd owns these preferences and tables and nothing else.
+
+import {
+  WAN_MARK_MASK,
+  WAN_RULE_PREF_MARK,
+  WAN_RULE_PREF_SOURCE,
+  type WanSpec,
+  wanMark,
+  wanTable,
+} from '../types.js'
+
+/** The main-table rule that lets connected and static routes win over the marks. */
+export const WAN_RULE_PREF_MAIN = WAN_RULE_PREF_MARK - 1
+
+export interface RouteCommands {
+  /**
+   * Run first, each allowed to fail with "No such file or directory" (nothing to
+   * delete): removing carpd's rules before adding them makes a reload idempotent,
+   * where `ip rule add` alone would add a duplicate each time.
+   */
+  del: string[][]
+  /** Then these, in order; each must succeed. */
+  add: string[][]
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`
+}
+
+export function routeCommands(wans: WanSpec[]): RouteCommands {
+  // A source rule is deleted even when the address is unknown now: an earlier load
+  // may have added it for an address the WAN has since lost.
+  const prefs = [WAN_RULE_PREF_MAIN, ...wans.flatMap((w) => [WAN_RULE_PREF_MARK + w.wan, WAN_RULE_PREF_SOURCE + w.wan])]
+  const del = prefs.map((pref) => ['ip', 'rule', 'del', 'pref', String(pref)])
+  const add = [['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MAIN), 'table', 'main', 'suppress_prefixlength', '0']]
+  for (const w of wans) {
+    const table = String(wanTable(w.wan))
+    add.push(['ip', 'route', 'replace', 'default', 'via', w.gateway, 'dev', w.interface, 'table', table])
+    add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MARK + w.wan), 'fwmark', `${hex(wanMark(w.wan))}/${hex(WAN_MARK_MASK)}`, 'table', table])
+    if (w.address !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SOURCE + w.wan), 'from', w.address, 'table', table])
+  }
+  return { del, add }
+}
+
+/** The commands as shell text, one per line, for `carpd rules --routes`. */
+export function renderRouteCommands(wans: WanSpec[]): string {
+  const { del, add } = routeCommands(wans)
+  const lines = [
+    '# first remove carpd\'s rules ("No such file or directory" only means there was none)',
+    ...del.map(shellLine),
+    '# then add them',
+    ...add.map(shellLine),
+  ]
+  return `${lines.join('\n')}\n`
+}
+
+function shellLine(argv: string[]): string {
+  return argv.map(shellQuote).join(' ')
+}
+
+/** Words of safe characters as they are; anything else in single quotes. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word
+  return `'${word.replace(/'/g, `'\\''`)}'`
+}
