@@ -2,7 +2,8 @@
 //   bundle size ≤ 150 KB; idle RSS ≤ 45 MB; start to first packet ≤ 150 ms;
 //   CPU per hour of an idle master at advbase 1 (reported); failover against
 //   keepalived and ucarp (bench-failover.mjs); state sync (bench-sync.mjs);
-//   split-brain detection and failover with a witness (bench-quorum.mjs).
+//   split-brain detection and failover with a witness (bench-quorum.mjs); multi-WAN
+//   detection, rule load times and distribution (bench-wan.mjs).
 // Prints a table, then the same figures as JSON (also written to build/bench.json).
 import { spawn } from 'node:child_process'
 import { freePort, listener } from './udp-ports.mjs'
@@ -13,6 +14,7 @@ import { join } from 'node:path'
 import { failoverBench, failoverRows } from './bench-failover.mjs'
 import { syncBench, syncBenchRows } from './bench-sync.mjs'
 import { quorumBench, quorumRows } from './bench-quorum.mjs'
+import { wanBench, wanRows } from './bench-wan.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const CARPD = join(root, 'build/carpd.js')
@@ -118,6 +120,7 @@ const bundleBytes = statSync(CARPD).size
 const failover = process.env.CARPD_BENCH_FAILOVER === '0' ? { skipped: 'CARPD_BENCH_FAILOVER=0' } : await failoverBench()
 const sync = process.env.CARPD_BENCH_SYNC === '0' ? null : await syncBench()
 const quorum = process.env.CARPD_BENCH_QUORUM === '0' ? null : await quorumBench()
+const wan = process.env.CARPD_BENCH_WAN === '0' ? null : await wanBench()
 const start = await startToFirstPacket()
 const idle = await idleMaster()
 const baseline = await nodeBaseline()
@@ -143,6 +146,7 @@ const rows = [
 rows.push(...failoverRows(failover))
 if (sync) rows.push(...syncBenchRows(sync))
 if (quorum) rows.push(...quorumRows(quorum))
+if (wan) rows.push(...wanRows(wan))
 const w0 = Math.max(...rows.map((r) => r[0].length))
 const w1 = Math.max(...rows.map((r) => r[1].length))
 process.stdout.write(`\ncarpd bench (${new Date().toISOString()}, node ${process.version})\n\n`)
@@ -161,6 +165,7 @@ const json = {
   failover,
   sync,
   quorum,
+  wan,
   idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
 }
 writeFileSync(join(root, 'build/bench.json'), JSON.stringify(json, null, 2) + '\n')
