@@ -22,14 +22,17 @@ export interface WanLabOptions {
   weights?: [number, number]
   failbackHold?: string
   carpdPath?: string
+  toolsPath?: string // wan-tools.mjs (the bench passes it: bundled, this file is elsewhere)
 }
 
 export class WanLab {
   readonly lab: NetLab
   router: Carpd | null = null
+  private readonly tools: string
 
   constructor(readonly opts: WanLabOptions) {
     const l = (this.lab = opts.carpdPath ? new NetLab(opts.carpdPath) : new NetLab())
+    this.tools = opts.toolsPath ?? WAN_TOOLS
     l.addSwitch('lan')
     l.addSwitch('inet')
     for (const h of ['client', 'router', 'isp1', 'isp2', 'server']) l.addNamespace(h)
@@ -72,9 +75,9 @@ export class WanLab {
   async start(): Promise<void> {
     const l = this.lab
     for (const [isp, resolver] of [['isp1', '198.18.1.53'], ['isp2', '198.18.2.53']] as const) {
-      await l.spawnLines(isp, [process.execPath, WAN_TOOLS, 'dns', resolver]).waitFor(/dns listening/)
+      await l.spawnLines(isp, [process.execPath, this.tools, 'dns', resolver]).waitFor(/dns listening/)
     }
-    await l.spawnLines('server', [process.execPath, WAN_TOOLS, 'whoami', SERVER, String(SERVER_PORT)]).waitFor(/whoami listening/)
+    await l.spawnLines('server', [process.execPath, this.tools, 'whoami', SERVER, String(SERVER_PORT)]).waitFor(/whoami listening/)
     this.router = l.startCarpd('router', this.config())
     await this.router.waitFor(/wan2 wan2 offline->online/, 15_000)
     await this.router.waitFor(/wan1 wan1 offline->online/, 15_000)
@@ -83,14 +86,14 @@ export class WanLab {
 
   /** `count` new connections from the client, one after another; the WAN each took. */
   async connect(count: number): Promise<(number | null)[]> {
-    const c = this.lab.spawnLines('client', [process.execPath, WAN_TOOLS, 'connect', SERVER, String(SERVER_PORT), String(count)])
+    const c = this.lab.spawnLines('client', [process.execPath, this.tools, 'connect', SERVER, String(SERVER_PORT), String(count)])
     await c.waitFor(/^connected$/, 120_000)
     return c.lines.filter((x) => x.startsWith('{')).map((x) => wanOf((JSON.parse(x) as { from: string | null }).from))
   }
 
   /** `count` long-lived connections, kept open; returns the process to read reports from. */
   async hold(count: number): Promise<Carpd> {
-    const c = this.lab.spawnLines('client', [process.execPath, WAN_TOOLS, 'connect', SERVER, String(SERVER_PORT), String(count), 'hold'])
+    const c = this.lab.spawnLines('client', [process.execPath, this.tools, 'connect', SERVER, String(SERVER_PORT), String(count), 'hold'])
     await c.waitFor(/^connected$/, 60_000)
     return c
   }
