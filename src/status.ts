@@ -125,7 +125,9 @@ function wanLines(w: WanLinkStatus): string[] {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`)
   const lines = [`wan: new connections: ${w.plan}`]
   for (const x of w.wans) {
-    const counters = Object.entries(x.probes).filter(([, n]) => typeof n === 'number' && n > 0).map(([k, n]) => `${k} ${n}`)
+    const p = x.probes
+    const replies = Object.entries(p.replies).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`)
+    const counters = p.sent > 0 ? [`rounds ${p.rounds} (good ${p.goodRounds}, failed ${p.failedRounds})`, `queries ${p.sent}`, `replies: ${replies.join(' ') || 'none'}`] : []
     lines.push(
       `  wan${x.wan} ${x.interface} ${x.address ?? '(no address)'} ${x.state} for ${fmtDuration(x.forMs)}: ${x.reason}`,
       `    loss ${pct(x.loss)} latency ${x.latencyMs === null ? 'n/a' : `${Math.round(x.latencyMs)} ms`}; probes: ${counters.join(', ') || 'none yet'}`,

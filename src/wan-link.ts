@@ -109,16 +109,25 @@ export class WanLink {
     const { log } = this.deps
     for (const w of this.wans) {
       if (!w.spec.address) {
-        log.event('wan', `wan${w.spec.wan} ${w.spec.interface} has no IPv4 address: probes cannot leave through it, counted as failed`)
+        w.reason = `${w.spec.interface} has no IPv4 address: probes cannot leave through it`
+        log.event('wan', `wan${w.spec.wan} ${w.reason}, counted as failed`)
         continue
       }
       try {
-        w.transport = await this.deps.openSocket(w.spec.address)
+        const transport = await this.deps.openSocket(w.spec.address)
+        // stop() may have come while the socket was opening (SIGTERM at boot).
+        if (!this.running) {
+          await transport.close()
+          return
+        }
+        w.transport = transport
         w.transport.onPacket((bytes, from) => this.onReply(w, bytes, from.address))
       } catch (err) {
-        log.event('wan', `wan${w.spec.wan}: cannot open a probe socket on ${w.spec.address}: ${(err as Error).message}`)
+        w.reason = `cannot open a probe socket on ${w.spec.address}: ${(err as Error).message}`
+        log.event('wan', `wan${w.spec.wan}: ${w.reason}`)
       }
     }
+    if (!this.running) return
     const specs = this.specs()
     this.enqueue('routes', () => this.deps.applier.routes(this.deps.routes(specs)))
     this.replan()
@@ -194,10 +203,12 @@ export class WanLink {
     if (!this.running) return
     const now = this.deps.clock.now()
     let changed = false
+    const wentOffline = new Set<number>()
     for (const w of this.wans) {
       for (const r of w.prober.tick(now)) {
         const h = w.health.round(r, now)
         if (!h.changed) continue
+        if (h.state === 'offline') wentOffline.add(w.spec.wan)
         this.deps.log.event('wan', `wan${w.spec.wan} ${w.spec.interface} ${w.state}->${h.state} reason="${h.reason}"`)
         w.state = h.state
         w.sinceMs = now
@@ -205,13 +216,14 @@ export class WanLink {
         changed = true
       }
     }
-    if (changed) this.replan()
+    if (changed) this.replan(wentOffline)
     this.wakeTimer?.cancel()
     const next = Math.min(...this.wans.map((w) => w.prober.nextWakeMs()))
     this.wakeTimer = Number.isFinite(next) ? this.deps.clock.at(Math.max(now, next), () => this.tick()) : null
   }
 
-  private replan(): void {
+  /** `wentOffline`: WANs that just failed; only their connections are removed. */
+  private replan(wentOffline: ReadonlySet<number> = new Set()): void {
     const next = makePlan(this.wans.map((w) => ({ wan: w.spec.wan, tier: w.spec.tier, weight: w.spec.weight, state: w.state })))
     const before = this.plan
     if (before && !planChanged(before, next)) return
@@ -220,12 +232,12 @@ export class WanLink {
     const specs = this.specs()
     const rules = this.deps.render(specs, next)
     this.enqueue(`${rules.flavour} rules`, () => this.deps.applier.loadRules(rules.flavour, rules.text, rules.hooks), true)
-    // Only connections of a WAN that left the plan go, after the new rules are in.
-    const gone = (before?.active ?? []).filter((a) => !next.active.some((b) => b.wan === a.wan))
+    // Only connections of a WAN that just failed and left the plan go, after the new
+    // rules are in. (A WAN that leaves it because a better tier came back, or that
+    // was already offline while every WAN was, keeps its connections.)
+    const gone = (before?.active ?? []).filter((a) => !next.active.some((b) => b.wan === a.wan) && wentOffline.has(a.wan))
     for (const a of gone) {
-      const w = this.wans.find((x) => x.spec.wan === a.wan)!
-      if (w.state !== 'offline') continue
-      this.enqueue(`flush wan${a.wan}`, async () => {
+      this.enqueue(`removing wan${a.wan}'s connections`, async () => {
         const n = await this.deps.applier.flushConnections(a.wan)
         this.flushed += n
         this.deps.log.event('wan', `wan${a.wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
@@ -247,7 +259,7 @@ export class WanLink {
           this.loadFailures++
           this.lastLoad = { ok: false, atMs: this.deps.clock.now(), error: message }
         }
-        this.deps.log.event('wan', `${what} not loaded, the previous set stays: ${message}`)
+        this.deps.log.event('wan', isLoad ? `${what} not loaded, the previous set stays: ${message}` : `${what} failed: ${message}`)
       }
     })
   }

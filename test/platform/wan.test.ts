@@ -1,0 +1,233 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import t, { type Test } from 'tap'
+import type { CommandResult, Runner } from '../../src/platform/exec.js'
+import { dryRunWanApplier, linuxWanApplier, WanApplyError, type WanHook } from '../../src/platform/wan.js'
+import { iptablesHooks } from '../../src/wan/rules/index.js'
+
+const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '', timedOut: false })
+const exit = (code: number, stderr = '', stdout = ''): CommandResult => ({ code, stdout, stderr, timedOut: false })
+
+const WAN_COMMAND_TIMEOUT_MS = 10_000
+const RULES = '*mangle\n:CARPD_WAN - [0:0]\n-A CARPD_WAN -j RETURN\nCOMMIT\n'
+
+interface Seen {
+  argv: string[]
+  timeoutMs: number
+  /** The rules file named by the command, as it was while the command ran. */
+  file?: { path: string; text: string; mode: number }
+}
+
+/**
+ * Records every argument array and answers from a table of (argv prefix → result);
+ * unlisted commands succeed. A command whose last argument is a file that exists has
+ * the file read while it runs.
+ */
+function fakeRunner(answers: [string, CommandResult][] = []) {
+  const seen: Seen[] = []
+  const run: Runner = async (argv, timeoutMs) => {
+    const s: Seen = { argv: [...argv], timeoutMs }
+    const last = argv[argv.length - 1]!
+    if (last.startsWith(tmpdir()) && existsSync(last)) {
+      s.file = { path: last, text: readFileSync(last, 'utf8'), mode: statSync(last).mode & 0o777 }
+    }
+    seen.push(s)
+    const line = argv.join(' ')
+    return answers.find(([prefix]) => line.startsWith(prefix))?.[1] ?? ok()
+  }
+  /** The commands as lines, the rules file shown as FILE. */
+  const lines = () => seen.map((s) => s.argv.map((a) => (a === s.file?.path ? 'FILE' : a)).join(' '))
+  return { seen, run, lines }
+}
+
+function recordingLog() {
+  const lines: string[] = []
+  return { lines, log: { event: (sub: string, msg: string) => void lines.push(`${sub} ${msg}`) } }
+}
+
+/** Every command that read the rules file saw `text`, from one private file that is gone now. */
+function checkFile(t: Test, seen: Seen[], text: string, name: string): void {
+  const files = seen.filter((s) => s.file)
+  t.ok(files.length > 0, 'the rules file existed while the commands ran')
+  for (const s of files) {
+    t.equal(s.file!.text, text, `${s.argv[0]} read exactly the rules`)
+    t.equal(s.file!.mode, 0o600, 'only root reads the rules file')
+    t.equal(basename(s.file!.path), name)
+    t.match(basename(dirname(s.file!.path)), /^carpd-wan-/)
+  }
+  t.equal(new Set(files.map((s) => s.file!.path)).size, 1, 'the check and the load read the same file')
+  const path = files[0]!.file!.path
+  t.notOk(existsSync(path), 'the file is removed afterwards')
+  t.notOk(existsSync(dirname(path)), 'and its directory')
+}
+
+t.test('iptables: check, load, then each jump checked with -C and inserted only when missing', async (t) => {
+  const r = fakeRunner([['iptables -t nat -C POSTROUTING', exit(1, 'iptables: No chain/target/match by that name.')]])
+  const { lines, log } = recordingLog()
+  await linuxWanApplier({ run: r.run, log }).loadRules('iptables', RULES, iptablesHooks())
+  t.same(r.lines(), [
+    'iptables-restore --test --noflush FILE',
+    'iptables-restore --noflush FILE',
+    'iptables -t mangle -C PREROUTING -j CARPD_WAN',
+    'iptables -t nat -C POSTROUTING -j CARPD_WAN_NAT',
+    'iptables -t nat -I POSTROUTING 1 -j CARPD_WAN_NAT',
+  ])
+  t.ok(r.seen.every((s) => s.timeoutMs === WAN_COMMAND_TIMEOUT_MS), 'every command has the timeout')
+  checkFile(t, r.seen, RULES, 'rules.iptables')
+  t.same(lines, ['wan hooked nat POSTROUTING: -j CARPD_WAN_NAT'], 'only the inserted jump is logged')
+})
+
+t.test('iptables with every jump present inserts nothing and logs nothing', async (t) => {
+  const r = fakeRunner()
+  const { lines, log } = recordingLog()
+  await linuxWanApplier({ run: r.run, log }).loadRules('iptables', RULES, iptablesHooks())
+  t.same(r.lines().filter((l) => l.includes(' -I ')), [])
+  t.same(lines, [])
+})
+
+t.test('iptables with no hooks runs only the check and the load', async (t) => {
+  const r = fakeRunner()
+  await linuxWanApplier({ run: r.run, log: recordingLog().log }).loadRules('iptables', '', [])
+  t.same(r.lines(), ['iptables-restore --test --noflush FILE', 'iptables-restore --noflush FILE'])
+  checkFile(t, r.seen, '', 'rules.iptables')
+})
+
+t.test('a failing check rejects with checkFailed, never loads, and leaves no file', async (t) => {
+  const r = fakeRunner([['iptables-restore --test', exit(2, 'iptables-restore: line 3 failed\n')]])
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  const err = await p.loadRules('iptables', RULES, iptablesHooks()).then(
+    () => null,
+    (e: unknown) => e,
+  )
+  t.type(err, WanApplyError)
+  const e = err as WanApplyError
+  t.equal(e.code, 'checkFailed')
+  const file = r.seen[0]!.file!.path
+  t.equal(e.message, `iptables-restore --test --noflush ${file}: iptables-restore: line 3 failed`, 'the command and the tool\'s message, trimmed')
+  t.same(r.lines(), ['iptables-restore --test --noflush FILE'], 'no load, no hooks')
+  checkFile(t, r.seen, RULES, 'rules.iptables')
+})
+
+t.test('a failing load rejects with loadFailed and touches no jump', async (t) => {
+  const r = fakeRunner([['iptables-restore --noflush', exit(1, '', 'iptables-restore: unable to initialize table')]])
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  await t.rejects(p.loadRules('iptables', RULES, iptablesHooks()), { code: 'loadFailed', message: /--noflush \S+: iptables-restore: unable to initialize table$/ }, 'stdout when stderr is empty')
+  t.same(r.lines(), ['iptables-restore --test --noflush FILE', 'iptables-restore --noflush FILE'])
+  checkFile(t, r.seen, RULES, 'rules.iptables')
+})
+
+t.test('a jump that cannot be inserted rejects with hookFailed; a silent failure says its exit code', async (t) => {
+  const hooks: WanHook[] = [{ table: 'mangle', chain: 'PREROUTING', rule: ['-j', 'CARPD_WAN'] }]
+  const r = fakeRunner([
+    ['iptables -t mangle -C', exit(1)],
+    ['iptables -t mangle -I', exit(4, '  \n')],
+  ])
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  await t.rejects(p.loadRules('iptables', RULES, hooks), new WanApplyError('hookFailed', 'iptables -t mangle -I PREROUTING 1 -j CARPD_WAN: exit 4'))
+  t.same(r.lines().slice(2), ['iptables -t mangle -C PREROUTING -j CARPD_WAN', 'iptables -t mangle -I PREROUTING 1 -j CARPD_WAN'])
+  t.notOk(existsSync(dirname(r.seen[0]!.file!.path)), 'the file is removed after a failure too')
+})
+
+t.test('nft: check with -c, then load the table in one transaction; no jumps to manage', async (t) => {
+  const text = 'table inet carpd_wan {\n}\n'
+  const r = fakeRunner()
+  await linuxWanApplier({ run: r.run, log: recordingLog().log }).loadRules('nft', text, iptablesHooks())
+  t.same(r.lines(), ['nft -c -f FILE', 'nft -f FILE'], 'hooks are ignored for nft')
+  t.ok(r.seen.every((s) => s.timeoutMs === WAN_COMMAND_TIMEOUT_MS))
+  checkFile(t, r.seen, text, 'rules.nft')
+})
+
+t.test('nft: a failing check rejects with checkFailed and does not load', async (t) => {
+  const r = fakeRunner([['nft -c', exit(1, 'Error: syntax error, unexpected junk')]])
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  await t.rejects(p.loadRules('nft', 'junk\n', []), { code: 'checkFailed', message: /^nft -c -f \S+rules\.nft: Error: syntax error, unexpected junk$/ })
+  t.same(r.lines(), ['nft -c -f FILE'])
+  checkFile(t, r.seen, 'junk\n', 'rules.nft')
+})
+
+t.test('nft: a failing load rejects with loadFailed', async (t) => {
+  const r = fakeRunner([['nft -f', exit(1, 'Error: Could not process rule: Operation not permitted')]])
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  await t.rejects(p.loadRules('nft', 'table inet carpd_wan {}\n', []), { code: 'loadFailed', message: /Operation not permitted$/ })
+  t.same(r.lines(), ['nft -c -f FILE', 'nft -f FILE'])
+})
+
+t.test('routes: every del runs and may fail, then every add in order', async (t) => {
+  const r = fakeRunner([['ip rule del', exit(2, 'RTNETLINK answers: No such file or directory')]])
+  const cmds = {
+    del: [
+      ['ip', 'rule', 'del', 'pref', '9999'],
+      ['ip', 'rule', 'del', 'pref', '10001'],
+    ],
+    add: [
+      ['ip', 'route', 'replace', 'default', 'via', '198.51.100.1', 'dev', 'wan0', 'table', '101'],
+      ['ip', 'rule', 'add', 'pref', '10001', 'fwmark', '0x100/0xff00', 'table', '101'],
+    ],
+  }
+  await linuxWanApplier({ run: r.run, log: recordingLog().log }).routes(cmds)
+  t.same(r.lines(), [...cmds.del, ...cmds.add].map((a) => a.join(' ')))
+  t.ok(r.seen.every((s) => s.timeoutMs === WAN_COMMAND_TIMEOUT_MS))
+})
+
+t.test('routes: a failing add rejects with routeFailed and stops there', async (t) => {
+  const r = fakeRunner([['ip route replace', exit(2, 'Error: Nexthop has invalid gateway.')]])
+  const cmds = {
+    del: [['ip', 'rule', 'del', 'pref', '10001']],
+    add: [
+      ['ip', 'route', 'replace', 'default', 'via', '10.9.9.9', 'dev', 'wan0', 'table', '101'],
+      ['ip', 'rule', 'add', 'pref', '10001', 'fwmark', '0x100/0xff00', 'table', '101'],
+    ],
+  }
+  const p = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  await t.rejects(p.routes(cmds), { code: 'routeFailed', message: 'ip route replace default via 10.9.9.9 dev wan0 table 101: Error: Nexthop has invalid gateway.' })
+  t.same(r.lines(), ['ip rule del pref 10001', 'ip route replace default via 10.9.9.9 dev wan0 table 101'])
+})
+
+t.test('flushConnections removes only the WAN mark and counts what conntrack deleted', async (t) => {
+  const cases: [number, CommandResult, number, string][] = [
+    [2, exit(0, 'conntrack v1.4.7 (conntrack-tools): 12 flow entries have been deleted.\n'), 12, 'many, on stderr'],
+    [2, exit(0, 'conntrack v1.4.7 (conntrack-tools): 1 flow entry has been deleted.\n'), 1, 'one'],
+    [2, exit(1, 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n'), 0, 'none: exit 1'],
+    [2, exit(0, '', '3 flow entries have been deleted.'), 3, 'on stdout'],
+    [2, exit(1, 'conntrack: command not found'), 0, 'no count at all'],
+  ]
+  for (const [wan, result, want, what] of cases) {
+    const r = fakeRunner([['conntrack', result]])
+    t.equal(await linuxWanApplier({ run: r.run, log: recordingLog().log }).flushConnections(wan), want, what)
+    t.same(r.lines(), ['conntrack -D --mark 0x200/0xff00'], what)
+    t.equal(r.seen[0]!.timeoutMs, WAN_COMMAND_TIMEOUT_MS)
+  }
+  const r = fakeRunner()
+  await linuxWanApplier({ run: r.run, log: recordingLog().log }).flushConnections(17)
+  t.same(r.lines(), ['conntrack -D --mark 0x1100/0xff00'], 'WAN 17: 17 << 8')
+})
+
+t.test('WanApplyError carries a stable code', async (t) => {
+  const e = new WanApplyError('routeFailed', 'x')
+  t.type(e, Error)
+  t.equal(e.code, 'routeFailed')
+  t.equal(e.message, 'x')
+})
+
+t.test('dry-run says what it would run and runs nothing', async (t) => {
+  const { lines, log } = recordingLog()
+  const p = dryRunWanApplier(log)
+  await p.loadRules('iptables', 'a\nb\nc', iptablesHooks())
+  await p.loadRules('nft', 'table inet carpd_wan {}\n', [])
+  await p.routes({ del: [['ip', 'rule', 'del', 'pref', '10001']], add: [['ip', 'rule', 'add', 'pref', '10001', 'table', '101']] })
+  t.equal(await p.flushConnections(2), 0)
+  t.same(lines, [
+    'dry-run iptables-restore --noflush (3 lines)',
+    'dry-run nft -f (2 lines)',
+    'dry-run ip rule del pref 10001',
+    'dry-run ip rule add pref 10001 table 101',
+    'dry-run conntrack -D --mark 0x200/0xff00',
+  ])
+})
+
+t.test('the rules directory is made under the temporary directory', async (t) => {
+  const r = fakeRunner()
+  await linuxWanApplier({ run: r.run, log: recordingLog().log }).loadRules('nft', 'x\n', [])
+  t.equal(dirname(dirname(r.seen[0]!.file!.path)), join(tmpdir()))
+})
