@@ -32,6 +32,7 @@ import { masterDownMs } from './carp/vhid.js'
 import { type Runner, execRunner } from './platform/exec.js'
 import { dryRunWanApplier, linuxWanApplier } from './platform/wan.js'
 import { WanLink } from './wan-link.js'
+import { wanDemotion } from './wan/policy.js'
 import { renderWanSet, routeCommands } from './wan/rules/index.js'
 import { RulesError, parseWanStates, renderRules } from './wan/rules/index.js'
 import { DEMOTE_WAN } from './carp/constants.js'
@@ -499,11 +500,8 @@ function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, age
     openSocket: (address) => openUdpTransport({ port: 0, bindAddress: address, multicastInterfaces: new Map() }),
     addressOf: (iface) => interfaceNet(iface)?.address ?? null,
     onRound: () => {
-      const own = link.states()
-      const peer = quorum?.peerWans() ?? null
-      const ownDead = own.length > 0 && own.every((w) => w.state === 'offline')
-      const peerUp = peer !== null && peer.some((w) => w.state !== 'D')
-      agent.demote('wan', ownDead && peerUp ? DEMOTE_WAN : 0, ownDead && peerUp ? 'every WAN offline while the peer has a healthy one' : 'a WAN is healthy again (or the peer has none)')
+      const why = wanDemotion(link.states(), quorum?.peerWans() ?? null)
+      agent.demote('wan', why ? DEMOTE_WAN : 0, why ?? 'a WAN is healthy again, or the peer has none')
     },
   })
   quorum?.setWans(() => link.states())

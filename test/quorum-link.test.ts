@@ -219,3 +219,14 @@ t.test('the fence follows the lease of a master, and its expiry takes the vhid d
   const other = master === 'fw-a' ? 'fw-b' : 'fw-a'
   t.match(p.node(other).fence.at(-1) ?? 'drop 1', /^drop 1$/, 'the board that let go lifted its hold')
 })
+
+t.test('multi-WAN health travels in the heartbeats to the peer', async (t) => {
+  const p = await steady()
+  p.node('fw-a').quorum.setWans(() => [{ wan: 1, state: 'offline' }, { wan: 2, state: 'degraded' }])
+  await p.run(600)
+  t.same(p.node('fw-b').quorum.peerWans(), [{ wan: 1, state: 'D' }, { wan: 2, state: 'G' }])
+  t.equal(p.node('fw-a').quorum.peerWans(), null, 'fw-b has no WANs: nothing in its heartbeats')
+  for (const x of ['sync', 'serial'] as const) p.cut('fw-a', x)
+  await p.run(1500)
+  t.equal(p.node('fw-b').quorum.peerWans(), null, 'stale once the peer paths are silent')
+})

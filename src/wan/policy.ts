@@ -49,3 +49,14 @@ export function planChanged(a: WanPlan, b: WanPlan): boolean {
   if (a.mode !== b.mode || a.tier !== b.tier || a.active.length !== b.active.length) return true
   return a.active.some((x, i) => x.wan !== b.active[i]!.wan || x.weight !== b.active[i]!.weight)
 }
+
+/**
+ * Pair awareness (SPEC "Multi-WAN"): a board whose WANs are all offline while the
+ * peer, heard on a sync or serial path, has a healthy one should hand the VIPs over.
+ * Returns the reason to demote, or null. Without news of the peer: never.
+ */
+export function wanDemotion(own: readonly { state: WanState }[], peer: readonly { state: 'U' | 'G' | 'D' }[] | null): string | null {
+  if (own.length === 0 || own.some((w) => w.state !== 'offline')) return null
+  if (peer === null || !peer.some((w) => w.state !== 'D')) return null
+  return 'every WAN offline while the peer has a healthy one'
+}

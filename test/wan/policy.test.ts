@@ -88,3 +88,15 @@ t.test('planChanged: mode, tier, members and weights', async (t) => {
   t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 3 }, { wan: 3, weight: 1 }] }), 'another WAN')
   t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 2 }, { wan: 2, weight: 1 }] }), 'another weight')
 })
+
+t.test('pair awareness: demote only when every own WAN is offline and the peer has a healthy one', async (t) => {
+  const { wanDemotion } = await import('../../src/wan/policy.js')
+  const off = { state: 'offline' as const }
+  const on = { state: 'online' as const }
+  t.equal(wanDemotion([off, off], [{ state: 'U' }]), 'every WAN offline while the peer has a healthy one')
+  t.equal(wanDemotion([off, off], [{ state: 'G' }, { state: 'D' }]), 'every WAN offline while the peer has a healthy one')
+  t.equal(wanDemotion([off, on], [{ state: 'U' }]), null, 'one own WAN still works')
+  t.equal(wanDemotion([off], [{ state: 'D' }]), null, 'the peer is no better off')
+  t.equal(wanDemotion([off], null), null, 'nothing known of the peer')
+  t.equal(wanDemotion([], [{ state: 'U' }]), null, 'no WANs here')
+})
