@@ -1,7 +1,7 @@
 // Bundles src/main.ts into build/carpd.js: one minified, brotli-packed file, Node built-ins only,
 // with a #! line so the file can be copied to a CF card and run as it is.
 import { build } from 'esbuild'
-import { chmod, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises'
 import zlib, { brotliCompressSync } from 'node:zlib'
 import { builtinModules } from 'node:module'
 import { genBoards } from './scripts/gen-boards.mjs'
@@ -36,6 +36,8 @@ const result = await build({
 // code and compiles it as this same module (file name and stack traces stay those of
 // carpd.js, 1 ms at start); build/carpd.plain.js is the same code, readable.
 const code = result.outputFiles[0].text
+// esbuild writes nothing itself here (write: false), so on a fresh clone build/ is not there yet.
+await mkdir(`${root}build`, { recursive: true })
 await writeFile(PLAIN, `#!/usr/bin/env node\n${code}`)
 const packed = brotliCompressSync(Buffer.from(code), {
   params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: code.length },

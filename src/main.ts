@@ -79,7 +79,8 @@ exit codes: 0 ok, 1 bad config or usage, 2 runtime failure
 
 Runs the agent: CARP on every carp.N block of FILE; state sync when sync.interface
 is set; split-brain protection when the peer is reachable on the sync link or the
-serial line (serial.device), or a witness is set (then with a fence child process).
+serial line (serial.device), or a witness is set (then with a fence child process);
+multi-WAN on the wan.N blocks (a file with only wan.N blocks is a single router).
   -c, --config FILE   the configuration (default ${DEFAULT_CONFIG})
   --dry-run           log the OS commands (ip, arping, hooks) instead of running them
                       (without it, platform = linux runs them: needs root)
