@@ -30,7 +30,7 @@ import { VOTE_VERSION } from './wire/vote.js'
 import { WITNESS_PORT_DEFAULT } from './quorum/witness.js'
 import { masterDownMs } from './carp/vhid.js'
 import { type Runner, execRunner } from './platform/exec.js'
-import { dryRunWanApplier, linuxWanApplier } from './platform/wan.js'
+import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from './platform/wan.js'
 import { WanLink } from './wan-link.js'
 import { wanDemotion } from './wan/policy.js'
 import { renderWanSet, routeCommands } from './wan/rules/index.js'
@@ -506,6 +506,10 @@ function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, age
     },
   })
   quorum?.setWans(() => link.states())
+  for (const w of config.wans) {
+    const warning = reversePathWarning(w.interface, (path) => readFileSync(path, 'utf8'))
+    if (warning) log.event('wan', `warning: ${warning}`)
+  }
   return link
 }
 

@@ -124,6 +124,7 @@ function quorumLines(q: QuorumStatus): string[] {
 function wanLines(w: WanLinkStatus): string[] {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`)
   const lines = [`wan: new connections: ${w.plan}`]
+  if (w.wanted) lines.push(`  wanted, not loaded yet: ${w.wanted}`)
   for (const x of w.wans) {
     const p = x.probes
     const replies = Object.entries(p.replies).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`)

@@ -19,6 +19,8 @@ import { WanProber } from './wan/probe.js'
 import type { WanPlan, WanSpec, WanState } from './wan/types.js'
 
 const DNS_PORT = 53
+/** A failed rules load is tried again this long after. */
+const LOAD_RETRY_MS = 5000
 
 export interface WanRules {
   flavour: 'iptables' | 'nft'
@@ -57,7 +59,8 @@ export interface WanStatus {
 }
 
 export interface WanLinkStatus {
-  plan: string
+  plan: string // what the kernel has
+  wanted: string | null // a plan not loaded yet (a load failed and is tried again)
   wans: WanStatus[]
   loads: number
   loadFailures: number
@@ -86,6 +89,10 @@ export class WanLink {
   private loadFailures = 0
   private lastLoad: { ok: boolean; atMs: number; error: string | null } | null = null
   private flushed = 0
+  private loaded: WanPlan | null = null
+  private rulesInstalled = false
+  private retry: TimerHandle | null = null
+  private readonly toFlush = new Set<number>()
 
   constructor(private readonly deps: WanLinkDeps) {
     const now = deps.clock.now()
@@ -128,8 +135,6 @@ export class WanLink {
       }
     }
     if (!this.running) return
-    const specs = this.specs()
-    this.enqueue('routes', () => this.deps.applier.routes(this.deps.routes(specs)))
     this.replan()
     this.round()
   }
@@ -138,6 +143,7 @@ export class WanLink {
     this.running = false
     this.roundTimer?.cancel()
     this.wakeTimer?.cancel()
+    this.retry?.cancel()
     await Promise.all(this.wans.map((w) => w.transport?.close()))
     await this.queue
   }
@@ -150,7 +156,8 @@ export class WanLink {
   status(): WanLinkStatus {
     const now = this.deps.clock.now()
     return {
-      plan: this.plan ? describePlan(this.plan) : 'none yet',
+      plan: this.loaded ? describePlan(this.loaded) : 'none loaded yet',
+      wanted: this.plan && (!this.loaded || planChanged(this.plan, this.loaded)) ? describePlan(this.plan) : null,
       wans: this.wans.map((w) => {
         const h = w.health.status()
         return {
@@ -209,6 +216,7 @@ export class WanLink {
         const h = w.health.round(r, now)
         if (!h.changed) continue
         if (h.state === 'offline') wentOffline.add(w.spec.wan)
+        else this.toFlush.delete(w.spec.wan)
         this.deps.log.event('wan', `wan${w.spec.wan} ${w.spec.interface} ${w.state}->${h.state} reason="${h.reason}"`)
         w.state = h.state
         w.sinceMs = now
@@ -226,41 +234,73 @@ export class WanLink {
   private replan(wentOffline: ReadonlySet<number> = new Set()): void {
     const next = makePlan(this.wans.map((w) => ({ wan: w.spec.wan, tier: w.spec.tier, weight: w.spec.weight, state: w.state })))
     const before = this.plan
+    for (const wan of wentOffline) this.toFlush.add(wan)
     if (before && !planChanged(before, next)) return
     this.plan = next
     this.deps.log.event('wan', `new connections: ${describePlan(next)}`)
-    const specs = this.specs()
-    const rules = this.deps.render(specs, next)
-    this.enqueue(`${rules.flavour} rules`, () => this.deps.applier.loadRules(rules.flavour, rules.text, rules.hooks), true)
-    // Only connections of a WAN that just failed and left the plan go, after the new
-    // rules are in. (A WAN that leaves it because a better tier came back, or that
-    // was already offline while every WAN was, keeps its connections.)
-    const gone = (before?.active ?? []).filter((a) => !next.active.some((b) => b.wan === a.wan) && wentOffline.has(a.wan))
-    for (const a of gone) {
-      this.enqueue(`removing wan${a.wan}'s connections`, async () => {
-        const n = await this.deps.applier.flushConnections(a.wan)
-        this.flushed += n
-        this.deps.log.event('wan', `wan${a.wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
-      })
-    }
+    this.load()
   }
 
-  private enqueue(what: string, job: () => Promise<void>, isLoad = false): void {
+  /**
+   * Loads the current plan: routes (the kernel drops a table's default route when its
+   * link goes down, so they are put back with every load), then the rules, then,
+   * only if the rules are in, removes the connections of the WANs that failed. A
+   * failed load is tried again after LOAD_RETRY_MS; the plan carpd shows as loaded
+   * is the one in the kernel.
+   */
+  private load(): void {
+    this.retry?.cancel()
+    this.retry = null
     this.queue = this.queue.then(async () => {
+      if (!this.running) return
+      const plan = this.plan!
+      const specs = this.specs()
+      // The ip rules go in once (deleting and adding them again would leave marked
+      // traffic without a rule for a moment); the routes, idempotent with `replace`,
+      // with every load.
+      const cmds = this.deps.routes(specs)
       try {
-        await job()
-        if (isLoad) {
-          this.loads++
-          this.lastLoad = { ok: true, atMs: this.deps.clock.now(), error: null }
-        }
+        await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: cmds.add.filter((argv) => argv[1] === 'route') } : cmds)
+        this.rulesInstalled = true
       } catch (err) {
         const message = (err as Error).message
-        if (isLoad) {
-          this.loadFailures++
-          this.lastLoad = { ok: false, atMs: this.deps.clock.now(), error: message }
+        // Every add is tried; the ip rules are in unless one of them is what failed
+        // (a WAN whose route cannot go in yet, PPPoE at boot, is no reason to delete
+        // and add them all again with every load).
+        if (!message.includes('ip rule add')) this.rulesInstalled = true
+        this.deps.log.event('wan', `routes not all loaded: ${message}`)
+      }
+      const rules = this.deps.render(specs, plan)
+      try {
+        await this.deps.applier.loadRules(rules.flavour, rules.text, rules.hooks)
+      } catch (err) {
+        const message = (err as Error).message
+        this.loadFailures++
+        this.lastLoad = { ok: false, atMs: this.deps.clock.now(), error: message }
+        this.deps.log.event('wan', `${rules.flavour} rules not loaded, the previous set stays (again in ${LOAD_RETRY_MS / 1000}s): ${message}`)
+        if (this.running && !this.retry) this.retry = this.deps.clock.at(this.deps.clock.now() + LOAD_RETRY_MS, () => this.load())
+        return
+      }
+      this.loads++
+      this.loaded = plan
+      this.retry?.cancel()
+      this.retry = null
+      this.lastLoad = { ok: true, atMs: this.deps.clock.now(), error: null }
+      // Only WANs that just failed, and only now that new connections avoid them.
+      for (const wan of [...this.toFlush]) {
+        this.toFlush.delete(wan)
+        if (plan.active.some((a) => a.wan === wan)) continue // all down: still in use
+        if (this.wans.find((w) => w.spec.wan === wan)?.state !== 'offline') continue // back already
+        try {
+          const n = await this.deps.applier.flushConnections(wan)
+          this.flushed += n
+          this.deps.log.event('wan', `wan${wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
+        } catch (err) {
+          this.deps.log.event('wan', `removing wan${wan}'s connections failed: ${(err as Error).message}`)
         }
-        this.deps.log.event('wan', isLoad ? `${what} not loaded, the previous set stays: ${message}` : `${what} failed: ${message}`)
       }
     })
   }
+
+
 }

@@ -15,6 +15,8 @@ import type { Runner } from './exec.js'
 import { WAN_MARK_MASK, wanMark } from '../wan/types.js'
 
 const WAN_COMMAND_TIMEOUT_MS = 10_000
+/** Seconds iptables waits for the xtables lock. */
+const XTABLES_WAIT_S = '5'
 
 export interface WanHook {
   table: string
@@ -34,7 +36,7 @@ export interface WanApplier {
 
 export class WanApplyError extends Error {
   constructor(
-    readonly code: 'checkFailed' | 'loadFailed' | 'hookFailed' | 'routeFailed',
+    readonly code: 'checkFailed' | 'loadFailed' | 'hookFailed' | 'routeFailed' | 'flushFailed',
     message: string,
   ) {
     super(message)
@@ -60,12 +62,17 @@ export function linuxWanApplier(opts: { run: Runner; log: Logger }): WanApplier 
           await exec(['nft', '-f', file], 'loadFailed')
           return
         }
-        await exec(['iptables-restore', '--test', '--noflush', file], 'checkFailed')
-        await exec(['iptables-restore', '--noflush', file], 'loadFailed')
+        // -w: wait for the xtables lock (fail2ban, docker or a script may hold it)
+        // instead of failing at once.
+        await exec(['iptables-restore', '-w', XTABLES_WAIT_S, '--test', '--noflush', file], 'checkFailed')
+        await exec(['iptables-restore', '-w', XTABLES_WAIT_S, '--noflush', file], 'loadFailed')
         for (const h of hooks) {
-          const present = await run(['iptables', '-t', h.table, '-C', h.chain, ...h.rule], WAN_COMMAND_TIMEOUT_MS)
+          const present = await run(['iptables', '-w', XTABLES_WAIT_S, '-t', h.table, '-C', h.chain, ...h.rule], WAN_COMMAND_TIMEOUT_MS)
           if (present.code === 0) continue
-          await exec(['iptables', '-t', h.table, '-I', h.chain, '1', ...h.rule], 'hookFailed')
+          // Exit 1 is "no such rule"; anything else (a busy lock, a missing module) is
+          // not a reason to insert the jump a second time.
+          if (present.code !== 1) throw new WanApplyError('hookFailed', `iptables -t ${h.table} -C ${h.chain}: ${(present.stderr || present.stdout).trim() || `exit ${present.code}`}`)
+          await exec(['iptables', '-w', XTABLES_WAIT_S, '-t', h.table, '-I', h.chain, '1', ...h.rule], 'hookFailed')
           log.event('wan', `hooked ${h.table} ${h.chain}: ${h.rule.join(' ')}`)
         }
       } finally {
@@ -74,15 +81,30 @@ export function linuxWanApplier(opts: { run: Runner; log: Logger }): WanApplier 
     },
     async routes(cmds) {
       for (const argv of cmds.del) await run(argv, WAN_COMMAND_TIMEOUT_MS)
-      for (const argv of cmds.add) await exec(argv, 'routeFailed')
+      // Every route is tried: one WAN whose gateway is not reachable yet (DHCP, PPPoE
+      // at boot) must not keep the others' routes out.
+      const failed: string[] = []
+      for (const argv of cmds.add) {
+        try {
+          await exec(argv, 'routeFailed')
+        } catch (err) {
+          failed.push((err as Error).message)
+        }
+      }
+      if (failed.length > 0) throw new WanApplyError('routeFailed', failed.join('; '))
     },
     async flushConnections(wan) {
       const mark = `0x${wanMark(wan).toString(16)}/0x${WAN_MARK_MASK.toString(16)}`
       const r = await run(['conntrack', '-D', '--mark', mark], WAN_COMMAND_TIMEOUT_MS)
       // "conntrack v1.4.7 (conntrack-tools): 12 flow entries have been deleted." on
-      // stderr; exit 1 when there was none to delete.
+      // stderr; exit 1 when there was none to delete. Anything else (no conntrack,
+      // a timeout) is a failure, not "0 removed".
       const m = /(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted/.exec(r.stderr + r.stdout)
-      return m ? Number(m[1]) : 0
+      if (m) return Number(m[1])
+      // "0 flow entries" is printed when there was nothing to delete; no count at all
+      // with exit 1 is a failure (not root, no CAP_NET_ADMIN, no such option).
+      if (r.code === 0) return 0
+      throw new WanApplyError('flushFailed', `conntrack -D --mark ${mark}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`)
     },
   }
 }
@@ -100,5 +122,23 @@ export function dryRunWanApplier(log: Logger): WanApplier {
       log.event('dry-run', `conntrack -D --mark 0x${wanMark(wan).toString(16)}/0x${WAN_MARK_MASK.toString(16)}`)
       return 0
     },
+  }
+}
+
+/**
+ * Strict reverse-path filtering drops replies that arrive on a WAN other than the
+ * one the main table would use, unless it looks at marks (src_valid_mark). Returns a
+ * warning with the command that fixes it, or null.
+ */
+export function reversePathWarning(iface: string, read: (path: string) => string): string | null {
+  try {
+    const rp = Number(read(`/proc/sys/net/ipv4/conf/${iface}/rp_filter`).trim())
+    const all = Number(read('/proc/sys/net/ipv4/conf/all/rp_filter').trim())
+    // The kernel ORs the interface's and `all`'s src_valid_mark.
+    const svm = Math.max(Number(read(`/proc/sys/net/ipv4/conf/${iface}/src_valid_mark`).trim()), Number(read('/proc/sys/net/ipv4/conf/all/src_valid_mark').trim()))
+    if (Math.max(rp, all) !== 1 || svm === 1) return null
+    return `${iface}: strict rp_filter drops replies of connections split to this WAN; run: sysctl -w net.ipv4.conf.${iface}.src_valid_mark=1 (or rp_filter=2)`
+  } catch {
+    return null
   }
 }

@@ -18,6 +18,7 @@ export const WAN_RULE_PREF_SOURCE = 10_100
 
 /** carpd's own names in the firewall. */
 export const IPT_CHAIN_MANGLE = 'CARPD_WAN'
+export const IPT_CHAIN_MANGLE_OUT = 'CARPD_WAN_OUT'
 export const IPT_CHAIN_NAT = 'CARPD_WAN_NAT'
 export const NFT_TABLE = 'carpd_wan'
 export const PF_ANCHOR = 'carpd/wan'

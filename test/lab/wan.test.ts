@@ -21,7 +21,11 @@ if (why !== null) {
       const w = new WanLab({ flavour })
       t.teardown(() => w.teardown())
       await w.start()
-      const loaded = flavour === 'nft' ? w.lab.exec('router', ['nft', 'list', 'table', 'ip', 'carpd_wan']) : w.lab.exec('router', ['iptables-save'])
+      // The plan is logged when it is made; the load follows a moment later.
+      const want = flavour === 'nft' ? /numgen random mod 4 map/ : /-A CARPD_WAN .*statistic --mode random --probability 0\.75/
+      const read = () => (flavour === 'nft' ? w.lab.exec('router', ['nft', 'list', 'table', 'ip', 'carpd_wan']) : w.lab.exec('router', ['iptables-save']))
+      let loaded = ''
+      await until(() => want.test((loaded = read())), 5000, 50)
       t.match(loaded, flavour === 'nft' ? /numgen random mod 4 map/ : /-A CARPD_WAN .*statistic --mode random --probability 0\.75/, `the ${flavour} rules are in the kernel (${loaded.split('\n').find((l) => /numgen|probability/.test(l))?.trim()})`)
 
       // 1,000 new connections split 3:1.

@@ -52,10 +52,15 @@ const IPT_HEAD = [
   '-A CARPD_WAN -i wan0 -j MARK --set-xmark 0x100/0xff00',
   '-A CARPD_WAN -i wan1 -j MARK --set-xmark 0x200/0xff00',
   '-A CARPD_WAN -i lte0 -j MARK --set-xmark 0x300/0xff00',
+  '-A CARPD_WAN -m mark ! --mark 0x0/0xff00 -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00',
 ]
 const IPT_SPLIT = '-A CARPD_WAN -m mark --mark 0x0/0xff00 -m addrtype ! --dst-type LOCAL'
 const IPT_TAIL = [
-  '-A CARPD_WAN -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00',
+  ':CARPD_WAN_OUT - [0:0]',
+  '-F CARPD_WAN_OUT',
+  '-A CARPD_WAN_OUT -o wan0 -m mark --mark 0x100/0xff00 -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00',
+  '-A CARPD_WAN_OUT -o wan1 -m mark --mark 0x200/0xff00 -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00',
+  '-A CARPD_WAN_OUT -o lte0 -m mark --mark 0x300/0xff00 -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00',
   'COMMIT',
   '*nat',
   ':CARPD_WAN_NAT - [0:0]',
@@ -107,6 +112,7 @@ t.test('iptables: each probability is w_i over the weights from i on, to 10 digi
 t.test('iptables hooks: one jump per built-in chain, into carpd chains only', async (t) => {
   t.same(iptablesHooks(), [
     { table: 'mangle', chain: 'PREROUTING', rule: ['-j', 'CARPD_WAN'] },
+    { table: 'mangle', chain: 'POSTROUTING', rule: ['-j', 'CARPD_WAN_OUT'] },
     { table: 'nat', chain: 'POSTROUTING', rule: ['-j', 'CARPD_WAN_NAT'] },
   ])
 })
@@ -119,7 +125,7 @@ const NFT_HEAD = [
   'delete table ip carpd_wan',
   'table ip carpd_wan {',
   '\tchain prerouting {',
-  '\t\ttype filter hook prerouting priority mangle; policy accept;',
+  '\t\ttype filter hook prerouting priority -150; policy accept;',
   '\t\tct mark & 0xff00 != 0x0 meta mark set ct mark accept',
   '\t\tct state != new accept',
   '\t\tiifname "wan0" meta mark set 0x100 ct mark set meta mark accept',
@@ -129,29 +135,34 @@ const NFT_HEAD = [
 ]
 const NFT_TAIL = [
   '\t}',
+  '\tchain save {',
+  '\t\ttype filter hook postrouting priority -150; policy accept;',
+  '\t\toifname "wan0" meta mark & 0xff00 == 0x100 ct mark set meta mark',
+  '\t\toifname "wan1" meta mark & 0xff00 == 0x200 ct mark set meta mark',
+  '\t\toifname "lte0" meta mark & 0xff00 == 0x300 ct mark set meta mark',
+  '\t}',
   '\tchain postrouting {',
-  '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+  '\t\ttype nat hook postrouting priority 100; policy accept;',
   '\t\toifname "wan0" meta mark & 0xff00 == 0x100 snat to 203.0.113.10',
   '\t\toifname "wan1" meta mark & 0xff00 == 0x200 masquerade',
   '\t\toifname "lte0" meta mark & 0xff00 == 0x300 snat to 192.0.2.10',
   '\t}',
   '}',
 ]
-const SAVE = '\t\tct mark set meta mark'
 
 t.test('nft: the table replaced in one transaction, numgen ranges as wide as the weights', async (t) => {
   t.equal(
     renderNft(WANS, ALL_UP),
-    text(...NFT_HEAD, '\t\tmeta mark set numgen random mod 4 map { 0-2 : 0x100, 3-3 : 0x200 }', SAVE, ...NFT_TAIL),
+    text(...NFT_HEAD, '\t\tmeta mark set numgen random mod 4 map { 0-2 : 0x100, 3 : 0x200 }', ...NFT_TAIL),
   )
 })
 
 t.test('nft: one WAN down, tier 2, all down, no active WAN', async (t) => {
-  t.equal(renderNft(WANS, WAN2_DOWN), text(...NFT_HEAD, '\t\tmeta mark set 0x100', SAVE, ...NFT_TAIL), 'one WAN left: no draw')
-  t.equal(renderNft(WANS, TIER2), text(...NFT_HEAD, '\t\tmeta mark set 0x300', SAVE, ...NFT_TAIL))
+  t.equal(renderNft(WANS, WAN2_DOWN), text(...NFT_HEAD, '\t\tmeta mark set 0x100', ...NFT_TAIL), 'one WAN left: no draw')
+  t.equal(renderNft(WANS, TIER2), text(...NFT_HEAD, '\t\tmeta mark set 0x300', ...NFT_TAIL))
   t.equal(
     renderNft(WANS, ALL_DOWN),
-    text(...NFT_HEAD, '\t\tmeta mark set numgen random mod 5 map { 0-2 : 0x100, 3-3 : 0x200, 4-4 : 0x300 }', SAVE, ...NFT_TAIL),
+    text(...NFT_HEAD, '\t\tmeta mark set numgen random mod 5 map { 0-2 : 0x100, 3 : 0x200, 4 : 0x300 }', ...NFT_TAIL),
   )
   t.equal(renderNft(WANS, NONE), text(...NFT_HEAD, ...NFT_TAIL), 'nothing active: new connections stay unmarked')
 })
@@ -229,12 +240,15 @@ t.test('routes: deletes first (every carpd preference), then a table and rules p
   t.same(cmds.del, [9999, 10001, 10101, 10002, 10102, 10003, 10103].map((p) => ['ip', 'rule', 'del', 'pref', String(p)]))
   t.same(cmds.add, [
     ['ip', 'rule', 'add', 'pref', '9999', 'table', 'main', 'suppress_prefixlength', '0'],
-    ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan0', 'table', '101'],
+    ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '101'],
+    ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan0', 'onlink', 'table', '101'],
     ['ip', 'rule', 'add', 'pref', '10001', 'fwmark', '0x100/0xff00', 'table', '101'],
     ['ip', 'rule', 'add', 'pref', '10101', 'from', '203.0.113.10', 'table', '101'],
-    ['ip', 'route', 'replace', 'default', 'via', '198.51.100.1', 'dev', 'wan1', 'table', '102'],
+    ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '102'],
+    ['ip', 'route', 'replace', 'default', 'via', '198.51.100.1', 'dev', 'wan1', 'onlink', 'table', '102'],
     ['ip', 'rule', 'add', 'pref', '10002', 'fwmark', '0x200/0xff00', 'table', '102'],
-    ['ip', 'route', 'replace', 'default', 'via', '192.0.2.254', 'dev', 'lte0', 'table', '103'],
+    ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '103'],
+    ['ip', 'route', 'replace', 'default', 'via', '192.0.2.254', 'dev', 'lte0', 'onlink', 'table', '103'],
     ['ip', 'rule', 'add', 'pref', '10003', 'fwmark', '0x300/0xff00', 'table', '103'],
     ['ip', 'rule', 'add', 'pref', '10103', 'from', '192.0.2.10', 'table', '103'],
   ])
@@ -252,10 +266,12 @@ t.test('routes as text: one shell-quoted command per line', async (t) => {
       'ip rule del pref 10102',
       '# then add them',
       'ip rule add pref 9999 table main suppress_prefixlength 0',
-      'ip route replace default via 203.0.113.1 dev wan0 table 101',
+      'ip route replace unreachable default metric 4294967295 table 101',
+      'ip route replace default via 203.0.113.1 dev wan0 onlink table 101',
       'ip rule add pref 10001 fwmark 0x100/0xff00 table 101',
       'ip rule add pref 10101 from 203.0.113.10 table 101',
-      'ip route replace default via 198.51.100.1 dev wan1 table 102',
+      'ip route replace unreachable default metric 4294967295 table 102',
+      'ip route replace default via 198.51.100.1 dev wan1 onlink table 102',
       'ip rule add pref 10002 fwmark 0x200/0xff00 table 102',
     ),
   )

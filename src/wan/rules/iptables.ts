@@ -14,13 +14,19 @@
 //   not NEW: RETURN                     never move a connection carpd did not mark
 //   NEW in on WAN N: mark N             replies leave by the WAN the request came in on
 //   NEW to the router itself: skip      no WAN to choose (and a drain must not cut it)
-//   NEW, still unmarked: split          by weight over plan.active (statistic random)
-//   save the mark into the connection
+//   save an inbound mark                into the connection (port forwards)
+//   NEW, still unmarked: split          by weight over plan.active (statistic random),
+//                                       on the packet only
+// mangle, CARPD_WAN_OUT (hooked from POSTROUTING): a packet leaving on WAN N with
+// WAN N's mark saves it into its connection. So only connections that really leave
+// by a WAN carry its mark: a LAN-to-DMZ or VPN connection the split marked but the
+// main table routed elsewhere keeps no mark, and draining a dead WAN never cuts it.
 // nat, CARPD_WAN_NAT (hooked from POSTROUTING): per WAN, SNAT to its address or
 // MASQUERADE, only for packets leaving on that WAN with that WAN's mark.
 
 import {
   IPT_CHAIN_MANGLE,
+  IPT_CHAIN_MANGLE_OUT,
   IPT_CHAIN_NAT,
   WAN_MARK_MASK,
   type WanPlan,
@@ -68,8 +74,11 @@ export function renderIptables(wans: WanSpec[], plan: WanPlan): string {
     `${m} -m mark ! --mark 0x0/${hex(WAN_MARK_MASK)} -j RETURN`,
     `${m} -m conntrack ! --ctstate NEW -j RETURN`,
     ...wans.map((w) => `${m} -i ${w.interface} -j MARK --set-xmark ${markOf(w.wan)}`),
+    `${m} -m mark ! --mark 0x0/${hex(WAN_MARK_MASK)} -j CONNMARK --save-mark ${MASKS}`,
     ...splitRules(plan).map((rule) => `${m} ${UNMARKED} -m addrtype ! --dst-type LOCAL ${rule}`),
-    `${m} -j CONNMARK --save-mark ${MASKS}`,
+    `:${IPT_CHAIN_MANGLE_OUT} - [0:0]`,
+    `-F ${IPT_CHAIN_MANGLE_OUT}`,
+    ...wans.map((w) => `-A ${IPT_CHAIN_MANGLE_OUT} -o ${w.interface} -m mark --mark ${markOf(w.wan)} -j CONNMARK --save-mark ${MASKS}`),
     'COMMIT',
     '*nat',
     `:${IPT_CHAIN_NAT} - [0:0]`,
@@ -111,6 +120,7 @@ function splitRules(plan: WanPlan): string[] {
 export function iptablesHooks(): IptablesHook[] {
   return [
     { table: 'mangle', chain: 'PREROUTING', rule: ['-j', IPT_CHAIN_MANGLE] },
+    { table: 'mangle', chain: 'POSTROUTING', rule: ['-j', IPT_CHAIN_MANGLE_OUT] },
     { table: 'nat', chain: 'POSTROUTING', rule: ['-j', IPT_CHAIN_NAT] },
   ]
 }

@@ -16,8 +16,12 @@
 //   not new: done                                     never move a connection carpd did not mark
 //   new in on WAN N: mark N, save                     replies leave the way the request came in
 //   new to the router itself: done                    no WAN to choose
-//   other new: split by weight (numgen random), save
+//   other new: split by weight (numgen random), on the packet only
+// save (filter, hook postrouting, priority mangle): a packet leaving on WAN N with
+// WAN N's mark saves it into its connection, so only connections that really leave
+// by a WAN carry its mark and a drain never cuts a LAN-to-DMZ or VPN connection.
 // postrouting (nat, priority srcnat): per WAN, snat to its address or masquerade.
+// Priorities are numbers (-150 mangle, 100 srcnat): nft before 0.9.1 has no names.
 
 import { NFT_TABLE, WAN_MARK_MASK, type WanPlan, type WanSpec, wanMark } from '../types.js'
 
@@ -34,17 +38,21 @@ export function renderNft(wans: WanSpec[], plan: WanPlan): string {
     `delete table ip ${NFT_TABLE}`,
     `table ip ${NFT_TABLE} {`,
     '\tchain prerouting {',
-    '\t\ttype filter hook prerouting priority mangle; policy accept;',
+    '\t\ttype filter hook prerouting priority -150; policy accept;',
     `\t\tct mark & ${mask} != 0x0 meta mark set ct mark accept`,
     '\t\tct state != new accept',
     ...wans.map((w) => `\t\tiifname "${w.interface}" meta mark set ${hex(wanMark(w.wan))} ct mark set meta mark accept`),
     '\t\tfib daddr type local accept',
     // No active WAN (an empty plan): new connections stay unmarked and follow the
     // main routing table.
-    ...(split === null ? [] : [`\t\t${split}`, '\t\tct mark set meta mark']),
+    ...(split === null ? [] : [`\t\t${split}`]),
+    '\t}',
+    '\tchain save {',
+    '\t\ttype filter hook postrouting priority -150; policy accept;',
+    ...wans.map((w) => `\t\toifname "${w.interface}" meta mark & ${mask} == ${hex(wanMark(w.wan))} ct mark set meta mark`),
     '\t}',
     '\tchain postrouting {',
-    '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    '\t\ttype nat hook postrouting priority 100; policy accept;',
     ...wans.map((w) => {
       // A known address gives snat; without one masquerade follows whatever address
       // the interface has (DHCP, PPPoE).
@@ -67,7 +75,10 @@ function splitRule(plan: WanPlan): string | null {
   const total = plan.active.reduce((sum, a) => sum + a.weight, 0)
   let from = 0
   const ranges = plan.active.map((a) => {
-    const range = `${from}-${from + a.weight - 1} : ${hex(wanMark(a.wan))}`
+    // A range one wide is written as a single value: nft before 1.0.3 refuses "3-3"
+    // ("Range has zero or negative size"), which Debian 11 and Ubuntu 22.04 ship.
+    const key = a.weight === 1 ? `${from}` : `${from}-${from + a.weight - 1}`
+    const range = `${key} : ${hex(wanMark(a.wan))}`
     from += a.weight
     return range
   })

@@ -39,6 +39,9 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`
 }
 
+/** The highest route metric: the unreachable default loses to any real one. */
+const UNREACHABLE_METRIC = 4294967295
+
 export function routeCommands(wans: WanSpec[]): RouteCommands {
   // A source rule is deleted even when the address is unknown now: an earlier load
   // may have added it for an address the WAN has since lost.
@@ -47,7 +50,11 @@ export function routeCommands(wans: WanSpec[]): RouteCommands {
   const add = [['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MAIN), 'table', 'main', 'suppress_prefixlength', '0']]
   for (const w of wans) {
     const table = String(wanTable(w.wan))
-    add.push(['ip', 'route', 'replace', 'default', 'via', w.gateway, 'dev', w.interface, 'table', table])
+    // A last-resort route: when the kernel drops the default route (the link went
+    // down, the address went away) marked traffic is refused instead of leaking out of
+    // another WAN through the main table, where no NAT rule of this WAN matches it.
+    add.push(['ip', 'route', 'replace', 'unreachable', 'default', 'metric', String(UNREACHABLE_METRIC), 'table', table])
+    add.push(['ip', 'route', 'replace', 'default', 'via', w.gateway, 'dev', w.interface, 'onlink', 'table', table])
     add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MARK + w.wan), 'fwmark', `${hex(wanMark(w.wan))}/${hex(WAN_MARK_MASK)}`, 'table', table])
     if (w.address !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SOURCE + w.wan), 'from', w.address, 'table', table])
   }
