@@ -76,6 +76,7 @@ interface Wan {
   sinceMs: number
   reason: string
   transport: Transport | null
+  drained: boolean // its connections were removed in this outage
 }
 
 export class WanLink {
@@ -106,6 +107,7 @@ export class WanLink {
         sinceMs: now,
         reason: 'no probe round yet',
         transport: null,
+        drained: false,
       })
     }
   }
@@ -210,31 +212,43 @@ export class WanLink {
     if (!this.running) return
     const now = this.deps.clock.now()
     let changed = false
-    const wentOffline = new Set<number>()
+    let drain = false
     for (const w of this.wans) {
       for (const r of w.prober.tick(now)) {
         const h = w.health.round(r, now)
-        if (!h.changed) continue
-        if (h.state === 'offline') wentOffline.add(w.spec.wan)
-        else this.toFlush.delete(w.spec.wan)
-        this.deps.log.event('wan', `wan${w.spec.wan} ${w.spec.interface} ${w.state}->${h.state} reason="${h.reason}"`)
-        w.state = h.state
-        w.sinceMs = now
-        w.reason = h.reason
-        changed = true
+        if (h.changed) {
+          if (h.state !== 'offline') {
+            this.toFlush.delete(w.spec.wan)
+            w.drained = false
+          }
+          this.deps.log.event('wan', `wan${w.spec.wan} ${w.spec.interface} ${w.state}->${h.state} reason="${h.reason}"`)
+          w.state = h.state
+          w.sinceMs = now
+          w.reason = h.reason
+          changed = true
+        }
+        // Loss or latency past the down thresholds only stops new connections: a
+        // saturated line (bufferbloat) must not have its downloads cut. Its
+        // connections are removed once it is dead, down.rounds failed rounds in a row.
+        const hs = w.health.status()
+        // (Not at boot, before it was ever up: it carried nothing.)
+        if (w.state === 'offline' && !w.drained && hs.everUp && hs.failedInRow >= this.deps.config.wanProbe.downRounds) {
+          w.drained = true
+          this.toFlush.add(w.spec.wan)
+          drain = true
+        }
       }
     }
-    if (changed) this.replan(wentOffline)
+    if (changed) this.replan()
+    if (drain) this.queueFlush()
     this.wakeTimer?.cancel()
     const next = Math.min(...this.wans.map((w) => w.prober.nextWakeMs()))
     this.wakeTimer = Number.isFinite(next) ? this.deps.clock.at(Math.max(now, next), () => this.tick()) : null
   }
 
-  /** `wentOffline`: WANs that just failed; only their connections are removed. */
-  private replan(wentOffline: ReadonlySet<number> = new Set()): void {
+  private replan(): void {
     const next = makePlan(this.wans.map((w) => ({ wan: w.spec.wan, tier: w.spec.tier, weight: w.spec.weight, state: w.state })))
     const before = this.plan
-    for (const wan of wentOffline) this.toFlush.add(wan)
     if (before && !planChanged(before, next)) return
     this.plan = next
     this.deps.log.event('wan', `new connections: ${describePlan(next)}`)
@@ -286,20 +300,35 @@ export class WanLink {
       this.retry?.cancel()
       this.retry = null
       this.lastLoad = { ok: true, atMs: this.deps.clock.now(), error: null }
-      // Only WANs that just failed, and only now that new connections avoid them.
-      for (const wan of [...this.toFlush]) {
-        this.toFlush.delete(wan)
-        if (plan.active.some((a) => a.wan === wan)) continue // all down: still in use
-        if (this.wans.find((w) => w.spec.wan === wan)?.state !== 'offline') continue // back already
-        try {
-          const n = await this.deps.applier.flushConnections(wan)
-          this.flushed += n
-          this.deps.log.event('wan', `wan${wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
-        } catch (err) {
-          this.deps.log.event('wan', `removing wan${wan}'s connections failed: ${(err as Error).message}`)
-        }
-      }
+      await this.flushDead()
     })
+  }
+
+  /** A WAN just died while the plan stays: remove its connections once the loaded rules avoid it. */
+  private queueFlush(): void {
+    this.queue = this.queue.then(() => (this.running ? this.flushDead() : undefined))
+  }
+
+  /**
+   * Removes the connections of the dead WANs that the rules in the kernel no longer
+   * send new connections to (while every WAN is down they still do: kept, and a WAN
+   * that came back is kept too).
+   */
+  private async flushDead(): Promise<void> {
+    const plan = this.loaded
+    if (!plan) return
+    for (const wan of [...this.toFlush]) {
+      if (plan.active.some((a) => a.wan === wan)) continue // still in use: wait for a plan without it
+      this.toFlush.delete(wan)
+      if (this.wans.find((w) => w.spec.wan === wan)?.state !== 'offline') continue // back already
+      try {
+        const n = await this.deps.applier.flushConnections(wan)
+        this.flushed += n
+        this.deps.log.event('wan', `wan${wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
+      } catch (err) {
+        this.deps.log.event('wan', `removing wan${wan}'s connections failed: ${(err as Error).message}`)
+      }
+    }
   }
 
 

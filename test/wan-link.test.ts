@@ -566,3 +566,24 @@ t.test('an ip rule that fails to go in is tried again with the next load, the ru
   t.same(routes.at(-1)!.cmds, routesOnly(h), 'once in, only the routes')
   await h.link.stop()
 })
+
+t.test('a lossy WAN stops taking new connections but keeps its own; a dead one loses them', async (t) => {
+  const h = pair()
+  await h.link.start()
+  await until(t, h, /new connections: tier 1: wan1 x3, wan2 x1/)
+  const target = h.config.wans[1]!.probes[0]!
+  // Every other round lost: 50 % loss takes wan2 offline, but never 3 in a row.
+  for (let i = 0; i < 12; i++) {
+    if (i % 2 === 0) h.answering.delete(target)
+    else h.answering.add(target)
+    await h.step(500)
+  }
+  t.equal(h.link.status().wans[1]!.state, 'offline', 'offline by loss')
+  t.notOk(h.applier.calls.some((c) => c.what === 'flushConnections'), 'its connections stay: a saturated line is not a dead one')
+  h.answering.delete(target)
+  await until(t, h, /wan2 offline: removed its \d+ connections/)
+  t.same(h.applier.calls.filter((c) => c.what === 'flushConnections').map((c) => c.wan), [2], 'dead (3 rounds in a row failed): drained once')
+  await h.step(3000)
+  t.equal(h.applier.calls.filter((c) => c.what === 'flushConnections').length, 1, 'not again while it stays dead')
+  await h.link.stop()
+})
