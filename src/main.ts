@@ -500,6 +500,8 @@ function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, age
     routes: (wans) => routeCommands(wans),
     openSocket: (address) => openUdpTransport({ port: 0, bindAddress: address, multicastInterfaces: new Map() }),
     addressOf: (iface) => interfaceNet(iface)?.address ?? null,
+    // No `ip` process every few seconds: os.networkInterfaces() lists up interfaces.
+    addressNow: (iface) => networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address ?? null,
     onRound: () => {
       const why = wanDemotion(link.states(), quorum?.peerWans() ?? null)
       agent.demote('wan', why ? DEMOTE_WAN : 0, why ?? 'a WAN is healthy again, or the peer has none')

@@ -19,6 +19,8 @@ import { WanProber } from './wan/probe.js'
 import type { WanPlan, WanSpec, WanState } from './wan/types.js'
 
 const DNS_PORT = 53
+/** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
+const ADDRESS_CHECK_MS = 5000
 /** A failed rules load is tried again this long after. */
 const LOAD_RETRY_MS = 5000
 
@@ -42,6 +44,8 @@ export interface WanLinkDeps {
   openSocket(address: string): Promise<Transport>
   /** The IPv4 address of an interface, or null. */
   addressOf(iface: string): string | null
+  /** The same, cheap enough to ask every few seconds (default: addressOf). */
+  addressNow?(iface: string): string | null
   /** Called after every probe round (pair awareness looks at both boards' WANs). */
   onRound?(): void
 }
@@ -92,6 +96,7 @@ export class WanLink {
   private flushed = 0
   private loaded: WanPlan | null = null
   private rulesInstalled = false
+  private nextAddressCheckMs = 0
   private retry: TimerHandle | null = null
   private readonly toFlush = new Set<number>()
 
@@ -137,6 +142,7 @@ export class WanLink {
       }
     }
     if (!this.running) return
+    this.nextAddressCheckMs = this.deps.clock.now() + ADDRESS_CHECK_MS
     this.replan()
     this.round()
   }
@@ -189,6 +195,10 @@ export class WanLink {
   private round(): void {
     if (!this.running) return
     const now = this.deps.clock.now()
+    if (now >= this.nextAddressCheckMs) {
+      this.nextAddressCheckMs = now + ADDRESS_CHECK_MS
+      this.checkAddresses()
+    }
     for (const w of this.wans) {
       for (const q of w.prober.startRound(now)) {
         if (!w.transport) continue
@@ -200,6 +210,43 @@ export class WanLink {
     this.roundTimer = this.deps.clock.at(now + this.deps.config.wanProbe.intervalMs, () => this.round())
     this.tick()
     this.deps.onRound?.()
+  }
+
+  /**
+   * A WAN on DHCP or PPPoE gets its address late, or a new one: the probe socket is
+   * bound again, and the routes (source rule) and rules (SNAT) are loaded again.
+   */
+  private checkAddresses(): void {
+    let moved = false
+    for (const w of this.wans) {
+      const address = (this.deps.addressNow ?? this.deps.addressOf)(w.spec.interface)
+      if (address === w.spec.address) continue
+      this.deps.log.event('wan', `wan${w.spec.wan} ${w.spec.interface} address ${w.spec.address ?? 'none'} -> ${address ?? 'none'}`)
+      w.spec = { ...w.spec, address }
+      void w.transport?.close()
+      w.transport = null
+      moved = true
+      if (address !== null) void this.open(w, address)
+    }
+    if (!moved) return
+    // The source rules name the old address: delete and add them all again.
+    this.rulesInstalled = false
+    if (this.plan) this.load()
+  }
+
+  private async open(w: Wan, address: string): Promise<void> {
+    try {
+      const transport = await this.deps.openSocket(address)
+      if (!this.running || w.spec.address !== address) {
+        await transport.close()
+        return
+      }
+      w.transport = transport
+      transport.onPacket((bytes, from) => this.onReply(w, bytes, from.address))
+    } catch (err) {
+      w.reason = `cannot open a probe socket on ${address}: ${(err as Error).message}`
+      this.deps.log.event('wan', `wan${w.spec.wan}: ${w.reason}`)
+    }
   }
 
   private onReply(w: Wan, bytes: Buffer, from: string): void {

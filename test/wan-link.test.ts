@@ -587,3 +587,26 @@ t.test('a lossy WAN stops taking new connections but keeps its own; a dead one l
   t.equal(h.applier.calls.filter((c) => c.what === 'flushConnections').length, 1, 'not again while it stays dead')
   await h.link.stop()
 })
+
+t.test('a WAN that gets a new address (DHCP) is probed from it, and its routes and SNAT follow', async (t) => {
+  const h = pair()
+  await h.link.start()
+  await until(t, h, /new connections: tier 1: wan1 x3, wan2 x1/)
+  const before = h.sockets.get(2)!
+  const calls = h.applier.calls.length
+  h.addresses.wan2 = '203.0.113.99'
+  await until(t, h, /wan2 wan2 address 203\.0\.113\.18 -> 203\.0\.113\.99/, 6000)
+  await h.step(100)
+  t.ok(before.closed, 'the old socket is closed')
+  t.equal(h.sockets.get(2)!.address, '203.0.113.99', 'a new one is bound to the new address')
+  const after = h.applier.calls.slice(calls)
+  t.same(after.map((c) => c.what), ['routes', 'loadRules'], 'routes and rules loaded again')
+  t.same(after[0]!.cmds, routeCommands(h.specs()), 'the ip rules deleted and added again (the source rule names the address)')
+  t.match(after[1]!.text, /-o wan2 -m mark --mark 0x200\/0xff00 -j SNAT --to-source 203\.0\.113\.99/)
+  h.addresses.wan2 = undefined as unknown as string
+  delete h.addresses.wan2
+  await until(t, h, /wan2 wan2 address 203\.0\.113\.99 -> none/, 6000)
+  await h.step(100)
+  t.match(h.applier.calls.at(-1)!.text, /-o wan2 -m mark --mark 0x200\/0xff00 -j MASQUERADE/, 'no address: MASQUERADE')
+  await h.link.stop()
+})
