@@ -10,6 +10,7 @@ import { SERIAL_RETRY_MS, SerialLine, type SerialLineOptions, STTY_TIMEOUT_MS } 
 import { type CommandResult, execRunner, type Runner } from '../../src/platform/exec.js'
 import { encodeBlob, encodeHeartbeat, type Heartbeat, type SerialFrame } from '../../src/wire/heartbeat.js'
 import { FakeClock } from '../helpers/clock.js'
+import { prng } from '../helpers/prng.js'
 
 const SOCAT_MISSING = spawnSync('socat', ['-V']).error !== undefined
 if (SOCAT_MISSING && process.env.CARPD_LAB === 'required') t.fail('CARPD_LAB=required, but socat is not installed')
@@ -94,17 +95,6 @@ function serialEnd(device: string, opts: Partial<SerialLineOptions> = {}): End {
 const hb = (node: string, seq: number): Heartbeat => ({ node, epoch: 0x1a2b3c4d, seq, demote: 0, vhids: [{ vhid: 1, state: 'M' }] })
 const seqs = (frames: SerialFrame[]): number[] => frames.flatMap((f) => (f.kind === 'heartbeat' ? [f.hb.seq] : []))
 
-/** mulberry32: seeded, so the noise is the same on every run. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 t.test('two ends exchange heartbeats both ways at 19200 baud; line noise is counted and passed over', { skip: ptySkip }, async (t) => {
   const pair = await ptyPair(t)

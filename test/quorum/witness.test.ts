@@ -8,6 +8,7 @@ import {
   surelyOverMs,
 } from '../../src/quorum/witness.js'
 import type { VoteMessage } from '../../src/wire/vote.js'
+import { prng } from '../helpers/prng.js'
 
 const A = 0xb251c07e // senderId('fw-a')
 const B = 0x68c59148 // senderId('fw-b')
@@ -35,16 +36,6 @@ class Board {
   }
 }
 
-/** A seeded PRNG (mulberry32), so the random delays are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A witness whose restart silence is over at FREE_MS (it started at 0). */
 function witness(startMs = 0): WitnessCore {

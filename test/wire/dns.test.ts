@@ -7,6 +7,7 @@ import {
   DnsEncodeError,
   encodeQuery,
 } from '../../src/wire/dns.js'
+import { prng } from '../helpers/prng.js'
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 
@@ -31,17 +32,6 @@ const ROOT_NS_RESPONSE = hex(`
   00 0002 0001 0007e900 0014 01 61 0c 726f6f742d73657276657273 03 6e6574 00
   00 0002 0001 0007e900 0004 01 62 c01e`)
 
-/** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A header with the given flags and counts, then `rest`. */
 function message(flags: number, qd: number, an: number, rest: string): Buffer {

@@ -13,6 +13,7 @@ import {
   type Heartbeat,
   type SerialFrame,
 } from '../../src/wire/heartbeat.js'
+import { prng } from '../helpers/prng.js'
 
 // CRCs computed independently with Python: zlib.crc32(b'...').
 const V1 = {
@@ -39,17 +40,6 @@ const strip = (line: string): string => line.slice(0, -2)
 /** A body with its correct trailer: to reach the field checks behind the CRC. */
 const withCrc = (body: string): string => `${body} *${crc32(body).toString(16).toUpperCase().padStart(8, '0')}`
 
-/** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 t.test('CRC-32 is the zlib one', async (t) => {
   t.equal(crc32('123456789'), 0xcbf43926, 'the standard check value')

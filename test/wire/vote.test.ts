@@ -14,6 +14,7 @@ import {
   voteCounter,
   voteLength,
 } from '../../src/wire/vote.js'
+import { prng } from '../helpers/prng.js'
 
 const KEY = 'witness secret'
 
@@ -70,16 +71,6 @@ const VECTORS: [string, VoteMessage, string][] = [
   ['heartbeat', HEARTBEAT, HEARTBEAT_HEX],
 ]
 
-/** A seeded PRNG (mulberry32), so a failing random case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function bytesFrom(rand: () => number, length: number): Buffer {
   const out = Buffer.alloc(length)
