@@ -7,6 +7,7 @@ import { type IptablesHook, iptablesHooks, renderIptables } from './iptables.js'
 import { renderNft } from './nft.js'
 import { RulesError, renderPf } from './pf.js'
 import { renderRouteCommands } from './routes.js'
+import { plan } from '../policy.js'
 
 export { iptablesHooks, renderIptables, type IptablesHook } from './iptables.js'
 export { renderNft } from './nft.js'
@@ -88,15 +89,7 @@ export function parseWanStates(text: string, wans: WanConfig[]): WanState[] {
   })
 }
 
-/**
- * The plan for a set of states: the lowest tier with a WAN that carries traffic,
- * split by weight among those of its WANs that do; with none, every WAN by weight
- * (see WanPlan: refusing new connections would only make sure nothing works).
- */
+/** The plan for the states given on the command line (all up when none): the agent's own rule. */
 function planFor(wans: WanConfig[], states: WanState[] | null): WanPlan {
-  const share = (w: WanConfig) => ({ wan: w.wan, weight: w.weight })
-  const up = wans.filter((_, i) => states === null || states[i] !== 'offline')
-  if (up.length === 0) return { mode: 'allDown', tier: null, active: wans.map(share) }
-  const tier = Math.min(...up.map((w) => w.tier))
-  return { mode: 'normal', tier, active: up.filter((w) => w.tier === tier).map(share) }
+  return plan(wans.map((w, i) => ({ wan: w.wan, tier: w.tier, weight: w.weight, state: states?.[i] ?? 'online' })))
 }
