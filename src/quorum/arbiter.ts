@@ -29,6 +29,7 @@
 import { type CarpState, betterThan } from '../carp/vhid.js'
 import type { Heartbeat, VhidLetter } from '../wire/heartbeat.js'
 import { ReplayWindow } from '../wire/replay.js'
+import { idHex as hex } from '../wire/sync.js'
 import { type VoteMessage, voteCounter } from '../wire/vote.js'
 import { surelyOverMs } from './witness.js'
 import {
@@ -581,8 +582,4 @@ function wants(view: VhidView): boolean {
 
 function clamp(x: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, x))
-}
-
-export function hex(id: number): string {
-  return (id >>> 0).toString(16).padStart(8, '0')
 }

@@ -9,6 +9,7 @@
 // optional console line out. src/witness.ts does the socket, the epoch file and signals.
 
 import { ReplayWindow } from '../wire/replay.js'
+import { idHex as hex } from '../wire/sync.js'
 import { type VoteDecodeError, type VoteMessage, voteCounter } from '../wire/vote.js'
 
 /**
@@ -255,6 +256,3 @@ export function renderWitnessStatus(s: WitnessStatus): string[] {
 }
 
 /** A board's sender id as printed: 8 hex digits. */
-export function hex(id: number): string {
-  return (id >>> 0).toString(16).padStart(8, '0')
-}

@@ -48,6 +48,7 @@ import {
   type SyncSection,
   decodeSyncFrame,
   encodeSyncFrame,
+  idHex as hex,
 } from '../wire/sync.js'
 
 export type SyncAction =
@@ -785,10 +786,6 @@ function sectionBytes(section: SyncSection): number {
     default:
       return assertNever(section)
   }
-}
-
-function hex(n: number): string {
-  return n.toString(16).padStart(8, '0')
 }
 
 function assertNever(x: never): never {

@@ -23,6 +23,11 @@ export const IPT_CHAIN_NAT = 'CARPD_WAN_NAT'
 export const NFT_TABLE = 'carpd_wan'
 export const PF_ANCHOR = 'carpd/wan'
 
+/** A mark or mask as iptables, nft and ip print it: 0x100. */
+export function hex(n: number): string {
+  return `0x${n.toString(16)}`
+}
+
 export function wanMark(wan: number): number {
   return wan << WAN_MARK_SHIFT
 }

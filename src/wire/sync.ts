@@ -163,6 +163,11 @@ export class SyncEncodeError extends RangeError {
 }
 
 /** A node's id in the header: the first 4 bytes of sha256(name), as a u32. */
+/** A sender id or an epoch (u32) as console lines print it: 8 hex digits. */
+export function idHex(id: number): string {
+  return (id >>> 0).toString(16).padStart(8, '0')
+}
+
 export function senderId(node: string): number {
   return createHash('sha256').update(node).digest().readUInt32BE(0)
 }

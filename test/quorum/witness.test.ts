@@ -3,10 +3,10 @@ import {
   WITNESS_DRIFT_RATIO,
   WITNESS_MARGIN_MS,
   WitnessCore,
-  hex,
   renderWitnessStatus,
   surelyOverMs,
 } from '../../src/quorum/witness.js'
+import { idHex as hex } from '../../src/wire/sync.js'
 import type { VoteMessage } from '../../src/wire/vote.js'
 import { prng } from '../helpers/prng.js'
 

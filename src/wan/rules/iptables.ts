@@ -31,6 +31,7 @@ import {
   WAN_MARK_MASK,
   type WanPlan,
   type WanSpec,
+  hex,
   wanMark,
 } from '../types.js'
 
@@ -45,10 +46,6 @@ export interface IptablesHook {
   table: string
   chain: string
   rule: string[]
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`
 }
 
 /** `--mark`/`--set-xmark` operand for WAN N under carpd's mask, e.g. 0x100/0xff00. */

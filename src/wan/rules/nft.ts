@@ -23,11 +23,7 @@
 // postrouting (nat, priority srcnat): per WAN, snat to its address or masquerade.
 // Priorities are numbers (-150 mangle, 100 srcnat): nft before 0.9.1 has no names.
 
-import { NFT_TABLE, WAN_MARK_MASK, type WanPlan, type WanSpec, wanMark } from '../types.js'
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`
-}
+import { NFT_TABLE, WAN_MARK_MASK, type WanPlan, type WanSpec, hex, wanMark } from '../types.js'
 
 /** The file for `nft -f`: carpd's table only, replaced in one transaction. */
 export function renderNft(wans: WanSpec[], plan: WanPlan): string {

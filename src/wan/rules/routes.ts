@@ -17,6 +17,7 @@ import {
   WAN_RULE_PREF_MARK,
   WAN_RULE_PREF_SOURCE,
   type WanSpec,
+  hex,
   wanMark,
   wanTable,
 } from '../types.js'
@@ -33,10 +34,6 @@ export interface RouteCommands {
   del: string[][]
   /** Then these, in order; each must succeed. */
   add: string[][]
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`
 }
 
 /** The highest route metric: the unreachable default loses to any real one. */
