@@ -116,6 +116,8 @@ export interface AgentStatus {
 export interface SyncHandle {
   /** A vhid became MASTER: the peer's states go into the kernel. */
   promoted(): Promise<void>
+  /** No vhid is MASTER any more: the kernel's entries of synced flows go stale. */
+  stoppedServing(): void
   resync(): void
   status(): SyncLinkStatus
 }
@@ -181,6 +183,8 @@ export class Agent {
   private bugs = 0
   private running = false
   private sync: SyncHandle | null = null
+  /** Some vhid is MASTER (the sync commit and its staleness follow this). */
+  private serving = false
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
   private wan: { status(): WanLinkStatus } | null = null
@@ -544,6 +548,11 @@ export class Agent {
     }
     v.state = result.state
     for (const action of result.actions) this.perform(v, action)
+    const serving = [...this.vhids.values()].some((x) => x.state.state === 'MASTER')
+    if (serving !== this.serving) {
+      this.serving = serving
+      if (!serving) this.sync?.stoppedServing()
+    }
     if (this.quorum && this.vhids.get(v.config.vhid) === v) {
       this.quorum.view(v.config.vhid, this.viewOf(v))
       this.guard(v)

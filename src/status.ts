@@ -3,7 +3,7 @@
 
 import type { AgentStatus } from './agent.js'
 import type { QuorumStatus } from './quorum-link.js'
-import type { SyncLinkStatus } from './sync-link.js'
+import type { CommitInfo, SyncLinkStatus } from './sync-link.js'
 import type { WanLinkStatus } from './wan-link.js'
 import type { BulkInfo } from './sync/engine.js'
 
@@ -66,7 +66,7 @@ function syncLines(y: SyncLinkStatus): string[] {
   const drops = Object.entries(y.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`)
   const k = y.backend
   const commit = y.lastCommit
-    ? `${loadText(y.lastCommit.loaded, y.lastCommit.skipped, y.lastCommit.failed)} in ${y.lastCommit.ms} ms, ${fmtDuration(y.lastCommit.agoMs)} ago`
+    ? `${commitText(y.lastCommit)} in ${y.lastCommit.ms} ms, ${fmtDuration(y.lastCommit.agoMs)} ago`
     : 'never'
   return [
     `sync peer ${y.peerAddress} ${y.peer.state} (${heard})  states: own ${y.states.local}, peer's ${y.states.peer}`,
@@ -83,8 +83,8 @@ function bulkText(b: BulkInfo): string {
   return `${b.done}/${b.total} states for ${fmtDuration(b.ms)}`
 }
 
-function loadText(loaded: number, skipped: number, failed: number): string {
-  return `${loaded} states loaded (${skipped} present, ${failed} failed)`
+function commitText(c: CommitInfo): string {
+  return `${c.loaded} states loaded, ${c.replaced} stale replaced, ${c.expired} ended removed (${c.skipped} present, ${c.failed} failed)`
 }
 
 function quorumLines(q: QuorumStatus): string[] {

@@ -12,12 +12,18 @@ import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
 import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './sync/constants.js'
 import type { BackendCounters, FlowChange, SyncBackend } from './sync/backend.js'
-import { type SyncAction, SyncEngine, type SyncStatus } from './sync/engine.js'
+import { type CommitPlan, type SyncAction, SyncEngine, type SyncStatus } from './sync/engine.js'
 import type { Flow } from './sync/flow.js'
 import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord, senderId } from './wire/sync.js'
 
 /** A snapshot that failed is tried again after this long. */
 const SNAPSHOT_RETRY_MS = 5000
+/**
+ * Stale entries are replaced this many at a time (removed, then the peer's states
+ * inserted), so a flow is without an entry only while its own chunk is removed:
+ * each `conntrack -D` reads the whole table (~35 ms per flow at 20,000 flows).
+ */
+const REPLACE_CHUNK_FLOWS = 64
 
 export interface SyncLinkDeps {
   node: string
@@ -41,8 +47,10 @@ export interface SyncLinkDeps {
 }
 
 export interface CommitInfo {
-  loaded: number
-  skipped: number
+  loaded: number // peer states the kernel had no entry for
+  replaced: number // stale kernel entries replaced by the peer's newer state
+  expired: number // kernel entries of flows that ended while the peer served, removed
+  skipped: number // there already (the kernel made them meanwhile)
   failed: number
   ms: number
   agoMs: number
@@ -113,13 +121,22 @@ export class SyncLink {
     await this.commitQueue
   }
 
-  /** A vhid became MASTER: the peer's flows go into the kernel (those not there already). */
+  /**
+   * A vhid became MASTER: the kernel is made to hold the newest state of every synced
+   * flow (see commit()). Each call queues one commit; a commit after another finds
+   * only what changed in between.
+   */
   promoted(): Promise<void> {
     this.carryOut(this.engine.promoted())
     this.commitQueue = this.commitQueue
       .then(() => this.commit())
       .catch((err: Error) => this.backendFailed(`loading peer states: ${err.message}`))
     return this.commitQueue
+  }
+
+  /** No vhid of this board is MASTER any more: its kernel entries of synced flows go stale. */
+  stoppedServing(): void {
+    this.carryOut(this.engine.stoppedServing())
   }
 
   /** `carpd ctl resync`. */
@@ -136,7 +153,7 @@ export class SyncLink {
       peerAddress: `${this.deps.peer.address}:${this.deps.peer.port}`,
       backend: { ...this.deps.backend.counters, snapshots: this.snapshots, snapshotFailures: this.snapshotFailures, unsyncable: this.unsyncable },
       sendErrors: this.sendErrors,
-      lastCommit: c && { loaded: c.loaded, skipped: c.skipped, failed: c.failed, ms: c.ms, agoMs: Math.round(now - c.endMs) },
+      lastCommit: c && { loaded: c.loaded, replaced: c.replaced, expired: c.expired, skipped: c.skipped, failed: c.failed, ms: c.ms, agoMs: Math.round(now - c.endMs) },
     }
   }
 
@@ -210,25 +227,81 @@ export class SyncLink {
     return this.snapshotting
   }
 
+  /**
+   * Makes the kernel hold the newest state of every synced flow (conntrackd's commit,
+   * which also replaces what the kernel holds): peer states it lacks are loaded first
+   * (the fastest part, and most flows of a failover), then entries older than the
+   * peer's are replaced, then leftovers of flows that ended meanwhile are removed.
+   * The VIPs go up meanwhile: a packet of a flow not yet loaded is dropped as INVALID
+   * (not reset) and TCP sends it again. A flow that could not be loaded or replaced
+   * is tried again at the next commit, and a commit that mostly failed demotes the
+   * board so that the peer, which has the states, serves.
+   */
   private async commit(): Promise<void> {
-    const engine = this.engine
-    const records: string[] = []
-    for (const [key, record] of engine.peer) if (!engine.local.has(key)) records.push(record)
-    if (records.length === 0) {
-      if (engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel has all ${engine.peer.size} peer states already`)
+    const plan = this.engine.takeCommit()
+    const total = plan.load.length + plan.replace.length + plan.expire.length
+    if (total === 0) {
+      if (this.engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel holds the newest state of all ${this.engine.peer.size} peer flows already`)
       return
     }
     const started = this.deps.clock.now()
-    const result = await this.deps.backend.load(flowsOf(records))
+    const backend = this.deps.backend
+    const loadResult = await backend.load(this.peerFlows(plan.load))
+    let replaced = 0
+    let replaceFailed = 0
+    let skipped = loadResult.skipped
+    for (let i = 0; i < plan.replace.length; i += REPLACE_CHUNK_FLOWS) {
+      const chunk = plan.replace.slice(i, i + REPLACE_CHUNK_FLOWS)
+      try {
+        await backend.remove(this.peerFlows(chunk))
+      } catch (err) {
+        // Entries not removed stay: the insert below finds them "there already".
+        this.deps.log.event('sync', `MASTER: removing stale states failed: ${(err as Error).message}`)
+      }
+      const r = await backend.load(this.peerFlows(chunk))
+      replaced += r.loaded
+      replaceFailed += r.failed + r.skipped
+    }
+    const ended = { count: 0 }
+    let expired = 0
+    if (plan.expire.length > 0) {
+      try {
+        await backend.remove(this.endedFlows(plan.expire, ended))
+        expired = ended.count
+      } catch (err) {
+        this.deps.log.event('sync', `MASTER: removing ended flows failed: ${(err as Error).message}`)
+      }
+    }
+    const failed = loadResult.failed + replaceFailed
+    if (failed > 0) this.engine.recommit([...plan.load, ...plan.replace])
     const ms = Math.round(this.deps.clock.now() - started)
-    this.lastCommit = { ...result, ms, agoMs: 0, endMs: this.deps.clock.now() }
+    this.lastCommit = { loaded: loadResult.loaded, replaced, expired, skipped, failed, ms, agoMs: 0, endMs: this.deps.clock.now() }
     this.deps.log.event(
       'sync',
-      `MASTER: loaded ${result.loaded} peer states into the kernel in ${ms} ms (${result.skipped} there already, ${result.failed} failed)`,
+      `MASTER: kernel table made current in ${ms} ms: ${loadResult.loaded} peer states loaded, ${replaced} stale entries replaced by the peer's, ` +
+        `${expired} entries of ended flows removed (${skipped} there already, ${failed} failed)`,
     )
     // A few refusals are normal under traffic (a flow the kernel made meanwhile);
     // a load that mostly failed means this board cannot serve the connections.
-    if (result.failed > result.loaded) this.backendFailed(`${result.failed} of ${records.length} peer states could not be loaded`)
+    const attempted = plan.load.length + plan.replace.length
+    if (failed > attempted - failed) this.backendFailed(`${failed} of ${attempted} peer states could not be loaded`)
+  }
+
+  /** The peer's current records of these flows, lazily (one may be gone meanwhile). */
+  private *peerFlows(keys: string[]): Iterable<Flow> {
+    for (const key of keys) {
+      const record = this.engine.peer.get(key)
+      if (record !== undefined) yield* flowsOf([record])
+    }
+  }
+
+  /** Leftover entries still as planned: one the kernel changed since is alive here, and stays. */
+  private *endedFlows(expire: CommitPlan['expire'], ended: { count: number }): Iterable<Flow> {
+    for (const [key, record] of expire) {
+      if (this.engine.local.get(key) !== record || this.engine.peer.has(key)) continue
+      ended.count++
+      yield* flowsOf([record])
+    }
   }
 
   private carryOut(actions: SyncAction[]): void {

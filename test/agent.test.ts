@@ -573,7 +573,12 @@ t.test('state sync: loads on promotion, demotes by reason, answers resync; witho
   const { lab, a, b } = pair()
   const calls: string[] = []
   const fakeStatus = { peerAddress: '198.51.100.2:8242' } as never
-  b.agent.attachSync({ promoted: async () => void calls.push('promoted'), resync: () => void calls.push('resync'), status: () => fakeStatus })
+  b.agent.attachSync({
+    promoted: async () => void calls.push('promoted'),
+    stoppedServing: () => void calls.push('stopped'),
+    resync: () => void calls.push('resync'),
+    status: () => fakeStatus,
+  })
   b.agent.demote('sync', 32, 'sync: waiting for the bulk transfer from the peer')
   for (const n of lab.nodes.values()) n.agent.start()
   lab.clock.advance(5000)
@@ -593,6 +598,11 @@ t.test('state sync: loads on promotion, demotes by reason, answers resync; witho
   b.agent.demote('sync', 0, 'sync: bulk transfer done')
   t.same(b.agent.status().demote.reasons, {})
   t.match(b.lines.join('\n'), /demote 32->0 reason="sync: bulk transfer done"/)
+  // a, back, preempts (carp.preempt on): b serves nothing any more and says so once.
+  lab.net.cut(EP_A, false)
+  lab.clock.advance(5000)
+  t.equal(lab.state('b'), 'BACKUP')
+  t.same(calls, ['promoted', 'resync', 'stopped'], 'the sync hears once that b serves no vhid')
 })
 
 t.test('reload: sync, serial, heartbeat and witness settings take effect after a restart, and say so', async (t) => {

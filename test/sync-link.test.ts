@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { SyncLink, type SyncLinkDeps } from '../src/sync-link.js'
-import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK } from '../src/sync/constants.js'
+import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../src/sync/constants.js'
 import type { FlowChange, SyncBackend } from '../src/sync/backend.js'
 import type { Flow } from '../src/sync/flow.js'
 import { FakeClock } from './helpers/clock.js'
@@ -29,8 +29,13 @@ class FakeBackend implements SyncBackend {
     }
     for (const f of this.table) onFlow(f)
   }
+  failLoads = 0
   async load(flows: Iterable<Flow>) {
     const list = [...flows]
+    if (this.failLoads > 0) {
+      this.failLoads--
+      return { loaded: 0, skipped: 0, failed: list.length }
+    }
     this.loaded.push(...list)
     return { loaded: list.length, skipped: 0, failed: 0 }
   }
@@ -70,7 +75,10 @@ function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}) {
       backend,
       log: { event: (what: string, msg: string) => board.lines.push(`${what} ${msg}`) } as never,
       random: (n) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256))),
-      demote: (reason, value) => board.demotes.push([reason, value]),
+      demote: (reason, value) => {
+        board.demotes.push([reason, value])
+        board.lines.push(`(demote ${reason} ${value})`)
+      },
       ignoreAddresses: [SYNC[name].address, SYNC[other].address, '192.0.2.254'],
       ...extra,
     })
@@ -119,17 +127,101 @@ t.test('live changes from the event reader reach the peer', async (t) => {
   t.equal(b.link.status().states.peer, 99)
 })
 
-t.test('promotion loads the peer flows the kernel does not have', async (t) => {
-  const { a, b, settle } = pair(t, { a: [flow(1), flow(2), flow(3)], b: [flow(3)] })
+const src = (flows: Flow[]): string[] => flows.map((f) => f.orig.src).sort()
+
+t.test('promotion: peer flows the kernel lacks are loaded, entries it holds are replaced by the peer state', async (t) => {
+  // Both kernels hold flow 3: b's entry is older (SYN_RECV, 40 s left) than a's.
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2), flow(3)], b: [flow(3, 40, 2)] })
   a.link.start()
   b.link.start()
   await settle(100)
   await b.link.promoted()
-  t.same(b.backend.loaded.map((f) => f.orig.src).sort(), [flow(1).orig.src, flow(2).orig.src])
-  t.match(b.lines.join('\n'), /MASTER: loaded 2 peer states into the kernel in \d+ ms \(0 there already, 0 failed\)/)
-  t.equal(b.link.status().lastCommit?.loaded, 2)
+  t.same(src(b.backend.removed), [flow(3).orig.src], 'the stale entry of flow 3 is removed first')
+  t.same(src(b.backend.loaded), src([flow(1), flow(2), flow(3)]), 'then every peer state goes in')
+  const three = b.backend.loaded.find((f) => f.orig.src === flow(3).orig.src)
+  t.same([three?.tcpState, three?.timeoutS], [3, 300], "flow 3 now has the peer's state, not the kernel's older one")
+  t.match(b.lines.join('\n'), /MASTER: kernel table made current in \d+ ms: 2 peer states loaded, 1 stale entries replaced by the peer's, 0 entries of ended flows removed \(0 there already, 0 failed\)/)
+  t.same(b.link.status().lastCommit && { ...b.link.status().lastCommit, ms: 0, agoMs: 0 }, { loaded: 2, replaced: 1, expired: 0, skipped: 0, failed: 0, ms: 0, agoMs: 0 })
+  // A second vhid becoming MASTER finds nothing new: no state is loaded or replaced twice.
+  const before = [b.backend.loaded.length, b.backend.removed.length]
+  await b.link.promoted()
+  t.same([b.backend.loaded.length, b.backend.removed.length], before, 'a second commit redoes nothing')
+  t.match(b.lines.join('\n'), /MASTER: the kernel holds the newest state of all 3 peer flows already/)
+})
+
+t.test('failback: entries of an earlier term are replaced, flows the peer ended are removed, live ones stay', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2), flow(3), flow(4)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
   await a.link.promoted()
-  t.match(a.lines.join('\n'), /MASTER: the kernel has all 1 peer states already/)
+  t.equal(b.link.status().states.peer, 4)
+  // a loses its links: b serves, loads a's flows (its kernel reports them), and its
+  // kernel moves on.
+  a.link.stoppedServing()
+  await b.link.promoted()
+  for (const i of [1, 2, 3, 4]) b.backend.onChange({ op: 'upsert', flow: flow(i) })
+  await settle(50)
+  b.backend.onChange({ op: 'upsert', flow: flow(1, 7000, 4) }) // flow 1 moved on (FIN_WAIT)
+  b.backend.onChange({ op: 'upsert', flow: flow(5) }) // a new flow through b
+  b.backend.onChange({ op: 'delete', flow: flow(2) }) // flows 2 and 3 ended on b
+  b.backend.onChange({ op: 'delete', flow: flow(3) })
+  a.backend.onChange({ op: 'upsert', flow: flow(3, 100, 3) }) // but a's kernel still sees flow 3: alive here
+  await settle(100)
+  t.equal(a.link.status().states.peer, 3, "a has b's table: flows 1, 4 and 5")
+  // a comes back and preempts.
+  a.backend.loaded = []
+  a.backend.removed = []
+  await a.link.promoted()
+  t.same(src(a.backend.loaded), src([flow(1), flow(4), flow(5)]), "b's states of flows 1 and 4 and its new flow 5 go in")
+  const one = a.backend.loaded.find((f) => f.orig.src === flow(1).orig.src)
+  t.same([one?.tcpState, one?.timeoutS], [4, 7000], "flow 1 carries b's newest state")
+  t.same(src(a.backend.removed), src([flow(1), flow(2), flow(4)]), 'the stale flows 1 and 4 are replaced and flow 2, ended on b, removed')
+  t.notOk(src(a.backend.removed).includes(flow(3).orig.src), "flow 3 stays: a's kernel changed it since (alive here)")
+  t.match(a.lines.join('\n'), /1 peer states loaded, 2 stale entries replaced by the peer's, 1 entries of ended flows removed \(0 there already, 0 failed\)/)
+})
+
+t.test('a commit that fails is tried again at the next promotion', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  b.backend.failLoads = 1
+  await b.link.promoted()
+  t.equal(b.link.status().lastCommit?.failed, 2)
+  t.same(b.demotes.at(-1), ['syncBackend', DEMOTE_SYNC_BACKEND], 'a load that mostly failed demotes the board')
+  await b.link.promoted()
+  t.same(src(b.backend.loaded), src([flow(1), flow(2)]), 'the peer states go in at the next commit')
+})
+
+t.test('link loss: a board that does not serve waits for the peer and its table; one that serves does not', async (t) => {
+  const { a, b, net, settle } = pair(t, { a: [flow(1)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  await a.link.promoted()
+  b.demotes.length = 0
+  a.demotes.length = 0
+  net.cut(SYNC.a)
+  net.cut(SYNC.b)
+  await settle(4000)
+  t.equal(b.link.status().peer.state, 'gone')
+  t.same(b.demotes, [['sync', DEMOTE_SYNC_GONE]], 'b, not serving, is demoted as soon as the peer is gone')
+  await settle(12_000)
+  t.same(b.demotes, [['sync', DEMOTE_SYNC_GONE]], 'for as long as it is gone (past sync.bulk.timeout)')
+  a.backend.onChange({ op: 'upsert', flow: flow(2) }) // a changed its table meanwhile
+  net.cut(SYNC.a, false)
+  net.cut(SYNC.b, false)
+  // Each side hears the other at its next keepalive (1 s at most).
+  await settle(1500)
+  t.same(b.demotes, [['sync', DEMOTE_SYNC_GONE], ['sync', DEMOTE_SYNC_BULK], ['sync', 0]], 'b was demoted, and is no longer')
+  t.match(
+    b.lines.join('\n'),
+    /peer silent on the sync link[^]*\(demote sync 1\)\n[^]*peer is back on the sync link\n\(demote sync 32\)\n[^]*bulk transfer \d+ from the peer done[^]*\n\(demote sync 0\)/,
+    'from the moment the peer went silent until its table is in',
+  )
+  t.equal(b.link.status().states.peer, 2, 'with the change a made meanwhile')
+  t.same(a.demotes, [], 'a, serving, is never demoted for the transfer')
 })
 
 t.test('a table that cannot be read demotes, is read again, and the demotion clears', async (t) => {

@@ -44,6 +44,12 @@ export const PEER_TIMEOUT_MS = 3500
 export const MAX_PENDING_CHANGES = 100_000
 /** Demotion while a board waits for its first bulk transfer (pfsync(4) uses 32 too). */
 export const DEMOTE_SYNC_BULK = 32
+/**
+ * Demotion of a board that serves nothing while its peer is silent on the sync link:
+ * its copy of the peer's table falls behind. Small (pfsync(4) adds 1 while its link
+ * is down), so a master that loses a link (DEMOTE_LINK, 20) is still replaced.
+ */
+export const DEMOTE_SYNC_GONE = 1
 /** Demotion while the state table cannot be read or loaded (the peer can serve better). */
 export const DEMOTE_SYNC_BACKEND = 10
 /** The backend's failure demotion clears after this long without a new failure. */

@@ -28,6 +28,7 @@ import {
   ACK_DELAY_MS,
   ACK_EVERY_FRAMES,
   DEMOTE_SYNC_BULK,
+  DEMOTE_SYNC_GONE,
   FAST_RESEND_MS,
   FLUSH_DELAY_MS,
   KEEPALIVE_MS,
@@ -67,6 +68,28 @@ export const SYNC_DROP_REASONS: readonly SyncDropReason[] = [
 export type PeerState = 'unknown' | 'up' | 'gone'
 /** Why this board wants its peer's whole table: startup demotes, the others do not. */
 export type BulkReason = 'startup' | 'missed' | 'operator'
+
+/**
+ * What the kernel needs when this board starts to serve (SyncEngine.takeCommit):
+ * flow keys, whose records are read when each is carried out (they may change
+ * meanwhile).
+ */
+export interface CommitPlan {
+  /** Peer flows the kernel has no entry for: inserted. */
+  load: string[]
+  /**
+   * Peer flows the kernel has an entry for that is older than the peer's (left from
+   * an earlier time as master): its TCP window is stale and would drop the flow's
+   * packets, so the entry is removed and the peer's state inserted.
+   */
+  replace: string[]
+  /**
+   * Kernel entries left from an earlier time as master whose flows ended on the
+   * peer meanwhile (no longer in its table, untouched here since): removed, else
+   * they would linger for days. Each with the local record it had when planned.
+   */
+  expire: [key: string, record: string][]
+}
 
 export interface SyncEngineOptions {
   key: string
@@ -179,8 +202,27 @@ export class SyncEngine {
   private receiving: Receiving | null = null
 
   private wanted: { reason: BulkReason; id: number; deadlineMs: number } | null = null
-  /** Demoted until the first bulk transfer is in, the deadline passes or this board serves. */
-  private startupDemoted = false
+  /**
+   * The demotion state sync asks for now: DEMOTE_SYNC_GONE while the peer is silent
+   * and this board serves nothing, DEMOTE_SYNC_BULK until the wanted bulk transfer
+   * is in (or its deadline passes, or this board serves), else 0.
+   */
+  private demoted = 0
+  /** A vhid of this board is MASTER (promoted() and stoppedServing() say so). */
+  private serving = false
+  /**
+   * Peer flows whose record came in since the kernel was last made current
+   * (takeCommit): the kernel may hold an older state of these, or none.
+   */
+  private readonly peerFresh = new Set<string>()
+  /**
+   * Since this board last served nothing (null while it serves and its commit was
+   * taken): local flows the kernel's own events changed (alive here), and local flows
+   * the peer said ended (deleted from its table). A kernel entry the peer ended and
+   * nothing here touched since is a leftover of an earlier term. Both sets hold only
+   * keys of the local table, so they are bounded by it.
+   */
+  private idle: { touched: Set<string>; ended: Set<string> } | null = { touched: new Set(), ended: new Set() }
   private lastIn: BulkInfo | null = null
   private lastOut: BulkInfo | null = null
   private lastInEndMs = 0
@@ -192,8 +234,6 @@ export class SyncEngine {
 
   /** Starts: wants the peer's table (demoted until it is in) and says hello. */
   start(now: number): SyncAction[] {
-    this.startupDemoted = true
-    this.out.push({ type: 'demote', value: DEMOTE_SYNC_BULK, why: 'sync: waiting for the bulk transfer from the peer' })
     this.want('startup', now)
     this.sendAckOnly(now)
     return this.take()
@@ -205,6 +245,7 @@ export class SyncEngine {
   localUpsert(record: string, now: number): SyncAction[] {
     const key = record.slice(0, KEY_RECORD_LEN)
     this.snapshotTouched?.add(key)
+    this.idle?.touched.add(key)
     this.setLocal(key, record, now)
     return this.take()
   }
@@ -234,7 +275,10 @@ export class SyncEngine {
   }
 
   private deleteLocal(key: string, now: number): void {
-    if (this.local.delete(key)) this.queue(key, '', now)
+    if (!this.local.delete(key)) return
+    this.idle?.touched.delete(key)
+    this.idle?.ended.delete(key)
+    this.queue(key, '', now)
   }
 
   /**
@@ -277,9 +321,46 @@ export class SyncEngine {
    * peer's table, without the demotion.
    */
   promoted(): SyncAction[] {
+    this.serving = true
     if (this.wanted?.reason === 'startup') this.wanted.reason = 'missed'
     this.undemote('sync: MASTER with its own table, no longer waiting to be preferred')
     return this.take()
+  }
+
+  /**
+   * No vhid of this board is MASTER any more: its kernel entries of synced flows go
+   * stale from now on (the peer serves them), and a bulk transfer it needs demotes it.
+   */
+  stoppedServing(): SyncAction[] {
+    this.serving = false
+    this.idle ??= { touched: new Set(), ended: new Set() }
+    if (this.peerState === 'gone') this.waitForReturn()
+    return this.take()
+  }
+
+  /**
+   * This board serves (again): what the kernel needs to hold the newest state of
+   * every synced flow. Peer flows that came in since the last plan are loaded, or
+   * replace the kernel's older entry; leftovers of flows the peer ended meanwhile are
+   * removed. A kernel entry the peer never knew is left alone: it may be a flow this
+   * board carried while carpd was restarting. Each plan starts the next from here
+   * (recommit() puts back what failed).
+   */
+  takeCommit(): CommitPlan {
+    const plan: CommitPlan = { load: [], replace: [], expire: [] }
+    for (const key of this.peerFresh) (this.local.has(key) ? plan.replace : plan.load).push(key)
+    for (const key of this.idle?.ended ?? []) {
+      const record = this.local.get(key)
+      if (record !== undefined && !this.peer.has(key) && !this.idle!.touched.has(key)) plan.expire.push([key, record])
+    }
+    this.peerFresh.clear()
+    this.idle = this.serving ? null : { touched: new Set(), ended: new Set() }
+    return plan
+  }
+
+  /** Peer flows a commit could not load: the next commit tries them again. */
+  recommit(keys: Iterable<string>): void {
+    for (const key of keys) if (this.peer.has(key)) this.peerFresh.add(key)
   }
 
   /** `carpd ctl resync`: both tables again, both ways; no demotion. */
@@ -435,16 +516,21 @@ export class SyncEngine {
   private heard(now: number): void {
     this.peerHeardMs = now
     if (this.peerState === 'up') return
-    this.log(this.peerState === 'unknown' ? 'peer heard on the sync link' : 'peer is back on the sync link')
+    const back = this.peerState === 'gone'
+    this.log(back ? 'peer is back on the sync link' : 'peer heard on the sync link')
     this.peerState = 'up'
-    // Whatever the peer missed while we could not reach it, it gets whole.
-    if (this.wanted) this.control.push({ type: 'bulkRequest', ids: [this.wanted.id] })
+    // Whatever the peer missed while we could not reach it, it gets whole; and what
+    // it changed meanwhile we want whole too (a board back from a link loss must not
+    // preempt with the table it had before: pfsync(4) demotes for its bulk likewise).
+    if (back) this.askAgain('missed', now)
+    else if (this.wanted) this.control.push({ type: 'bulkRequest', ids: [this.wanted.id] })
     this.startPush(this.pushWanted ?? 0, now)
   }
 
   private peerGone(now: number): void {
     this.peerState = 'gone'
     this.log(`peer silent on the sync link for ${PEER_TIMEOUT_MS / 1000}s: ${this.unacked.size} frames and ${this.pending.size} queued changes dropped, all states go again when it is back`)
+    if (!this.serving) this.waitForReturn()
     this.counters.lostFrames += this.unacked.size
     this.counters.sessionResets++
     this.unacked.clear()
@@ -499,24 +585,26 @@ export class SyncEngine {
             const record = rec.toString('latin1')
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
+            this.peerFresh.add(key)
             this.receiving?.stale.delete(key)
           }
           this.counters.changesReceived += section.records.length
           if (this.receiving) this.receiving.done += section.records.length
           break
         case 'delete':
-          // Only the copy goes. A backup's own kernel entries of the flow (left from a
-          // time it was master) are left to expire: conntrack -D scans the whole
-          // table for each flow (0.35 s at 100,000), far too dear per delete.
+          // Only the copy goes now. A backup's own kernel entry of the flow (left from
+          // a time it was master) is removed when it serves again (takeCommit):
+          // conntrack -D scans the whole table for each flow (0.35 s at 100,000), far
+          // too dear per delete, and a backup that never serves again loses nothing.
           for (const k of section.keys) {
             const key = k.toString('latin1')
-            this.peer.delete(key)
+            this.peerEnded(key)
             this.receiving?.stale.delete(key)
           }
           this.counters.changesReceived += section.keys.length
           break
         case 'clear':
-          this.peer.clear()
+          for (const key of this.peer.keys()) this.peerEnded(key)
           this.receiving?.stale.clear()
           this.log('peer cleared its state table')
           break
@@ -544,12 +632,19 @@ export class SyncEngine {
     }
   }
 
+  /** The peer no longer has this flow (it ended there, or its table was flushed). */
+  private peerEnded(key: string): void {
+    if (!this.peer.delete(key)) return
+    this.peerFresh.delete(key)
+    if (this.idle && this.local.has(key)) this.idle.ended.add(key)
+  }
+
   private bulkReceived(id: number, count: number, now: number): void {
     const r = this.receiving
     // An end without its start (we joined in the middle, or lost the peer during
     // the transfer) is not a whole table: ask for one.
     if (!r || r.id !== id) return this.askAgain('missed', now)
-    for (const key of r.stale) this.peer.delete(key)
+    for (const key of r.stale) this.peerEnded(key)
     const ms = Math.round(now - r.startMs)
     this.lastIn = { direction: 'in', id, total: r.total, done: count, ms, agoMs: 0 }
     this.lastInEndMs = now
@@ -560,9 +655,13 @@ export class SyncEngine {
   }
 
   private undemote(why: string): void {
-    if (!this.startupDemoted) return
-    this.startupDemoted = false
-    this.out.push({ type: 'demote', value: 0, why })
+    this.setDemote(0, why)
+  }
+
+  private setDemote(value: number, why: string): void {
+    if (value === this.demoted) return
+    this.demoted = value
+    this.out.push({ type: 'demote', value, why })
   }
 
   // --- sending ---------------------------------------------------------------------
@@ -570,8 +669,32 @@ export class SyncEngine {
   /** Wants the peer's whole table; the request goes now if the peer is up, else when it is heard. */
   private want(reason: BulkReason, now: number): void {
     const id = this.nextBulkId++
-    this.wanted = { reason, id, deadlineMs: now + this.opts.bulkTimeoutMs }
+    // While the peer is gone, the wait has no end (waitForReturn); it starts once it is back.
+    const waitsForReturn = this.peerState === 'gone' && !this.serving
+    this.wanted = { reason, id, deadlineMs: waitsForReturn ? Infinity : now + this.opts.bulkTimeoutMs }
     if (this.peerState === 'up') this.control.push({ type: 'bulkRequest', ids: [id] })
+    // A board that does not serve waits for the table before it may be preferred (a
+    // master keeps serving: demoting it would hand the VIPs to a peer that waits too).
+    // An operator's resync changes nobody's role.
+    if (reason !== 'operator' && !this.serving && !waitsForReturn) {
+      const why = reason === 'startup' ? 'sync: waiting for the bulk transfer from the peer' : "sync: waiting for the peer's table after missing its changes"
+      this.setDemote(DEMOTE_SYNC_BULK, why)
+    }
+  }
+
+  /**
+   * The peer is silent on the sync link and this board does not serve: whatever the
+   * peer changes now, this board's copy lacks. It stays demoted for as long as the
+   * peer is gone (no deadline: CARP adverts come back on a returning link well before
+   * the sync link's next keepalive, and a preempt in between would serve with the old
+   * copy), then by DEMOTE_SYNC_BULK until the peer's table is in. While gone, only by
+   * DEMOTE_SYNC_GONE (pfsync(4) adds 1 while its link is down): a master that loses
+   * a link (20) must still be replaced by this board. A peer that is really dead is
+   * replaced by CARP's master-down, which demotion does not delay.
+   */
+  private waitForReturn(): void {
+    this.wanted = { reason: this.wanted?.reason ?? 'missed', id: this.wanted?.id ?? 0, deadlineMs: Infinity }
+    if (this.demoted === 0) this.setDemote(DEMOTE_SYNC_GONE, "sync: peer silent on the sync link: this board's copy of its table is out of date")
   }
 
   /** Frames were missed: a new request, whatever was asked before (that one may be lost). */
