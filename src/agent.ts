@@ -683,11 +683,7 @@ export class Agent {
   private sendResult(ok: boolean, detail: string): void {
     if (ok) {
       this.sendFailRun = 0
-      if (++this.sendOkRun === SENDS_OK_TO_CLEAR) {
-        this.sendErrorsHold?.cancel()
-        this.sendErrorsHold = null
-        this.setDemote('sendErrors', 0, 'adverts are sent again')
-      }
+      if (++this.sendOkRun === SENDS_OK_TO_CLEAR) this.clearSendErrors('adverts are sent again')
       return
     }
     this.sendErrors++
@@ -702,6 +698,13 @@ export class Agent {
         this.setDemote('sendErrors', 0, `no failed send for ${SEND_ERRORS_HOLD_MS / 1000}s`)
       })
     }
+  }
+
+  private clearSendErrors(why: string): void {
+    this.sendFailRun = 0
+    this.sendErrorsHold?.cancel()
+    this.sendErrorsHold = null
+    this.setDemote('sendErrors', 0, why)
   }
 
   /**
@@ -760,6 +763,11 @@ export class Agent {
   private linkChanged(iface: string, up: boolean): void {
     this.deps.log.event('carp', `link ${iface} ${up ? 'up' : 'down'}`)
     this.setDemote(`link:${iface}`, up ? 0 : DEMOTE_LINK, `${iface} link ${up ? 'up' : 'down'}`)
+    // Adverts that failed as the link went (before two readings confirmed it) are the
+    // link's fault, already counted by its own demotion; left standing, they would
+    // keep a board demoted for SEND_ERRORS_HOLD_MS after its links are back, since a
+    // backup sends nothing that could clear them.
+    this.clearSendErrors(`link ${iface} ${up ? 'up' : 'down'}: failed sends were the link's`)
     for (const v of this.vhids.values()) {
       if (v.config.interface !== iface) continue
       this.dispatch(v, up ? { type: 'linkUp' } : { type: 'linkDown', reason: `${iface} has no link` })

@@ -259,6 +259,35 @@ t.test('send errors demote the board with hysteresis and clear again', async (t)
   t.match(a.lines.join('\n'), /send failed: 192\.0\.2\.3:8240|send failed: 224\.0\.0\.18:8240/)
 })
 
+t.test('send errors while a link goes down are the link\'s: back, the board preempts at once (issue 11)', async (t) => {
+  const { lab, a, b } = pair()
+  a.agent.start()
+  b.agent.start()
+  lab.clock.advance(5000)
+  t.same(lab.masters(), ['a'])
+  // The cable is pulled: sends fail at once, the link reading needs two polls.
+  lab.net.failing.add(`${A}:${CARP_PORT}`)
+  for (let i = 0; i < 3; i++) {
+    lab.clock.advance(1000)
+    await lab.settle()
+  }
+  t.equal(a.agent.status().demote.reasons.sendErrors, 10, 'three failed sends demote, as before')
+  a.platform.linksDown.add('lan0')
+  lab.clock.advance(1000)
+  await lab.settle()
+  t.same(a.agent.status().demote.reasons, { 'link:lan0': 20 }, 'once the link is known down, its demotion alone stands')
+  lab.clock.advance(3000)
+  t.same(lab.masters(), ['b'])
+  // The cable is back: a preempts after the hold-down (0) and b's next advert, not after 30 s.
+  lab.net.failing.clear()
+  a.platform.linksDown.delete('lan0')
+  lab.clock.advance(3000)
+  await lab.settle()
+  t.same(a.agent.status().demote.reasons, {})
+  t.same(lab.masters(), ['a'], 'a preempts within seconds of its link coming back')
+  t.match(a.lines.join('\n'), /demote 30->20 reason="link lan0 down: failed sends were the link's"/)
+})
+
 t.test('hooks get vhid interface vip state; platform failures are logged, not fatal', async (t) => {
   const lab = new Lab()
   const a = lab.add('a', A, makeConfig('a', [vhidConfig()], { upscript: '/cf/up.sh', downscript: '/cf/down.sh' }))
