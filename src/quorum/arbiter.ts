@@ -123,6 +123,9 @@ interface VhidVotes {
   peerClaimedMs: number // last time the peer asked while we were MASTER (LAN fault)
   waitLogged: string // the kind of reason a waiting claim last logged
   peerAlsoMaster: boolean // two-node mode: we are MASTER and the peer said so too
+  masterSinceMs: number // when this vhid last became MASTER here
+  tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
+  splitSeen: boolean // the peer said MASTER too well after we took over: a split, not a handover
   requests: number
   grants: Record<Voter, number>
   denials: Record<Voter, number>
@@ -166,6 +169,11 @@ export class Arbiter {
       this.vhids.set(vhid, v)
     }
     const wanted = wants(v.view)
+    if (view.state === 'MASTER' && v.view.state !== 'MASTER') {
+      v.masterSinceMs = nowMs
+      v.tookOverHeard = v.view.claiming && v.view.hearsMaster
+      v.splitSeen = false
+    }
     v.view = view
     const actions: ArbiterAction[] = []
     // A new candidate asks at once; a board that stops wanting forgets unanswered asks.
@@ -453,10 +461,20 @@ export class Arbiter {
     const [held, why] = this.decide(v, nowMs)
     if (!wants(v.view)) v.waitLogged = ''
     if (!this.params.witness && v.view.state === 'MASTER' && held) {
-      // Two-node mode: a split healed when the peer, also MASTER a moment ago, no
-      // longer says so. Neighbours may have followed it: announce the VIPs again.
+      // Two-node mode: the peer, also MASTER a moment ago, no longer says so.
+      // Neighbours may have followed it: announce the VIPs again. Right after a
+      // takeover (a preempt, a failover) the old master says MASTER until it hears
+      // our first advert: that is a handover, and is called one; a split is the
+      // peer still MASTER once a handover would long be over.
       const peerMaster = this.peerSays(v.vhid, nowMs) === 'M'
-      if (v.peerAlsoMaster && !peerMaster) actions.push({ type: 'garp', vhid: v.vhid, reason: 'split healed: the peer is no longer MASTER' })
+      if (peerMaster && nowMs - v.masterSinceMs >= this.lanHealQuietMs()) v.splitSeen = true
+      if (v.peerAlsoMaster && !peerMaster) {
+        const reason = v.splitSeen
+          ? 'split healed: the peer is no longer MASTER'
+          : `handover done: the peer stepped down ${Math.round(nowMs - v.masterSinceMs)} ms after this board took over`
+        actions.push({ type: 'garp', vhid: v.vhid, reason })
+        v.splitSeen = false
+      }
       v.peerAlsoMaster = peerMaster
     } else {
       v.peerAlsoMaster = false
@@ -499,6 +517,13 @@ export class Arbiter {
     const says = this.peerSays(v.vhid, nowMs)
     if (says !== 'M') return [true, 'two-node mode: peer is not MASTER on any other path']
     const paths = this.paths.alivePaths(nowMs).filter((p) => p !== 'lan')
+    if (v.view.state === 'MASTER' && v.tookOverHeard && nowMs - v.masterSinceMs < this.lanHealQuietMs()) {
+      // We just replaced the master we heard (a preempt): the old master steps down
+      // on our first advert, and its heartbeat says so a moment later. The LAN path
+      // may not count as alive yet (a link just back hears a few adverts first), but
+      // it carried that advert: yielding now would only flap the vhid.
+      return [true, `peer ${this.peer!.hb.node} says MASTER still; it steps down on our adverts (handover)`]
+    }
     if (v.view.state === 'MASTER' && this.paths.isAlive('lan', nowMs)) {
       // We hear its adverts: CARP settles two masters on the LAN with the full
       // priority (and the peer's heartbeat may just be older than its step-down).
@@ -570,6 +595,9 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     peerClaimedMs: -Infinity,
     waitLogged: '',
     peerAlsoMaster: false,
+    masterSinceMs: -Infinity,
+    tookOverHeard: false,
+    splitSeen: false,
     requests: 0,
     grants: { peer: 0, witness: 0 },
     denials: { peer: 0, witness: 0 },

@@ -157,3 +157,41 @@ t.test('crossed grants: at most one side releases its deferral', async (t) => {
   t.same(heldA, [true], 'A asked after its promise to B: released')
   t.same(heldB, [], 'B asked before its promise to A: still bound')
 })
+
+t.test('two-node: the peer stepping down just after a takeover is a handover; later, a split healed (issue 11)', async (t) => {
+  const a = arbiter(false)
+  // The peer ranks lower (an older boot epoch): this board keeps the vhid while both say MASTER.
+  const hb = (seq: number, state: 'M' | 'B') => ({ node: 'fw-b', epoch: 7, seq, demote: 0, vhids: [{ vhid: 1, state }] })
+  const garps = (actions: ArbiterAction[]) => actions.filter((x) => x.type === 'garp').map((x) => (x as { reason: string }).reason)
+  a.heartbeat(hb(1, 'M'), 'sync', 0)
+  // This board preempts: the old master says MASTER until it hears our first advert.
+  a.view(1, view({ state: 'MASTER' }), 100)
+  t.same(garps(a.heartbeat(hb(2, 'M'), 'sync', 200)), [])
+  t.same(garps(a.heartbeat(hb(3, 'B'), 'sync', 350)), ['handover done: the peer stepped down 250 ms after this board took over'])
+  // Much later the peer says MASTER too (the LAN between the boards broke), then stops.
+  for (let i = 0; i < 20; i++) t.same(garps(a.heartbeat(hb(4 + i, i < 10 ? 'B' : 'M'), 'sync', 3000 + 100 * i)), [])
+  t.same(garps(a.heartbeat(hb(30, 'B'), 'sync', 5100)), ['split healed: the peer is no longer MASTER'])
+})
+
+t.test('two-node: a preempt over a master it hears is held through the handover, then the rank rule applies (issue 11)', async (t) => {
+  const a = arbiter(false)
+  // The peer ranks higher (a later boot epoch) and is alive on the sync link.
+  const hb = (seq: number, state: 'M' | 'B') => ({ node: 'fw-b', epoch: 200, seq, demote: 0, vhids: [{ vhid: 1, state }] })
+  const held = (actions: ArbiterAction[]) => votes(actions).map((x) => (x as { held: boolean }).held)
+  a.heartbeat(hb(1, 'M'), 'sync', 0)
+  a.heartbeat(hb(2, 'M'), 'sync', 100)
+  // Back from a link loss, this board hears one advert of the peer and preempts it:
+  // the LAN path is not alive yet (one advert), the peer still says MASTER.
+  a.advertHeard(150)
+  t.same(held(a.view(1, view({ claiming: true, hearsMaster: true }), 150)), [true], 'the claim holds')
+  t.same(held(a.view(1, view({ state: 'MASTER' }), 151)), [], 'and so does the new master')
+  t.same(held(a.heartbeat(hb(3, 'M'), 'sync', 200)), [], 'while the old master steps down')
+  // A peer that stays MASTER past the handover (it does not hear us) is a split: the
+  // lower-ranked board yields.
+  const changes: [number, boolean[]][] = []
+  for (let ms = 300, seq = 4; ms <= 1400; ms += 100, seq++) {
+    const h = held(a.heartbeat(hb(seq, 'M'), 'sync', ms))
+    if (h.length > 0) changes.push([ms, h])
+  }
+  t.same(changes, [[1200, [false]]], 'past the handover (1 s) the higher-ranked peer keeps it')
+})
