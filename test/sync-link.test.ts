@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap'
-import { SyncLink, type SyncLinkDeps } from '../src/sync-link.js'
+import { SNAPSHOT_AFTER_LOSS_MS, SyncLink, type SyncLinkDeps } from '../src/sync-link.js'
 import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../src/sync/constants.js'
 import type { FlowChange, SyncBackend } from '../src/sync/backend.js'
 import type { Flow } from '../src/sync/flow.js'
 import { FakeClock } from './helpers/clock.js'
 import { MemNet } from './helpers/net.js'
-import { flow, key } from './helpers/sync-pair.js'
+import { flow, key, record } from './helpers/sync-pair.js'
 
 /** A kernel table in memory: what load() and remove() did is kept for the test. */
 class FakeBackend implements SyncBackend {
@@ -245,12 +245,31 @@ t.test('lost events: the table is read again and differences go out', async (t) 
   await settle(100)
   a.backend.table = [flow(2), flow(3)]
   a.backend.onLost('No buffer space available')
-  await settle(50)
+  a.backend.onLost('No buffer space available') // a second loss before the read: still one read
+  await settle(SNAPSHOT_AFTER_LOSS_MS + 50)
   t.match(a.lines.join('\n'), /state events lost \(No buffer space available\): reading the whole table again/)
   t.equal(a.link.status().backend.snapshots, 2)
   t.equal(b.link.status().states.peer, 2)
   const peerTable = (b.link as unknown as { engine: { peer: Map<string, string> } }).engine.peer
   t.same([...peerTable.keys()].sort(), [key(flow(2)), key(flow(3))].sort(), 'flow 1 deleted, flow 3 added on the peer')
+})
+
+t.test('lost events: an event the kernel queued before the loss does not beat the table read', async (t) => {
+  // The lab's 1-in-20 failover loss: a stream's SYN_SENT event, queued before an
+  // ENOBUFS, reached carpd after the loss was reported; read at once, the table's
+  // ESTABLISHED line lost to it and the backup loaded SYN_SENT.
+  const established = flow(1)
+  const { a, b, settle } = pair(t, { a: [] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  a.backend.table = [established]
+  a.backend.onLost('No buffer space available')
+  await settle(5)
+  a.backend.onChange({ op: 'upsert', flow: flow(1, 120, 1) }) // the late SYN_SENT event
+  await settle(SNAPSHOT_AFTER_LOSS_MS + 50)
+  const peerTable = (b.link as unknown as { engine: { peer: Map<string, string> } }).engine.peer
+  t.equal(peerTable.get(key(established)), record(established), 'the peer holds the state the table read found')
 })
 
 t.test('a flow the wire cannot carry is counted, not fatal', async (t) => {
