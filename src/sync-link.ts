@@ -248,9 +248,10 @@ export class SyncLink {
    * (the fastest part, and most flows of a failover), then entries older than the
    * peer's are replaced, then leftovers of flows that ended meanwhile are removed.
    * The VIPs go up meanwhile: a packet of a flow not yet loaded is dropped as INVALID
-   * (not reset) and TCP sends it again. A flow that could not be loaded or replaced
-   * is tried again at the next commit, and a commit that mostly failed demotes the
-   * board so that the peer, which has the states, serves.
+   * (not reset) and TCP sends it again. A flow that could not be loaded, or a stale
+   * entry that could not be removed, is tried again at the next commit, and a commit
+   * that mostly failed demotes the board so that the peer, which has the states,
+   * serves.
    */
   private async commit(): Promise<void> {
     const plan = this.engine.takeCommit()
@@ -270,12 +271,17 @@ export class SyncLink {
       try {
         await backend.remove(this.peerFlows(chunk))
       } catch (err) {
-        // Entries not removed stay: the insert below finds them "there already".
+        // Entries not removed stay (the insert below finds them "there already"): the
+        // next commit replaces them again.
         this.deps.log.event('sync', `MASTER: removing stale states failed: ${(err as Error).message}`)
+        this.engine.replaceAgain(chunk)
       }
+      // One the kernel made again meanwhile (a packet of the flow, with loose pickup)
+      // is there already: counted so, not as a failure.
       const r = await backend.load(this.peerFlows(chunk))
       replaced += r.loaded
-      replaceFailed += r.failed + r.skipped
+      skipped += r.skipped
+      replaceFailed += r.failed
     }
     const ended = { count: 0 }
     let expired = 0
@@ -287,8 +293,9 @@ export class SyncLink {
         this.deps.log.event('sync', `MASTER: removing ended flows failed: ${(err as Error).message}`)
       }
     }
+    // A peer state that could not be loaded is not in the kernel: the next commit
+    // finds it missing and loads it again.
     const failed = loadResult.failed + replaceFailed
-    if (failed > 0) this.engine.recommit([...plan.load, ...plan.replace])
     const ms = Math.round(this.deps.clock.now() - started)
     this.lastCommit = { loaded: loadResult.loaded, replaced, expired, skipped, failed, ms, agoMs: 0, endMs: this.deps.clock.now() }
     this.deps.log.event(

@@ -37,10 +37,14 @@ class FakeBackend implements SyncBackend {
       return { loaded: 0, skipped: 0, failed: list.length }
     }
     this.loaded.push(...list)
+    // The kernel reports what went in (conntrack -E prints -R's inserts too).
+    for (const flow of list) this.onChange({ op: 'upsert', flow })
     return { loaded: list.length, skipped: 0, failed: 0 }
   }
   async remove(flows: Iterable<Flow>): Promise<void> {
-    this.removed.push(...flows)
+    const list = [...flows]
+    this.removed.push(...list)
+    for (const flow of list) this.onChange({ op: 'delete', flow })
   }
   stop(): void {
     this.stopped = true
@@ -293,4 +297,65 @@ t.test('operator resync and stop', async (t) => {
   t.match(b.lines.join('\n'), /operator asked for a full resync/)
   await b.link.stop()
   t.ok(b.backend.stopped)
+})
+
+t.test('review: active/active: a live flow the kernel changed after the peer echoed it is not replaced', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1), flow(2)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  await a.link.promoted() // a serves vhid 1 with flows 1 and 2
+  await b.link.promoted() // b takes vhid 2: it loads a's flows too, and its kernel reports them back
+  await settle(50)
+  a.backend.onChange({ op: 'upsert', flow: flow(1, 7000, 4) }) // a's flow 1 moves on
+  await settle(50)
+  a.backend.removed = []
+  a.backend.loaded = []
+  await a.link.promoted() // a takes vhid 2 back from b
+  t.notOk(src(a.backend.removed).includes(flow(1).orig.src), "a's live flow 1 keeps its entry")
+  t.notOk(src(a.backend.loaded).includes(flow(1).orig.src), "and is not overwritten by b's older copy")
+})
+
+t.test('review: a board that waits for its first table and loses the peer waits at 1, not 32, and for no deadline', async (t) => {
+  const { a, b, net, settle } = pair(t, { a: [flow(1)] })
+  a.backend.snapshot = () => new Promise(() => {}) // a never has its table ready: it sends none
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  t.equal(b.link.status().peer.state, 'up', 'b hears a')
+  t.same(b.demotes, [['sync', DEMOTE_SYNC_BULK]], 'and waits for its table')
+  net.cut(SYNC.a) // then a falls silent
+  await settle(4000)
+  t.same(b.demotes.at(-1), ['sync', DEMOTE_SYNC_GONE], 'peer gone: demoted by 1, so a master demoted by a link is still replaced')
+  await settle(40_000)
+  t.same(b.demotes.at(-1), ['sync', DEMOTE_SYNC_GONE], 'still 1 past sync.bulk.timeout, for as long as the peer is gone')
+})
+
+t.test('review: an operator resync asked while the peer is gone demotes on its return like any missed table', async (t) => {
+  const { a, b, net, settle } = pair(t, { a: [flow(1)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  net.cut(SYNC.a)
+  net.cut(SYNC.b)
+  await settle(4000)
+  b.link.resync()
+  net.cut(SYNC.a, false)
+  net.cut(SYNC.b, false)
+  await settle(1500)
+  t.same(b.demotes.slice(-3), [['sync', DEMOTE_SYNC_GONE], ['sync', DEMOTE_SYNC_BULK], ['sync', 0]])
+})
+
+t.test('review: a board that stops serving while a table it wants is outstanding waits for it demoted', async (t) => {
+  const { a, b, net, settle } = pair(t, { a: [flow(1)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  net.cut(SYNC.a) // a's frames are lost: b's resync-less wait stays open
+  b.link.resync()
+  await b.link.promoted()
+  const engine = (b.link as unknown as { engine: { wanted: { reason: string } | null } }).engine
+  engine.wanted!.reason = 'missed' // as after a gap in a's frames
+  b.link.stoppedServing()
+  t.same(b.demotes.at(-1), ['sync', DEMOTE_SYNC_BULK], 'demoted by 32 until the table is in')
 })

@@ -78,9 +78,10 @@ export interface CommitPlan {
   /** Peer flows the kernel has no entry for: inserted. */
   load: string[]
   /**
-   * Peer flows the kernel has an entry for that is older than the peer's (left from
-   * an earlier time as master): its TCP window is stale and would drop the flow's
-   * packets, so the entry is removed and the peer's state inserted.
+   * Peer flows the kernel has an entry for that is older than the peer's record (no
+   * kernel event of the flow since the record came: left from an earlier time as
+   * master): its TCP window is stale and would drop the flow's packets, so the entry
+   * is removed and the peer's state inserted.
    */
   replace: string[]
   /**
@@ -211,10 +212,11 @@ export class SyncEngine {
   /** A vhid of this board is MASTER (promoted() and stoppedServing() say so). */
   private serving = false
   /**
-   * Peer flows whose record came in since the kernel was last made current
-   * (takeCommit): the kernel may hold an older state of these, or none.
+   * Peer flows whose record came in after the kernel's last event of that flow here
+   * (and after the last commit planned them): where the kernel has an entry, it is
+   * older than the peer's. Keys of the peer table only, so bounded by it.
    */
-  private readonly peerFresh = new Set<string>()
+  private readonly peerNewer = new Set<string>()
   /**
    * Since this board last served nothing (null while it serves and its commit was
    * taken): local flows the kernel's own events changed (alive here), and local flows
@@ -246,6 +248,7 @@ export class SyncEngine {
     const key = record.slice(0, KEY_RECORD_LEN)
     this.snapshotTouched?.add(key)
     this.idle?.touched.add(key)
+    this.peerNewer.delete(key)
     this.setLocal(key, record, now)
     return this.take()
   }
@@ -253,6 +256,7 @@ export class SyncEngine {
   /** A flow of this board's table is gone (its 16-byte key, latin1). */
   localDelete(key: string, now: number): SyncAction[] {
     this.snapshotTouched?.add(key)
+    this.peerNewer.delete(key)
     this.deleteLocal(key, now)
     return this.take()
   }
@@ -335,32 +339,34 @@ export class SyncEngine {
     this.serving = false
     this.idle ??= { touched: new Set(), ended: new Set() }
     if (this.peerState === 'gone') this.waitForReturn()
+    else if (this.wanted !== null && this.wanted.reason !== 'operator') this.setDemote(DEMOTE_SYNC_BULK, "sync: waiting for the peer's table")
     return this.take()
   }
 
   /**
    * This board serves (again): what the kernel needs to hold the newest state of
-   * every synced flow. Peer flows that came in since the last plan are loaded, or
-   * replace the kernel's older entry; leftovers of flows the peer ended meanwhile are
+   * every synced flow. Every peer flow the kernel lacks is loaded (so one a commit
+   * failed to load goes again at the next); a kernel entry older than the peer's
+   * record is replaced, once; leftovers of flows the peer ended meanwhile are
    * removed. A kernel entry the peer never knew is left alone: it may be a flow this
-   * board carried while carpd was restarting. Each plan starts the next from here
-   * (recommit() puts back what failed).
+   * board carried while carpd was restarting.
    */
   takeCommit(): CommitPlan {
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
-    for (const key of this.peerFresh) (this.local.has(key) ? plan.replace : plan.load).push(key)
+    for (const key of this.peer.keys()) if (!this.local.has(key)) plan.load.push(key)
+    for (const key of this.peerNewer) if (this.local.has(key)) plan.replace.push(key)
+    for (const key of plan.replace) this.peerNewer.delete(key)
     for (const key of this.idle?.ended ?? []) {
       const record = this.local.get(key)
       if (record !== undefined && !this.peer.has(key) && !this.idle!.touched.has(key)) plan.expire.push([key, record])
     }
-    this.peerFresh.clear()
     this.idle = this.serving ? null : { touched: new Set(), ended: new Set() }
     return plan
   }
 
-  /** Peer flows a commit could not load: the next commit tries them again. */
-  recommit(keys: Iterable<string>): void {
-    for (const key of keys) if (this.peer.has(key)) this.peerFresh.add(key)
+  /** Stale entries a commit could not remove: the next commit replaces them. */
+  replaceAgain(keys: Iterable<string>): void {
+    for (const key of keys) if (this.peer.has(key) && this.local.has(key)) this.peerNewer.add(key)
   }
 
   /** `carpd ctl resync`: both tables again, both ways; no demotion. */
@@ -522,7 +528,9 @@ export class SyncEngine {
     // Whatever the peer missed while we could not reach it, it gets whole; and what
     // it changed meanwhile we want whole too (a board back from a link loss must not
     // preempt with the table it had before: pfsync(4) demotes for its bulk likewise).
-    if (back) this.askAgain('missed', now)
+    // An operator's resync asked while the peer was gone becomes a demoting wait;
+    // so does first contact after the startup wait gave up (no table yet).
+    if (back || (this.wanted === null && this.lastIn === null)) this.want(this.wanted?.reason === 'startup' ? 'startup' : 'missed', now)
     else if (this.wanted) this.control.push({ type: 'bulkRequest', ids: [this.wanted.id] })
     this.startPush(this.pushWanted ?? 0, now)
   }
@@ -585,7 +593,7 @@ export class SyncEngine {
             const record = rec.toString('latin1')
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
-            this.peerFresh.add(key)
+            this.peerNewer.add(key)
             this.receiving?.stale.delete(key)
           }
           this.counters.changesReceived += section.records.length
@@ -635,7 +643,7 @@ export class SyncEngine {
   /** The peer no longer has this flow (it ended there, or its table was flushed). */
   private peerEnded(key: string): void {
     if (!this.peer.delete(key)) return
-    this.peerFresh.delete(key)
+    this.peerNewer.delete(key)
     if (this.idle && this.local.has(key)) this.idle.ended.add(key)
   }
 
@@ -694,7 +702,7 @@ export class SyncEngine {
    */
   private waitForReturn(): void {
     this.wanted = { reason: this.wanted?.reason ?? 'missed', id: this.wanted?.id ?? 0, deadlineMs: Infinity }
-    if (this.demoted === 0) this.setDemote(DEMOTE_SYNC_GONE, "sync: peer silent on the sync link: this board's copy of its table is out of date")
+    this.setDemote(DEMOTE_SYNC_GONE, "sync: peer silent on the sync link: this board's copy of its table is out of date")
   }
 
   /** Frames were missed: a new request, whatever was asked before (that one may be lost). */
