@@ -36,6 +36,7 @@ import {
   CLAIM_RETRY_MAX_MS,
   CLAIM_RETRY_MIN_MS,
   FLAG_HEARS_MASTER,
+  HANDOVER_RETRY_QUIET_MS,
   PENDING_LEASES,
   PENDING_MAX,
   RENEWALS_PER_LEASE,
@@ -125,6 +126,7 @@ interface VhidVotes {
   peerAlsoMaster: boolean // two-node mode: we are MASTER and the peer said so too
   masterSinceMs: number // when this vhid last became MASTER here
   tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
+  handoverYieldMs: number // when a preempt's handover last ended in this board yielding
   splitSeen: boolean // the peer said MASTER too well after we took over: a split, not a handover
   requests: number
   grants: Record<Voter, number>
@@ -242,6 +244,8 @@ export class Arbiter {
       }
       const healMs = v.peerClaimedMs + this.lanHealQuietMs()
       if (healMs > nowMs) next = Math.min(next, healMs)
+      const handoverEndMs = v.masterSinceMs + this.heartbeatTimeoutMs()
+      if (v.tookOverHeard && handoverEndMs > nowMs) next = Math.min(next, handoverEndMs)
     }
     // Two-node mode decides on the peer's last heartbeat: look again when it goes stale.
     const staleMs = this.peer ? this.peer.atMs + this.heartbeatTimeoutMs() + 1 : -Infinity
@@ -466,12 +470,16 @@ export class Arbiter {
       // takeover (a preempt, a failover) the old master says MASTER until it hears
       // our first advert: that is a handover, and is called one; a split is the
       // peer still MASTER once a handover would long be over.
-      const peerMaster = this.peerSays(v.vhid, nowMs) === 'M'
+      const says = this.peerSays(v.vhid, nowMs)
+      const peerMaster = says === 'M'
       if (peerMaster && nowMs - v.masterSinceMs >= this.lanHealQuietMs()) v.splitSeen = true
       if (v.peerAlsoMaster && !peerMaster) {
-        const reason = v.splitSeen
-          ? 'split healed: the peer is no longer MASTER'
-          : `handover done: the peer stepped down ${Math.round(nowMs - v.masterSinceMs)} ms after this board took over`
+        const reason =
+          says === null
+            ? 'the peer, MASTER too a moment ago, fell silent on every other path'
+            : v.splitSeen
+              ? 'split healed: the peer is no longer MASTER'
+              : `handover done: the peer stepped down ${Math.round(nowMs - v.masterSinceMs)} ms after this board took over`
         actions.push({ type: 'garp', vhid: v.vhid, reason })
         v.splitSeen = false
       }
@@ -491,6 +499,7 @@ export class Arbiter {
       return actions
     }
     v.waitLogged = ''
+    if (!held && v.view.state === 'MASTER' && v.tookOverHeard) v.handoverYieldMs = nowMs
     return [...actions, ...this.setHeld(v, held, why)]
   }
 
@@ -517,11 +526,11 @@ export class Arbiter {
     const says = this.peerSays(v.vhid, nowMs)
     if (says !== 'M') return [true, 'two-node mode: peer is not MASTER on any other path']
     const paths = this.paths.alivePaths(nowMs).filter((p) => p !== 'lan')
-    if (v.view.state === 'MASTER' && v.tookOverHeard && nowMs - v.masterSinceMs < this.lanHealQuietMs()) {
+    if (v.view.state === 'MASTER' && this.inHandover(v, nowMs)) {
       // We just replaced the master we heard (a preempt): the old master steps down
-      // on our first advert, and its heartbeat says so a moment later. The LAN path
-      // may not count as alive yet (a link just back hears a few adverts first), but
-      // it carried that advert: yielding now would only flap the vhid.
+      // on our first advert, and its next heartbeat says so. The LAN path may not
+      // count as alive yet (a link just back hears a few adverts first), but it
+      // carried that advert: yielding now would only flap the vhid.
       return [true, `peer ${this.peer!.hb.node} says MASTER still; it steps down on our adverts (handover)`]
     }
     if (v.view.state === 'MASTER' && this.paths.isAlive('lan', nowMs)) {
@@ -538,6 +547,16 @@ export class Arbiter {
     }
     if (v.view.hearsMaster) return [true, 'CARP replaces the master it hears']
     return [false, `LAN fault: no advert, but peer ${this.peer!.hb.node} is MASTER and alive on ${paths.join(',')}`]
+  }
+
+  /**
+   * A preempt's handover: at most one heartbeat timeout (the old master's next
+   * heartbeat says BACKUP well within it), and not again soon after one that ended
+   * with the old master still MASTER (a one-way LAN: it never hears us, and each
+   * hold would be a heartbeat timeout of two masters).
+   */
+  private inHandover(v: VhidVotes, nowMs: number): boolean {
+    return v.tookOverHeard && nowMs - v.masterSinceMs < this.heartbeatTimeoutMs() && nowMs - v.handoverYieldMs >= HANDOVER_RETRY_QUIET_MS
   }
 
   private deferring(v: VhidVotes, nowMs: number): boolean {
@@ -597,6 +616,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     peerAlsoMaster: false,
     masterSinceMs: -Infinity,
     tookOverHeard: false,
+    handoverYieldMs: -Infinity,
     splitSeen: false,
     requests: 0,
     grants: { peer: 0, witness: 0 },

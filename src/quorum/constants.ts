@@ -6,6 +6,12 @@
  * renewals per lease, four leaves one lost datagram and still a spare.
  */
 export const RENEWALS_PER_LEASE = 4
+/**
+ * Two-node mode: after a preempt's handover ended with the old master still MASTER
+ * (it does not hear us: a one-way LAN), the next preempt gets no handover for this
+ * long: each would be a heartbeat timeout of two masters.
+ */
+export const HANDOVER_RETRY_QUIET_MS = 30_000
 /** A candidate without its votes asks again at least this often. */
 export const CLAIM_RETRY_MAX_MS = 250
 /** ...and never more often than this, whatever a deny says (no request storm). */

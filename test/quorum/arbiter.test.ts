@@ -188,10 +188,26 @@ t.test('two-node: a preempt over a master it hears is held through the handover,
   t.same(held(a.heartbeat(hb(3, 'M'), 'sync', 200)), [], 'while the old master steps down')
   // A peer that stays MASTER past the handover (it does not hear us) is a split: the
   // lower-ranked board yields.
+  t.ok(a.nextWakeMs(200) <= 151 + 300, 'the end of the handover is a wake-up of its own')
   const changes: [number, boolean[]][] = []
   for (let ms = 300, seq = 4; ms <= 1400; ms += 100, seq++) {
     const h = held(a.heartbeat(hb(seq, 'M'), 'sync', ms))
     if (h.length > 0) changes.push([ms, h])
   }
-  t.same(changes, [[1200, [false]]], 'past the handover (1 s) the higher-ranked peer keeps it')
+  t.same(changes, [[500, [false]]], 'past the handover (a heartbeat timeout, 300 ms) the higher-ranked peer keeps it')
+  // A one-way LAN: this board hears the peer's adverts, the peer never hears ours.
+  // The next preempt gets no handover: it would be two masters for another 300 ms.
+  a.view(1, view(), 1450)
+  t.same(held(a.view(1, view({ claiming: true, hearsMaster: true }), 1500)), [true], 'it may claim again')
+  t.same(held(a.view(1, view({ state: 'MASTER' }), 1501)), [false], 'but the next preempt yields at once')
+})
+
+t.test('two-node: a peer that was MASTER too and then falls silent is not called a handover', async (t) => {
+  const a = arbiter(false)
+  const hb = (seq: number, state: 'M' | 'B') => ({ node: 'fw-b', epoch: 7, seq, demote: 0, vhids: [{ vhid: 1, state }] })
+  const garps = (actions: ArbiterAction[]) => actions.filter((x) => x.type === 'garp').map((x) => (x as { reason: string }).reason)
+  a.heartbeat(hb(1, 'M'), 'sync', 0)
+  a.view(1, view({ state: 'MASTER' }), 100)
+  a.heartbeat(hb(2, 'M'), 'sync', 200)
+  t.same(garps(a.tick(600)), ['the peer, MASTER too a moment ago, fell silent on every other path'])
 })
