@@ -126,14 +126,19 @@ export async function kernelLoad() {
  * Connection survival: the lab of test/lab/sync.test.ts (100 TCP streams through
  * the master, the master powered off) `runs` times. Root only; null otherwise.
  */
-export async function survival(runs, kind = 'carpd') {
-  if (process.getuid?.() !== 0) return null
+/** The sync lab (test/lab/sync-lab.ts), bundled for the bench. */
+async function syncLab() {
   const outfile = join(root, 'build/sync-lab.mjs')
   await build({
     stdin: { contents: "export * from './netlab.ts'\nexport * from './sync-lab.ts'\n", resolveDir: join(root, 'test/lab'), loader: 'ts' },
     bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning',
   })
-  const { NetLab, failover } = await import(outfile)
+  return import(outfile)
+}
+
+export async function survival(runs, kind = 'carpd') {
+  if (process.getuid?.() !== 0) return null
+  const { NetLab, failover } = await syncLab()
   const results = []
   for (let i = 0; i < runs; i++) {
     const lab = new NetLab(join(root, 'build/carpd.js'))
@@ -152,6 +157,59 @@ export async function survival(runs, kind = 'carpd') {
     }
   }
   return results
+}
+
+/**
+ * Failback after a link loss (issue 11): test/lab/failback.test.ts's first case
+ * (every cable of the master out for 10 s at advbase 1, advskew 0 / 100, then back;
+ * it preempts) `runs` times. Root only; null otherwise.
+ */
+export async function failbackSurvival(runs) {
+  if (process.getuid?.() !== 0) return null
+  const { NetLab, failback } = await syncLab()
+  const results = []
+  for (let i = 0; i < runs; i++) {
+    const lab = new NetLab(join(root, 'build/carpd.js'))
+    try {
+      const o = await failback(lab, ['lan0', 'wan0', 'sync0'], 'advbase1', 10_000, 8000, join(root, 'test/lab/streams.mjs'))
+      results.push({
+        streams: o.report.bytes.length,
+        onBackup: o.progressedOnR2,
+        afterFailback: o.progressedOnR1,
+        resets: o.report.errorCount,
+        failbackMs: Math.round(o.failbackMs),
+        failbackAfterBulkMs: o.failbackAfterBulkMs,
+      })
+    } finally {
+      await lab.teardown()
+    }
+  }
+  return results
+}
+
+/** hold-down 0 + two of the backup's advert intervals (advbase 1, advskew 100). */
+const FAILBACK_GOAL_MS = 2 * (1000 + (100 * 1000) / 256)
+
+export function failbackRows(runs) {
+  if (runs === null) return [['sync: streams surviving a link loss and the failback (needs root)', 'skipped', '', null]]
+  const total = runs.reduce((n, r) => n + r.streams, 0)
+  const sum = (f) => runs.reduce((n, r) => n + f(r), 0)
+  const after = runs.map((r) => r.failbackAfterBulkMs).sort((a, b) => a - b)
+  const median = after[Math.floor(after.length / 2)]
+  return [
+    [
+      `sync: streams surviving a 10 s link loss of the master, then its failback (${runs.length} runs)`,
+      `${sum((r) => r.onBackup)} / ${sum((r) => r.afterFailback)} of ${total}, ${sum((r) => r.resets)} resets`,
+      '100 % / 100 %',
+      sum((r) => r.onBackup) === total && sum((r) => r.afterFailback) === total && sum((r) => r.resets) === 0,
+    ],
+    [
+      '  failback after the returning board\'s bulk transfer (median)',
+      `${median} ms (${after.join('/')})`,
+      `≤ ${Math.round(FAILBACK_GOAL_MS)} ms`,
+      median >= 0 && median <= FAILBACK_GOAL_MS,
+    ],
+  ]
 }
 
 export function syncRows(r) {
@@ -208,7 +266,8 @@ export async function syncBench() {
   const runs = Number(process.env.CARPD_BENCH_SYNC_RUNS ?? 3)
   const carpd = await survival(runs)
   const keepalived = carpd !== null && installed('keepalived') && installed('conntrackd') ? await survival(runs, 'keepalived') : null
-  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived }
+  const failback = await failbackSurvival(runs)
+  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived, failback }
 }
 
 export function syncBenchRows(b) {
@@ -217,6 +276,7 @@ export function syncBenchRows(b) {
     ...kernelRows(b.kernel, b.throughput),
     ...survivalRows(b.survival),
     ...survivalRows(b.keepalivedConntrackd, 'keepalived + conntrackd'),
+    ...failbackRows(b.failback),
   ]
 }
 

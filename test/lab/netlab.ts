@@ -73,6 +73,8 @@ export class NetLab {
   private readonly namespaces: string[] = []
   private readonly procs = new Set<ChildProcess>()
   private ports = 0
+  /** `host/iface` → the far end of its cable: [namespace, interface]. */
+  private readonly farEnds = new Map<string, [string, string]>()
 
   constructor(readonly carpdPath = resolve(import.meta.dirname ?? __dirname, '../../build/carpd.js')) {
     sweepStaleLabs()
@@ -117,6 +119,7 @@ export class NetLab {
     this.ip('-n', swNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', iface, 'netns', this.ns(name))
     this.ip('-n', swNs, 'link', 'set', port, 'master', 'br0')
     this.ip('-n', swNs, 'link', 'set', port, 'up')
+    this.farEnds.set(`${name}/${iface}`, [swNs, port])
     this.ip('-n', this.ns(name), 'addr', 'add', cidr, 'dev', iface)
     this.ip('-n', this.ns(name), 'link', 'set', iface, 'up')
   }
@@ -124,6 +127,8 @@ export class NetLab {
   /** A crossover cable between two hosts (no switch), with an address at each end. */
   cable(a: string, ifA: string, cidrA: string, b: string, ifB: string, cidrB: string): void {
     this.ip('-n', this.ns(a), 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', this.ns(b))
+    this.farEnds.set(`${a}/${ifA}`, [this.ns(b), ifB])
+    this.farEnds.set(`${b}/${ifB}`, [this.ns(a), ifA])
     for (const [name, iface, cidr] of [[a, ifA, cidrA], [b, ifB, cidrB]] as const) {
       this.ip('-n', this.ns(name), 'addr', 'add', cidr, 'dev', iface)
       this.ip('-n', this.ns(name), 'link', 'set', iface, 'up')
@@ -144,6 +149,17 @@ export class NetLab {
 
   linkSet(name: string, iface: string, state: 'up' | 'down'): void {
     this.ip('-n', this.ns(name), 'link', 'set', iface, state)
+  }
+
+  /**
+   * Pulls (or puts back) the cable of a host's interface: its far end (the switch
+   * port, or the other host's end of a crossover) goes down, so the host sees its
+   * carrier go while its own interface, addresses and routes stay configured.
+   */
+  plug(name: string, iface: string, plugged: boolean): void {
+    const far = this.farEnds.get(`${name}/${iface}`)
+    if (!far) throw new Error(`no cable on ${name}/${iface}`)
+    this.ip('-n', far[0], 'link', 'set', far[1], plugged ? 'up' : 'down')
   }
 
   mac(name: string, iface: string): string {

@@ -48,22 +48,28 @@ table ip nat {
 }
 `
 
-function configText(name: Router, backend: 'conntrack' | 'none'): string {
+/**
+ * CARP timing of a lab run: sub-second (above), or the operator's everyday advbase 1
+ * with advskew 0 / 100 (master-down 3.4 s) and the default heartbeats.
+ */
+export type Timing = 'subsecond' | 'advbase1'
+
+function configText(name: Router, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): string {
   const r = ROUTERS[name]
   const lines = [`node = ${name}`, 'carp.preempt = yes']
   for (const [vhid, iface, vip] of [[1, 'lan0', LAN_VIP], [2, 'wan0', WAN_VIP]] as const) {
     lines.push(
       `carp.${vhid}.interface = ${iface}`,
       `carp.${vhid}.vip = ${vip}/24`,
-      `carp.${vhid}.advbase = 0`,
-      `carp.${vhid}.advskew = ${r.advskew}`,
+      `carp.${vhid}.advbase = ${timing === 'subsecond' ? 0 : 1}`,
+      `carp.${vhid}.advskew = ${timing === 'subsecond' ? r.advskew : name === 'r1' ? 0 : 100}`,
       `carp.${vhid}.pass = lab secret ${vhid}`,
     )
   }
   lines.push('sync.interface = sync0', `sync.peer = ${r.peer}`, 'sync.key = lab sync key', `sync.backend = ${backend}`)
   // The sync link is a peer path too: without a witness the backup takes over only
   // when the peer is silent there as well, so its timeout stays under master-down.
-  lines.push('heartbeat.interval = 100ms', 'heartbeat.timeout = 300ms')
+  if (timing === 'subsecond') lines.push('heartbeat.interval = 100ms', 'heartbeat.timeout = 300ms')
   return lines.join('\n') + '\n'
 }
 
@@ -155,12 +161,12 @@ interface Pair {
 
 const holdsVips = (lab: NetLab, name: Router): boolean => lab.hasAddress(name, 'lan0', LAN_VIP) && lab.hasAddress(name, 'wan0', WAN_VIP)
 
-function carpdPair(lab: NetLab, backend: 'conntrack' | 'none'): Pair {
+function carpdPair(lab: NetLab, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): Pair {
   return {
-    start: (name) => lab.startCarpd(name, configText(name, backend)),
+    start: (name) => lab.startCarpd(name, configText(name, backend, timing)),
     async ready(r1, r2) {
-      await r1.waitFor(/vhid=2 .*BACKUP->MASTER/, 5000)
-      await r2.waitFor(/vhid=2 .*->BACKUP/, 5000)
+      await r1.waitFor(/vhid=2 .*BACKUP->MASTER/, 10_000)
+      await r2.waitFor(/vhid=2 .*->BACKUP/, 10_000)
       if (backend === 'conntrack') await r2.waitFor(/bulk transfer \d+ from the peer done/, 10_000)
     },
     synced: () => status(lab, 'r2').sync?.states.peer ?? 0,
@@ -273,12 +279,10 @@ ${instance(1, 'lan0', LAN_VIP)}${instance(2, 'wan0', WAN_VIP)}`
 }
 
 /**
- * Runs the scenario in a fresh `lab`: streams through r1, r1 powered off (everything
- * in it killed without a goodbye, every cable dead), the streams watched for `watchMs`.
+ * The pair up (r1 serving, r2 a synced backup) and STREAMS streams from the client to
+ * the server through r1; with `synced`, until r2 holds every stream's state.
  */
-export async function failover(lab: NetLab, kind: PairKind, watchMs: number, streamsScript = STREAMS_SCRIPT): Promise<Outcome> {
-  buildLab(lab)
-  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none')
+async function startStreams(lab: NetLab, pair: Pair, synced: boolean, streamsScript: string) {
   const r1 = pair.start('r1')
   // r2 only once r1 serves: with a fixed head start, a slow start of r1 (a loaded CI
   // machine) let both claim at once and r2 serve for a moment.
@@ -294,10 +298,106 @@ export async function failover(lab: NetLab, kind: PairKind, watchMs: number, str
     return r !== null && r.connected === STREAMS && r.bytes.every((b) => b >= 20 * 1024)
   }, 15_000, 100)
   let syncedStates = 0
-  if (kind !== 'carpd-nosync') {
-    // The backup must hold every stream's state before the master dies.
-    await until(() => (syncedStates = pair.synced()) >= STREAMS, 5000, 100)
+  // The backup must hold every stream's state before the master dies.
+  if (synced) await until(() => (syncedStates = pair.synced()) >= STREAMS, 5000, 100)
+  return { r1, r2, server, client, flowingMs, syncedStates }
+}
+
+const reportsOf = (client: Carpd): Report[] => client.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report)
+
+/** Streams with more than 4 KiB delivered after `fromMs` (by the client's own report times), up to the last report. */
+function progressedSince(client: Carpd, fromMs: number): number {
+  const reports = reportsOf(client)
+  const base = reports.find((r) => r.t >= fromMs) ?? reports[reports.length - 1]!
+  const last = reports[reports.length - 1]!
+  return last.bytes.filter((b, i) => b > base.bytes[i]! + 4 * 1024).length
+}
+
+export interface FailbackOutcome {
+  flowingMs: number
+  syncedStates: number
+  /** ms from the cut until r2 was MASTER of both vhids (-1: never). */
+  takeoverMs: number
+  /** Streams that went on through r2 while r1's cables were out. */
+  progressedOnR2: number
+  /** ms from the cables' return until r1 was MASTER of both vhids again (-1: never). */
+  failbackMs: number
+  /** ms from r1's last bulk transfer in (or the cables' return, when none was needed) until it was MASTER again. */
+  failbackAfterBulkMs: number
+  /** Streams that went on through r1 after the failback. */
+  progressedOnR1: number
+  /** r1's console lines from the cables' return on. */
+  r1AfterReturn: string[]
+  /** The longest time any stream went without a byte after the cut. */
+  worstStallMs: number
+  report: Report
+  r1: Carpd
+  r2: Carpd
+}
+
+/**
+ * Issue 11's scenario in a fresh `lab`: streams through r1, r1's cables in `cut`
+ * pulled for `outageMs` while carpd and its kernel keep running (a switch reboot),
+ * then put back; r1, preferred and with preempt on, takes its VIPs back. The
+ * streams are watched across both moves.
+ */
+export async function failback(
+  lab: NetLab,
+  cut: readonly ('lan0' | 'wan0' | 'sync0')[],
+  timing: Timing,
+  outageMs: number,
+  watchMs: number,
+  streamsScript = STREAMS_SCRIPT,
+): Promise<FailbackOutcome> {
+  buildLab(lab)
+  const pair = carpdPair(lab, 'conntrack', timing)
+  const { r1, r2, client, flowingMs, syncedStates } = await startStreams(lab, pair, true, streamsScript)
+  const cutAt = Date.now()
+  for (const iface of cut) lab.plug('r1', iface, false)
+  const takeoverMs = await until(() => masterOf(lab, 'r2'), 10_000, 50)
+  const takeoverAt = Date.now()
+  await sleep(Math.max(0, cutAt + outageMs - Date.now()))
+  const progressedOnR2 = progressedSince(client, takeoverAt + 500)
+  const r1LinesAtReturn = r1.lines.length
+  const backAt = Date.now()
+  for (const iface of cut) lab.plug('r1', iface, true)
+  const failbackMs = await until(() => masterOf(lab, 'r1') && !masterOf(lab, 'r2'), 60_000, 50)
+  const failbackAt = Date.now()
+  // r1's own line of its bulk transfer, if it needed one (its time is in the line).
+  const bulkLine = r1.lines.slice(r1LinesAtReturn).find((l) => /bulk transfer \d+ from the peer done/.test(l))
+  const bulkAt = bulkLine ? Date.parse(bulkLine.slice(0, bulkLine.indexOf(' '))) : backAt
+  await sleep(watchMs)
+  const reports = reportsOf(client)
+  const report = reports[reports.length - 1]!
+  let worstStallMs = 0
+  for (const r of reports) {
+    if (r.t < cutAt) continue
+    for (const last of r.last) worstStallMs = Math.max(worstStallMs, r.t - Math.max(last, cutAt))
   }
+  return {
+    flowingMs,
+    syncedStates,
+    takeoverMs,
+    progressedOnR2,
+    failbackMs,
+    failbackAfterBulkMs: failbackMs < 0 ? -1 : failbackAt - bulkAt,
+    progressedOnR1: progressedSince(client, failbackAt + 500),
+    r1AfterReturn: r1.lines.slice(r1LinesAtReturn),
+    worstStallMs,
+    report,
+    r1,
+    r2,
+  }
+}
+
+/**
+ * Runs the scenario in a fresh `lab`: streams through r1, r1 powered off (everything
+ * in it killed without a goodbye, every cable dead), the streams watched for `watchMs`.
+ */
+export async function failover(lab: NetLab, kind: PairKind, watchMs: number, streamsScript = STREAMS_SCRIPT): Promise<Outcome> {
+  buildLab(lab)
+  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none')
+  const { r1, r2, server, client, flowingMs, syncedStates } = await startStreams(lab, pair, kind !== 'carpd-nosync', streamsScript)
 
   const r2MasterBeforeCut = r2.lines.filter((l) => /->MASTER|Entering MASTER/.test(l)).length
   const cutAt = Date.now()
@@ -309,11 +409,10 @@ export async function failover(lab: NetLab, kind: PairKind, watchMs: number, str
   // The client's reports carry their own time: the polling above runs commands
   // synchronously, so the last report read then may be from before the cut, and
   // bytes r1 delivered before it died would count as progress.
-  const reports = client.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report)
-  const base = reports.find((r) => r.t >= takeoverAt) ?? reports[reports.length - 1]!
+  const reports = reportsOf(client)
   const report = reports[reports.length - 1]!
   // A stream that went on has bytes beyond what it had when r2 took over.
-  const progressed = report.bytes.filter((b, i) => b > base.bytes[i]! + 4 * 1024).length
+  const progressed = progressedSince(client, takeoverAt)
   let worstStallMs = 0
   for (const r of reports) {
     if (r.t < cutAt) continue

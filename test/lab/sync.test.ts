@@ -31,8 +31,8 @@ if (why !== null) {
     t.equal(report.bad, 0, 'every byte in order, none lost or repeated')
     t.equal(progressed, STREAMS, `${progressed} of ${STREAMS} streams go on through r2`)
     t.comment(`longest stall of a stream across the failover: ${worstStallMs} ms`)
-    const loaded = await r2.waitFor(/MASTER: loaded \d+ peer states/, 3000)
-    t.match(loaded, /loaded (\d{3,}) peer states/, 'r2 loaded the states on promotion')
+    const loaded = await r2.waitFor(/MASTER: kernel table made current in \d+ ms: \d+ peer states loaded/, 3000)
+    t.match(loaded, /: (\d{3,}) peer states loaded/, 'r2 loaded the states on promotion')
   })
 
   t.test('with sync.backend = none: the streams die at the failover', async (t) => {
