@@ -122,10 +122,6 @@ export async function kernelLoad() {
   }
 }
 
-/**
- * Connection survival: the lab of test/lab/sync.test.ts (100 TCP streams through
- * the master, the master powered off) `runs` times. Root only; null otherwise.
- */
 /** The sync lab (test/lab/sync-lab.ts), bundled for the bench. */
 async function syncLab() {
   const outfile = join(root, 'build/sync-lab.mjs')
@@ -136,22 +132,18 @@ async function syncLab() {
   return import(outfile)
 }
 
-export async function survival(runs, kind = 'carpd') {
+/**
+ * Runs `scenario(lab, lib, streamsScript)` in a fresh sync lab `runs` times and
+ * collects what it returns. Root only; null otherwise.
+ */
+async function inSyncLab(runs, scenario) {
   if (process.getuid?.() !== 0) return null
-  const { NetLab, failover } = await syncLab()
+  const lib = await syncLab()
   const results = []
   for (let i = 0; i < runs; i++) {
-    const lab = new NetLab(join(root, 'build/carpd.js'))
+    const lab = new lib.NetLab(join(root, 'build/carpd.js'))
     try {
-      const o = await failover(lab, kind, 6000, join(root, 'test/lab/streams.mjs'))
-      results.push({
-        streams: o.report.bytes.length,
-        survived: o.progressed,
-        resets: o.report.errorCount,
-        worstStallMs: o.worstStallMs,
-        takeoverMs: Math.round(o.takeoverMs),
-        syncedStates: o.syncedStates,
-      })
+      results.push(await scenario(lab, lib, join(root, 'test/lab/streams.mjs')))
     } finally {
       await lab.teardown()
     }
@@ -159,32 +151,38 @@ export async function survival(runs, kind = 'carpd') {
   return results
 }
 
+/** Connection survival: the lab of test/lab/sync.test.ts (100 TCP streams through the master, the master powered off). */
+export function survival(runs, kind = 'carpd') {
+  return inSyncLab(runs, async (lab, { failover }, streams) => {
+    const o = await failover(lab, kind, 6000, streams)
+    return {
+      streams: o.report.bytes.length,
+      survived: o.progressed,
+      resets: o.report.errorCount,
+      worstStallMs: o.worstStallMs,
+      takeoverMs: Math.round(o.takeoverMs),
+      syncedStates: o.syncedStates,
+    }
+  })
+}
+
 /**
  * Failback after a link loss (issue 11): test/lab/failback.test.ts's first case
  * (every cable of the master out for 10 s at advbase 1, advskew 0 / 100, then back;
  * it preempts) `runs` times. Root only; null otherwise.
  */
-export async function failbackSurvival(runs) {
-  if (process.getuid?.() !== 0) return null
-  const { NetLab, failback } = await syncLab()
-  const results = []
-  for (let i = 0; i < runs; i++) {
-    const lab = new NetLab(join(root, 'build/carpd.js'))
-    try {
-      const o = await failback(lab, ['lan0', 'wan0', 'sync0'], 'advbase1', 10_000, 8000, join(root, 'test/lab/streams.mjs'))
-      results.push({
-        streams: o.report.bytes.length,
-        onBackup: o.progressedOnR2,
-        afterFailback: o.progressedOnR1,
-        resets: o.report.errorCount,
-        failbackMs: Math.round(o.failbackMs),
-        failbackAfterBulkMs: o.failbackAfterBulkMs,
-      })
-    } finally {
-      await lab.teardown()
+export function failbackSurvival(runs) {
+  return inSyncLab(runs, async (lab, { failback }, streams) => {
+    const o = await failback(lab, ['lan0', 'wan0', 'sync0'], 'advbase1', 10_000, 8000, streams)
+    return {
+      streams: o.report.bytes.length,
+      onBackup: o.progressedOnR2,
+      afterFailback: o.progressedOnR1,
+      resets: o.report.errorCount,
+      failbackMs: Math.round(o.failbackMs),
+      failbackAfterBulkMs: o.failbackAfterBulkMs,
     }
-  }
-  return results
+  })
 }
 
 /** hold-down 0 + two of the backup's advert intervals (advbase 1, advskew 100). */
