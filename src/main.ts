@@ -2,7 +2,7 @@
 // platform, start. Everything below this file is testable without the OS.
 
 import { existsSync, readFileSync } from 'node:fs'
-import { networkInterfaces } from 'node:os'
+import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { Agent, VERSION } from './agent.js'
@@ -224,10 +224,16 @@ function notYetImplemented(config: Config): string[] {
  * router must start with a cable unplugged: that vhid waits in INIT); elsewhere from
  * os.networkInterfaces(), which lists only interfaces that are up.
  */
+/** The first IPv4 address os.networkInterfaces() lists for an interface (an own property: `constructor` is no interface). */
+function ipv4Of(iface: string): NetworkInterfaceInfo | undefined {
+  const all = networkInterfaces()
+  return Object.hasOwn(all, iface) ? all[iface]?.find((a) => a.family === 'IPv4') : undefined
+}
+
 function interfaceNet(iface: string): Cidr | undefined {
   const fromIp = linuxInterfaceNet(iface)
   if (fromIp) return fromIp
-  const found = networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')
+  const found = ipv4Of(iface)
   if (!found) return undefined
   return { address: found.address, prefix: Number(found.cidr?.split('/')[1] ?? 32) }
 }
@@ -501,7 +507,7 @@ function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, age
     openSocket: (address) => openUdpTransport({ port: 0, bindAddress: address, multicastInterfaces: new Map() }),
     addressOf: (iface) => interfaceNet(iface)?.address ?? null,
     // No `ip` process every few seconds: os.networkInterfaces() lists up interfaces.
-    addressNow: (iface) => networkInterfaces()[iface]?.find((a) => a.family === 'IPv4')?.address ?? null,
+    addressNow: (iface) => ipv4Of(iface)?.address ?? null,
     onRound: () => {
       const why = wanDemotion(link.states(), quorum?.peerWans() ?? null)
       agent.demote('wan', why ? DEMOTE_WAN : 0, why ?? 'a WAN is healthy again, or the peer has none')
@@ -621,7 +627,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`carpd: ${args}\n${HELP.main}`)
     return EXIT_USAGE
   }
-  const help = HELP[args.command]
+  const help = Object.hasOwn(HELP, args.command) ? HELP[args.command] : undefined
   if (help === undefined) {
     process.stderr.write(`carpd: unknown command ${args.command}\n${HELP.main}`)
     return EXIT_USAGE

@@ -37,6 +37,11 @@ t.test('--help on every command, version, usage errors', async (t) => {
   const bad = carpd('frobnicate')
   t.equal(bad.code, 1)
   t.match(bad.err, /unknown command frobnicate/)
+  for (const word of ['constructor', 'toString', '__proto__']) {
+    const r = carpd(word, '--help')
+    t.equal(r.code, 1, `carpd ${word} --help is an unknown command`)
+    t.match(r.err, new RegExp(`unknown command ${word}`))
+  }
   t.equal(carpd('check', '--bogus').code, 1)
   t.equal(carpd('check', '-c').code, 1)
   t.match(carpd('help', 'config').out, /\| `carp\.N\.advskew` \|/)

@@ -3,6 +3,8 @@
 // cross-key checks share.
 
 /** carp.N: N is the vhid, one octet on the wire; 0 is not a valid vhid (carp(4)). */
+/** Interface names: Linux's and the BSDs' IFNAMSIZ is 16 bytes with the trailing NUL. */
+export const IFNAME_MAX = 15
 export const VHID_MIN = 1
 export const VHID_MAX = 255
 

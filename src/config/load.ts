@@ -105,7 +105,7 @@ function findBoard(load: Load, entries: Entry[], boards: Record<string, string>)
   // An empty or malformed name is reported when the entry itself is checked.
   if (entry === undefined || entry.value === '' || !parseValue(rowByKey('board')!, entry.value).ok) return []
 
-  const text = boards[entry.value]
+  const text = Object.hasOwn(boards, entry.value) ? boards[entry.value] : undefined
   if (text === undefined) {
     const known = Object.keys(boards).sort()
     load.errors.push(
@@ -401,7 +401,7 @@ function checkBackendPlatform(load: Load, key: string, platforms: Record<string,
   const platform = valueOf(load, 'platform')
   // Either one rejected: already reported, nothing to compare.
   if (typeof backend !== 'string' || typeof platform !== 'string') return
-  const fits = platforms[backend]
+  const fits = Object.hasOwn(platforms, backend) ? platforms[backend] : undefined
   if (fits === undefined || fits.includes(platform)) return
   const setting = load.settings.get(key) ?? defaultSetting(load, key, line)
   const allowed = Object.keys(platforms)

@@ -12,6 +12,7 @@ import {
   PORT_MAX,
   PORT_MIN,
   SERIAL_BAUD_RATES,
+  IFNAME_MAX,
   VHID_MAX,
   VHID_MIN,
   WAN_MAX,
@@ -20,7 +21,8 @@ import {
 
 export type ValueType =
   | 'string' // any non-empty text
-  | 'name' // node, board and interface names
+  | 'name' // node and board names
+  | 'ifname' // interface names: a name of at most IFNAME_MAX characters
   | 'int' // whole number within min..max
   | 'bool' // yes/no, true/false, on/off, 1/0
   | 'enum' // one of `values`
@@ -86,7 +88,7 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'carp.preempt.holddown', type: 'duration', unit: 's', default: '0s', min: 0, max: MS_PER_H, help: 'After any state change, stay backup at least this long before preempting.' },
   { key: 'carp.upscript', type: 'path', default: '', help: 'Script run on becoming master, with arguments: vhid interface vip state.' },
   { key: 'carp.downscript', type: 'path', default: '', help: 'Script run on becoming backup, with arguments: vhid interface vip state.' },
-  { key: 'carp.N.interface', type: 'name', required: true, help: 'Interface that carries vhid N and its VIPs.' },
+  { key: 'carp.N.interface', type: 'ifname', required: true, help: 'Interface that carries vhid N and its VIPs.' },
   { key: 'carp.N.vip', type: 'cidrList', required: true, help: 'Virtual IPs of vhid N with their prefix, comma separated.' },
   { key: 'carp.N.advbase', type: 'seconds', unit: 's', default: '1', min: 0, max: ADVBASE_MAX_S, help: 'Advertisement base interval; 0 is sub-second mode (advskew must then be at least 1).' },
   { key: 'carp.N.advskew', type: 'int', unit: '1/256 s', default: '0', min: 0, max: ADVSKEW_MAX, help: 'Added to advbase; the board with the lower skew is the preferred master.' },
@@ -95,7 +97,7 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'carp.N.peer', type: 'endpointList', default: '', help: 'Unicast peers for adverts; empty means multicast to 224.0.0.18.' },
 
   // --- state sync
-  { key: 'sync.interface', type: 'name', default: '', help: 'Dedicated link to the peer for state sync; empty means no sync.' },
+  { key: 'sync.interface', type: 'ifname', default: '', help: 'Dedicated link to the peer for state sync; empty means no sync.' },
   { key: 'sync.peer', type: 'endpoint', default: '', help: "The peer's address on the sync link; its port defaults to sync.port." },
   { key: 'sync.port', type: 'port', default: '8242', help: 'UDP port this board receives sync frames on (its address on sync.interface).' },
   { key: 'sync.bulk.timeout', type: 'duration', unit: 's', default: '30s', min: MS_PER_S, max: 10 * MS_PER_MIN, help: 'A starting board stays demoted until the bulk transfer from its peer is in, or this long.' },
@@ -129,7 +131,7 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'wan.probe.down.rounds', type: 'int', unit: 'rounds', default: '3', min: 1, max: 100, help: 'Failed probe rounds in a row that take a WAN offline (also taken offline by loss.down or latency.down over the window).' },
   { key: 'wan.probe.up.rounds', type: 'int', unit: 'rounds', default: '5', min: 1, max: 100, help: 'Good probe rounds in a row an offline WAN needs, with loss and latency at or below their up thresholds, before it may come back.' },
   { key: 'wan.failback.hold', type: 'duration', unit: 's', default: '10s', min: 0, max: 60 * MS_PER_MIN, help: 'A WAN that recovered carries new connections again only after it has been healthy this long (no flapping).' },
-  { key: 'wan.N.interface', type: 'name', required: true, help: 'Interface of uplink N.' },
+  { key: 'wan.N.interface', type: 'ifname', required: true, help: 'Interface of uplink N.' },
   { key: 'wan.N.gateway', type: 'ipv4', required: true, help: 'Next hop of uplink N.' },
   { key: 'wan.N.weight', type: 'int', default: '1', min: 1, max: 100, help: 'Share of new connections within its tier, relative to the other WANs.' },
   { key: 'wan.N.tier', type: 'int', default: '1', min: 1, max: 16, help: 'Lower tiers are preferred; WANs of the same tier share the load.' },
@@ -172,7 +174,7 @@ export function resolveKey(key: string): Resolved {
   if (match === null) return { kind: 'unknown' }
   const [, prefix, digits, rest] = match
   const row = ROWS_BY_KEY.get(`${prefix}.N.${rest}`)
-  const range = BLOCKS[prefix]
+  const range = Object.hasOwn(BLOCKS, prefix) ? BLOCKS[prefix] : undefined
   if (row === undefined || range === undefined) return { kind: 'unknown' }
 
   // A leading zero would let carp.1 and carp.01 name the same vhid twice.
@@ -204,6 +206,8 @@ export function allowedText(row: KeyRow): string {
       return 'any text'
     case 'name':
       return 'a name of letters, digits, _ . - starting with a letter or digit'
+    case 'ifname':
+      return `an interface name: up to ${IFNAME_MAX} letters, digits, _ . - starting with a letter or digit`
     case 'int':
       return `${row.min}..${row.max}${row.unit === undefined ? '' : ` (${row.unit})`}`
     case 'bool':

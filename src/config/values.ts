@@ -1,6 +1,6 @@
 // Parsers for each ValueType of the schema: text from the file → typed value plus
 // its normalised text (what `carpd check` prints). Parsers never throw.
-import { IPV4_PREFIX_MAX, MS_PER_S, PORT_MAX, PORT_MIN } from './constants.js'
+import { IFNAME_MAX, IPV4_PREFIX_MAX, MS_PER_S, PORT_MAX, PORT_MIN } from './constants.js'
 import { formatMs, type KeyRow } from './schema.js'
 import type { Cidr, Endpoint } from './types.js'
 
@@ -41,14 +41,19 @@ const INT_RE = /^[+-]?\d+$/
 // Digits with an optional fraction; fractions are what makes 1.5s possible.
 const DECIMAL_RE = /^(\d+)(?:\.(\d+))?$/
 
-const BOOL_WORDS: Readonly<Record<string, boolean>> = {
-  yes: true, true: true, on: true, '1': true,
-  no: false, false: false, off: false, '0': false,
-}
+// A Map, not an object: `constructor` or `__proto__` must not read as a value.
+const BOOL_WORDS: ReadonlyMap<string, boolean> = new Map([
+  ['yes', true], ['true', true], ['on', true], ['1', true],
+  ['no', false], ['false', false], ['off', false], ['0', false],
+])
 
 const PARSERS: Readonly<Record<KeyRow['type'], Parser>> = {
   string: (text) => ok(text, text),
   name: (text) => (NAME_RE.test(text) ? ok(text, text) : bad('not a valid name')),
+  ifname: (text) => {
+    if (!NAME_RE.test(text)) return bad('not a valid interface name')
+    return text.length <= IFNAME_MAX ? ok(text, text) : bad(`longer than ${IFNAME_MAX} characters (the kernel's limit)`)
+  },
   int: (text, row) => parseInt(text, row.min ?? 0, row.max ?? Number.MAX_SAFE_INTEGER),
   port: (text) => parseInt(text, PORT_MIN, PORT_MAX),
   seconds: parseSeconds,
@@ -85,7 +90,7 @@ function parseSeconds(text: string, row: KeyRow): Parsed {
 }
 
 function parseBool(text: string): Parsed {
-  const value = BOOL_WORDS[text.toLowerCase()]
+  const value = BOOL_WORDS.get(text.toLowerCase())
   return value === undefined ? bad('not yes or no') : ok(value, value ? 'yes' : 'no')
 }
 

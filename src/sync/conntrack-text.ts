@@ -38,13 +38,13 @@ const U32_MAX = 0xffff_ffff
 /** conntrack -I refuses nothing shorter, and a 0 s flow expires before it is used. */
 const INSERT_TIMEOUT_MIN_S = 1
 
-const PROTO_NAMES: Readonly<Record<string, number>> = { tcp: PROTO_TCP, udp: PROTO_UDP, icmp: PROTO_ICMP }
+const PROTO_NAMES: ReadonlyMap<string, number> = new Map([['tcp', PROTO_TCP], ['udp', PROTO_UDP], ['icmp', PROTO_ICMP]])
 const TCP_STATE_INDEX: ReadonlyMap<string, number> = new Map([
   ...TCP_STATES.map((name, index) => [name, index] as const),
   // Older libnetfilter_conntrack prints state 9 as LISTEN (conntrack(8) still names it so).
   ['LISTEN', 9],
 ])
-const EVENTS: Readonly<Record<string, ConntrackEvent>> = { '[NEW]': 'NEW', '[UPDATE]': 'UPDATE', '[DESTROY]': 'DESTROY' }
+const EVENTS: ReadonlyMap<string, ConntrackEvent> = new Map([['[NEW]', 'NEW'], ['[UPDATE]', 'UPDATE'], ['[DESTROY]', 'DESTROY']])
 
 const BAD: ParsedLine = { ok: false, reason: 'bad' }
 const BLANK: ParsedLine = { ok: false, reason: 'blank' }
@@ -126,7 +126,7 @@ export function parseConntrackLine(line: string): ParsedLine {
   if (/^\[\d+\.\d+\]$/.test(token)) token = next()
   let event: ConntrackEvent | null = null
   if (token !== undefined && token.charCodeAt(0) === 91 /* [ */) {
-    event = EVENTS[token] ?? null
+    event = EVENTS.get(token) ?? null
     if (event === null) return BAD
     token = next()
   }
@@ -139,7 +139,7 @@ export function parseConntrackLine(line: string): ParsedLine {
   const protoName = next()
   const protoNumber = parseUint(next() ?? '', 255)
   if (protoName === undefined || protoNumber < 0) return BAD
-  const proto = PROTO_NAMES[protoName]
+  const proto = PROTO_NAMES.get(protoName)
   // Others (gre, sctp, dccp, udplite, "unknown" ...) are real flows carpd does not carry.
   if (proto === undefined) return /^[a-z][a-z0-9]*$/.test(protoName) ? UNSUPPORTED : BAD
   if (proto !== protoNumber) return BAD

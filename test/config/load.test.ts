@@ -164,7 +164,8 @@ wan.probe.latency.up = 150ms
 
 const TYPE_CASES: Record<ValueType, { key: string; good: string; bad: string; code: ConfigErrorCode }> = {
   string: { key: 'board.note', good: 'a note', bad: '', code: 'badValue' }, // '' is fine for board.note; see below
-  name: { key: 'carp.1.interface', good: 'eth0.10', bad: 'eth 0', code: 'badValue' },
+  name: { key: 'node', good: 'fw-a.lab', bad: 'fw a', code: 'badValue' },
+  ifname: { key: 'carp.1.interface', good: 'eth0.10', bad: 'eth0.1234567890123', code: 'badValue' }, // 16 characters
   int: { key: 'carp.1.advskew', good: '100', bad: '255', code: 'outOfRange' },
   bool: { key: 'carp.preempt', good: 'off', bad: 'perhaps', code: 'badValue' },
   enum: { key: 'platform', good: 'linux', bad: 'solaris', code: 'badValue' },
@@ -217,6 +218,7 @@ t.test('every value type accepts a good value and rejects a bad one', async (t) 
 const GARBAGE: Record<ValueType, string> = {
   string: '',
   name: '-x-',
+  ifname: 'a-very-long-interface',
   int: 'many',
   bool: 'perhaps',
   enum: 'something-else',
@@ -426,6 +428,18 @@ t.test('unknownBoard lists the known boards and suggests the nearest', async (t)
   t.match(e.message, /no such board profile \(allowed: alix2d3, .*\) \(did you mean apu2\?\)$/)
   t.match(onlyError(t, withLines('board = bad name')), { code: 'badValue', key: 'board' })
   t.ok(load(withLines('board =')).ok, 'an empty board is none')
+})
+
+t.test('hardening: names of Object.prototype are words like any other', async (t) => {
+  for (const word of ['constructor', 'hasOwnProperty', 'valueOf', 'toString']) {
+    t.match(onlyError(t, withLines(`board = ${word}`)), { code: 'unknownBoard', key: 'board' }, `board = ${word} is no board`)
+    t.match(onlyError(t, withLines(`carp.preempt = ${word}`)), { code: 'badValue', key: 'carp.preempt' }, `carp.preempt = ${word} is no yes`)
+    t.match(onlyError(t, withLines(`sync.backend = ${word}`)), { code: 'badValue', key: 'sync.backend' })
+  }
+  t.match(onlyError(t, withLines('carp.preempt = __proto__')), { code: 'badValue', key: 'carp.preempt' })
+  t.match(onlyError(t, withLines('carp.2.interface = __proto__', 'carp.2.vip = 192.0.2.9/24', 'carp.2.pass = x')), { code: 'badValue', key: 'carp.2.interface' })
+  t.match(onlyError(t, withLines('constructor.1.x = 1')), { code: 'unknownKey' })
+  t.match(onlyError(t, withLines('carp.2.interface = eth0.1234567890123', 'carp.2.vip = 192.0.2.9/24', 'carp.2.pass = x')), { code: 'badValue', key: 'carp.2.interface' }, '16 characters: more than the kernel takes')
 })
 
 t.test('secretFile: read, trimmed; unreadable or empty is an error', async (t) => {
