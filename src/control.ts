@@ -26,8 +26,12 @@ export type ControlRequest =
 
 export type ControlReply = { ok: true; status: AgentStatus } | { ok: false; error: string }
 
-/** Parses a request datagram; returns a message for the sender when it is not valid. */
-export function parseControlRequest(bytes: Buffer): ControlRequest | { error: string } {
+/**
+ * Parses a request datagram; returns a message for the sender when it is not valid,
+ * `silent` when it must get no answer at all (it is a reply: answering replies lets
+ * two control sockets talk to each other forever).
+ */
+export function parseControlRequest(bytes: Buffer): ControlRequest | { error: string; silent?: true } {
   if (bytes.length > CONTROL_MAX_REQUEST_BYTES) return { error: 'request too large' }
   let obj: unknown
   try {
@@ -37,6 +41,7 @@ export function parseControlRequest(bytes: Buffer): ControlRequest | { error: st
   }
   if (typeof obj !== 'object' || obj === null) return { error: 'request is not an object' }
   const req = obj as Record<string, unknown>
+  if (Object.hasOwn(req, 'ok')) return { error: 'a reply, not a request', silent: true }
   switch (req.cmd) {
     case 'status':
       return { cmd: 'status' }

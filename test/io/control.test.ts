@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
 import type { ControlReply, ControlRequest } from '../../src/control.js'
-import { controlRequest, startControlServer } from '../../src/io/control.js'
+import { CONTROL_PART_BYTES, answer, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
 import { freeUdpPort } from '../helpers/ports.js'
 
 t.test('request and reply over loopback UDP', async (t) => {
@@ -42,4 +42,35 @@ t.test('the control port in use is an error at start', async (t) => {
   const first = await startControlServer(port, () => ({ ok: false, error: '' }))
   t.teardown(() => first.close())
   await t.rejects(startControlServer(port, () => ({ ok: false, error: '' })), { code: 'EADDRINUSE' })
+})
+
+t.test('hardening: a datagram from the agent\'s own address and port, or a reply, gets no answer (no loop)', async (t) => {
+  const handled: ControlRequest[] = []
+  const handle = (req: ControlRequest): ControlReply => (handled.push(req), { ok: false, error: 'x' })
+  const status = Buffer.from(JSON.stringify({ cmd: 'status' }))
+  t.same(answer(status, { address: '127.0.0.1', port: 8239 }, 8239, handle), [], 'from itself: silence')
+  t.same(answer(Buffer.from('garbage'), { address: '127.0.0.1', port: 8239 }, 8239, handle), [], 'garbage from itself: silence too')
+  t.same(answer(Buffer.from(JSON.stringify({ ok: false, error: 'unknown command' })), { address: '127.0.0.1', port: 40000 }, 8239, handle), [], 'a reply: silence')
+  t.equal(handled.length, 0)
+  t.equal(answer(status, { address: '127.0.0.1', port: 40000 }, 8239, handle).length, 1, 'a client gets its answer')
+})
+
+t.test('hardening: a reply larger than a datagram goes in parts and comes out whole', async (t) => {
+  const port = await freeUdpPort()
+  const big = 'é'.repeat(150_000) // 300,000 bytes of UTF-8, slices cut inside characters
+  const server = await startControlServer(port, () => ({ ok: false, error: big }))
+  t.teardown(() => server.close())
+  const reply = await controlRequest(port, { cmd: 'status' })
+  t.same(reply, { ok: false, error: big })
+  t.equal(replyParts(JSON.stringify(reply)).length, Math.ceil(Buffer.byteLength(JSON.stringify(reply)) / CONTROL_PART_BYTES))
+  const assemble = partAssembler()
+  t.throws(() => assemble(Buffer.from('carpd-part 9/3\nxx')), /cannot be read/)
+  t.throws(() => partAssembler()(Buffer.from('carpd-part 1/99\nxx')), /cannot be read/)
+  const two = partAssembler()
+  t.equal(two(Buffer.from('carpd-part 2/2\nb')), null)
+  t.equal(two(Buffer.from('carpd-part 1/2\na')), 'ab', 'parts in any order')
+  const mixed = partAssembler()
+  mixed(Buffer.from('carpd-part 1/2\na'))
+  t.throws(() => mixed(Buffer.from('{"ok":true}')), /mixed/)
+  t.throws(() => mixed(Buffer.from('carpd-part 1/3\na')), /two replies/)
 })
