@@ -76,8 +76,8 @@ export type ArbiterAction =
   | { type: 'lease'; vhid: number; untilMs: number }
   | { type: 'log'; message: string }
 
-export type ArbiterDrop = 'replay' | 'unmatched' | 'notForUs' | 'wrongVoter' | 'unexpectedKind'
-export const ARBITER_DROPS: readonly ArbiterDrop[] = ['replay', 'unmatched', 'notForUs', 'wrongVoter', 'unexpectedKind']
+export type ArbiterDrop = 'replay' | 'unmatched' | 'notForUs' | 'wrongVoter' | 'unexpectedKind' | 'ownHeartbeat' | 'heartbeatReplay'
+export const ARBITER_DROPS: readonly ArbiterDrop[] = ['replay', 'unmatched', 'notForUs', 'wrongVoter', 'unexpectedKind', 'ownHeartbeat', 'heartbeatReplay']
 
 export interface VoteStatus {
   vhid: number
@@ -142,6 +142,8 @@ export class Arbiter {
   private readonly vhids = new Map<number, VhidVotes>()
   private readonly paths: PeerPaths
   private readonly replay: ReplayWindow
+  /** Heartbeats, per path and sender: each (epoch, seq) once, no going back to an older boot while the sender talks. */
+  private readonly heartbeatReplay = new ReplayWindow()
   private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
   private peer: PeerHeartbeat | null = null
   private seq = 0
@@ -197,7 +199,16 @@ export class Arbiter {
 
   /** A heartbeat from the peer on the sync link or the serial line. */
   heartbeat(hb: Heartbeat, path: PathName, nowMs: number): ArbiterAction[] {
-    if (hb.node === this.params.node && hb.epoch === this.params.epoch) return [] // our own, looped back
+    // Our own name is never the peer's: a heartbeat of ours looped back, or one of an
+    // earlier boot of ours replayed (it would say we are MASTER too, and rank higher).
+    if (hb.node === this.params.node) return this.drop('ownHeartbeat')
+    // What adverts have: each heartbeat counts once, per path (the same one comes on
+    // the sync link and the serial line), and another epoch of the sender is taken
+    // only once its current one has gone quiet (a restart), so a recording of an
+    // earlier boot can neither speak for a live peer nor bring a dead one back
+    // beyond one frame per recorded heartbeat (wire/replay.ts; README "Split-brain").
+    const counter = (BigInt(hb.epoch) << 32n) | BigInt(hb.seq)
+    if (this.heartbeatReplay.check(`${path} ${hb.node}`, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
     const actions = this.logs(this.paths.heard(path, nowMs))
     if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
       // Older than what we have (it came on the slower path): keep the newer one.

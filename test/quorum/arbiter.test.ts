@@ -64,7 +64,7 @@ t.test('answers from the wrong voter, for another holder, or unasked are dropped
   a.receive({ kind: 'heartbeat', sender: PEER, epoch: 50, seq: 4, text: 'x' }, 'peer', 'sync', 5)
   a.receive(request(), 'witness', null, 5)
   const d = a.status(5).drops
-  t.same(d, { replay: 0, unmatched: 1, notForUs: 1, wrongVoter: 1, unexpectedKind: 2 })
+  t.same(d, { replay: 0, unmatched: 1, notForUs: 1, wrongVoter: 1, unexpectedKind: 2, ownHeartbeat: 0, heartbeatReplay: 0 })
   t.equal(a.status(5).vhids[0]!.held, false)
 })
 
@@ -210,4 +210,33 @@ t.test('two-node: a peer that was MASTER too and then falls silent is not called
   a.view(1, view({ state: 'MASTER' }), 100)
   a.heartbeat(hb(2, 'M'), 'sync', 200)
   t.same(garps(a.tick(600)), ['the peer, MASTER too a moment ago, fell silent on every other path'])
+})
+
+t.test('hardening: a heartbeat of our own name is never the peer, and each heartbeat counts once per path', async (t) => {
+  const a = arbiter(false)
+  a.view(1, view({ state: 'MASTER' }), 0)
+  // The master's own heartbeat from an earlier boot (epoch 99, not 100), replayed with
+  // the peer's address: it says MASTER and would rank higher. It must change nothing.
+  const own = { node: 'fw-a', epoch: 99, seq: 7, demote: 0, vhids: [{ vhid: 1, state: 'M' as const }] }
+  for (let ms = 100; ms <= 5000; ms += 250) t.same(votes(a.heartbeat(own, 'sync', ms)), [])
+  t.equal(a.status(5000).drops.ownHeartbeat, 20, 'every copy dropped and counted')
+  t.equal(a.status(5000).vhids[0]!.held, true, 'the master keeps the vhid')
+  // The peer's heartbeat replayed again and again: once, then dropped; one frame does
+  // not make a path alive (two in a row do), so a dead peer stays dead.
+  const peer = { node: 'fw-b', epoch: 7, seq: 3, demote: 0, vhids: [{ vhid: 1, state: 'M' as const }] }
+  for (let ms = 6000; ms <= 9000; ms += 250) a.heartbeat(peer, 'sync', ms)
+  t.equal(a.status(9000).drops.heartbeatReplay, 12)
+  t.notOk(a.alivePaths(9000).includes('sync'), 'the sync path does not come alive on one recorded heartbeat')
+  // The same heartbeat on the serial line is its own copy, not a replay.
+  a.heartbeat({ ...peer, seq: 4 }, 'sync', 9100)
+  a.heartbeat({ ...peer, seq: 4 }, 'serial', 9100)
+  t.equal(a.status(9100).drops.heartbeatReplay, 12)
+  // A peer talking in a new epoch cannot be displaced by a recording of its old one.
+  // (The restart: epoch 8 is taken once epoch 7 has been quiet for 1.5 of its
+  // longest recent gap, here 3.1 s.)
+  for (let seq = 1, ms = 14_000; seq <= 8; seq++, ms += 100) a.heartbeat({ ...peer, epoch: 8, seq }, 'sync', ms)
+  t.equal(a.status(14_700).drops.heartbeatReplay, 12, 'the new epoch was taken')
+  t.ok(a.alivePaths(14_700).includes('sync'))
+  a.heartbeat({ ...peer, seq: 90 }, 'sync', 14_750)
+  t.equal(a.status(14_750).drops.heartbeatReplay, 13, "the old boot's heartbeat is refused while the new one talks")
 })
