@@ -2,6 +2,7 @@
 // platform, start. Everything below this file is testable without the OS.
 
 import { existsSync, readFileSync } from 'node:fs'
+import { CONFIG_MAX_BYTES, SECRET_FILE_MAX_BYTES, readBoundedFile } from './io/files.js'
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
@@ -10,7 +11,7 @@ import { type ControlRequest, controlToken } from './control.js'
 import { BOARDS } from './config/boards.gen.js'
 import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
-import { formatErrors, renderEffective, renderReference } from './config/render.js'
+import { errorLines, formatErrors, renderEffective, renderReference } from './config/render.js'
 import type { Cidr, Config, Endpoint, LoadResult } from './config/types.js'
 import { type Clock, realClock } from './io/clock.js'
 import { controlRequest, startControlServer } from './io/control.js'
@@ -191,13 +192,14 @@ function parseArgs(argv: string[]): Args | string {
  * read them).
  */
 function readConfig(file: string, secrets = true): LoadResult {
+  if (file === '') return { ok: false, warnings: [], errors: [ioError('-c ""', 'no file named')] }
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readBoundedFile(file, CONFIG_MAX_BYTES)
   } catch (err) {
-    return { ok: false, warnings: [], errors: [ioError(file, (err as NodeJS.ErrnoException).code ?? (err as Error).message)] }
+    return { ok: false, warnings: [], errors: [ioError(file, (err as Error).message)] }
   }
-  const readFile = secrets ? (path: string) => readFileSync(path, 'utf8') : () => 'not read'
+  const readFile = secrets ? (path: string) => readBoundedFile(path, SECRET_FILE_MAX_BYTES) : () => 'not read'
   return loadConfig(text, file, { readFile, boards: BOARDS })
 }
 
@@ -362,7 +364,7 @@ async function run(args: Args): Promise<number> {
     const result = readConfig(file)
     if (!result.ok) {
       log.event('config', `reload rejected, keeping the running configuration: ${result.errors.length} error(s)`)
-      for (const e of result.errors) log.event('config', e.message)
+      for (const line of errorLines(result.errors)) log.event('config', line)
       return
     }
     const notes = agent.reload(result.config)

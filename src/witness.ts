@@ -2,7 +2,8 @@
 // protection"). Wires the pure WitnessCore (quorum/witness.ts) to a UDP socket on
 // witness.listen, the epoch file witness.state, the console and signals.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs'
+import { readBoundedFile } from './io/files.js'
 import { dirname } from 'node:path'
 import type { Config, Endpoint } from './config/types.js'
 import type { Clock, TimerHandle } from './io/clock.js'
@@ -166,14 +167,17 @@ function usage(config: Config, key: string, what: string): WitnessStartError {
  * the epoch, is what keeps leases from being granted twice. Other read errors stop
  * the witness: a file it cannot read it likely cannot write either.
  */
+/** The state file holds one decimal number and a newline. */
+const EPOCH_FILE_MAX_BYTES = 64
+
 export function readEpoch(path: string): { epoch: number; note: string | null } | { error: string } {
   let text: string
   try {
-    text = readFileSync(path, 'utf8')
+    text = readBoundedFile(path, EPOCH_FILE_MAX_BYTES)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return { epoch: 0, note: null }
-    return { error: `witness.state = ${path}: cannot read the epoch: ${code ?? (err as Error).message}` }
+    return { error: `witness.state = ${path}: cannot read the epoch: ${(err as Error).message}` }
   }
   const trimmed = text.trim()
   const epoch = /^\d{1,10}$/.test(trimmed) ? Number(trimmed) : NaN

@@ -2,8 +2,8 @@
 import t from 'tap'
 import { CARPD, bundleRunner } from './helpers/bundle.js'
 import { brotliDecompressSync } from 'node:zlib'
-import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Watched, watchLines } from './helpers/lines.js'
 import { freeUdpPort } from './helpers/ports.js'
@@ -44,6 +44,16 @@ t.test('--help on every command, version, usage errors', async (t) => {
   }
   t.equal(carpd('check', '--bogus').code, 1)
   t.equal(carpd('check', '-c').code, 1)
+  const empty = carpd('check', '-c', '')
+  t.equal(empty.code, 1)
+  t.match(empty.err, /^-c "": cannot read the configuration file: no file named$/m)
+  const fifo = join(dir, 'fifo.conf')
+  execFileSync('mkfifo', [fifo])
+  const started = Date.now()
+  const fromFifo = carpd('check', '-c', fifo)
+  t.equal(fromFifo.code, 1)
+  t.match(fromFifo.err, /fifo\.conf: cannot read the configuration file: not a regular file \(a FIFO\)/)
+  t.ok(Date.now() - started < 5000, 'check does not wait for a writer')
   t.match(carpd('help', 'config').out, /\| `carp\.N\.advskew` \|/)
 })
 
@@ -153,6 +163,22 @@ t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow
   await b.waitFor(/config reloaded/)
   const after = JSON.parse(carpd('status', '-c', confB, '--json').out)
   t.equal(after.vhids[0].advskew, 60, 'new advskew in effect')
+
+  // A reload that meets a FIFO in place of the file says so at once and the agent
+  // keeps answering (it blocked until someone wrote to the FIFO).
+  const statusB = file('b-status.conf', conf('fw-b', ctlB, carpB, carpA, 60))
+  rmSync(confB)
+  execFileSync('mkfifo', [confB])
+  b.child.kill('SIGHUP')
+  await b.waitFor(/b\.conf: cannot read the configuration file: not a regular file \(a FIFO\)/)
+  t.equal(carpd('status', '-c', statusB).code, 0, 'the agent answers after a reload met a FIFO')
+  rmSync(confB)
+  symlinkSync('/dev/zero', confB)
+  b.child.kill('SIGHUP')
+  await b.waitFor(/b\.conf: cannot read the configuration file: not a regular file \(a character device\)/)
+  t.equal(carpd('status', '-c', statusB).code, 0, 'and after one met /dev/zero')
+  rmSync(confB)
+  writeFileSync(confB, conf('fw-b', ctlB, carpB, carpA, 60))
 
   a.child.kill('SIGTERM')
   t.equal(await a.exited, 0)

@@ -232,7 +232,7 @@ t.test('the state file cannot be read or written: exit 2, nothing bound', async 
   const asDir = join(dir, 'a-directory')
   mkdirSync(asDir)
   const unreadable = await startWitness({ config: config(port, [], asDir), clock, log: logger() })
-  t.match(unreadable, { code: 2, message: /^witness\.state = .*a-directory: cannot read the epoch: EISDIR$/ })
+  t.match(unreadable, { code: 2, message: /^witness\.state = .*a-directory: cannot read the epoch: not a regular file \(a directory\)$/ })
   const nowhere = join(dir, 'no', 'such', 'dir', 'state')
   const unwritable = await startWitness({ config: config(port, [], nowhere), clock, log: logger() })
   t.match(unwritable, { code: 2, message: /^witness\.state = .*: cannot write the epoch: ENOENT/ })

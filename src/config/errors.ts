@@ -17,22 +17,41 @@ export interface ErrorFields {
   suggestion?: string
 }
 
+/** Longest key or value an error message shows; the rest is cut (a line may be megabytes). */
+export const SHOWN_MAX_CHARS = 64
+
 export function configError(f: ErrorFields): ConfigError {
   const line = f.line ?? 0
   const key = f.key ?? ''
-  const value = f.value === undefined ? '' : f.secret ? SECRET_MASK : f.value
+  // A value with a "=" in it swallowed the next line (a missing line break, or CR
+  // line ends): what follows may be a secret, so it is not shown either.
+  const ranOn = f.value !== undefined && !f.secret && f.value.includes('=')
+  const value = f.value === undefined ? '' : f.secret || ranOn ? SECRET_MASK : f.value
   const allowed = f.allowed ?? ''
   const suggestion = f.suggestion ?? ''
 
   const where = line > 0 ? `${f.file}:${line}` : f.file
   const parts = [where]
-  if (key !== '') parts.push(f.value === undefined ? key : `${key} = ${quoteEmpty(value)}`)
-  parts.push(f.what)
+  if (key !== '') parts.push(f.value === undefined ? shown(key) : `${shown(key)} = ${quoteEmpty(shown(value))}`)
+  // The checks' own words may quote the value (or a piece of it): not when it is hidden.
+  parts.push(ranOn ? 'not valid (the value, not shown, holds a "=": a line break missing?)' : escaped(f.what))
   let message = parts.join(': ')
   if (allowed !== '') message += ` (allowed: ${allowed})`
   if (suggestion !== '') message += ` (did you mean ${suggestion}?)`
 
   return { code: f.code, file: f.file, line, key, value, allowed, suggestion, message }
+}
+
+/**
+ * Text from the file as an error message may show it on a serial console: control
+ * bytes and escape sequences as \xNN, and at most SHOWN_MAX_CHARS of it.
+ */
+export function shown(text: string): string {
+  return escaped(text.length > SHOWN_MAX_CHARS ? `${text.slice(0, SHOWN_MAX_CHARS)}… (${text.length} characters)` : text)
+}
+
+function escaped(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
 }
 
 /** An empty value would vanish from "key = : ..."; show it as "". */

@@ -1,6 +1,6 @@
 // Splits a carpd.conf text into `key = value` entries with their line numbers.
 // The lexer knows nothing about keys; schema.ts and load.ts judge them.
-import { configError } from './errors.js'
+import { configError, shown } from './errors.js'
 import type { ConfigError } from './types.js'
 
 /** One `key = value` line. Lines are 1-based. */
@@ -21,9 +21,11 @@ const BYTE_ORDER_MARK = '\uFEFF'
 export function lex(text: string, file: string): LexResult {
   const entries: Entry[] = []
   const errors: ConfigError[] = []
-  // Files edited on Windows may start with a BOM and end lines with CRLF.
+  // Files edited on Windows may start with a BOM and end lines with CRLF; old Mac
+  // editors end them with CR alone. Read as one line, a CR-only file put every key
+  // (secrets too) into the first key's value, and its error message showed them.
   const body = text.startsWith(BYTE_ORDER_MARK) ? text.slice(BYTE_ORDER_MARK.length) : text
-  const lines = body.split(/\r?\n/)
+  const lines = body.split(/\r\n|\r|\n/)
 
   lines.forEach((raw, index) => {
     const line = index + 1
@@ -41,7 +43,7 @@ export function lex(text: string, file: string): LexResult {
     if (key === '') {
       errors.push(syntaxError(file, line, 'missing key before "="'))
     } else if (/\s/.test(key)) {
-      errors.push(syntaxError(file, line, `key "${key}" contains white space`))
+      errors.push(syntaxError(file, line, `key "${shown(key)}" contains white space`))
     } else {
       entries.push({ key, value, line, file })
     }

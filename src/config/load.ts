@@ -60,7 +60,18 @@ interface Load {
   written: Set<string> // concrete keys written in the card's file, valid or not
   rejected: Set<string> // concrete keys whose value was bad (already reported)
   blocks: Map<string, Map<number, number>> // prefix → N → first line of the block
+  suggestions: number // "did you mean" searches made (bounded: SUGGESTIONS_MAX)
 }
+
+/**
+ * Unknown keys that get a "did you mean": each search costs a little, and a file of
+ * 40,000 unknown keys must not keep a reload busy for seconds. The rest are still
+ * reported, without a suggestion.
+ */
+export const SUGGESTIONS_MAX = 50
+
+/** Keys naming a file a secret is read from (carp.N.passfile, sync.keyfile ...). */
+const SECRET_FILE_KEYS: ReadonlySet<string> = new Set(SECRET_PAIRS.map((pair) => pair.file))
 
 export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResult {
   const load = newLoad(file)
@@ -90,7 +101,7 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
 }
 
 function newLoad(file: string): Load {
-  return { file, board: '', errors: [], settings: new Map(), written: new Set(), rejected: new Set(), blocks: new Map() }
+  return { file, board: '', errors: [], settings: new Map(), written: new Set(), rejected: new Set(), blocks: new Map(), suggestions: 0 }
 }
 
 // ---------------------------------------------------------------------------
@@ -159,11 +170,13 @@ function applyEntries(load: Load, entries: Entry[], fromBoard: boolean): void {
 function applyEntry(load: Load, entry: Entry, fromBoard: boolean): void {
   const resolved = resolveKey(entry.key)
   if (resolved.kind === 'unknown') {
-    load.errors.push(unknownKeyError(entry))
+    load.errors.push(unknownKeyError(entry, load.suggestions++ < SUGGESTIONS_MAX))
     return
   }
   const { row } = resolved
-  const secret = row.secret === true
+  // A secret's file key is as sensitive when its value is bad: `carp.1.passfile =
+  // hunter2` is a secret typed into the wrong key.
+  const secret = row.secret === true || SECRET_FILE_KEYS.has(row.key)
   const at = { file: entry.file, line: entry.line, key: entry.key, value: entry.value, secret }
 
   if (resolved.kind === 'badBlockNumber') {
@@ -205,14 +218,14 @@ function noteBlock(load: Load, prefix: string, n: number, line: number): void {
  * The value of an unknown key is never shown: a misspelt key is as likely as not
  * a misspelt secret (carp.1.passwd = ...).
  */
-function unknownKeyError(entry: Entry): ConfigError {
+function unknownKeyError(entry: Entry, suggest: boolean): ConfigError {
   return configError({
     code: 'unknownKey',
     file: entry.file,
     line: entry.line,
     key: entry.key,
     what: 'unknown key',
-    suggestion: suggestKey(entry.key),
+    suggestion: suggest ? suggestKey(entry.key) : '',
   })
 }
 

@@ -60,6 +60,16 @@ function escapeCell(text: string): string {
 }
 
 /** One message per line, in the order given (loadConfig sorts them by line). */
-export function formatErrors(errors: ConfigError[]): string {
-  return errors.map((e) => `${e.message}\n`).join('')
+/** Errors shown before the rest is summed up: a console is no place for 6,000 lines. */
+export const ERRORS_SHOWN_MAX = 50
+
+/** The messages, one per line; past ERRORS_SHOWN_MAX, one line says how many more. */
+export function errorLines(errors: readonly ConfigError[]): string[] {
+  const lines = errors.slice(0, ERRORS_SHOWN_MAX).map((e) => e.message)
+  if (errors.length > ERRORS_SHOWN_MAX) lines.push(`... and ${errors.length - ERRORS_SHOWN_MAX} more errors`)
+  return lines
+}
+
+export function formatErrors(errors: readonly ConfigError[]): string {
+  return errorLines(errors).map((line) => `${line}\n`).join('')
 }

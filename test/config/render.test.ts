@@ -102,3 +102,12 @@ t.test('formatErrors: one message per line', async (t) => {
   )
   t.equal(formatErrors([]), '')
 })
+
+t.test('hardening: past 50 errors, one line says how many more', async (t) => {
+  const lines = ['node = fw-a']
+  for (let i = 0; i < 120; i++) lines.push(`nope${i} = 1`)
+  const text = formatErrors(errorsOf(load(lines.join('\n'))))
+  const out = text.trimEnd().split('\n')
+  t.equal(out.length, 51)
+  t.equal(out.at(-1), '... and 70 more errors', 'of 120 unknown keys')
+})
