@@ -367,6 +367,14 @@ async function run(args: Args): Promise<number> {
       for (const line of errorLines(result.errors)) log.event('config', line)
       return
     }
+    // What start refuses, a reload refuses too (it once claimed MASTER on a vhid whose
+    // interface does not exist).
+    const missing = result.config.carp.vhids.filter((vc) => interfaceNet(vc.interface) === undefined)
+    if (missing.length > 0) {
+      log.event('config', 'reload rejected, keeping the running configuration:')
+      for (const vc of missing) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`)
+      return
+    }
     const notes = agent.reload(result.config)
     log.event('config', `reloaded ${file}${notes.length ? '' : ' (no change to the vhids)'}`)
   })

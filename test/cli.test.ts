@@ -178,6 +178,11 @@ t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow
   await b.waitFor(/b\.conf: cannot read the configuration file: not a regular file \(a character device\)/)
   t.equal(carpd('status', '-c', statusB).code, 0, 'and after one met /dev/zero')
   rmSync(confB)
+  // A vhid on an interface that does not exist: refused, as at start.
+  writeFileSync(confB, conf('fw-b', ctlB, carpB, carpA, 60) + 'carp.2.interface = nosuch0\ncarp.2.vip = 192.0.2.9/24\ncarp.2.pass = x\n')
+  b.child.kill('SIGHUP')
+  await b.waitFor(/config carp\.2\.interface = nosuch0: no such interface with an IPv4 address/)
+  t.same(JSON.parse(carpd('status', '-c', statusB, '--json').out).vhids.map((v: { vhid: number }) => v.vhid), [1], 'vhid 2 was not added')
   writeFileSync(confB, conf('fw-b', ctlB, carpB, carpA, 60))
 
   a.child.kill('SIGTERM')
