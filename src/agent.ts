@@ -30,7 +30,7 @@ import {
   initialState,
   step,
 } from './carp/vhid.js'
-import { type ControlReply, type ControlRequest, tokenValid } from './control.js'
+import { ControlNonces, type ControlReply, type ControlRequest, macValid } from './control.js'
 import type { Clock, TimerHandle } from './io/clock.js'
 import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
@@ -183,6 +183,8 @@ export class Agent {
   private bugs = 0
   private running = false
   private sync: SyncHandle | null = null
+  /** Challenges for the control commands that change failover. */
+  private readonly nonces: ControlNonces
   /** Some vhid is MASTER (the sync commit and its staleness follow this). */
   private serving = false
   private quorum: QuorumHandle | null = null
@@ -191,6 +193,7 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
+    this.nonces = new ControlNonces(deps.random)
     this.epoch = deps.random(4).readUInt32BE(0)
     this.startedMs = deps.clock.now()
     deps.transport.onPacket((payload, from) => this.receive(payload, from))
@@ -341,7 +344,9 @@ export class Agent {
 
   /** Operator and control-socket requests. */
   control(req: ControlRequest): ControlReply {
-    if (req.cmd !== 'status' && !tokenValid(this.config, req.token)) {
+    if (req.cmd === 'challenge') return { ok: true, nonce: this.nonces.issue(this.deps.clock.now()) }
+    // The nonce is used up first, whatever the answer: each challenge gets one try.
+    if (req.cmd !== 'status' && !(this.nonces.take(req.nonce, this.deps.clock.now()) && macValid(this.config, req))) {
       return { ok: false, error: `${req.cmd}: not authorised (run carpd ctl as a user that can read the configuration and its secret files; after editing passwords, reload with SIGHUP first)` }
     }
     switch (req.cmd) {

@@ -1,18 +1,18 @@
 // carpd's command line: parse argv, load the config, build the real clock, sockets and
 // platform, start. Everything below this file is testable without the OS.
 
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { CONFIG_MAX_BYTES, SECRET_FILE_MAX_BYTES, readBoundedFile } from './io/files.js'
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { Agent, VERSION } from './agent.js'
-import { type ControlRequest, controlToken } from './control.js'
+import { type ControlRequest, requestMac } from './control.js'
 import { BOARDS } from './config/boards.gen.js'
 import { ioError } from './config/errors.js'
 import { loadConfig } from './config/load.js'
 import { errorLines, formatErrors, renderEffective, renderReference } from './config/render.js'
-import type { Cidr, Config, Endpoint, LoadResult } from './config/types.js'
+import type { Cidr, Config, EffectiveEntry, Endpoint, LoadResult } from './config/types.js'
 import { type Clock, realClock } from './io/clock.js'
 import { controlRequest, startControlServer } from './io/control.js'
 import { type Logger, lineLogger } from './io/log.js'
@@ -550,9 +550,36 @@ function check(args: Args): number {
     process.stderr.write(`${file}: ${result.errors.length} error(s)\n`)
     return EXIT_USAGE
   }
+  for (const w of exposedSecrets(result.effective)) process.stderr.write(`warning: ${w}\n`)
   process.stdout.write(`# ${file}: OK\n`)
   process.stdout.write(renderEffective(result.effective))
   return EXIT_OK
+}
+
+/**
+ * Files holding a secret that other users may read: the CARP passwords authenticate
+ * adverts and derive the key of `carpd ctl`, so anyone who can read them can take
+ * the VIP or force a failover.
+ */
+function exposedSecrets(effective: readonly EffectiveEntry[]): string[] {
+  const files = new Map<string, string>() // path → a secret key it holds
+  for (const e of effective) {
+    if (!e.secret) continue
+    if (e.source.kind === 'file') files.set(e.source.file, e.key)
+    if (e.source.kind === 'secretFile') files.set(e.source.path, e.key)
+  }
+  const warnings: string[] = []
+  for (const [path, key] of files) {
+    let mode: number
+    try {
+      mode = statSync(path).mode & 0o777
+    } catch {
+      continue
+    }
+    if ((mode & 0o077) === 0) continue
+    warnings.push(`${path} holds ${key} and other users may read it (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${path}`)
+  }
+  return warnings
 }
 
 /**
@@ -573,12 +600,21 @@ async function ask(args: Args, req: ControlRequest): Promise<number> {
     return EXIT_USAGE
   }
   const port = config?.controlPort ?? DEFAULT_CONTROL_PORT
-  const signed: ControlRequest = needsToken ? { ...req, token: controlToken(config!) } : req
   try {
+    let signed = req
+    if (needsToken) {
+      // The agent's challenge, answered for this request only (control.ts).
+      const challenge = await controlRequest(port, { cmd: 'challenge' })
+      if (!challenge.ok || !('nonce' in challenge)) {
+        process.stderr.write(`carpd: ${challenge.ok ? 'the agent sent no challenge' : challenge.error}\n`)
+        return EXIT_RUNTIME
+      }
+      signed = { ...req, nonce: challenge.nonce, mac: requestMac(config!, challenge.nonce, req) } as ControlRequest
+    }
     const sentAt = Date.now()
     const reply = await controlRequest(port, signed)
-    if (!reply.ok) {
-      process.stderr.write(`carpd: ${reply.error}\n`)
+    if (!reply.ok || !('status' in reply)) {
+      process.stderr.write(`carpd: ${reply.ok ? 'the agent sent no status' : reply.error}\n`)
       return EXIT_RUNTIME
     }
     if (req.cmd === 'resync') return await followResync(port, config!.sync.bulkTimeoutMs, sentAt)
@@ -602,7 +638,7 @@ async function followResync(port: number, timeoutMs: number, requestedAt: number
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, RESYNC_POLL_MS))
     const reply = await controlRequest(port, { cmd: 'status' })
-    const sync = reply.ok ? reply.status.sync : null
+    const sync = reply.ok && 'status' in reply ? reply.status.sync : null
     if (!sync) break
     const { receiving, sending, lastIn, wanted } = sync.bulk
     if (receiving) say(`resync: received ${receiving.done} of ${receiving.total} states`)

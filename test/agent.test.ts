@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { masterDownMs } from '../src/carp/vhid.js'
 import { CARP_PORT, control, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
+import { requestMac } from '../src/control.js'
 
 const A = '192.0.2.2'
 const B = '192.0.2.3'
@@ -132,7 +133,7 @@ t.test('operator demote', async (t) => {
   const bad = control(a, { cmd: 'demote', value: 300 })
   t.same(bad, { ok: false, error: 'demote must be an integer 0..255, got 300' })
   const r = control(a, { cmd: 'demote', value: 5 })
-  t.ok(r.ok && r.status.demote.reasons.operator === 5)
+  t.ok(r.ok && 'status' in r && r.status.demote.reasons.operator === 5)
   lab.clock.advance(20)
   t.same(lab.masters(), ['b'])
   control(a, { cmd: 'demote', value: 0 })
@@ -469,8 +470,28 @@ t.test('control: maint and demote need the token from the configuration; status 
   const bare = a.agent.control({ cmd: 'maint', on: true })
   t.same(bare.ok, false)
   t.match((bare as { error: string }).error, /^maint: not authorised/)
-  t.same(a.agent.control({ cmd: 'demote', value: 255, token: 'f'.repeat(64) }).ok, false, 'a wrong token')
+  t.same(a.agent.control({ cmd: 'demote', value: 255, nonce: 'f'.repeat(32), mac: 'f'.repeat(64) }).ok, false, 'a nonce the agent never issued')
+  const challenge = a.agent.control({ cmd: 'challenge' })
+  const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
+  t.match(nonce, /^[0-9a-f]{32}$/)
+  const config = (a.agent as unknown as { config: Parameters<typeof requestMac>[0] }).config
+  const signed = { cmd: 'demote' as const, value: 2, nonce, mac: requestMac(config, nonce, { cmd: 'demote', value: 2 }) }
+  t.same(a.agent.control({ ...signed, value: 255 }).ok, false, 'an answer for another request (demote 2, not 255)')
+  t.same(a.agent.control(signed).ok, false, 'a nonce is good for one try, even a failed one')
   t.same(a.agent.status().demote.total, 0, 'nothing changed')
+  // A request captured on its way (a user who bound the port while carpd was down)
+  // cannot be replayed: its nonce was used up, or never the agent's.
+  const fresh = a.agent.control({ cmd: 'challenge' })
+  const n2 = fresh.ok && 'nonce' in fresh ? fresh.nonce : ''
+  const captured = { cmd: 'maint' as const, on: true, nonce: n2, mac: requestMac(config, n2, { cmd: 'maint', on: true }) }
+  t.ok(a.agent.control(captured).ok, 'the real request works once')
+  t.same(a.agent.control(captured).ok, false, 'its replay does not')
+  t.ok(control(a, { cmd: 'maint', on: false }).ok)
+  // A challenge is answered within 5 s.
+  const late = a.agent.control({ cmd: 'challenge' })
+  const n3 = late.ok && 'nonce' in late ? late.nonce : ''
+  lab.clock.advance(5001)
+  t.same(a.agent.control({ cmd: 'demote', value: 1, nonce: n3, mac: requestMac(config, n3, { cmd: 'demote', value: 1 }) }).ok, false, 'too late')
   t.ok(control(a, { cmd: 'demote', value: 3 }).ok)
   t.equal(a.agent.status().demote.total, 3)
 })

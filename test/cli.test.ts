@@ -3,7 +3,7 @@ import t from 'tap'
 import { CARPD, bundleRunner } from './helpers/bundle.js'
 import { brotliDecompressSync } from 'node:zlib'
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Watched, watchLines } from './helpers/lines.js'
 import { freeUdpPort } from './helpers/ports.js'
@@ -65,6 +65,17 @@ t.test('check: effective config with secrets masked; errors name file:line and t
   t.match(ok.out, /carp\.1\.pass\s+= \*{8}/)
   t.match(ok.out, /serial\.device\s+= \/dev\/ttyUSB0\s+# board apu2/)
   t.notMatch(ok.out + ok.err, /hunter2/, 'the secret is never printed')
+  // Secrets other users may read are named with the command that fixes them.
+  chmodSync(pass, 0o644)
+  const exposed = carpd('check', '-c', good)
+  t.equal(exposed.code, 0)
+  t.match(exposed.err, `warning: ${pass} holds carp.1.pass and other users may read it (mode 0644): chmod 600 ${pass}`)
+  chmodSync(pass, 0o600)
+  const inline = file('inline.conf', 'node = fw-a\ncarp.1.interface = lan0\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = hunter2\n')
+  chmodSync(inline, 0o640)
+  t.match(carpd('check', '-c', inline).err, `warning: ${inline} holds carp.1.pass and other users may read it (mode 0640): chmod 600 ${inline}`)
+  chmodSync(inline, 0o600)
+  t.notMatch(carpd('check', '-c', inline).err, /warning/, 'mode 600: no warning')
 
   const bad = file('bad.conf', 'node = fw-a\ncarp.1.interface = lan0\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = x\ncarp.1.advskw = 10\ncarp.1.advbase = 300\n')
   const r = carpd('check', '-c', bad)

@@ -103,9 +103,11 @@ t.test('witness mode: master LAN link down (carrier) hands over', async (t) => {
 
 t.test('witness mode: planned switchover (maint on) moves the VIP without overlap', async (t) => {
   const p = await steady()
-  const { controlToken } = await import('../src/control.js')
+  const { requestMac } = await import('../src/control.js')
   const a = p.node('fw-a')
-  a.agent.control({ cmd: 'maint', on: true, token: controlToken((a.agent as unknown as { config: never }).config) })
+  const challenge = a.agent.control({ cmd: 'challenge' })
+  const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
+  a.agent.control({ cmd: 'maint', on: true, nonce, mac: requestMac((a.agent as unknown as { config: never }).config, nonce, { cmd: 'maint', on: true }) })
   await expectHolder(t, p, 3000, 'fw-b', 'maint on')
   t.ok(a.lines.some((l) => /lost quorum: yielding: peer .* hears us and claims/.test(l)), 'fw-a says it yields')
 })

@@ -1,7 +1,7 @@
 // Builds agents on a fake clock and an in-memory network, so whole pairs run in one
 // process with time driven by hand.
 import { Agent } from '../../src/agent.js'
-import { type ControlReply, type ControlRequest, controlToken } from '../../src/control.js'
+import { type ControlReply, type ControlRequest, requestMac } from '../../src/control.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { Platform } from '../../src/platform/types.js'
@@ -117,7 +117,10 @@ export class Lab {
   }
 }
 
-/** A control request as `carpd ctl` sends it: with the token from the node's config. */
+/** A control request as `carpd ctl` sends it: the agent's challenge answered with the node's config. */
 export function control(node: Node, req: ControlRequest): ControlReply {
-  return node.agent.control(req.cmd === 'status' ? req : { ...req, token: controlToken(node.config) })
+  if (req.cmd === 'status' || req.cmd === 'challenge') return node.agent.control(req)
+  const challenge = node.agent.control({ cmd: 'challenge' })
+  const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
+  return node.agent.control({ ...req, nonce, mac: requestMac(node.config, nonce, req) } as ControlRequest)
 }
