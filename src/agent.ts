@@ -185,6 +185,8 @@ export class Agent {
   private sync: SyncHandle | null = null
   /** Challenges for the control commands that change failover. */
   private readonly nonces: ControlNonces
+  /** The configuration file as last accepted: its passwords key carpd ctl. */
+  private controlConfig: Config
   /** Some vhid is MASTER (the sync commit and its staleness follow this). */
   private serving = false
   private quorum: QuorumHandle | null = null
@@ -193,6 +195,7 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
+    this.controlConfig = deps.config
     this.nonces = new ControlNonces(deps.random)
     this.epoch = deps.random(4).readUInt32BE(0)
     this.startedMs = deps.clock.now()
@@ -345,9 +348,16 @@ export class Agent {
   /** Operator and control-socket requests. */
   control(req: ControlRequest): ControlReply {
     if (req.cmd === 'challenge') return { ok: true, nonce: this.nonces.issue(this.deps.clock.now()) }
-    // The nonce is used up first, whatever the answer: each challenge gets one try.
-    if (req.cmd !== 'status' && !(this.nonces.take(req.nonce, this.deps.clock.now()) && macValid(this.config, req))) {
-      return { ok: false, error: `${req.cmd}: not authorised (run carpd ctl as a user that can read the configuration and its secret files; after editing passwords, reload with SIGHUP first)` }
+    if (req.cmd !== 'status') {
+      const now = this.deps.clock.now()
+      // The key comes from the CARP passwords: without a vhid there is none.
+      if (this.controlConfig.carp.vhids.length === 0) return { ok: false, error: `${req.cmd}: needs at least one carp.N block (its password keys carpd ctl)` }
+      const refused = this.nonces.refuse(req.nonce, now)
+      if (refused !== null) return { ok: false, error: `${req.cmd}: not authorised: ${refused}` }
+      if (!macValid(this.controlConfig, req)) {
+        return { ok: false, error: `${req.cmd}: not authorised (run carpd ctl as a user that can read the configuration and its secret files; after editing passwords, reload with SIGHUP first)` }
+      }
+      this.nonces.spend(req.nonce!, now)
     }
     switch (req.cmd) {
       case 'status':
@@ -378,6 +388,9 @@ export class Agent {
    * Returns one note per change, also logged.
    */
   reload(next: Config): string[] {
+    // carpd ctl signs with the file as it is now: so does the agent, whatever of it
+    // waits for a restart.
+    this.controlConfig = next
     const notes: string[] = []
     const old = this.config
     const endpoint = (e: Endpoint | null) => (e ? endpointText(e) : '(none)')

@@ -77,7 +77,10 @@ function signatureOf(req: Record<string, unknown>): Signature {
 }
 
 const NONCE_BYTES = 16
-const NONCE_RE = /^[0-9a-f]{32}$/
+/** Expiry (12 hex digits of ms), 16 random bytes, a 16-byte tag. */
+const NONCE_BODY_CHARS = 12 + 2 * NONCE_BYTES
+const NONCE_TAG_CHARS = 32
+const NONCE_RE = /^[0-9a-f]{76}$/
 
 /** HMAC-SHA256 over the node name, keyed by every vhid's password in vhid order: the key of the challenges. */
 export function controlKey(config: Config): string {
@@ -100,31 +103,52 @@ export function macValid(config: Config, req: ControlRequest & Signature): boole
 
 /** A challenge is answered within this long, or not at all. */
 export const NONCE_TTL_MS = 5000
-/** Challenges outstanding at once; the oldest goes first (a flood cannot grow memory). */
-export const NONCES_MAX = 32
+/** Spent challenges remembered at once (only requests with the key spend one). */
+export const NONCES_MAX = 64
 
 /**
- * The agent's challenges: each issued nonce is good for one request within
- * NONCE_TTL_MS. Pure: the caller passes the time and the randomness.
+ * The agent's challenges, kept nowhere until used: a nonce is its expiry, random
+ * bytes and a tag under a secret of this agent's, so any number of them can be
+ * issued (a local user asking for challenges in a loop crowds nobody out) and only
+ * the agent's own, in time, are good. A nonce is spent when a request with a valid
+ * answer uses it; spent ones are remembered until they expire, which only requests
+ * with the key can fill (at most NONCES_MAX at once, the oldest forgotten first).
+ * Pure: the caller passes the time and the randomness.
  */
 export class ControlNonces {
-  private readonly issued = new Map<string, number>() // nonce → expiry
+  private readonly secret: Buffer
+  private readonly spent = new Map<string, number>() // nonce → expiry
 
-  constructor(private readonly random: (bytes: number) => Buffer) {}
-
-  issue(nowMs: number): string {
-    const nonce = this.random(NONCE_BYTES).toString('hex')
-    if (this.issued.size >= NONCES_MAX) this.issued.delete(this.issued.keys().next().value!)
-    this.issued.set(nonce, nowMs + NONCE_TTL_MS)
-    return nonce
+  constructor(private readonly random: (bytes: number) => Buffer) {
+    this.secret = random(32)
   }
 
-  /** Uses up a nonce: true when it was issued, unused and still in time. */
-  take(nonce: string | undefined, nowMs: number): boolean {
-    if (nonce === undefined) return false
-    const expiry = this.issued.get(nonce)
-    if (expiry === undefined) return false
-    this.issued.delete(nonce)
-    return nowMs <= expiry
+  issue(nowMs: number): string {
+    const body = `${Math.ceil(nowMs + NONCE_TTL_MS).toString(16).padStart(12, '0')}${this.random(NONCE_BYTES).toString('hex')}`
+    return `${body}${this.tag(body)}`
+  }
+
+  /** Why a nonce is no good now, or null when it is: the agent's, in time, unspent. */
+  refuse(nonce: string | undefined, nowMs: number): string | null {
+    if (nonce === undefined || !NONCE_RE.test(nonce)) return 'no challenge answered (ask the agent for one first)'
+    const body = nonce.slice(0, NONCE_BODY_CHARS)
+    const tag = Buffer.from(nonce.slice(NONCE_BODY_CHARS), 'hex')
+    const want = Buffer.from(this.tag(body), 'hex')
+    if (!timingSafeEqual(tag, want)) return 'a challenge this agent never issued'
+    const expiry = parseInt(body.slice(0, 12), 16)
+    if (nowMs > expiry) return 'the challenge expired'
+    for (const [n, e] of this.spent) if (e < nowMs) this.spent.delete(n)
+    if (this.spent.has(nonce)) return 'the challenge was used already'
+    return null
+  }
+
+  /** A request with a valid answer used `nonce`: never again. */
+  spend(nonce: string, nowMs: number): void {
+    if (this.spent.size >= NONCES_MAX) this.spent.delete(this.spent.keys().next().value!)
+    this.spent.set(nonce, parseInt(nonce.slice(0, 12), 16) || nowMs + NONCE_TTL_MS)
+  }
+
+  private tag(body: string): string {
+    return createHmac('sha256', this.secret).update(body).digest('hex').slice(0, NONCE_TAG_CHARS)
   }
 }

@@ -369,10 +369,15 @@ async function run(args: Args): Promise<number> {
     }
     // What start refuses, a reload refuses too (it once claimed MASTER on a vhid whose
     // interface does not exist).
-    const missing = result.config.carp.vhids.filter((vc) => interfaceNet(vc.interface) === undefined)
-    if (missing.length > 0) {
+    // Only interfaces the running vhids do not use, each once: every look-up runs `ip`.
+    const running = new Set(agent.status().vhids.map((v) => v.interface))
+    const fresh = [...new Set(result.config.carp.vhids.map((vc) => vc.interface))].filter((iface) => !running.has(iface))
+    const missing = new Set(fresh.filter((iface) => interfaceNet(iface) === undefined))
+    if (missing.size > 0) {
       log.event('config', 'reload rejected, keeping the running configuration:')
-      for (const vc of missing) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`)
+      for (const vc of result.config.carp.vhids) {
+        if (missing.has(vc.interface)) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`)
+      }
       return
     }
     const notes = agent.reload(result.config)
@@ -606,7 +611,9 @@ async function ask(args: Args, req: ControlRequest): Promise<number> {
       // The agent's challenge, answered for this request only (control.ts).
       const challenge = await controlRequest(port, { cmd: 'challenge' })
       if (!challenge.ok || !('nonce' in challenge)) {
-        process.stderr.write(`carpd: ${challenge.ok ? 'the agent sent no challenge' : challenge.error}\n`)
+        const older = !challenge.ok && /unknown command "challenge"/.test(challenge.error)
+        const why = older ? 'the running agent is older than this carpd (it knows no challenge): restart it with this version first' : challenge.ok ? 'the agent sent no challenge' : challenge.error
+        process.stderr.write(`carpd: ${why}\n`)
         return EXIT_RUNTIME
       }
       signed = { ...req, nonce: challenge.nonce, mac: requestMac(config!, challenge.nonce, req) } as ControlRequest

@@ -470,15 +470,17 @@ t.test('control: maint and demote need the token from the configuration; status 
   const bare = a.agent.control({ cmd: 'maint', on: true })
   t.same(bare.ok, false)
   t.match((bare as { error: string }).error, /^maint: not authorised/)
-  t.same(a.agent.control({ cmd: 'demote', value: 255, nonce: 'f'.repeat(32), mac: 'f'.repeat(64) }).ok, false, 'a nonce the agent never issued')
+  t.match(a.agent.control({ cmd: 'demote', value: 255, nonce: 'f'.repeat(76), mac: 'f'.repeat(64) }), { ok: false, error: /not authorised: a challenge this agent never issued/ })
   const challenge = a.agent.control({ cmd: 'challenge' })
   const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
-  t.match(nonce, /^[0-9a-f]{32}$/)
+  t.match(nonce, /^[0-9a-f]{76}$/)
   const config = (a.agent as unknown as { config: Parameters<typeof requestMac>[0] }).config
   const signed = { cmd: 'demote' as const, value: 2, nonce, mac: requestMac(config, nonce, { cmd: 'demote', value: 2 }) }
   t.same(a.agent.control({ ...signed, value: 255 }).ok, false, 'an answer for another request (demote 2, not 255)')
-  t.same(a.agent.control(signed).ok, false, 'a nonce is good for one try, even a failed one')
   t.same(a.agent.status().demote.total, 0, 'nothing changed')
+  t.ok(a.agent.control(signed).ok, 'a wrong answer does not spend the challenge')
+  t.match(a.agent.control(signed), { ok: false, error: /used already/ }, 'a right one does')
+  control(a, { cmd: 'demote', value: 0 })
   // A request captured on its way (a user who bound the port while carpd was down)
   // cannot be replayed: its nonce was used up, or never the agent's.
   const fresh = a.agent.control({ cmd: 'challenge' })
@@ -678,4 +680,22 @@ t.test('reload: sync, serial, heartbeat and witness settings take effect after a
   ])
   t.equal(a.agent.reload(next).length, 10, 'the running settings stay until a restart, so a second reload says it again')
   t.equal(a.agent.status().quorum, null, 'nothing was switched on')
+})
+
+t.test('review: carpd ctl signs with the file as last accepted, also what waits for a restart; no vhid, no ctl', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.agent.start()
+  lab.clock.advance(4000)
+  const next = makeConfig('a-renamed', [vhidConfig({ pass: 'new password' })])
+  a.agent.reload(next)
+  const ask = (config: typeof next) => {
+    const c = a.agent.control({ cmd: 'challenge' })
+    const nonce = c.ok && 'nonce' in c ? c.nonce : ''
+    return a.agent.control({ cmd: 'demote', value: 1, nonce, mac: requestMac(config, nonce, { cmd: 'demote', value: 1 }) })
+  }
+  t.ok(ask(next).ok, 'the new file signs (the node name waits for a restart)')
+  t.notOk(ask(a.config).ok, 'the old one no longer does')
+  const lone = new Lab().add('w', A, makeConfig('w', []))
+  t.match(lone.agent.control({ cmd: 'maint', on: true }), { ok: false, error: /needs at least one carp\.N block/ })
 })

@@ -4,7 +4,7 @@ import { makeConfig, vhidConfig } from './helpers/agents.js'
 
 t.test('parseControlRequest accepts the commands and refuses the rest', async (t) => {
   const p = (s: string) => parseControlRequest(Buffer.from(s))
-  const nonce = 'ab'.repeat(16)
+  const nonce = 'ab'.repeat(38)
   t.same(p('{"cmd":"status"}'), { cmd: 'status' })
   t.same(p('{"cmd":"challenge"}'), { cmd: 'challenge' })
   t.same(p('{"cmd":"maint","on":true}'), { cmd: 'maint', on: true })
@@ -40,15 +40,25 @@ t.test('the challenge answer depends on every password, the node name, the nonce
   t.match(controlKey(base), /^[0-9a-f]{64}$/)
 })
 
-t.test('challenges: one use each, within 5 s, at most 32 outstanding', async (t) => {
+t.test("challenges: the agent's own, in time, spent once; a flood of asks crowds nobody out", async (t) => {
   let i = 0
   const nonces = new ControlNonces((bytes) => Buffer.alloc(bytes, ++i))
   const first = nonces.issue(0)
-  t.ok(nonces.take(first, NONCE_TTL_MS))
-  t.notOk(nonces.take(first, 1), 'used up')
-  t.notOk(nonces.take(undefined, 1))
-  t.notOk(nonces.take(nonces.issue(0), NONCE_TTL_MS + 1), 'too late')
-  const flood = Array.from({ length: NONCES_MAX + 1 }, () => nonces.issue(10))
-  t.notOk(nonces.take(flood[0], 11), 'the oldest gave way')
-  t.ok(nonces.take(flood[NONCES_MAX], 11))
+  t.match(first, /^[0-9a-f]{76}$/)
+  t.equal(nonces.refuse(first, NONCE_TTL_MS), null, 'good until it expires')
+  nonces.spend(first, 1)
+  t.equal(nonces.refuse(first, 2), 'the challenge was used already')
+  t.equal(nonces.refuse(undefined, 1), 'no challenge answered (ask the agent for one first)')
+  t.equal(nonces.refuse(nonces.issue(0), NONCE_TTL_MS + 1), 'the challenge expired')
+  t.equal(nonces.refuse(first.replace(/.$/, (c) => (c === '0' ? '1' : '0')), 2), 'a challenge this agent never issued', 'a forged tag')
+  const other = new ControlNonces((bytes) => Buffer.alloc(bytes, 0xee))
+  t.equal(nonces.refuse(other.issue(0), 1), 'a challenge this agent never issued', "another agent's")
+  const mine = nonces.issue(10)
+  for (let k = 0; k < 10_000; k++) nonces.issue(10) // a local user asking in a loop
+  t.equal(nonces.refuse(mine, 11), null, "the operator's challenge still holds")
+  // Spent nonces are remembered until they expire, at most NONCES_MAX at once.
+  const spent = Array.from({ length: NONCES_MAX + 1 }, () => nonces.issue(20))
+  for (const n of spent) nonces.spend(n, 21)
+  t.equal(nonces.refuse(spent[NONCES_MAX], 22), 'the challenge was used already')
+  t.equal(nonces.refuse(spent[5], NONCE_TTL_MS + 21), 'the challenge expired', 'expired ones need no memory')
 })

@@ -32,9 +32,9 @@ export function configError(f: ErrorFields): ConfigError {
 
   const where = line > 0 ? `${f.file}:${line}` : f.file
   const parts = [where]
-  if (key !== '') parts.push(f.value === undefined ? shown(key) : `${shown(key)} = ${quoteEmpty(shown(value))}`)
+  if (key !== '') parts.push(f.value === undefined ? shownKey(key) : `${shownKey(key)} = ${quoteEmpty(shown(value))}`)
   // The checks' own words may quote the value (or a piece of it): not when it is hidden.
-  parts.push(ranOn ? 'not valid (the value, not shown, holds a "=": a line break missing?)' : escaped(f.what))
+  parts.push(ranOn ? 'not valid (the value, not shown, holds a "=": a line break missing?)' : escaped(cut(f.what, WHAT_MAX_CHARS)))
   let message = parts.join(': ')
   if (allowed !== '') message += ` (allowed: ${allowed})`
   if (suggestion !== '') message += ` (did you mean ${suggestion}?)`
@@ -47,7 +47,24 @@ export function configError(f: ErrorFields): ConfigError {
  * bytes and escape sequences as \xNN, and at most SHOWN_MAX_CHARS of it.
  */
 export function shown(text: string): string {
-  return escaped(text.length > SHOWN_MAX_CHARS ? `${text.slice(0, SHOWN_MAX_CHARS)}… (${text.length} characters)` : text)
+  return escaped(cut(text, SHOWN_MAX_CHARS))
+}
+
+/** The checks' own words are short; one that quotes a value is cut like the value. */
+const WHAT_MAX_CHARS = 160
+
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text
+}
+
+/**
+ * A key as an error shows it: only up to its first character that no key has. A
+ * line without its "=" (`sync.key Zm9v...=`, `carp.1.pass:hunter2`) makes the secret
+ * part of the key.
+ */
+export function shownKey(key: string): string {
+  const clean = /^[A-Za-z0-9._-]*/.exec(key)![0]
+  return shown(clean.length < key.length ? `${clean}…` : key)
 }
 
 function escaped(text: string): string {

@@ -1,6 +1,6 @@
 // Splits a carpd.conf text into `key = value` entries with their line numbers.
 // The lexer knows nothing about keys; schema.ts and load.ts judge them.
-import { configError, shown } from './errors.js'
+import { configError, shownKey } from './errors.js'
 import type { ConfigError } from './types.js'
 
 /** One `key = value` line. Lines are 1-based. */
@@ -43,7 +43,7 @@ export function lex(text: string, file: string): LexResult {
     if (key === '') {
       errors.push(syntaxError(file, line, 'missing key before "="'))
     } else if (/\s/.test(key)) {
-      errors.push(syntaxError(file, line, `key "${shown(key)}" contains white space`))
+      errors.push(syntaxError(file, line, `key "${shownKey(key)}" contains white space`))
     } else {
       entries.push({ key, value, line, file })
     }

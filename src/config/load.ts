@@ -237,7 +237,8 @@ function duplicateError(entry: Entry, firstLine: number): ConfigError {
     line: entry.line,
     key: entry.key,
     value: entry.value,
-    secret: resolved.kind !== 'unknown' && resolved.row.secret === true,
+    // Not shown for an unknown key either (carp.1.passwd = ... twice), nor a secret's file key.
+    secret: resolved.kind === 'unknown' || resolved.row.secret === true || SECRET_FILE_KEYS.has(resolved.row.key),
     what: `set again; first set on line ${firstLine}`,
   })
 }

@@ -16,6 +16,12 @@ export const CONTROL_PART_BYTES = 60_000
 /** More parts than this is not a reply of ours (16 x 60 KB: far beyond 255 vhids). */
 export const CONTROL_MAX_PARTS = 16
 const PART_PREFIX = 'carpd-part '
+/**
+ * Answers per second, with a burst of as many: each status is built and serialised
+ * whole, and a local user flooding the socket must not starve the advert timers
+ * (and so force the failover that ctl's key guards). `carpd status` needs one.
+ */
+export const CONTROL_ANSWERS_PER_S = 20
 
 export interface ControlServer {
   close(): Promise<void>
@@ -24,7 +30,9 @@ export interface ControlServer {
 export async function startControlServer(port: number, handle: (req: ControlRequest) => ControlReply): Promise<ControlServer> {
   const sock = createSocket('udp4')
   let bound = port
+  const budget = answerBudget(CONTROL_ANSWERS_PER_S, () => performance.now())
   sock.on('message', (msg, rinfo) => {
+    if (!budget()) return
     for (const part of answer(msg, rinfo, bound, handle)) sock.send(part, rinfo.port, rinfo.address)
   })
   await new Promise<void>((resolve, reject) => {
@@ -37,6 +45,20 @@ export async function startControlServer(port: number, handle: (req: ControlRequ
   })
   sock.on('error', () => {})
   return { close: () => new Promise((resolve) => sock.close(() => resolve())) }
+}
+
+/** A token bucket: true while this second's answers last (refilled continuously). */
+export function answerBudget(perS: number, nowMs: () => number): () => boolean {
+  let tokens = perS
+  let lastMs = nowMs()
+  return () => {
+    const now = nowMs()
+    tokens = Math.min(perS, tokens + ((now - lastMs) * perS) / 1000)
+    lastMs = now
+    if (tokens < 1) return false
+    tokens--
+    return true
+  }
 }
 
 /** The datagrams that answer one datagram `from` a sender, to the socket bound to `ownPort`. */

@@ -3,7 +3,7 @@
 // A FIFO named as a config or a secret once blocked `check`, `run` and a reload
 // until someone wrote to it; /dev/zero or /dev/urandom grew memory past 4 GB.
 
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs'
 
 /**
  * The configuration: 255 vhids with a few VIPs and peers each take about 60 KB. A
@@ -33,6 +33,16 @@ export class FileReadError extends Error {
  * (or a device) is seen for what it is at once instead of blocking the caller.
  */
 export function readBoundedFile(path: string, maxBytes: number): string {
+  // A look before opening: opening some devices does something (/dev/watchdog arms
+  // the watchdog). The fstat below still judges what was opened.
+  let before: Stats
+  try {
+    before = statSync(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO'
+    throw new FileReadError(code, code)
+  }
+  if (!before.isFile()) throw new FileReadError('not a regular file', `not a regular file (${kindOf(before)})`)
   let fd: number
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)

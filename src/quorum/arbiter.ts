@@ -142,8 +142,15 @@ export class Arbiter {
   private readonly vhids = new Map<number, VhidVotes>()
   private readonly paths: PeerPaths
   private readonly replay: ReplayWindow
-  /** Heartbeats, per path and sender: each (epoch, seq) once, no going back to an older boot while the sender talks. */
-  private readonly heartbeatReplay = new ReplayWindow()
+  /**
+   * Heartbeats, a window per path (a forger on the serial line, which has no key,
+   * must not crowd the sync link's sender out of a shared one): each (epoch, seq)
+   * once, no going back to an older boot while the sender talks, and a new epoch
+   * taken after at most a heartbeat timeout of quiet (a restart after a long outage).
+   */
+  private readonly heartbeatReplay = new Map<PathName, ReplayWindow>()
+  /** Epochs of heartbeats bearing our own name that are not ours: said once each. */
+  private readonly sameNameEpochs = new Set<number>()
   private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
   private peer: PeerHeartbeat | null = null
   private seq = 0
@@ -201,14 +208,25 @@ export class Arbiter {
   heartbeat(hb: Heartbeat, path: PathName, nowMs: number): ArbiterAction[] {
     // Our own name is never the peer's: a heartbeat of ours looped back, or one of an
     // earlier boot of ours replayed (it would say we are MASTER too, and rank higher).
-    if (hb.node === this.params.node) return this.drop('ownHeartbeat')
+    if (hb.node === this.params.node) {
+      if (hb.epoch === this.params.epoch || this.sameNameEpochs.has(hb.epoch) || this.sameNameEpochs.size >= 8) return this.drop('ownHeartbeat')
+      // Not ours: a replay of an earlier boot of ours, or a peer configured with our
+      // node name (then the sync and serial paths look dead): say it, once an epoch.
+      this.sameNameEpochs.add(hb.epoch)
+      return [...this.drop('ownHeartbeat'), { type: 'log', message: `heartbeat on ${path} bears this board's node name ${hb.node} with another boot epoch ${hex(hb.epoch)}: dropped (a replay, or is the peer configured with node = ${hb.node} too?)` }]
+    }
     // What adverts have: each heartbeat counts once, per path (the same one comes on
     // the sync link and the serial line), and another epoch of the sender is taken
     // only once its current one has gone quiet (a restart), so a recording of an
     // earlier boot can neither speak for a live peer nor bring a dead one back
     // beyond one frame per recorded heartbeat (wire/replay.ts; README "Split-brain").
     const counter = (BigInt(hb.epoch) << 32n) | BigInt(hb.seq)
-    if (this.heartbeatReplay.check(`${path} ${hb.node}`, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
+    let window = this.heartbeatReplay.get(path)
+    if (window === undefined) {
+      window = new ReplayWindow(this.pathTimeoutMs(path) || Infinity)
+      this.heartbeatReplay.set(path, window)
+    }
+    if (window.check(hb.node, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
     const actions = this.logs(this.paths.heard(path, nowMs))
     if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
       // Older than what we have (it came on the slower path): keep the newer one.

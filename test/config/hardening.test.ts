@@ -8,7 +8,8 @@ import { CONFIG_MAX_BYTES } from '../../src/io/files.js'
 import { errorsOf, load } from '../helpers/config-fixtures.js'
 
 const SECRET = 'hunter2'
-const messages = (text: string): string => errorsOf(load(text)).map((e) => e.message).join('\n') + JSON.stringify(errorsOf(load(text)))
+/** Everything check or a reload prints of the errors, and the values they carry. */
+const messages = (text: string): string => errorsOf(load(text)).map((e) => `${e.message}\n${e.value}`).join('\n')
 
 t.test('a file with CR-only line ends loads line by line; no secret in any message', async (t) => {
   const text = ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 192.0.2.1/24', `carp.1.pass = ${SECRET}`, 'carp.1.advskew = x'].join('\r')
@@ -79,4 +80,26 @@ t.test('a secret file that is a FIFO or a device is refused, with no content sho
     const result = loadConfig(text, '/cf/carpd.conf', { readFile: (p) => readBoundedFile(p, SECRET_FILE_MAX_BYTES), boards: BOARDS })
     t.match(errorsOf(result), [{ code: 'secretFile', message: new RegExp(`cannot read the secret file \\(${what}\\)`) }])
   }
+})
+
+t.test('review: a line without its "=" or with a typo for it shows no secret in the key', async (t) => {
+  const base = ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 192.0.2.1/24', 'carp.1.pass = x']
+  for (const line of [`sync.key ${SECRET}Zm9vYmFy=`, `carp.1.pass:${SECRET}`, `carp.1.pass:${SECRET} = 1`]) {
+    const all = messages([...base, line].join('\n'))
+    t.notMatch(all, SECRET, line)
+  }
+  t.match(messages([...base, 'sync.key hunter2='].join('\n')), /key "sync\.key…" contains white space/)
+})
+
+t.test('review: a duplicate of an unknown key or a secret file key does not show its value', async (t) => {
+  const base = ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 192.0.2.1/24', 'carp.1.pass = x']
+  t.notMatch(messages([...base, `carp.1.passwd = ${SECRET}`, `carp.1.passwd = ${SECRET}`].join('\n')), SECRET)
+  t.notMatch(messages([...base, `sync.keyfile = ${SECRET}`, `sync.keyfile = ${SECRET}`].join('\n')), SECRET)
+})
+
+t.test('review: a check that quotes a huge value is cut too', async (t) => {
+  const long = `192.0.2.1/24,${'9'.repeat(100_000)}`
+  const errors = errorsOf(load(['node = fw-a', 'carp.1.interface = lan0', `carp.1.vip = ${long}`, 'carp.1.pass = x'].join('\n')))
+  t.equal(errors.length, 1)
+  t.ok(errors[0]!.message.length < 600, `${errors[0]!.message.length} characters`)
 })

@@ -61,7 +61,9 @@ t.test('syntax errors name file and line and do not stop the lexer', async (t) =
   ])
   t.match(errors[0]?.message, /^test\.conf:2: expected "key = value"$/)
   t.match(errors[1]?.message, /^test\.conf:3: missing key before "="$/)
-  t.match(errors[2]?.message, /^test\.conf:4: key "carp 1 vip" contains white space$/)
+  // Only up to the first character no key has: a line missing its "=" may put a
+  // secret into the key (`sync.key Zm9v...=`).
+  t.match(errors[2]?.message, /^test\.conf:4: key "carp…" contains white space$/)
 })
 
 t.test('a line without = is not echoed (it may be a pasted secret)', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
 import type { ControlReply, ControlRequest } from '../../src/control.js'
-import { CONTROL_PART_BYTES, answer, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
+import { CONTROL_PART_BYTES, answer, answerBudget, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
 import { freeUdpPort } from '../helpers/ports.js'
 
 t.test('request and reply over loopback UDP', async (t) => {
@@ -53,6 +53,18 @@ t.test('hardening: a datagram from the agent\'s own address and port, or a reply
   t.same(answer(Buffer.from(JSON.stringify({ ok: false, error: 'unknown command' })), { address: '127.0.0.1', port: 40000 }, 8239, handle), [], 'a reply: silence')
   t.equal(handled.length, 0)
   t.equal(answer(status, { address: '127.0.0.1', port: 40000 }, 8239, handle).length, 1, 'a client gets its answer')
+})
+
+t.test('review: answers have a budget per second, so a flood cannot starve the agent', async (t) => {
+  let now = 0
+  const budget = answerBudget(20, () => now)
+  let given = 0
+  for (let i = 0; i < 1000; i++) if (budget()) given++
+  t.equal(given, 20, 'a burst of 20')
+  now = 500
+  given = 0
+  for (let i = 0; i < 1000; i++) if (budget()) given++
+  t.equal(given, 10, 'then 20 a second')
 })
 
 t.test('hardening: a reply larger than a datagram goes in parts and comes out whole', async (t) => {

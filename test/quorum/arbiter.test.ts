@@ -218,8 +218,14 @@ t.test('hardening: a heartbeat of our own name is never the peer, and each heart
   // The master's own heartbeat from an earlier boot (epoch 99, not 100), replayed with
   // the peer's address: it says MASTER and would rank higher. It must change nothing.
   const own = { node: 'fw-a', epoch: 99, seq: 7, demote: 0, vhids: [{ vhid: 1, state: 'M' as const }] }
-  for (let ms = 100; ms <= 5000; ms += 250) t.same(votes(a.heartbeat(own, 'sync', ms)), [])
+  const logs: string[] = []
+  for (let ms = 100; ms <= 5000; ms += 250) {
+    const actions = a.heartbeat(own, 'sync', ms)
+    t.same(votes(actions), [])
+    for (const x of actions) if (x.type === 'log') logs.push(x.message)
+  }
   t.equal(a.status(5000).drops.ownHeartbeat, 20, 'every copy dropped and counted')
+  t.same(logs, ["heartbeat on sync bears this board's node name fw-a with another boot epoch 00000063: dropped (a replay, or is the peer configured with node = fw-a too?)"], 'said once: two boards with one name show here')
   t.equal(a.status(5000).vhids[0]!.held, true, 'the master keeps the vhid')
   // The peer's heartbeat replayed again and again: once, then dropped; one frame does
   // not make a path alive (two in a row do), so a dead peer stays dead.
