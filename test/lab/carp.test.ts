@@ -59,6 +59,9 @@ function start(lab: NetLab, r: RouterSpec): Carpd {
 
 /** Exactly one router holds the VIP, the client reaches it, and its ARP entry points there. */
 async function assertServedBy(t: Test, lab: NetLab, router: string, vip = VIP): Promise<void> {
+  // The transition's console line comes as `ip addr add` starts, not when it is done
+  // (a loaded machine took over 50 ms for it in CI-like runs): wait for the address.
+  await until(() => lab.holders(ROUTERS, 'eth0', vip).join() === router, 2000)
   t.same(lab.holders(ROUTERS, 'eth0', vip), [router], `only ${router} holds ${vip}`)
   t.ok(lab.ping('client', vip), `the client reaches ${vip}`)
   // A ping alone hides a broken gratuitous ARP (the client re-resolves after a few

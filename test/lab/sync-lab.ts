@@ -363,9 +363,14 @@ export async function failback(
   for (const iface of cut) lab.plug('r1', iface, true)
   const failbackMs = await until(() => masterOf(lab, 'r1') && !masterOf(lab, 'r2'), 60_000, 50)
   const failbackAt = Date.now()
-  // r1's own line of its bulk transfer, if it needed one (its time is in the line).
-  const bulkLine = r1.lines.slice(r1LinesAtReturn).find((l) => /bulk transfer \d+ from the peer done/.test(l))
-  const bulkAt = bulkLine ? Date.parse(bulkLine.slice(0, bulkLine.indexOf(' '))) : backAt
+  // r1's own lines say when its bulk transfer ended (if it needed one) and when it
+  // took each vhid back: their times, not the polling above (each poll runs carpd
+  // status twice, 100 ms or more on a loaded machine).
+  const lineAt = (line: string): number => Date.parse(line.slice(0, line.indexOf(' ')))
+  const afterReturn = r1.lines.slice(r1LinesAtReturn)
+  const bulkLine = afterReturn.find((l) => /bulk transfer \d+ from the peer done/.test(l))
+  const bulkAt = bulkLine ? lineAt(bulkLine) : backAt
+  const masterAt = Math.max(...afterReturn.filter((l) => /vhid=\d+ \w+->MASTER /.test(l)).map(lineAt))
   await sleep(watchMs)
   const reports = reportsOf(client)
   const report = reports[reports.length - 1]!
@@ -380,7 +385,7 @@ export async function failback(
     takeoverMs,
     progressedOnR2,
     failbackMs,
-    failbackAfterBulkMs: failbackMs < 0 ? -1 : failbackAt - bulkAt,
+    failbackAfterBulkMs: failbackMs < 0 || !Number.isFinite(masterAt) ? -1 : masterAt - bulkAt,
     progressedOnR1: progressedSince(client, failbackAt + 500),
     r1AfterReturn: r1.lines.slice(r1LinesAtReturn),
     worstStallMs,
