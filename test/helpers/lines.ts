@@ -13,22 +13,26 @@ export interface Watched {
 export function watchLines(child: ChildProcess, label: string, defaultTimeoutMs = 10_000): Watched {
   const lines: string[] = []
   const waiters: { re: RegExp; resolve: (line: string) => void }[] = []
-  let buffer = ''
-  const onData = (chunk: string) => {
-    buffer += chunk
-    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, nl)
-      buffer = buffer.slice(nl + 1)
-      lines.push(line)
-      for (const w of [...waiters]) {
-        if (!w.re.test(line)) continue
-        waiters.splice(waiters.indexOf(w), 1)
-        w.resolve(line)
+  // One buffer per stream: with one for both, a chunk of stderr landed inside a line
+  // of stdout and garbled it (the failback lab read no time from such a line).
+  const reader = () => {
+    let buffer = ''
+    return (chunk: string) => {
+      buffer += chunk
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        lines.push(line)
+        for (const w of [...waiters]) {
+          if (!w.re.test(line)) continue
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(line)
+        }
       }
     }
   }
-  child.stdout?.setEncoding('utf8').on('data', onData)
-  child.stderr?.setEncoding('utf8').on('data', onData)
+  child.stdout?.setEncoding('utf8').on('data', reader())
+  child.stderr?.setEncoding('utf8').on('data', reader())
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
   const waitFor = (re: RegExp, timeoutMs = defaultTimeoutMs): Promise<string> => {
     const seen = lines.find((l) => re.test(l))

@@ -363,15 +363,20 @@ export async function failback(
   for (const iface of cut) lab.plug('r1', iface, true)
   const failbackMs = await until(() => masterOf(lab, 'r1') && !masterOf(lab, 'r2'), 60_000, 50)
   const failbackAt = Date.now()
+  await sleep(watchMs)
   // r1's own lines say when its bulk transfer ended (if it needed one) and when it
   // took each vhid back: their times, not the polling above (each poll runs carpd
-  // status twice, 100 ms or more on a loaded machine).
-  const lineAt = (line: string): number => Date.parse(line.slice(0, line.indexOf(' ')))
-  const afterReturn = r1.lines.slice(r1LinesAtReturn)
-  const bulkLine = afterReturn.find((l) => /bulk transfer \d+ from the peer done/.test(l))
-  const bulkAt = bulkLine ? lineAt(bulkLine) : backAt
-  const masterAt = Math.max(...afterReturn.filter((l) => /vhid=\d+ \w+->MASTER /.test(l)).map(lineAt))
-  await sleep(watchMs)
+  // status twice, 100 ms or more on a loaded machine, and blocks this process, so
+  // the lines are read only now).
+  const timesOf = (re: RegExp): number[] =>
+    r1.lines
+      .slice(r1LinesAtReturn)
+      .map((l) => re.exec(l)?.[1])
+      .filter((at): at is string => at !== undefined)
+      .map((at) => Date.parse(at))
+  const STAMP = String.raw`(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) r1 `
+  const bulkAt = timesOf(new RegExp(`${STAMP}sync bulk transfer \\d+ from the peer done`))[0] ?? backAt
+  const masterAt = Math.max(...timesOf(new RegExp(`${STAMP}carp vhid=\\d+ \\w+->MASTER `)))
   const reports = reportsOf(client)
   const report = reports[reports.length - 1]!
   let worstStallMs = 0
