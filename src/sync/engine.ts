@@ -66,7 +66,11 @@ export const SYNC_DROP_REASONS: readonly SyncDropReason[] = [
 ]
 
 export type PeerState = 'unknown' | 'up' | 'gone'
-/** Why this board wants its peer's whole table: startup demotes, the others do not. */
+/**
+ * Why this board wants its peer's whole table: startup, or changes it missed (both
+ * demote a board that serves nothing until the table is in), or an operator's
+ * resync (never demotes).
+ */
 export type BulkReason = 'startup' | 'missed' | 'operator'
 
 /**
