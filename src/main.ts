@@ -213,11 +213,10 @@ function loadOrExit(file: string, secrets = true): Config {
   return result.config
 }
 
-/** Parts of the configuration that this version accepts but does not act on yet. */
-function notYetImplemented(config: Config): string[] {
-  const notes: string[] = []
-  if (config.wans.length > 0) notes.push(`multi-WAN (${config.wans.length} wan.N blocks)`)
-  return notes
+/** The first IPv4 address os.networkInterfaces() lists for an interface (an own property: `constructor` is no interface). */
+function ipv4Of(iface: string): NetworkInterfaceInfo | undefined {
+  const all = networkInterfaces()
+  return Object.hasOwn(all, iface) ? all[iface]?.find((a) => a.family === 'IPv4') : undefined
 }
 
 /**
@@ -226,11 +225,6 @@ function notYetImplemented(config: Config): string[] {
  * router must start with a cable unplugged: that vhid waits in INIT); elsewhere from
  * os.networkInterfaces(), which lists only interfaces that are up.
  */
-/** The first IPv4 address os.networkInterfaces() lists for an interface (an own property: `constructor` is no interface). */
-function ipv4Of(iface: string): NetworkInterfaceInfo | undefined {
-  const all = networkInterfaces()
-  return Object.hasOwn(all, iface) ? all[iface]?.find((a) => a.family === 'IPv4') : undefined
-}
 
 function interfaceNet(iface: string): Cidr | undefined {
   const fromIp = linuxInterfaceNet(iface)
@@ -258,7 +252,6 @@ async function run(args: Args): Promise<number> {
   }
   const clock = realClock()
   const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
-  for (const note of notYetImplemented(config)) log.event('config', `${note}: not part of this version yet, ignored`)
   if (!args.dryRun && config.platform !== 'linux') {
     process.stderr.write(`carpd: platform ${config.platform}: only linux (or --dry-run) is in this version\n`)
     return EXIT_RUNTIME

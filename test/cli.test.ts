@@ -127,6 +127,19 @@ function start(conf: string): Watched {
   return watchLines(child, conf, 5000)
 }
 
+t.test('run with wan.N blocks runs multi-WAN and says nothing false about it at start', async (t) => {
+  const [carp, ctl] = [await freeUdpPort(), await freeUdpPort()]
+  const conf = file(
+    'wan.conf',
+    `node = fw-a\ncontrol.port = ${ctl}\ncarp.port = ${carp}\ncarp.1.interface = lo\ncarp.1.vip = 192.0.2.1/24\ncarp.1.pass = x\n` +
+      `carp.1.peer = 127.0.0.1:${carp}\nwan.1.interface = lo\nwan.1.gateway = 127.0.0.2\nwan.1.probe = 127.0.0.53\nwan.rules = iptables\n`,
+  )
+  const a = start(conf)
+  t.teardown(() => void a.child.kill('SIGKILL'))
+  await a.waitFor(/fw-a wan new connections/)
+  t.notOk(a.lines.some((l) => /not part of this version/.test(l)), 'no "multi-WAN ... not part of this version yet, ignored" (it was false)')
+})
+
 t.test('a running pair: status, ctl, SIGUSR1, SIGHUP (bad and good), SIGTERM bow-out', async (t) => {
   const [carpA, carpB, ctlA, ctlB] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort(), await freeUdpPort()]
   const conf = (node: string, ctl: number, port: number, peer: number, skew: number) =>

@@ -1,6 +1,6 @@
 // The CARP transport over node:dgram: one socket bound to carp.port, so it receives
-// both unicast adverts and the 224.0.0.18 group, and sends from that same port (the
-// sender's address:port is its tie-break rank, so it must not change).
+// both unicast adverts and the 224.0.0.18 group, and sends from that same port
+// (unicast peers name it, address and port, in carp.N.peer).
 
 import { createSocket, type Socket } from 'node:dgram'
 import { CARP_MULTICAST_GROUP, CARP_TTL } from '../carp/constants.js'
