@@ -4,6 +4,7 @@
 // and randomness are all injected, so tests run whole pairs in one process.
 
 import type { Cidr, Config, Endpoint, VhidConfig } from './config/types.js'
+import { restartChanges, restartNote } from './config/diff.js'
 import {
   CARP_MULTICAST_GROUP,
   DEMOTE_LINK,
@@ -391,30 +392,8 @@ export class Agent {
     // carpd ctl signs with the file as it is now: so does the agent, whatever of it
     // waits for a restart.
     this.controlConfig = next
-    const notes: string[] = []
     const old = this.config
-    const endpoint = (e: Endpoint | null) => (e ? endpointText(e) : '(none)')
-    for (const [what, a, b] of [
-      ['node', old.node, next.node],
-      ['carp.port', old.carp.port, next.carp.port],
-      ['control.port', old.controlPort, next.controlPort],
-      ['platform', old.platform, next.platform],
-      // Sockets, the serial line, the fence and the arbiter are built at start.
-      ['sync.interface', old.sync.interface, next.sync.interface],
-      ['sync.peer', endpoint(old.sync.peer), endpoint(next.sync.peer)],
-      ['sync.port', old.sync.port, next.sync.port],
-      ['sync.backend', old.sync.backend, next.sync.backend],
-      ['serial.device', old.serial.device, next.serial.device],
-      ['serial.baud', old.serial.baud, next.serial.baud],
-      ['heartbeat.interval', `${old.heartbeat.intervalMs} ms`, `${next.heartbeat.intervalMs} ms`],
-      ['heartbeat.timeout', `${old.heartbeat.timeoutMs} ms`, `${next.heartbeat.timeoutMs} ms`],
-      ['witness', endpoint(old.witness.address), endpoint(next.witness.address)],
-      ['witness.lease', `${old.witness.leaseMs} ms`, `${next.witness.leaseMs} ms`],
-    ] as const) {
-      if (a !== b) notes.push(`${what} changed (${a} -> ${b}): takes effect after a restart`)
-    }
-    if (old.sync.key !== next.sync.key) notes.push('sync.key changed: takes effect after a restart')
-    if (old.witness.key !== next.witness.key) notes.push('witness.key changed: takes effect after a restart')
+    const notes = restartChanges(old, next).map(restartNote)
     // A multicast vhid on an interface whose group the socket never joined would hear
     // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
     const wanted = new Map<number, VhidConfig>()

@@ -1,0 +1,21 @@
+import t from 'tap'
+import { restartChanges, restartNote } from '../../src/config/diff.js'
+import { makeConfig, vhidConfig } from '../helpers/agents.js'
+
+t.test('restart-only changes: none for the same file, each named, secrets without their values', async (t) => {
+  const old = makeConfig('a', [vhidConfig()])
+  t.same(restartChanges(old, makeConfig('a', [vhidConfig({ advskew: 50 })])), [], 'a vhid change is the reload\'s own')
+  const next = makeConfig('b', [vhidConfig()])
+  next.sync = { ...next.sync, interface: 'sync0', peer: { address: '198.51.100.2', port: 8242 }, key: 'k' }
+  next.witness = { ...next.witness, leaseMs: 1000 }
+  const changes = restartChanges(old, next)
+  t.same(changes.map((c) => c.key), ['node', 'sync.interface', 'sync.peer', 'witness.lease', 'sync.key'])
+  t.same(changes.map(restartNote), [
+    'node changed (a -> b): takes effect after a restart',
+    'sync.interface changed ( -> sync0): takes effect after a restart',
+    'sync.peer changed ((none) -> 198.51.100.2:8242): takes effect after a restart',
+    'witness.lease changed (3000 ms -> 1000 ms): takes effect after a restart',
+    'sync.key changed: takes effect after a restart',
+  ])
+  t.same(changes.at(-1), { key: 'sync.key', from: null, to: null }, 'no secret in a change')
+})
