@@ -19,7 +19,7 @@ import { type Heartbeat, type SerialFrame, type WanLetter, decodeLine, encodeBlo
 import type { WanState } from './wan/types.js'
 
 const WAN_LETTER: Record<WanState, WanLetter> = { online: 'U', degraded: 'G', offline: 'D' }
-import { senderId } from './wire/sync.js'
+import { senderId } from './wire/ids.js'
 import { type VoteMessage, decodeVote, encodeVote } from './wire/vote.js'
 
 export interface QuorumLinkDeps {

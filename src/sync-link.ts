@@ -14,7 +14,8 @@ import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './sync/constants.js'
 import type { BackendCounters, FlowChange, SyncBackend } from './sync/backend.js'
 import { type CommitPlan, type SyncAction, SyncEngine, type SyncStatus } from './sync/engine.js'
 import type { Flow } from './sync/flow.js'
-import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord, senderId } from './wire/sync.js'
+import { senderId } from './wire/ids.js'
+import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord } from './wire/sync.js'
 
 /** A snapshot that failed is tried again after this long. */
 const SNAPSHOT_RETRY_MS = 5000

@@ -11,7 +11,7 @@ import type { Logger } from './io/log.js'
 import type { Transport } from './io/transport.js'
 import { type UdpOptions, openUdpTransport } from './io/udp.js'
 import { WITNESS_PORT_DEFAULT, WitnessCore, renderWitnessStatus } from './quorum/witness.js'
-import { senderId } from './wire/sync.js'
+import { senderId } from './wire/ids.js'
 import { decodeVote, encodeVote } from './wire/vote.js'
 
 const EXIT_OK = 0

@@ -29,7 +29,7 @@
 import { type CarpState, betterThan } from '../carp/vhid.js'
 import type { Heartbeat, VhidLetter } from '../wire/heartbeat.js'
 import { ReplayWindow } from '../wire/replay.js'
-import { idHex as hex } from '../wire/sync.js'
+import { idHex as hex } from '../wire/ids.js'
 import { type VoteMessage, voteCounter } from '../wire/vote.js'
 import { surelyOverMs } from './witness.js'
 import {

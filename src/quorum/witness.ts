@@ -9,7 +9,7 @@
 // optional console line out. src/witness.ts does the socket, the epoch file and signals.
 
 import { ReplayWindow } from '../wire/replay.js'
-import { idHex as hex } from '../wire/sync.js'
+import { idHex as hex } from '../wire/ids.js'
 import { type VoteDecodeError, type VoteMessage, voteCounter } from '../wire/vote.js'
 
 /**

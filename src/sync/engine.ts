@@ -49,8 +49,8 @@ import {
   type SyncSection,
   decodeSyncFrame,
   encodeSyncFrame,
-  idHex as hex,
 } from '../wire/sync.js'
+import { idHex as hex } from '../wire/ids.js'
 
 export type SyncAction =
   | { type: 'send'; bytes: Buffer }
@@ -98,7 +98,7 @@ export interface CommitPlan {
 
 export interface SyncEngineOptions {
   key: string
-  sender: number // this board's id in the frame header (wire/sync.ts senderId)
+  sender: number // this board's id in the frame header (wire/ids.ts senderId)
   maxFrameBytes: number // link MTU less the IPv4 and UDP headers
   bulkTimeoutMs: number // the longest a board stays demoted waiting for its first bulk
   random32(): number

@@ -59,7 +59,7 @@
 // +---------------------------------------------------------------+ 40
 //   R = seen reply, A = assured.
 
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from '../sync/flow.js'
 
 export const SYNC_VERSION = 1
@@ -160,16 +160,6 @@ export type FlowDecodeResult = { ok: true; flow: Flow } | { ok: false; error: 'b
  */
 export class SyncEncodeError extends RangeError {
   readonly code = 'syncEncode'
-}
-
-/** A node's id in the header: the first 4 bytes of sha256(name), as a u32. */
-/** A sender id or an epoch (u32) as console lines print it: 8 hex digits. */
-export function idHex(id: number): string {
-  return (id >>> 0).toString(16).padStart(8, '0')
-}
-
-export function senderId(node: string): number {
-  return createHash('sha256').update(node).digest().readUInt32BE(0)
 }
 
 // ---------------------------------------------------------------------------------

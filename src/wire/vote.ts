@@ -84,7 +84,7 @@ const KIND_OF_CODE: readonly (VoteKind | undefined)[] = [undefined, 'request', '
 
 /** Every message names its sender and a counter (epoch, seq) for replay protection. */
 interface VoteHeader {
-  sender: number // senderId(node name), u32
+  sender: number // senderId(node name) of wire/ids.ts, u32
   epoch: number // u32: random per boot of a board; the witness's persisted epoch
   seq: number // u32, increasing within the epoch
 }

@@ -4,7 +4,8 @@
 
 import { type SyncAction, SyncEngine, type SyncEngineOptions } from '../../src/sync/engine.js'
 import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../../src/sync/flow.js'
-import { encodeFlowRecord, encodeKeyRecord, senderId } from '../../src/wire/sync.js'
+import { encodeFlowRecord, encodeKeyRecord } from '../../src/wire/sync.js'
+import { senderId } from '../../src/wire/ids.js'
 
 export type Side = 'a' | 'b'
 export const KEY = 'sync secret'

@@ -6,7 +6,7 @@ import {
   renderWitnessStatus,
   surelyOverMs,
 } from '../../src/quorum/witness.js'
-import { idHex as hex } from '../../src/wire/sync.js'
+import { idHex as hex } from '../../src/wire/ids.js'
 import type { VoteMessage } from '../../src/wire/vote.js'
 import { prng } from '../helpers/prng.js'
 

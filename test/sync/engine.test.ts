@@ -4,7 +4,8 @@ import { DEMOTE_SYNC_BULK, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
 /** Long enough for any session change and transfer in these tests. */
 const SETTLE_MS = 1500
 import { SyncEngine } from '../../src/sync/engine.js'
-import { decodeSyncFrame, encodeSyncFrame, senderId } from '../../src/wire/sync.js'
+import { decodeSyncFrame, encodeSyncFrame } from '../../src/wire/sync.js'
+import { senderId } from '../../src/wire/ids.js'
 import { KEY, SyncPair, flow, key, prng, record, sameTable } from '../helpers/sync-pair.js'
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => flow(from + i))

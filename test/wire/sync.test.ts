@@ -19,7 +19,6 @@ import {
   encodeKeyRecord,
   encodeSyncFrame,
   flowKeyRecord,
-  senderId,
   syncFrameLength,
 } from '../../src/wire/sync.js'
 
@@ -175,11 +174,6 @@ const flowWith = (offset: number, value: number): Buffer => {
   b[offset] = value
   return b
 }
-
-t.test('sender ids are the first 4 bytes of sha256(name)', async (t) => {
-  t.equal(senderId('fw-a'), SENDER_A)
-  t.equal(senderId('fw-b'), SENDER_B)
-})
 
 for (const v of VECTORS) {
   t.test(`vector ${v.name}: byte-exact encode and decode`, async (t) => {

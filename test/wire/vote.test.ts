@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
-import { senderId } from '../../src/wire/sync.js'
+import { senderId } from '../../src/wire/ids.js'
 import {
   VOTE_HEADER_LEN,
   VOTE_HMAC_LEN,
