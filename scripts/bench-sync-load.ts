@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { conntrackBackend } from '../src/platform/conntrack.js'
-import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../src/sync/flow.js'
+import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../src/wire/flow.js'
 
 const ns = process.argv[2]!
 const TICKS_PER_S = 100

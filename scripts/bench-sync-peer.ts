@@ -15,8 +15,8 @@ import { setFlagsFromString } from 'node:v8'
 import { realClock } from '../src/io/clock.js'
 import { openUdpTransport } from '../src/io/udp.js'
 import type { BackendCounters, FlowChange, SyncBackend } from '../src/sync/backend.js'
-import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../src/sync/flow.js'
-import { SyncLink } from '../src/sync-link.js'
+import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../src/wire/flow.js'
+import { SyncLink } from '../src/sync/runtime.js'
 
 // As `carpd run` does (src/main.ts): the young generation stays at its first size.
 setFlagsFromString('--semi-space-growth-factor=1')

@@ -7,7 +7,7 @@
 // reply's bytes; the client puts them together.
 
 import { createSocket } from 'node:dgram'
-import { type ControlReply, type ControlRequest, parseControlRequest } from '../control.js'
+import { type ControlReply, type ControlRequest, parseControlRequest } from '../control/protocol.js'
 
 export const CONTROL_ADDRESS = '127.0.0.1'
 export const CONTROL_TIMEOUT_MS = 2000

@@ -25,7 +25,7 @@ import { realClock } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { BackendCounters, FlowChange, SyncBackend } from '../sync/backend.js'
 import { deleteArgs, flowKey, insertLine, parseConntrackLine, type ParsedLine } from '../sync/conntrack-text.js'
-import type { Flow } from '../sync/flow.js'
+import type { Flow } from '../wire/flow.js'
 import { execStream, type StreamResult, type StreamRunner } from './exec.js'
 import { type Argv, PlatformError } from './types.js'
 

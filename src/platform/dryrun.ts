@@ -3,7 +3,7 @@
 import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
 import type { SyncBackend } from '../sync/backend.js'
-import type { Flow } from '../sync/flow.js'
+import type { Flow } from '../wire/flow.js'
 import { addVipArgv, garpArgv, removeVipArgv } from './linux-commands.js'
 import type { Argv, Platform } from './types.js'
 

@@ -6,7 +6,7 @@
 // need the peer to defer to both, which it does not.
 //
 // Pure: decoded messages and the witness's monotonic time (ms) in, a reply and an
-// optional console line out. src/witness.ts does the socket, the epoch file and signals.
+// optional console line out. quorum/witness-server.ts does the socket, the epoch file and signals.
 
 import { ReplayWindow } from '../wire/replay.js'
 import { idHex as hex } from '../wire/ids.js'

@@ -1,7 +1,7 @@
 // What state sync needs from a firewall's connection table. The Linux backend
 // (platform/conntrack.ts) drives conntrack(8); `sync.backend = none` has no backend.
 
-import type { Flow } from './flow.js'
+import type { Flow } from '../wire/flow.js'
 
 export type FlowChange = { op: 'upsert'; flow: Flow } | { op: 'delete'; flow: Flow }
 

@@ -20,7 +20,7 @@
 // Whatever goes into a -R line comes from a Flow's typed fields, checked here again
 // (dotted quads, integer ranges), so nothing a peer sends can become an option.
 
-import { FAMILY_IPV4, type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES, type Tuple, dstNatAddress, srcNatAddress } from './flow.js'
+import { FAMILY_IPV4, type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES, type Tuple, dstNatAddress, srcNatAddress } from '../wire/flow.js'
 
 export type ConntrackEvent = 'NEW' | 'UPDATE' | 'DESTROY'
 

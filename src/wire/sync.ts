@@ -60,7 +60,7 @@
 //   R = seen reply, A = assured.
 
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from '../sync/flow.js'
+import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from './flow.js'
 
 export const SYNC_VERSION = 1
 export const SYNC_HEADER_LEN = 24

@@ -1,7 +1,7 @@
 // Builds agents on a fake clock and an in-memory network, so whole pairs run in one
 // process with time driven by hand.
-import { Agent } from '../../src/agent.js'
-import { type ControlReply, type ControlRequest, requestMac } from '../../src/control.js'
+import { Agent } from '../../src/carp/agent.js'
+import { type ControlReply, type ControlRequest, requestMac } from '../../src/control/protocol.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { Platform } from '../../src/platform/types.js'

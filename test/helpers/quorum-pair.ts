@@ -2,11 +2,11 @@
 // heartbeats and votes on an in-memory sync link and serial line, and an in-memory
 // witness (the real WitnessCore). Every path can be cut on its own, and a watcher
 // records who holds the VIP after every millisecond step.
-import { Agent } from '../../src/agent.js'
+import { Agent } from '../../src/carp/agent.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { SerialStatus } from '../../src/io/serial.js'
-import { QuorumLink } from '../../src/quorum-link.js'
+import { QuorumLink } from '../../src/quorum/runtime.js'
 import { WitnessCore } from '../../src/quorum/witness.js'
 import { LineReader } from '../../src/wire/heartbeat.js'
 import { senderId } from '../../src/wire/ids.js'

@@ -3,7 +3,7 @@
 // reorder them.
 
 import { type SyncAction, SyncEngine, type SyncEngineOptions } from '../../src/sync/engine.js'
-import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../../src/sync/flow.js'
+import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../../src/wire/flow.js'
 import { encodeFlowRecord, encodeKeyRecord } from '../../src/wire/sync.js'
 import { senderId } from '../../src/wire/ids.js'
 

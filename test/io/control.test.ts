@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
-import type { ControlReply, ControlRequest } from '../../src/control.js'
+import type { ControlReply, ControlRequest } from '../../src/control/protocol.js'
 import { CONTROL_PART_BYTES, answer, answerBudget, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
 import { freeUdpPort } from '../helpers/ports.js'
 

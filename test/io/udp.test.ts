@@ -1,7 +1,7 @@
 // The election once more, over real UDP sockets on loopback with the real clock.
 import t from 'tap'
 import { createSocket } from 'node:dgram'
-import { Agent } from '../../src/agent.js'
+import { Agent } from '../../src/carp/agent.js'
 import { realClock } from '../../src/io/clock.js'
 import { openUdpTransport } from '../../src/io/udp.js'
 import { decodeCarp } from '../../src/wire/carp.js'

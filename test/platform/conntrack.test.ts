@@ -15,7 +15,7 @@ import { MAX_LINE_CHARS, execStream, type StreamOptions, type StreamResult } fro
 import type { Argv } from '../../src/platform/types.js'
 import type { FlowChange } from '../../src/sync/backend.js'
 import { deleteArgs, flowKey, insertLine } from '../../src/sync/conntrack-text.js'
-import { type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES } from '../../src/sync/flow.js'
+import { type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES } from '../../src/wire/flow.js'
 import { FakeClock } from '../helpers/clock.js'
 
 // --- flows and the lines conntrack prints for them -----------------------------------

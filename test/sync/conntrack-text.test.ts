@@ -1,5 +1,5 @@
 import t from 'tap'
-import { type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/sync/flow.js'
+import { type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/wire/flow.js'
 import { FlowTextError, deleteArgs, flowKey, insertLine, isIpv4, parseConntrackLine, parseUint } from '../../src/sync/conntrack-text.js'
 
 // Lines as conntrack v1.4.7 printed them on Linux 6.18 (captured in a network namespace).

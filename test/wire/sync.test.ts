@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import { type Flow, FAMILY_IPV4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/sync/flow.js'
+import { type Flow, FAMILY_IPV4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/wire/flow.js'
 import {
   FLOW_RECORD_LEN,
   KEY_RECORD_LEN,

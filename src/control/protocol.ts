@@ -10,8 +10,8 @@
 // worth nothing later: the key itself never crosses the socket.
 
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { AgentStatus } from './agent.js'
-import type { Config } from './config/types.js'
+import type { AgentStatus } from '../carp/agent.js'
+import type { Config } from '../config/types.js'
 
 /** Requests are tiny; anything larger is not ours. */
 export const CONTROL_MAX_REQUEST_BYTES = 512

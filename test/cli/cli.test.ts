@@ -1,11 +1,11 @@
 // The bundle as an operator uses it: build/carpd.js run as a child process.
 import t from 'tap'
-import { CARPD, bundleRunner } from './helpers/bundle.js'
+import { CARPD, bundleRunner } from '../helpers/bundle.js'
 import { execFileSync, spawn } from 'node:child_process'
 import { chmodSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Watched, watchLines } from './helpers/lines.js'
-import { freeUdpPort } from './helpers/ports.js'
+import { type Watched, watchLines } from '../helpers/lines.js'
+import { freeUdpPort } from '../helpers/ports.js'
 
 const { dir, carpd, file } = bundleRunner(t, 'carpd-cli-')
 

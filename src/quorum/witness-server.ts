@@ -3,16 +3,16 @@
 // witness.listen, the epoch file witness.state, the console and signals.
 
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs'
-import { readBoundedFile } from './io/files.js'
+import { readBoundedFile } from '../io/files.js'
 import { dirname } from 'node:path'
-import type { Config, Endpoint } from './config/types.js'
-import type { Clock, TimerHandle } from './io/clock.js'
-import type { Logger } from './io/log.js'
-import type { Transport } from './io/transport.js'
-import { type UdpOptions, openUdpTransport } from './io/udp.js'
-import { WITNESS_PORT_DEFAULT, WitnessCore, renderWitnessStatus } from './quorum/witness.js'
-import { senderId } from './wire/ids.js'
-import { decodeVote, encodeVote } from './wire/vote.js'
+import type { Config, Endpoint } from '../config/types.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { Transport } from '../io/transport.js'
+import { type UdpOptions, openUdpTransport } from '../io/udp.js'
+import { WITNESS_PORT_DEFAULT, WitnessCore, renderWitnessStatus } from './witness.js'
+import { senderId } from '../wire/ids.js'
+import { decodeVote, encodeVote } from '../wire/vote.js'
 
 const EXIT_OK = 0
 const EXIT_USAGE = 1

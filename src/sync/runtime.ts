@@ -6,16 +6,16 @@
 // when one of its vhids becomes MASTER (conntrackd's way, not pfsync's): see the
 // README's "State sync" for the measurements behind that choice.
 
-import type { Endpoint } from './config/types.js'
-import type { Clock, TimerHandle } from './io/clock.js'
-import type { Logger } from './io/log.js'
-import type { Transport } from './io/transport.js'
-import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './sync/constants.js'
-import type { BackendCounters, FlowChange, SyncBackend } from './sync/backend.js'
-import { type CommitPlan, type SyncAction, SyncEngine, type SyncStatus } from './sync/engine.js'
-import type { Flow } from './sync/flow.js'
-import { senderId } from './wire/ids.js'
-import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord } from './wire/sync.js'
+import type { Endpoint } from '../config/types.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { Transport } from '../io/transport.js'
+import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './constants.js'
+import type { BackendCounters, FlowChange, SyncBackend } from './backend.js'
+import { type CommitPlan, type SyncAction, SyncEngine, type SyncStatus } from './engine.js'
+import type { Flow } from '../wire/flow.js'
+import { senderId } from '../wire/ids.js'
+import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord } from '../wire/sync.js'
 
 /** A snapshot that failed is tried again after this long. */
 const SNAPSHOT_RETRY_MS = 5000

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { fmtDuration, renderStatus } from '../src/status.js'
-import { DROP_REASONS, type AgentStatus } from '../src/agent.js'
+import { fmtDuration, renderStatus } from '../../src/control/render.js'
+import { DROP_REASONS, type AgentStatus } from '../../src/carp/agent.js'
 
 t.test('status text', async (t) => {
   const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']

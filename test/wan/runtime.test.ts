@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { iptablesHooks, renderWanSet, routeCommands } from '../src/wan/rules/index.js'
-import type { WanPlan } from '../src/wan/types.js'
-import { dnsAnswer, WanLinkHarness, type WanLinkHarnessOptions, wanConfig } from './helpers/wan-link.js'
+import { iptablesHooks, renderWanSet, routeCommands } from '../../src/wan/rules/index.js'
+import type { WanPlan } from '../../src/wan/types.js'
+import { dnsAnswer, WanLinkHarness, type WanLinkHarnessOptions, wanConfig } from '../helpers/wan-link.js'
 
 const T1 = '198.18.1.53' // wan1's resolver
 const T2 = '198.18.2.53' // wan2's resolver

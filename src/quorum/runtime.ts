@@ -7,20 +7,20 @@
 // (wire/vote.ts); on the serial line the heartbeat itself is CRC-checked text, readable
 // on a terminal, and votes travel as hex blobs carrying their own HMAC.
 
-import type { HeartbeatInfo } from './agent.js'
-import type { Endpoint } from './config/types.js'
-import type { Clock, TimerHandle } from './io/clock.js'
-import type { Logger } from './io/log.js'
-import type { SerialStatus } from './io/serial.js'
-import type { Transport } from './io/transport.js'
-import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './quorum/arbiter.js'
-import type { PathName } from './quorum/paths.js'
-import { type Heartbeat, type SerialFrame, type WanLetter, decodeLine, encodeBlob, encodeHeartbeat } from './wire/heartbeat.js'
-import type { WanState } from './wan/types.js'
+import type { HeartbeatInfo } from '../carp/agent.js'
+import type { Endpoint } from '../config/types.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { SerialStatus } from '../io/serial.js'
+import type { Transport } from '../io/transport.js'
+import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './arbiter.js'
+import type { PathName } from './paths.js'
+import { type Heartbeat, type SerialFrame, type WanLetter, decodeLine, encodeBlob, encodeHeartbeat } from '../wire/heartbeat.js'
+import type { WanState } from '../wan/types.js'
 
 const WAN_LETTER: Record<WanState, WanLetter> = { online: 'U', degraded: 'G', offline: 'D' }
-import { senderId } from './wire/ids.js'
-import { type VoteMessage, decodeVote, encodeVote } from './wire/vote.js'
+import { senderId } from '../wire/ids.js'
+import { type VoteMessage, decodeVote, encodeVote } from '../wire/vote.js'
 
 export interface QuorumLinkDeps {
   node: string

@@ -3,8 +3,8 @@
 // hooks, log lines) and answers the control socket. Clock, transport, platform, logger
 // and randomness are all injected, so tests run whole pairs in one process.
 
-import type { Cidr, Config, Endpoint, VhidConfig } from './config/types.js'
-import { restartChanges, restartNote } from './config/diff.js'
+import type { Cidr, Config, Endpoint, VhidConfig } from '../config/types.js'
+import { restartChanges, restartNote } from '../config/diff.js'
 import {
   CARP_MULTICAST_GROUP,
   DEMOTE_LINK,
@@ -19,7 +19,7 @@ import {
   SEND_ERRORS_HOLD_MS,
   SEND_ERRORS_TO_DEMOTE,
   SENDS_OK_TO_CLEAR,
-} from './carp/constants.js'
+} from './constants.js'
 import {
   type CarpState,
   type StepResult,
@@ -30,19 +30,19 @@ import {
   type VhidState,
   initialState,
   step,
-} from './carp/vhid.js'
-import { ControlNonces, type ControlReply, type ControlRequest, macValid } from './control.js'
-import type { Clock, TimerHandle } from './io/clock.js'
-import type { Logger } from './io/log.js'
-import type { Transport } from './io/transport.js'
-import type { Fence } from './platform/fence.js'
-import type { Platform } from './platform/types.js'
-import type { QuorumStatus } from './quorum-link.js'
-import type { VhidView } from './quorum/arbiter.js'
-import type { SyncLinkStatus } from './sync-link.js'
-import type { WanLinkStatus } from './wan-link.js'
-import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from './wire/carp.js'
-import { ReplayWindow } from './wire/replay.js'
+} from './vhid.js'
+import { ControlNonces, type ControlReply, type ControlRequest, macValid } from '../control/protocol.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { Transport } from '../io/transport.js'
+import type { Fence } from '../platform/fence.js'
+import type { Platform } from '../platform/types.js'
+import type { QuorumStatus } from '../quorum/runtime.js'
+import type { VhidView } from '../quorum/arbiter.js'
+import type { SyncLinkStatus } from '../sync/runtime.js'
+import type { WanLinkStatus } from '../wan/runtime.js'
+import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
+import { ReplayWindow } from '../wire/replay.js'
 
 export const VERSION = '0.1.0'
 

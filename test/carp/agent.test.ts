@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import { masterDownMs } from '../src/carp/vhid.js'
-import { CARP_PORT, control, Lab, makeConfig, vhidConfig } from './helpers/agents.js'
-import { requestMac } from '../src/control.js'
+import { masterDownMs } from '../../src/carp/vhid.js'
+import { CARP_PORT, control, Lab, makeConfig, vhidConfig } from '../helpers/agents.js'
+import { requestMac } from '../../src/control/protocol.js'
 
 const A = '192.0.2.2'
 const B = '192.0.2.3'
@@ -202,7 +202,7 @@ t.test('input ladder: bad password, replay, unknown vhid, unknown sender, own pa
   const other = Buffer.from(captured.payload)
   other[1] = 9 // vhid 9: not configured; fix the checksum so it gets that far
   other.writeUInt16BE(0, 6)
-  const { internetChecksum } = await import('../src/wire/checksum.js')
+  const { internetChecksum } = await import('../../src/wire/checksum.js')
   other.writeUInt16BE(internetChecksum(other), 6)
   lab.net.inject(EP_A, { address: B, port: CARP_PORT }, other)
   lab.net.inject(EP_A, { address: B, port: CARP_PORT }, Buffer.from('garbage'))
@@ -396,7 +396,7 @@ t.test('a captured advert sent again from another port, or edited into a bow-out
   bow[2] = 255
   bow[5] = 255
   bow.writeUInt16BE(0, 6)
-  const { internetChecksum } = await import('../src/wire/checksum.js')
+  const { internetChecksum } = await import('../../src/wire/checksum.js')
   bow.writeUInt16BE(internetChecksum(bow), 6)
   lab.net.inject(elsewhere, { address: '224.0.0.18', port: CARP_PORT }, bow)
   lab.clock.advance(2)

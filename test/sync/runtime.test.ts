@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap'
-import { SNAPSHOT_AFTER_LOSS_MS, SyncLink, type SyncLinkDeps } from '../src/sync-link.js'
-import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../src/sync/constants.js'
-import type { FlowChange, SyncBackend } from '../src/sync/backend.js'
-import type { Flow } from '../src/sync/flow.js'
-import { FakeClock } from './helpers/clock.js'
-import { MemNet } from './helpers/net.js'
-import { flow, key, record } from './helpers/sync-pair.js'
+import { SNAPSHOT_AFTER_LOSS_MS, SyncLink, type SyncLinkDeps } from '../../src/sync/runtime.js'
+import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../../src/sync/constants.js'
+import type { FlowChange, SyncBackend } from '../../src/sync/backend.js'
+import type { Flow } from '../../src/wire/flow.js'
+import { FakeClock } from '../helpers/clock.js'
+import { MemNet } from '../helpers/net.js'
+import { flow, key, record } from '../helpers/sync-pair.js'
 
 /** A kernel table in memory: what load() and remove() did is kept for the test. */
 class FakeBackend implements SyncBackend {

@@ -8,15 +8,15 @@
 // dead WAN and healthy ones are left alone. Loads run one at a time, in order; a
 // failed load keeps the previous rules and says why.
 
-import type { Config } from './config/types.js'
-import type { Clock, TimerHandle } from './io/clock.js'
-import type { Logger } from './io/log.js'
-import type { Transport } from './io/transport.js'
-import type { WanApplier, WanHook } from './platform/wan.js'
-import { WanHealth } from './wan/health.js'
-import { describePlan, plan as makePlan, planChanged } from './wan/policy.js'
-import { WanProber } from './wan/probe.js'
-import type { WanPlan, WanSpec, WanState } from './wan/types.js'
+import type { Config } from '../config/types.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
+import type { Transport } from '../io/transport.js'
+import type { WanApplier, WanHook } from '../platform/wan.js'
+import { WanHealth } from './health.js'
+import { describePlan, plan as makePlan, planChanged } from './policy.js'
+import { WanProber } from './probe.js'
+import type { WanPlan, WanSpec, WanState } from './types.js'
 
 const DNS_PORT = 53
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */

@@ -7,18 +7,18 @@ import { EventEmitter } from 'node:events'
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { BOARDS } from '../src/config/boards.gen.js'
-import { loadConfig } from '../src/config/load.js'
-import type { Config } from '../src/config/types.js'
-import type { Logger } from '../src/io/log.js'
-import type { Transport } from '../src/io/transport.js'
-import { WITNESS_PORT_DEFAULT } from '../src/quorum/witness.js'
-import { senderId } from '../src/wire/ids.js'
-import { type VoteMessage, decodeVote, encodeVote } from '../src/wire/vote.js'
-import { type RunningWitness, readEpoch, runWitness, startWitness, writeEpoch } from '../src/witness.js'
-import { FakeClock } from './helpers/clock.js'
-import { watchLines } from './helpers/lines.js'
-import { freeUdpPort } from './helpers/ports.js'
+import { BOARDS } from '../../src/config/boards.gen.js'
+import { loadConfig } from '../../src/config/load.js'
+import type { Config } from '../../src/config/types.js'
+import type { Logger } from '../../src/io/log.js'
+import type { Transport } from '../../src/io/transport.js'
+import { WITNESS_PORT_DEFAULT } from '../../src/quorum/witness.js'
+import { senderId } from '../../src/wire/ids.js'
+import { type VoteMessage, decodeVote, encodeVote } from '../../src/wire/vote.js'
+import { type RunningWitness, readEpoch, runWitness, startWitness, writeEpoch } from '../../src/quorum/witness-server.js'
+import { FakeClock } from '../helpers/clock.js'
+import { watchLines } from '../helpers/lines.js'
+import { freeUdpPort } from '../helpers/ports.js'
 
 const KEY = 'witness s3cret'
 const A = senderId('fw-a')
@@ -338,7 +338,7 @@ async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 // ---------------------------------------------------------------------------------
 // The bundle, as an operator runs it.
 
-const root = resolve(import.meta.dirname, '..')
+const root = resolve(import.meta.dirname, '../..')
 const CARPD = join(root, 'build/carpd.js')
 
 t.test('the bundle: carpd witness -c FILE answers, prints status, stops; usage errors exit 1', async (t) => {

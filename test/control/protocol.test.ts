@@ -1,6 +1,6 @@
 import t from 'tap'
-import { ControlNonces, NONCES_MAX, NONCE_TTL_MS, controlKey, macValid, parseControlRequest, requestMac } from '../src/control.js'
-import { makeConfig, vhidConfig } from './helpers/agents.js'
+import { ControlNonces, NONCES_MAX, NONCE_TTL_MS, controlKey, macValid, parseControlRequest, requestMac } from '../../src/control/protocol.js'
+import { makeConfig, vhidConfig } from '../helpers/agents.js'
 
 t.test('parseControlRequest accepts the commands and refuses the rest', async (t) => {
   const p = (s: string) => parseControlRequest(Buffer.from(s))

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { QuorumPair } from './helpers/quorum-pair.js'
+import { QuorumPair } from '../helpers/quorum-pair.js'
 
 const VIP = '192.0.2.1/24'
 
@@ -103,7 +103,7 @@ t.test('witness mode: master LAN link down (carrier) hands over', async (t) => {
 
 t.test('witness mode: planned switchover (maint on) moves the VIP without overlap', async (t) => {
   const p = await steady()
-  const { requestMac } = await import('../src/control.js')
+  const { requestMac } = await import('../../src/control/protocol.js')
   const a = p.node('fw-a')
   const challenge = a.agent.control({ cmd: 'challenge' })
   const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
@@ -179,7 +179,7 @@ t.test('two-node mode: both MASTER after a full partition, the lower-ranked yiel
 })
 
 t.test('status shows the quorum: mode, paths, peer, votes, serial counters', async (t) => {
-  const { renderStatus } = await import('../src/status.js')
+  const { renderStatus } = await import('../../src/control/render.js')
   const p = await steady()
   const text = renderStatus(p.node('fw-a').agent.status())
   t.match(text, 'quorum: witness 192.0.2.50:8241 lease 3000 ms (2 of 3 votes to hold MASTER)')

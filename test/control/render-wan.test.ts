@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
-import { DROP_REASONS, type AgentStatus } from '../src/agent.js'
-import { renderStatus } from '../src/status.js'
-import type { WanLinkStatus } from '../src/wan-link.js'
-import { dnsAnswer, WanLinkHarness, wanConfig } from './helpers/wan-link.js'
+import { DROP_REASONS, type AgentStatus } from '../../src/carp/agent.js'
+import { renderStatus } from '../../src/control/render.js'
+import type { WanLinkStatus } from '../../src/wan/runtime.js'
+import { dnsAnswer, WanLinkHarness, wanConfig } from '../helpers/wan-link.js'
 
 const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
 

@@ -1,11 +1,11 @@
 // `carpd status` and SIGUSR1: the agent's state as text for a terminal (the JSON form
 // is the AgentStatus object itself).
 
-import type { AgentStatus } from './agent.js'
-import type { QuorumStatus } from './quorum-link.js'
-import type { CommitInfo, SyncLinkStatus } from './sync-link.js'
-import type { WanLinkStatus } from './wan-link.js'
-import type { BulkInfo } from './sync/engine.js'
+import type { AgentStatus } from '../carp/agent.js'
+import type { QuorumStatus } from '../quorum/runtime.js'
+import type { CommitInfo, SyncLinkStatus } from '../sync/runtime.js'
+import type { WanLinkStatus } from '../wan/runtime.js'
+import type { BulkInfo } from '../sync/engine.js'
 
 export function renderStatus(s: AgentStatus): string {
   const demoteWhy = Object.entries(s.demote.reasons).map(([k, v]) => `${k}=${v}`).join(' ')
