@@ -1,5 +1,5 @@
 // One side of the sync throughput bench (scripts/bench-sync.mjs bundles this with
-// esbuild and runs two of them on loopback). It is carpd's own SyncLink over a real
+// esbuild and runs two of them on loopback). It is carpd's own SyncRuntime over a real
 // UDP socket with frames capped at an Ethernet MTU, fed by a synthetic backend.
 //
 //   node peer.cjs sender PORT PEER_PORT FLOWS CHANGES
@@ -16,7 +16,7 @@ import { realClock } from '../src/io/clock.js'
 import { openUdpTransport } from '../src/io/udp.js'
 import type { BackendCounters, FlowChange, SyncBackend } from '../src/sync/backend.js'
 import { type Flow, FAMILY_IPV4, PROTO_TCP } from '../src/wire/flow.js'
-import { SyncLink } from '../src/sync/runtime.js'
+import { SyncRuntime } from '../src/sync/runtime.js'
 
 // As `carpd run` does (src/main.ts): the young generation stays at its first size.
 setFlagsFromString('--semi-space-growth-factor=1')
@@ -56,7 +56,7 @@ const backend: SyncBackend = {
 
 const clock = realClock()
 const transport = await openUdpTransport({ port: Number(portText), bindAddress: '127.0.0.1', multicastInterfaces: new Map(), recvBufferBytes: 1 << 20 })
-const link = new SyncLink({
+const link = new SyncRuntime({
   node: side!,
   key: 'bench sync key',
   peer: { address: '127.0.0.1', port: Number(peerPortText) },

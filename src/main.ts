@@ -23,16 +23,16 @@ import { linuxInterfaceNet, linuxPlatform } from './platform/linux.js'
 import { conntrackBackend } from './platform/conntrack.js'
 import { dryRunSyncBackend } from './platform/dryrun.js'
 import { renderStatus } from './control/render.js'
-import { SyncLink } from './sync/runtime.js'
-import { QuorumLink } from './quorum/runtime.js'
-import { SerialLine } from './io/serial.js'
+import { SyncRuntime } from './sync/runtime.js'
+import { QuorumRuntime } from './quorum/runtime.js'
+import { SerialLine } from './platform/serial.js'
 import { demux } from './io/demux.js'
 import { VOTE_VERSION } from './wire/vote.js'
 import { WITNESS_PORT_DEFAULT } from './quorum/witness.js'
 import { masterDownMs } from './carp/vhid.js'
 import { type Runner, execRunner } from './platform/exec.js'
 import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from './platform/wan.js'
-import { WanLink } from './wan/runtime.js'
+import { WanRuntime } from './wan/runtime.js'
 import { wanDemotion } from './wan/policy.js'
 import { renderWanSet, routeCommands } from './wan/rules/index.js'
 import { RulesError, parseWanStates, renderRules } from './wan/rules/index.js'
@@ -286,7 +286,7 @@ async function run(args: Args): Promise<number> {
     interfaceNet: (iface) => nets.get(iface),
     multicastInterfaces: new Set(multicast.keys()),
   })
-  let sync: { link: SyncLink | null; transport: Transport; quorum: Transport; peer: Endpoint } | null = null
+  let sync: { link: SyncRuntime | null; transport: Transport; quorum: Transport; peer: Endpoint } | null = null
   if (config.sync.interface && config.sync.peer) {
     const made = await openSync(config, [...nets.values()].map((n) => n.address), args.dryRun, log, clock, agent)
     if (typeof made === 'string') {
@@ -390,7 +390,7 @@ async function openSync(
   log: Logger,
   clock: Clock,
   agent: Agent,
-): Promise<{ link: SyncLink | null; transport: Transport; quorum: Transport; peer: Endpoint } | string> {
+): Promise<{ link: SyncRuntime | null; transport: Transport; quorum: Transport; peer: Endpoint } | string> {
   const { sync } = config
   if (sync.backend === 'pf') return 'sync.backend = pf: the pf backend is not part of this version (use conntrack on Linux)'
   const net = interfaceNet(sync.interface)
@@ -404,7 +404,7 @@ async function openSync(
   }
   const [quorum, frames] = demux(transport, VOTE_VERSION)
   if (sync.backend === 'none') return { link: null, transport, quorum, peer }
-  const link = new SyncLink({
+  const link = new SyncRuntime({
     node: config.node,
     key: sync.key,
     peer,
@@ -432,7 +432,7 @@ async function openQuorum(
   clock: Clock,
   agent: Agent,
   sync: { quorum: Transport; peer: Endpoint } | null,
-): Promise<{ link: QuorumLink; serial: SerialLine | null; close(): Promise<void> } | string | null> {
+): Promise<{ link: QuorumRuntime; serial: SerialLine | null; close(): Promise<void> } | string | null> {
   const w = config.witness.address
   if (!sync && !config.serial.device && !w) return null
   let witness: { transport: Transport; address: Endpoint; key: string } | null = null
@@ -444,7 +444,7 @@ async function openQuorum(
       return `cannot open a socket for the witness: ${(err as Error).message}`
     }
   }
-  let link: QuorumLink | null = null
+  let link: QuorumRuntime | null = null
   let serial: SerialLine | null = null
   if (config.serial.device) {
     // --dry-run logs stty instead of running it; the port itself is still opened.
@@ -457,7 +457,7 @@ async function openQuorum(
     serial = new SerialLine({ device: config.serial.device, baud: config.serial.baud, run, clock, log, onFrame: (f) => link?.onSerialFrame(f) })
   }
   const lanTimeoutMs = Math.max(...config.carp.vhids.map((vc) => masterDownMs(vc.advbaseS, vc.advskew)))
-  link = new QuorumLink({
+  link = new QuorumRuntime({
     node: config.node,
     agent,
     clock,
@@ -502,9 +502,9 @@ function runFence(node: string): Promise<number> {
  * and a board whose WANs are all offline while the peer has a healthy one is demoted
  * (SPEC "Multi-WAN").
  */
-function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, agent: Agent, quorum: QuorumLink | null): WanLink {
+function openWan(config: Config, dryRun: boolean, log: Logger, clock: Clock, agent: Agent, quorum: QuorumRuntime | null): WanRuntime {
   const flavour = config.wanRules === 'nft' ? 'nft' : 'iptables'
-  const link: WanLink = new WanLink({
+  const link: WanRuntime = new WanRuntime({
     config,
     clock,
     log,

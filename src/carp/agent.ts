@@ -39,8 +39,8 @@ import type { Fence } from '../platform/fence.js'
 import type { Platform } from '../platform/types.js'
 import type { QuorumStatus } from '../quorum/runtime.js'
 import type { VhidView } from '../quorum/arbiter.js'
-import type { SyncLinkStatus } from '../sync/runtime.js'
-import type { WanLinkStatus } from '../wan/runtime.js'
+import type { SyncRuntimeStatus } from '../sync/runtime.js'
+import type { WanRuntimeStatus } from '../wan/runtime.js'
 import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
 import { ReplayWindow } from '../wire/replay.js'
 
@@ -107,9 +107,9 @@ export interface AgentStatus {
   sendErrors: number
   platformFailures: number
   links: Record<string, 'up' | 'down'>
-  sync: SyncLinkStatus | null
+  sync: SyncRuntimeStatus | null
   quorum: QuorumStatus | null
-  wan: WanLinkStatus | null
+  wan: WanRuntimeStatus | null
   bugs: number
 }
 
@@ -120,7 +120,7 @@ export interface SyncHandle {
   /** No vhid is MASTER any more: the kernel's entries of synced flows go stale. */
   stoppedServing(): void
   resync(): void
-  status(): SyncLinkStatus
+  status(): SyncRuntimeStatus
 }
 
 /** What the agent needs of split-brain protection (quorum-link.ts), when it is on. */
@@ -192,7 +192,7 @@ export class Agent {
   private serving = false
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
-  private wan: { status(): WanLinkStatus } | null = null
+  private wan: { status(): WanRuntimeStatus } | null = null
 
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.config
@@ -217,7 +217,7 @@ export class Agent {
   }
 
   /** Multi-WAN, for `carpd status`. */
-  attachWan(wan: { status(): WanLinkStatus }): void {
+  attachWan(wan: { status(): WanRuntimeStatus }): void {
     this.wan = wan
   }
 

@@ -3,8 +3,8 @@
 
 import type { AgentStatus } from '../carp/agent.js'
 import type { QuorumStatus } from '../quorum/runtime.js'
-import type { CommitInfo, SyncLinkStatus } from '../sync/runtime.js'
-import type { WanLinkStatus } from '../wan/runtime.js'
+import type { CommitInfo, SyncRuntimeStatus } from '../sync/runtime.js'
+import type { WanRuntimeStatus } from '../wan/runtime.js'
 import type { BulkInfo } from '../sync/engine.js'
 
 export function renderStatus(s: AgentStatus): string {
@@ -52,7 +52,7 @@ export function fmtDuration(ms: number): string {
   return `${sec}s`
 }
 
-function syncLines(y: SyncLinkStatus): string[] {
+function syncLines(y: SyncRuntimeStatus): string[] {
   const heard = y.peer.heardMsAgo === null ? 'never heard' : `heard ${fmtDuration(y.peer.heardMsAgo)} ago`
   const c = y.counters
   const b = y.bulk
@@ -121,7 +121,7 @@ function quorumLines(q: QuorumStatus): string[] {
   return lines
 }
 
-function wanLines(w: WanLinkStatus): string[] {
+function wanLines(w: WanRuntimeStatus): string[] {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`)
   const lines = [`wan: new connections: ${w.plan}`]
   if (w.wanted) lines.push(`  wanted, not loaded yet: ${w.wanted}`)

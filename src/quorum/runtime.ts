@@ -11,7 +11,7 @@ import type { HeartbeatInfo } from '../carp/agent.js'
 import type { Endpoint } from '../config/types.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
-import type { SerialStatus } from '../io/serial.js'
+import type { SerialStatus } from '../platform/serial.js'
 import type { Transport } from '../io/transport.js'
 import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './arbiter.js'
 import type { PathName } from './paths.js'
@@ -22,7 +22,7 @@ const WAN_LETTER: Record<WanState, WanLetter> = { online: 'U', degraded: 'G', of
 import { senderId } from '../wire/ids.js'
 import { type VoteMessage, decodeVote, encodeVote } from '../wire/vote.js'
 
-export interface QuorumLinkDeps {
+export interface QuorumRuntimeDeps {
   node: string
   agent: {
     votes(vhid: number, held: boolean, reason: string): void
@@ -55,7 +55,7 @@ export interface QuorumStatus extends ArbiterStatus {
   sendErrors: number
 }
 
-export class QuorumLink {
+export class QuorumRuntime {
   readonly mode: 'paths' | 'witness'
   private readonly arbiter: Arbiter
   private wake: TimerHandle | null = null
@@ -69,7 +69,7 @@ export class QuorumLink {
   private readonly linkDrops: Record<string, number> = {}
   private running = false
 
-  constructor(private readonly deps: QuorumLinkDeps) {
+  constructor(private readonly deps: QuorumRuntimeDeps) {
     this.mode = deps.witness ? 'witness' : 'paths'
     const pathTimeouts: Partial<Record<PathName, number>> = { lan: deps.lanTimeoutMs }
     if (deps.sync) pathTimeouts.sync = deps.heartbeatTimeoutMs

@@ -35,7 +35,7 @@ export const SNAPSHOT_AFTER_LOSS_MS = 250
  */
 const REPLACE_CHUNK_FLOWS = 64
 
-export interface SyncLinkDeps {
+export interface SyncRuntimeDeps {
   node: string
   key: string
   peer: Endpoint // address and port, resolved
@@ -66,14 +66,14 @@ export interface CommitInfo {
   agoMs: number
 }
 
-export interface SyncLinkStatus extends SyncStatus {
+export interface SyncRuntimeStatus extends SyncStatus {
   peerAddress: string
   backend: BackendCounters & { snapshots: number; snapshotFailures: number; unsyncable: number }
   sendErrors: number
   lastCommit: CommitInfo | null
 }
 
-export class SyncLink {
+export class SyncRuntime {
   private readonly engine: SyncEngine
   private timer: TimerHandle | null = null
   private timerAt = Infinity
@@ -92,7 +92,7 @@ export class SyncLink {
 
   private readonly ignore: ReadonlySet<string>
 
-  constructor(private readonly deps: SyncLinkDeps) {
+  constructor(private readonly deps: SyncRuntimeDeps) {
     this.ignore = new Set(deps.ignoreAddresses)
     this.engine = new SyncEngine({
       key: deps.key,
@@ -161,7 +161,7 @@ export class SyncLink {
     this.carryOut(this.engine.resync(this.deps.clock.now()))
   }
 
-  status(): SyncLinkStatus {
+  status(): SyncRuntimeStatus {
     const now = this.deps.clock.now()
     const c = this.lastCommit
     return {

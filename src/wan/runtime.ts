@@ -30,7 +30,7 @@ export interface WanRules {
   hooks: WanHook[]
 }
 
-export interface WanLinkDeps {
+export interface WanRuntimeDeps {
   config: Config
   clock: Clock
   log: Logger
@@ -62,7 +62,7 @@ export interface WanStatus {
   probes: ReturnType<WanProber['status']>
 }
 
-export interface WanLinkStatus {
+export interface WanRuntimeStatus {
   plan: string // what the kernel has
   wanted: string | null // a plan not loaded yet (a load failed and is tried again)
   wans: WanStatus[]
@@ -83,7 +83,7 @@ interface Wan {
   drained: boolean // its connections were removed in this outage
 }
 
-export class WanLink {
+export class WanRuntime {
   private readonly wans: Wan[] = []
   private plan: WanPlan | null = null
   private queue: Promise<void> = Promise.resolve()
@@ -100,7 +100,7 @@ export class WanLink {
   private retry: TimerHandle | null = null
   private readonly toFlush = new Set<number>()
 
-  constructor(private readonly deps: WanLinkDeps) {
+  constructor(private readonly deps: WanRuntimeDeps) {
     const now = deps.clock.now()
     for (const c of deps.config.wans) {
       const spec: WanSpec = { ...c, address: deps.addressOf(c.interface) }
@@ -161,7 +161,7 @@ export class WanLink {
     return this.wans.map((w) => ({ wan: w.spec.wan, state: w.state }))
   }
 
-  status(): WanLinkStatus {
+  status(): WanRuntimeStatus {
     const now = this.deps.clock.now()
     return {
       plan: this.loaded ? describePlan(this.loaded) : 'none loaded yet',

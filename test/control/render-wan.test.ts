@@ -1,13 +1,13 @@
 import t, { type Test } from 'tap'
 import { DROP_REASONS, type AgentStatus } from '../../src/carp/agent.js'
 import { renderStatus } from '../../src/control/render.js'
-import type { WanLinkStatus } from '../../src/wan/runtime.js'
-import { dnsAnswer, WanLinkHarness, wanConfig } from '../helpers/wan-link.js'
+import type { WanRuntimeStatus } from '../../src/wan/runtime.js'
+import { dnsAnswer, WanRuntimeHarness, wanConfig } from '../helpers/wan-runtime.js'
 
 const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
 
 /** A status with nothing but the WAN part to show. */
-function agentStatus(wan: WanLinkStatus | null): AgentStatus {
+function agentStatus(wan: WanRuntimeStatus | null): AgentStatus {
   return {
     node: 'router',
     version: '0.1.0',
@@ -43,7 +43,7 @@ t.test('no WAN part without multi-WAN', async (t) => {
 t.test("a running link's status: plan, each WAN, its probes, the loads", async (t) => {
   // wan1 comes up; wan2 has no address, so its rounds all fail; every load fails, so
   // nothing is in the kernel and the plan wanted waits.
-  const h = new WanLinkHarness({ wans: [wanConfig(1, { weight: 3 }), wanConfig(2)], addresses: { wan1: '203.0.113.2' } })
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1, { weight: 3 }), wanConfig(2)], addresses: { wan1: '203.0.113.2' } })
   h.applier.failLoad = new Error('iptables-restore: line 3 failed')
   await h.link.start()
   await h.step(3000)
@@ -65,7 +65,7 @@ t.test("a running link's status: plan, each WAN, its probes, the loads", async (
 })
 
 t.test('once a load succeeds the wanted line goes: the plan shown is the one loaded', async (t) => {
-  const h = new WanLinkHarness({ wans: [wanConfig(1, { weight: 3 }), wanConfig(2)], addresses: { wan1: '203.0.113.2' } })
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1, { weight: 3 }), wanConfig(2)], addresses: { wan1: '203.0.113.2' } })
   h.applier.failLoad = new Error('iptables-restore: line 3 failed')
   await h.link.start()
   await h.step(3000)
@@ -80,7 +80,7 @@ t.test('once a load succeeds the wanted line goes: the plan shown is the one loa
 })
 
 t.test('reply outcomes other than ok show up among the probe counters', async (t) => {
-  const h = new WanLinkHarness({ wans: [wanConfig(1)] })
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1)] })
   await h.link.start()
   await h.settle() // the first plan loaded: no wanted line
   const s = h.sockets.get(1)!
@@ -91,7 +91,7 @@ t.test('reply outcomes other than ok show up among the probe counters', async (t
 })
 
 t.test('a WAN before its first round has no probe counters yet', async (t) => {
-  const h = new WanLinkHarness({ wans: [wanConfig(1)] })
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1)] })
   const lines = wanLines(t, renderStatus(agentStatus(h.link.status())))
   t.same(lines.slice(0, 2), ['wan: new connections: none loaded yet', '  wan1 wan1 203.0.113.2 offline for 0.0s: no probe round yet'], 'no plan wanted yet either')
   t.match(lines[2], /^ {4}loss n\/a latency n\/a; probes: /)
@@ -111,7 +111,7 @@ t.test('rounding, a degraded WAN, the last load ok, connections removed', async 
     sent: 10,
     replies: { ok: 0, unknownId: 0, wrongTarget: 0, late: 0, duplicate: 0, short: 0, notResponse: 0, badQuestion: 0, badName: 0 },
   }
-  const w: WanLinkStatus = {
+  const w: WanRuntimeStatus = {
     plan: 'tier 1: wan1 x1',
     wanted: 'tier 1: wan1 x1, wan2 x1',
     wans: [

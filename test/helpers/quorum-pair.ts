@@ -5,8 +5,8 @@
 import { Agent } from '../../src/carp/agent.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
-import type { SerialStatus } from '../../src/io/serial.js'
-import { QuorumLink } from '../../src/quorum/runtime.js'
+import type { SerialStatus } from '../../src/platform/serial.js'
+import { QuorumRuntime } from '../../src/quorum/runtime.js'
 import { WitnessCore } from '../../src/quorum/witness.js'
 import { LineReader } from '../../src/wire/heartbeat.js'
 import { senderId } from '../../src/wire/ids.js'
@@ -25,7 +25,7 @@ export interface PairNode {
   lan: string
   syncAddress: string
   agent: Agent
-  quorum: QuorumLink
+  quorum: QuorumRuntime
   platform: RecordingPlatform
   lines: string[]
   serialCut: boolean
@@ -146,7 +146,7 @@ export class QuorumPair {
       status: serialStatus,
     }
     this.readers.set(name, reader)
-    node.quorum = new QuorumLink({
+    node.quorum = new QuorumRuntime({
       node: name,
       agent,
       clock,

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { SNAPSHOT_AFTER_LOSS_MS, SyncLink, type SyncLinkDeps } from '../../src/sync/runtime.js'
+import { SNAPSHOT_AFTER_LOSS_MS, SyncRuntime, type SyncRuntimeDeps } from '../../src/sync/runtime.js'
 import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../../src/sync/constants.js'
 import type { FlowChange, SyncBackend } from '../../src/sync/backend.js'
 import type { Flow } from '../../src/wire/flow.js'
@@ -52,7 +52,7 @@ class FakeBackend implements SyncBackend {
 }
 
 interface Board {
-  link: SyncLink
+  link: SyncRuntime
   backend: FakeBackend
   demotes: [string, number][]
   lines: string[]
@@ -63,12 +63,12 @@ const SYNC = { a: { address: '198.51.100.1', port: 8242 }, b: { address: '198.51
 function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}) {
   const clock = new FakeClock()
   const net = new MemNet(clock, 1)
-  const make = (name: 'a' | 'b', extra: Partial<SyncLinkDeps> = {}): Board => {
+  const make = (name: 'a' | 'b', extra: Partial<SyncRuntimeDeps> = {}): Board => {
     const backend = new FakeBackend()
     backend.table = tables[name] ?? []
     const board: Board = { link: null as never, backend, demotes: [], lines: [] }
     const other = name === 'a' ? 'b' : 'a'
-    board.link = new SyncLink({
+    board.link = new SyncRuntime({
       node: `fw-${name}`,
       key: 'k',
       peer: SYNC[other],

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { iptablesHooks, renderWanSet, routeCommands } from '../../src/wan/rules/index.js'
 import type { WanPlan } from '../../src/wan/types.js'
-import { dnsAnswer, WanLinkHarness, type WanLinkHarnessOptions, wanConfig } from '../helpers/wan-link.js'
+import { dnsAnswer, WanRuntimeHarness, type WanRuntimeHarnessOptions, wanConfig } from '../helpers/wan-runtime.js'
 
 const T1 = '198.18.1.53' // wan1's resolver
 const T2 = '198.18.2.53' // wan2's resolver
@@ -9,19 +9,19 @@ const ALL_DOWN_3_1 = 'every WAN is offline: spreading new connections over all o
 const UP_FIRST_TIME = 'up: 5 good rounds in a row, loss 0% <= 10%, latency 20 ms <= 250 ms over the last 5 rounds (first time up: no failback hold)'
 
 /** Two WANs in tier 1, weights 3 and 1, resolvers answering in 20 ms. */
-function pair(over: Omit<WanLinkHarnessOptions, 'wans'> = {}): WanLinkHarness {
-  return new WanLinkHarness({ ...over, wans: [wanConfig(1, { weight: 3 }), wanConfig(2)] })
+function pair(over: Omit<WanRuntimeHarnessOptions, 'wans'> = {}): WanRuntimeHarness {
+  return new WanRuntimeHarness({ ...over, wans: [wanConfig(1, { weight: 3 }), wanConfig(2)] })
 }
 
 const normal = (tier: number, ...active: [number, number][]): WanPlan => ({ mode: 'normal', tier, active: active.map(([wan, weight]) => ({ wan, weight })) })
 
 /** What a load after the ip rules went in asks for: the routes alone, no rule deleted or added. */
-function routesOnly(h: WanLinkHarness): { del: string[][]; add: string[][] } {
+function routesOnly(h: WanRuntimeHarness): { del: string[][]; add: string[][] } {
   return { del: [], add: routeCommands(h.specs()).add.filter((argv) => argv[1] === 'route') }
 }
 
 /** Steps until a console line matches `re` (at most `maxMs`), and returns it. */
-async function until(t: Test, h: WanLinkHarness, re: RegExp, maxMs = 20_000): Promise<string> {
+async function until(t: Test, h: WanRuntimeHarness, re: RegExp, maxMs = 20_000): Promise<string> {
   const from = h.lines.length
   for (let waited = 0; waited < maxMs; waited += 10) {
     const hit = h.lines.slice(from).find((l) => re.test(l))
@@ -437,7 +437,7 @@ t.test('stop closes the sockets, stops the timers and waits for the queued loads
 })
 
 t.test('stop calls off a pending retry', async (t) => {
-  const h = new WanLinkHarness({ wans: [] })
+  const h = new WanRuntimeHarness({ wans: [] })
   h.applier.failLoad = new Error('iptables-restore: line 1 failed')
   await h.link.start()
   await h.settle()
@@ -478,7 +478,7 @@ t.test('a load that fails after stop arms no retry; a load queued behind it does
 })
 
 t.test('a tier-2 WAN takes over when tier 1 is all offline, and gives way after the failback hold', async (t) => {
-  const h = new WanLinkHarness({ wans: [wanConfig(1, { weight: 2 }), wanConfig(2, { tier: 2 })], probe: { lossUp: 0.25 } })
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1, { weight: 2 }), wanConfig(2, { tier: 2 })], probe: { lossUp: 0.25 } })
   h.applier.flushCount = 1
   await h.link.start()
   await h.step(6000)
@@ -509,7 +509,7 @@ t.test('a tier-2 WAN takes over when tier 1 is all offline, and gives way after 
 })
 
 t.test('no WANs: no sockets, no probe timers, nothing to carry', async (t) => {
-  const h = new WanLinkHarness({ wans: [] })
+  const h = new WanRuntimeHarness({ wans: [] })
   await h.link.start()
   await h.settle()
   t.same(h.lines, ['wan new connections: no WAN configured'])

@@ -20,10 +20,10 @@
 
 import { closeSync, constants as fsConstants, openSync, statSync, writeSync } from 'node:fs'
 import { isatty, ReadStream } from 'node:tty'
-import type { Runner } from '../platform/exec.js'
+import type { Runner } from './exec.js'
 import { LineReader, type LineReaderCounters, type SerialFrame } from '../wire/heartbeat.js'
-import type { Clock, TimerHandle } from './clock.js'
-import type { Logger } from './log.js'
+import type { Clock, TimerHandle } from '../io/clock.js'
+import type { Logger } from '../io/log.js'
 
 /** Time between attempts to open a port that is missing or failed. */
 export const SERIAL_RETRY_MS = 5000

@@ -1,11 +1,11 @@
-// Runs a WanLink on a fake clock: one fake probe socket per WAN that records what it
+// Runs a WanRuntime on a fake clock: one fake probe socket per WAN that records what it
 // sends, resolvers that answer (or not) after a latency, and a platform that records
 // what it was asked to load. Time moves only by step().
 import type { Config, Endpoint, WanConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { Transport } from '../../src/io/transport.js'
 import type { WanApplier, WanHook } from '../../src/platform/wan.js'
-import { WanLink, type WanLinkDeps } from '../../src/wan/runtime.js'
+import { WanRuntime, type WanRuntimeDeps } from '../../src/wan/runtime.js'
 import { renderWanSet, routeCommands } from '../../src/wan/rules/index.js'
 import type { WanSpec } from '../../src/wan/types.js'
 import { makeConfig } from './agents.js'
@@ -132,7 +132,7 @@ export class FakeWanApplier implements WanApplier {
   }
 }
 
-export interface WanLinkHarnessOptions {
+export interface WanRuntimeHarnessOptions {
   wans: WanConfig[]
   flavour?: 'iptables' | 'nft'
   /** Interface → its IPv4 address; an interface missing here has none. */
@@ -147,7 +147,7 @@ export interface WanLinkHarnessOptions {
   beforeOpen?: (address: string) => Promise<void>
 }
 
-export class WanLinkHarness {
+export class WanRuntimeHarness {
   readonly clock = new FakeClock(0)
   readonly lines: string[] = []
   readonly log: Logger = { event: (sub, msg) => void this.lines.push(`${sub} ${msg}`) }
@@ -158,19 +158,19 @@ export class WanLinkHarness {
   readonly answering = new Set<string>()
   rounds = 0
   latencyMs: number
-  readonly link: WanLink
+  readonly link: WanRuntime
   /** Interface → IPv4 address, as addressOf answers. */
   readonly addresses: Record<string, string>
   private nextId = 1
 
-  constructor(opts: WanLinkHarnessOptions) {
+  constructor(opts: WanRuntimeHarnessOptions) {
     const base = wanLinkConfig(opts.wans, opts.flavour)
     this.config = { ...base, wanProbe: { ...base.wanProbe, ...opts.probe } }
     this.latencyMs = opts.latencyMs ?? 20
     for (const w of opts.wans) for (const p of w.probes) this.answering.add(p)
     const addresses = (this.addresses = opts.addresses ?? Object.fromEntries(opts.wans.map((w) => [w.interface, `203.0.113.${16 * (w.wan - 1) + 2}`])))
     const flavour = opts.flavour ?? 'iptables'
-    const deps: WanLinkDeps = {
+    const deps: WanRuntimeDeps = {
       config: this.config,
       clock: this.clock,
       log: this.log,
@@ -194,7 +194,7 @@ export class WanLinkHarness {
       addressOf: (iface) => addresses[iface] ?? null,
       onRound: () => void this.rounds++,
     }
-    this.link = new WanLink(deps)
+    this.link = new WanRuntime(deps)
   }
 
   /** The WANs as the link sees them: configuration and address. */

@@ -6,7 +6,7 @@ import { closeSync, constants as fsConstants, existsSync, mkdtempSync, openSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { realClock } from '../../src/io/clock.js'
-import { SERIAL_RETRY_MS, SerialLine, type SerialLineOptions, STTY_TIMEOUT_MS } from '../../src/io/serial.js'
+import { SERIAL_RETRY_MS, SerialLine, type SerialLineOptions, STTY_TIMEOUT_MS } from '../../src/platform/serial.js'
 import { type CommandResult, execRunner, type Runner } from '../../src/platform/exec.js'
 import { encodeBlob, encodeHeartbeat, type Heartbeat, type SerialFrame } from '../../src/wire/heartbeat.js'
 import { FakeClock } from '../helpers/clock.js'
