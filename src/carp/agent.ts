@@ -1,50 +1,44 @@
 // The agent wires the pure cores to the world: it decodes datagrams into events for
 // the vhid state machines, carries out the actions they return (send, timers, VIPs,
-// hooks, log lines) and answers the control socket. Clock, transport, platform, logger
-// and randomness are all injected, so tests run whole pairs in one process.
+// hooks, log lines). Clock, transport, platform, logger, randomness and the board's
+// demotion counter are all injected, so tests run whole pairs in one process; the
+// board (daemon/board.ts) attaches state sync, split-brain protection and the fence.
 
-import type { Cidr, Config, Endpoint, VhidConfig } from '../config/types.js'
-import { restartChanges, restartNote } from '../config/diff.js'
+import type { CarpConfig, Cidr, Endpoint, VhidConfig } from '../config/types.js'
+import { VERSION } from '../config/constants.js'
+import { endpointText } from '../config/values.js'
 import {
   CARP_MULTICAST_GROUP,
   DEMOTE_LINK,
-  DEMOTE_MAINT,
   DEMOTE_PLATFORM,
   LINK_DOWN_POLLS,
   LINK_POLL_MS,
   LINK_UP_POLLS,
   PLATFORM_FAIL_HOLD_MS,
-  DEMOTE_MAX,
   DEMOTE_SEND_ERRORS,
   SEND_ERRORS_HOLD_MS,
   SEND_ERRORS_TO_DEMOTE,
   SENDS_OK_TO_CLEAR,
 } from './constants.js'
 import {
-  type CarpState,
   type StepResult,
   type TimerName,
   type VhidAction,
   type VhidEvent,
   type VhidParams,
   type VhidState,
+  type VhidView,
   initialState,
   step,
 } from './vhid.js'
-import { ControlNonces, type ControlReply, type ControlRequest, macValid } from '../control/protocol.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
 import type { Fence } from '../platform/fence.js'
 import type { Platform } from '../platform/types.js'
-import type { QuorumStatus } from '../quorum/runtime.js'
-import type { VhidView } from '../quorum/arbiter.js'
-import type { SyncRuntimeStatus } from '../sync/runtime.js'
-import type { WanRuntimeStatus } from '../wan/runtime.js'
-import { type CarpDecodeError, carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
+import { type CarpStatus, DROP_REASONS, type DropReason, type VhidStatus } from './status.js'
+import { carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
 import { ReplayWindow } from '../wire/replay.js'
-
-export const VERSION = '0.1.0'
 
 /**
  * The fence removes the VIPs this long before the lease ends: the peer's deferral
@@ -55,16 +49,16 @@ const FENCE_EARLY_MS = 50
 /** The longest a new advert epoch of a sender waits for its old one to go quiet. */
 const EPOCH_QUIET_MAX_MS = 10_000
 
-/** Every reason an incoming datagram is dropped, each with its own counter. */
-export type DropReason = CarpDecodeError | 'unknownVhid' | 'unknownSender' | 'badAuth' | 'replay' | 'epochSwitch' | 'ownPacket'
-
-export const DROP_REASONS: readonly DropReason[] = [
-  'shortPacket', 'oversized', 'badVersion', 'badType', 'badAuthLen', 'badVhid', 'badChecksum',
-  'unknownVhid', 'unknownSender', 'badAuth', 'replay', 'epochSwitch', 'ownPacket',
-]
+/** The board's demotion counter (daemon/demotion.ts): one share per reason. */
+export interface Demoter {
+  set(reason: string, value: number, why: string): void
+  total(): number
+}
 
 export interface AgentDeps {
-  config: Config
+  /** The carp.* settings; node and sockets are the board's. */
+  carp: CarpConfig
+  demotion: Demoter
   clock: Clock
   transport: Transport
   platform: Platform
@@ -80,47 +74,12 @@ export interface AgentDeps {
   multicastInterfaces: ReadonlySet<string>
 }
 
-export interface VhidStatus {
-  vhid: number
-  interface: string
-  vips: string[]
-  state: CarpState
-  forMs: number
-  reason: string
-  advbaseS: number
-  advskew: number
-  transport: string
-  master: { from: string; demote: number; advbase: number; advskew: number; heardMsAgo: number } | null
-  transitions: number
-  received: number
-  sent: number
-}
-
-export interface AgentStatus {
-  node: string
-  version: string
-  uptimeMs: number
-  maint: boolean
-  demote: { total: number; reasons: Record<string, number> }
-  vhids: VhidStatus[]
-  drops: Record<DropReason, number>
-  sendErrors: number
-  platformFailures: number
-  links: Record<string, 'up' | 'down'>
-  sync: SyncRuntimeStatus | null
-  quorum: QuorumStatus | null
-  wan: WanRuntimeStatus | null
-  bugs: number
-}
-
 /** What the agent needs of state sync (sync-link.ts), when it is configured. */
 export interface SyncHandle {
   /** A vhid became MASTER: the peer's states go into the kernel. */
   promoted(): Promise<void>
   /** No vhid is MASTER any more: the kernel's entries of synced flows go stale. */
   stoppedServing(): void
-  resync(): void
-  status(): SyncRuntimeStatus
 }
 
 /** What the agent needs of split-brain protection (quorum-link.ts), when it is on. */
@@ -135,7 +94,6 @@ export interface QuorumHandle {
   forget(vhid: number): void
   /** When this board's last vote for a vhid runs out (monotonic ms; -Infinity: none). */
   leaseEndMs(vhid: number): number
-  status(): QuorumStatus
 }
 
 /** What a heartbeat says of this board. */
@@ -157,7 +115,7 @@ interface Vhid {
 }
 
 export class Agent {
-  private config: Config
+  private config: CarpConfig
   private readonly vhids = new Map<number, Vhid>()
   /**
    * A backup sends no adverts, so a board that was backup for hours, master for a
@@ -166,12 +124,10 @@ export class Agent {
    */
   private readonly replay = new ReplayWindow(EPOCH_QUIET_MAX_MS)
   private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>
-  private readonly demoteReasons = new Map<string, number>()
   private epoch: number
   /** Low half of the advert counter, one for all vhids so a restarted vhid never reuses one. */
   private sequence = 0
   private readonly pendingSends = new Set<Promise<void>>()
-  private readonly startedMs: number
   private sendErrors = 0
   private sendFailRun = 0
   private sendOkRun = 0
@@ -184,41 +140,28 @@ export class Agent {
   private bugs = 0
   private running = false
   private sync: SyncHandle | null = null
-  /** Challenges for the control commands that change failover. */
-  private readonly nonces: ControlNonces
-  /** The configuration file as last accepted: its passwords key carpd ctl. */
-  private controlConfig: Config
   /** Some vhid is MASTER (the sync commit and its staleness follow this). */
   private serving = false
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
-  private wan: { status(): WanRuntimeStatus } | null = null
 
   constructor(private readonly deps: AgentDeps) {
-    this.config = deps.config
-    this.controlConfig = deps.config
-    this.nonces = new ControlNonces(deps.random)
+    this.config = deps.carp
     this.epoch = deps.random(4).readUInt32BE(0)
-    this.startedMs = deps.clock.now()
     deps.transport.onPacket((payload, from) => this.receive(payload, from))
   }
 
   /** Starts every vhid in BACKUP; none may claim before a full master-down interval. */
   start(): void {
     this.running = true
-    this.deps.log.event('carpd', `starting version=${VERSION} vhids=${this.config.carp.vhids.map((v) => v.vhid).join(',') || 'none'}`)
-    if (this.deps.platform.linkUp) this.readLinks(new Set(this.config.carp.vhids.map((vc) => vc.interface)))
-    for (const vc of this.config.carp.vhids) this.addVhid(vc)
+    this.deps.log.event('carpd', `starting version=${VERSION} vhids=${this.config.vhids.map((v) => v.vhid).join(',') || 'none'}`)
+    if (this.deps.platform.linkUp) this.readLinks(new Set(this.config.vhids.map((vc) => vc.interface)))
+    for (const vc of this.config.vhids) this.addVhid(vc)
     if (this.deps.platform.linkUp) this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
   }
 
   attachSync(sync: SyncHandle): void {
     this.sync = sync
-  }
-
-  /** Multi-WAN, for `carpd status`. */
-  attachWan(wan: { status(): WanRuntimeStatus }): void {
-    this.wan = wan
   }
 
   /** Split-brain protection; attach before start(), the vhids are built with its mode. */
@@ -282,14 +225,14 @@ export class Agent {
     const letter = { MASTER: 'M', BACKUP: 'B', INIT: 'I' } as const
     return {
       epoch: this.epoch,
-      demote: this.demoteTotal(),
+      demote: this.deps.demotion.total(),
       vhids: [...this.vhids.values()].map((v) => ({ vhid: v.config.vhid, state: letter[v.state.state] })),
     }
   }
 
-  /** Demotion from another subsystem (state sync), by reason; 0 clears it. */
-  demote(reason: string, value: number, why: string): void {
-    this.setDemote(reason, value, why)
+  /** The board's demotion total changed: every vhid advertises it from now on. */
+  demoteChanged(total: number, why: string): void {
+    for (const v of this.vhids.values()) this.dispatch(v, { type: 'demote', demote: total, reason: why })
   }
 
   /** Bows out of every vhid it is master of, then waits for VIP removal and hooks. */
@@ -340,64 +283,25 @@ export class Agent {
    */
   private senderAllowed(vc: VhidConfig, from: Endpoint): boolean {
     if (vc.peers.length > 0) {
-      return vc.peers.some((p) => p.address === from.address && (p.port || this.config.carp.port) === from.port)
+      return vc.peers.some((p) => p.address === from.address && (p.port || this.config.port) === from.port)
     }
     const net = this.deps.interfaceNet(vc.interface)
     return net !== undefined && sameSubnet(net, from.address)
   }
 
-  /** Operator and control-socket requests. */
-  control(req: ControlRequest): ControlReply {
-    if (req.cmd === 'challenge') return { ok: true, nonce: this.nonces.issue(this.deps.clock.now()) }
-    if (req.cmd !== 'status') {
-      const now = this.deps.clock.now()
-      // The key comes from the CARP passwords: without a vhid there is none.
-      if (this.controlConfig.carp.vhids.length === 0) return { ok: false, error: `${req.cmd}: needs at least one carp.N block (its password keys carpd ctl)` }
-      const refused = this.nonces.refuse(req.nonce, now)
-      if (refused !== null) return { ok: false, error: `${req.cmd}: not authorised: ${refused}` }
-      if (!macValid(this.controlConfig, req)) {
-        return { ok: false, error: `${req.cmd}: not authorised (run carpd ctl as a user that can read the configuration and its secret files; after editing passwords, reload with SIGHUP first)` }
-      }
-      this.nonces.spend(req.nonce!, now)
-    }
-    switch (req.cmd) {
-      case 'status':
-        break
-      case 'maint':
-        this.setDemote('maint', req.on ? DEMOTE_MAINT : 0, req.on ? 'maintenance mode on' : 'maintenance mode off')
-        break
-      case 'resync':
-        if (!this.sync) return { ok: false, error: 'resync: state sync is not configured (sync.interface, sync.backend)' }
-        this.sync.resync()
-        break
-      case 'demote':
-        if (!Number.isInteger(req.value) || req.value < 0 || req.value > DEMOTE_MAX) {
-          return { ok: false, error: `demote must be an integer 0..${DEMOTE_MAX}, got ${String(req.value)}` }
-        }
-        this.setDemote('operator', req.value, `operator set demote ${req.value}`)
-        break
-      default:
-        return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd: unknown }).cmd)}` }
-    }
-    return { ok: true, status: this.status() }
-  }
-
   /**
-   * Applies a new, already validated configuration (SIGHUP). Vhids whose interface or
+   * Applies new, already validated carp.* settings (SIGHUP). Vhids whose interface or
    * addresses changed are restarted (bow-out, then BACKUP again); timing and keys change
-   * in place. Settings bound to sockets need a restart and are kept as they were.
-   * Returns one note per change, also logged.
+   * in place; carp.port is bound to the socket and kept until a restart. Returns one
+   * note per change (the board logs them).
    */
-  reload(next: Config): string[] {
-    // carpd ctl signs with the file as it is now: so does the agent, whatever of it
-    // waits for a restart.
-    this.controlConfig = next
+  reload(next: CarpConfig): string[] {
     const old = this.config
-    const notes = restartChanges(old, next).map(restartNote)
+    const notes: string[] = []
     // A multicast vhid on an interface whose group the socket never joined would hear
     // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
     const wanted = new Map<number, VhidConfig>()
-    for (const vc of next.carp.vhids) {
+    for (const vc of next.vhids) {
       if (vc.peers.length > 0 || this.deps.multicastInterfaces.has(vc.interface)) {
         wanted.set(vc.vhid, vc)
         continue
@@ -406,17 +310,7 @@ export class Agent {
       const running = this.vhids.get(vc.vhid)
       if (running) wanted.set(vc.vhid, running.config)
     }
-    this.config = {
-      ...next,
-      node: old.node,
-      controlPort: old.controlPort,
-      platform: old.platform,
-      sync: old.sync,
-      serial: old.serial,
-      heartbeat: old.heartbeat,
-      witness: old.witness,
-      carp: { ...next.carp, port: old.carp.port, vhids: [...wanted.values()] },
-    }
+    this.config = { ...next, port: old.port, vhids: [...wanted.values()] }
     for (const [id, v] of [...this.vhids]) {
       const vc = wanted.get(id)
       if (!vc || vc.interface !== v.config.interface || vipAddresses(vc).join() !== vipAddresses(v.config).join()) {
@@ -440,37 +334,28 @@ export class Agent {
       v.config = vc
       this.dispatch(v, { type: 'configure', params: this.params(vc) })
     }
-    if (old.carp.preempt !== next.carp.preempt) notes.push(`carp.preempt ${yesNo(old.carp.preempt)} -> ${yesNo(next.carp.preempt)}`)
-    if (old.carp.preemptHolddownMs !== next.carp.preemptHolddownMs) {
-      notes.push(`carp.preempt.holddown ${old.carp.preemptHolddownMs} ms -> ${next.carp.preemptHolddownMs} ms`)
+    if (old.preempt !== next.preempt) notes.push(`carp.preempt ${yesNo(old.preempt)} -> ${yesNo(next.preempt)}`)
+    if (old.preemptHolddownMs !== next.preemptHolddownMs) {
+      notes.push(`carp.preempt.holddown ${old.preemptHolddownMs} ms -> ${next.preemptHolddownMs} ms`)
     }
     for (const vc of wanted.values()) {
       if (!this.vhids.has(vc.vhid)) {
         this.addVhid(vc)
-        if (!old.carp.vhids.some((o) => o.vhid === vc.vhid)) notes.push(`vhid ${vc.vhid}: added`)
+        if (!old.vhids.some((o) => o.vhid === vc.vhid)) notes.push(`vhid ${vc.vhid}: added`)
       }
     }
     this.forgetUnusedLinks()
-    for (const note of notes) this.deps.log.event('config', `reload: ${note}`)
     return notes
   }
 
-  status(): AgentStatus {
+  status(): CarpStatus {
     const now = this.deps.clock.now()
     return {
-      node: this.config.node,
-      version: VERSION,
-      uptimeMs: Math.round(now - this.startedMs),
-      maint: (this.demoteReasons.get('maint') ?? 0) > 0,
-      demote: { total: this.demoteTotal(), reasons: Object.fromEntries(this.demoteReasons) },
       vhids: [...this.vhids.values()].map((v) => this.vhidStatus(v, now)),
       drops: { ...this.drops },
       sendErrors: this.sendErrors,
       platformFailures: this.platformFailures,
       links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
-      sync: this.sync?.status() ?? null,
-      quorum: this.quorum?.status() ?? null,
-      wan: this.wan?.status() ?? null,
       bugs: this.bugs,
     }
   }
@@ -511,7 +396,7 @@ export class Agent {
       vipQueue: Promise.resolve(),
       hookQueue: Promise.resolve(),
     }
-    v.state = { ...v.state, demote: this.demoteTotal() }
+    v.state = { ...v.state, demote: this.deps.demotion.total() }
     this.vhids.set(vc.vhid, v)
     // A board always starts BACKUP: VIPs left on the interface by a crash would
     // answer for the VIP next to the real master, so they go first.
@@ -525,8 +410,8 @@ export class Agent {
       vhid: vc.vhid,
       advbaseS: vc.advbaseS,
       advskew: vc.advskew,
-      preempt: this.config.carp.preempt,
-      preemptHolddownMs: this.config.carp.preemptHolddownMs,
+      preempt: this.config.preempt,
+      preemptHolddownMs: this.config.preemptHolddownMs,
       rank: this.epoch,
       quorum: this.quorum?.mode ?? 'none',
     }
@@ -612,7 +497,7 @@ export class Agent {
         return
       }
       case 'hook': {
-        const script = action.state === 'MASTER' ? this.config.carp.upscript : this.config.carp.downscript
+        const script = action.state === 'MASTER' ? this.config.upscript : this.config.downscript
         if (!script) return
         const state = action.state
         const args = (vip: Cidr) => [String(v.config.vhid), v.config.interface, vip.address, state]
@@ -658,7 +543,7 @@ export class Agent {
     const counter = (BigInt(this.epoch) << 32n) | BigInt(this.sequence)
     const hmac = carpHmac(v.config.pass, v.config.vhid, vipAddresses(v.config), counter)
     const payload = encodeCarp({ vhid: v.config.vhid, advskew, demote, advbase, counter, hmac })
-    const port = this.config.carp.port
+    const port = this.config.port
     const targets: Endpoint[] = v.config.peers.length
       ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
       : [{ address: CARP_MULTICAST_GROUP, port }]
@@ -782,26 +667,12 @@ export class Agent {
   }
 
   private setDemote(reason: string, value: number, why: string): void {
-    if ((this.demoteReasons.get(reason) ?? 0) === value) return
-    if (value === 0) this.demoteReasons.delete(reason)
-    else this.demoteReasons.set(reason, value)
-    const total = this.demoteTotal()
-    for (const v of this.vhids.values()) this.dispatch(v, { type: 'demote', demote: total, reason: why })
-  }
-
-  private demoteTotal(): number {
-    let sum = 0
-    for (const n of this.demoteReasons.values()) sum += n
-    return Math.min(DEMOTE_MAX, sum)
+    this.deps.demotion.set(reason, value, why)
   }
 
   private drop(reason: DropReason): void {
     this.drops[reason]++
   }
-}
-
-function endpointText(ep: Endpoint): string {
-  return ep.port ? `${ep.address}:${ep.port}` : ep.address
 }
 
 function yesNo(b: boolean): string {

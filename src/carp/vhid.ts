@@ -429,3 +429,13 @@ function fmtSeconds(ms: number): string {
 function unreachable(x: never): never {
   throw new Error(`unreachable: ${JSON.stringify(x)}`)
 }
+
+/** What split-brain protection (quorum/) needs to know of a vhid after each of its events. */
+export interface VhidView {
+  state: CarpState
+  claiming: boolean // BACKUP that wants to become MASTER
+  hearsMaster: boolean // BACKUP that hears a master's adverts on the LAN now
+  demote: number
+  advbase: number
+  advskew: number
+}

@@ -37,3 +37,11 @@ export const SECRET_MASK = '********'
 
 /** A node name is sent in every heartbeat frame (wire/heartbeat.ts allows 1..32 characters). */
 export const NODE_NAME_MAX_CHARS = 32
+
+/** carpd's version: `carpd version`, the start line and `carpd status`. */
+export const VERSION = '0.1.0'
+
+/** carpd's exit codes (every command, SPEC "Command line"): 0 ok, 1 bad config or usage, 2 runtime failure. */
+export const EXIT_OK = 0
+export const EXIT_USAGE = 1
+export const EXIT_RUNTIME = 2

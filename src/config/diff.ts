@@ -3,6 +3,7 @@
 // take effect after a restart, and the running ones stay. Pure: two configs in,
 // the differences out; the runtimes decide what to do with them.
 import type { Config, Endpoint } from './types.js'
+import { endpointText } from './values.js'
 
 /** One restart-only setting that changed; a secret's old and new values are not given. */
 export interface RestartChange {
@@ -11,7 +12,7 @@ export interface RestartChange {
   to: string | null
 }
 
-const endpoint = (e: Endpoint | null): string => (e === null ? '(none)' : e.port ? `${e.address}:${e.port}` : e.address)
+const endpoint = (e: Endpoint | null): string => (e === null ? '(none)' : endpointText(e))
 const ms = (n: number): string => `${n} ms`
 
 /** The restart-only settings that differ, in the order the reference lists them. */

@@ -142,6 +142,14 @@ export function parseIpv4(text: string): string | null {
   return text
 }
 
+/** address/prefix as carpd writes it (fence lines), or null. */
+export function cidrFromText(text: string): Cidr | null {
+  const match = /^([^/]+)\/(\d{1,2})$/.exec(text)
+  const address = match === null ? null : parseIpv4(match[1]!)
+  if (match === null || address === null || Number(match[2]) > IPV4_PREFIX_MAX) return null
+  return { address, prefix: Number(match[2]) }
+}
+
 function parseCidr(text: string): Parsed {
   if (!text.includes('/')) return bad(`"${text}" has no /prefix`)
   const match = /^([^/]+)\/(\d+)$/.exec(text)
@@ -178,4 +186,9 @@ function parseList(text: string, parseItem: (item: string) => Parsed): Parsed {
   }
   // Every item came from the same item parser, so they share one type.
   return ok(values as string[] | Cidr[] | Endpoint[], texts.join(', '))
+}
+
+/** An endpoint as the file writes it: address:port, or the address alone when the port is the default (0). */
+export function endpointText(ep: Endpoint): string {
+  return ep.port ? `${ep.address}:${ep.port}` : ep.address
 }

@@ -5,13 +5,13 @@
 // resync) needs a challenge answered with a key derived from the CARP passwords, so
 // only someone who can read the configuration's secrets (root, on a router) can do
 // it: a local user cannot force a failover by sending one datagram to 127.0.0.1.
-// The answer is an HMAC over a nonce the agent issued for this one request, so a
+// The answer is an HMAC over a nonce the board issued for this one request, so a
 // request captured (by a user who bound the control port while carpd was down) is
 // worth nothing later: the key itself never crosses the socket.
 
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { AgentStatus } from '../carp/agent.js'
 import type { Config } from '../config/types.js'
+import type { BoardStatus } from './status.js'
 
 /** Requests are tiny; anything larger is not ours. */
 export const CONTROL_MAX_REQUEST_BYTES = 512
@@ -33,7 +33,7 @@ export type ControlRequest =
   | ({ cmd: 'demote'; value: number } & Signature)
   | ({ cmd: 'resync' } & Signature)
 
-export type ControlReply = { ok: true; status: AgentStatus } | { ok: true; nonce: string } | { ok: false; error: string }
+export type ControlReply = { ok: true; status: BoardStatus } | { ok: true; nonce: string } | { ok: false; error: string }
 
 /**
  * Parses a request datagram; returns a message for the sender when it is not valid,

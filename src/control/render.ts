@@ -1,13 +1,12 @@
-// `carpd status` and SIGUSR1: the agent's state as text for a terminal (the JSON form
-// is the AgentStatus object itself).
+// `carpd status` and SIGUSR1: the board's state as text for a terminal (the JSON form
+// is the BoardStatus object itself).
 
-import type { AgentStatus } from '../carp/agent.js'
-import type { QuorumStatus } from '../quorum/runtime.js'
-import type { CommitInfo, SyncRuntimeStatus } from '../sync/runtime.js'
-import type { WanRuntimeStatus } from '../wan/runtime.js'
-import type { BulkInfo } from '../sync/engine.js'
+import type { QuorumStatus } from '../quorum/status.js'
+import type { BulkInfo, CommitInfo, SyncRuntimeStatus } from '../sync/status.js'
+import type { WanRuntimeStatus } from '../wan/status.js'
+import type { BoardStatus } from './status.js'
 
-export function renderStatus(s: AgentStatus): string {
+export function renderStatus(s: BoardStatus): string {
   const demoteWhy = Object.entries(s.demote.reasons).map(([k, v]) => `${k}=${v}`).join(' ')
   const lines = [
     `carpd ${s.node} version ${s.version} up ${fmtDuration(s.uptimeMs)}`,

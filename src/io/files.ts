@@ -1,9 +1,11 @@
 // Reading the files an operator names (the configuration, secret files, the
-// witness's state): bounded in size and only regular files, read without blocking.
+// witness's state): bounded in size and only regular files, read without blocking;
+// and replacing a small state file so that a power cut never leaves it torn.
 // A FIFO named as a config or a secret once blocked `check`, `run` and a reload
 // until someone wrote to it; /dev/zero or /dev/urandom grew memory past 4 GB.
 
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, renameSync, statSync, type Stats, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
 
 /**
  * The configuration: 255 vhids with a few VIPs and peers each take about 60 KB. A
@@ -76,4 +78,31 @@ function kindOf(st: Stats): string {
   if (st.isDirectory()) return 'a directory'
   if (st.isSocket()) return 'a socket'
   return 'not a file'
+}
+
+/**
+ * Replaces a file atomically: a temporary file, flushed, renamed over it, and the
+ * directory flushed, so a power cut leaves the old content or the new, never a torn
+ * file (CF cards are written without a UPS).
+ */
+export function replaceFile(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp`
+  const fd = openSync(tmp, 'w', mode)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, path)
+  try {
+    const dir = openSync(dirname(path), 'r')
+    try {
+      fsyncSync(dir)
+    } finally {
+      closeSync(dir)
+    }
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename itself is atomic.
+  }
 }

@@ -1,9 +1,11 @@
-// The CARP transport over node:dgram: one socket bound to carp.port, so it receives
-// both unicast adverts and the 224.0.0.18 group, and sends from that same port
-// (unicast peers name it, address and port, in carp.N.peer).
+// A datagram transport over node:dgram: one UDP socket, bound to an address and port,
+// that sends from that same port. CARP binds 0.0.0.0:carp.port so one socket hears
+// unicast adverts and its multicast group (unicast peers name the port in
+// carp.N.peer); state sync binds the board's sync address; the witness and the WAN
+// probes take any port. The caller says the TTL and the group; this file knows no
+// protocol.
 
 import { createSocket, type Socket } from 'node:dgram'
-import { CARP_MULTICAST_GROUP, CARP_TTL } from '../carp/constants.js'
 import type { Endpoint } from '../config/types.js'
 import type { Transport } from './transport.js'
 
@@ -11,13 +13,19 @@ export interface UdpOptions {
   port: number
   /** Address to bind; '0.0.0.0' to receive multicast. */
   bindAddress: string
-  /** Interface name → its IPv4 address, for each interface that carries a multicast vhid. */
+  /** Interface name → its IPv4 address, for each interface that joins `multicastGroup`. */
   multicastInterfaces: ReadonlyMap<string, string>
+  /** The group joined on `multicastInterfaces` (needed when there are any). */
+  multicastGroup?: string
+  /** TTL of unicast and multicast datagrams sent; the system's default when unset. */
+  ttl?: number
   /** Asks for a larger socket receive buffer (the kernel caps it at net.core.rmem_max). */
   recvBufferBytes?: number
 }
 
 export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
+  const group = opts.multicastGroup
+  if (opts.multicastInterfaces.size > 0 && group === undefined) throw new Error('multicast interfaces without a group')
   const sock = createSocket({ type: 'udp4' })
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject)
@@ -28,18 +36,18 @@ export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
   })
   // After bind, a socket error must not crash the agent: each send reports its own.
   sock.on('error', () => {})
-  sock.setTTL(CARP_TTL)
+  if (opts.ttl !== undefined) sock.setTTL(opts.ttl)
   if (opts.recvBufferBytes !== undefined) sock.setRecvBufferSize(opts.recvBufferBytes)
-  if (opts.multicastInterfaces.size > 0) {
-    sock.setMulticastTTL(CARP_TTL)
+  if (group !== undefined && opts.multicastInterfaces.size > 0) {
+    if (opts.ttl !== undefined) sock.setMulticastTTL(opts.ttl)
     sock.setMulticastLoopback(false)
-    for (const address of opts.multicastInterfaces.values()) sock.addMembership(CARP_MULTICAST_GROUP, address)
+    for (const address of opts.multicastInterfaces.values()) sock.addMembership(group, address)
   }
-  return udpTransport(sock, opts.multicastInterfaces)
+  return udpTransport(sock, opts.multicastInterfaces, group)
 }
 
 /** The transport over an open socket (exported for tests with a recording socket). */
-export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>): Transport {
+export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, group?: string): Transport {
   // The outgoing multicast interface is a socket option, so multicast sends are
   // chained: each one sets it only after the previous datagram has left.
   let multicastChain: Promise<unknown> = Promise.resolve()
@@ -48,7 +56,7 @@ export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>):
   return {
     send(payload, to, iface) {
       const ifaceAddr = iface === undefined ? undefined : ifaces.get(iface)
-      if (to.address !== CARP_MULTICAST_GROUP || ifaceAddr === undefined) return sendNow(payload, to)
+      if (to.address !== group || ifaceAddr === undefined) return sendNow(payload, to)
       const sent = multicastChain.then(() => {
         sock.setMulticastInterface(ifaceAddr)
         return sendNow(payload, to)

@@ -20,6 +20,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Cidr } from '../config/types.js'
+import { cidrFromText } from '../config/values.js'
 
 /** What carpd needs of the fence. */
 export interface Fence {
@@ -85,7 +86,7 @@ export class FenceCore {
       return
     }
     const atMs = Number(f[2])
-    const vips = (f[4] ?? '').split(',').map(parseCidr)
+    const vips = (f[4] ?? '').split(',').map((text) => cidrFromText(text))
     if (f[0] !== 'hold' || f.length !== 5 || !Number.isFinite(atMs) || atMs < 0 || !/^[A-Za-z0-9_.:-]{1,15}$/.test(f[3]!) || vips.some((v) => v === null)) {
       this.badLines++
       return
@@ -110,12 +111,6 @@ export class FenceCore {
     }
     this.deps.reply(`expired ${vhid}`)
   }
-}
-
-function parseCidr(text: string): Cidr | null {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(text)
-  if (!m || Number(m[2]) > 32 || m[1]!.split('.').some((o) => Number(o) > 255)) return null
-  return { address: m[1]!, prefix: Number(m[2]) }
 }
 
 /** The line carpd writes for a hold. */

@@ -12,27 +12,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from '../io/log.js'
 import type { Runner } from './exec.js'
-import { WAN_MARK_MASK, wanMark } from '../wan/types.js'
+import { type WanApplier, WAN_MARK_MASK, wanMark } from '../wan/types.js'
 
 const WAN_COMMAND_TIMEOUT_MS = 10_000
 /** Seconds iptables waits for the xtables lock. */
 const XTABLES_WAIT_S = '5'
 
-export interface WanHook {
-  table: string
-  chain: string
-  rule: string[]
-}
-
-/** What the WAN link needs of the platform. */
-export interface WanApplier {
-  /** Checks then loads `text`; rejects (with the tool's message) and changes nothing when the check fails. */
-  loadRules(flavour: 'iptables' | 'nft', text: string, hooks: readonly WanHook[]): Promise<void>
-  /** Runs the policy-routing commands: `del` ignoring failures (idempotent), then `add`. */
-  routes(cmds: { del: string[][]; add: string[][] }): Promise<void>
-  /** Removes the connections marked for WAN `wan`; resolves with how many went. */
-  flushConnections(wan: number): Promise<number>
-}
 
 export class WanApplyError extends Error {
   constructor(

@@ -26,7 +26,7 @@
 //
 // Pure: the caller passes the time and carries out the returned actions.
 
-import { type CarpState, betterThan } from '../carp/vhid.js'
+import { type VhidView, betterThan } from '../carp/vhid.js'
 import type { Heartbeat, VhidLetter } from '../wire/heartbeat.js'
 import { ReplayWindow } from '../wire/replay.js'
 import { idHex as hex } from '../wire/ids.js'
@@ -52,16 +52,6 @@ export interface ArbiterParams {
   witness: boolean // a witness is configured: 2 of 3 votes
   pathTimeouts: Partial<Record<PathName, number>>
   random(bytes: number): Buffer
-}
-
-/** What the arbiter needs to know of one vhid's CARP machine, after every event. */
-export interface VhidView {
-  state: CarpState
-  claiming: boolean // BACKUP that wants to become MASTER
-  hearsMaster: boolean // BACKUP that hears a master's adverts on the LAN now
-  demote: number
-  advbase: number
-  advskew: number
 }
 
 export type Voter = 'peer' | 'witness'

@@ -9,12 +9,15 @@
 
 import type { HeartbeatInfo } from '../carp/agent.js'
 import type { Endpoint } from '../config/types.js'
+import { endpointText } from '../config/values.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { SerialStatus } from '../platform/serial.js'
 import type { Transport } from '../io/transport.js'
-import { type ArbiterAction, type ArbiterStatus, Arbiter, NOT_A_CANDIDATE, type VhidView } from './arbiter.js'
+import type { VhidView } from '../carp/vhid.js'
+import { type ArbiterAction, Arbiter, NOT_A_CANDIDATE } from './arbiter.js'
 import type { PathName } from './paths.js'
+import type { QuorumStatus } from './status.js'
 import { type Heartbeat, type SerialFrame, type WanLetter, decodeLine, encodeBlob, encodeHeartbeat } from '../wire/heartbeat.js'
 import type { WanState } from '../wan/types.js'
 
@@ -44,15 +47,6 @@ export interface QuorumRuntimeDeps {
   sync: { transport: Transport; peer: Endpoint } | null
   serial: { send(line: string): void; status(): SerialStatus } | null
   witness: { transport: Transport; address: Endpoint; key: string } | null
-}
-
-export interface QuorumStatus extends ArbiterStatus {
-  witness: string | null
-  serial: SerialStatus | null
-  heartbeatsSent: number
-  /** Datagrams and lines dropped before the arbiter, by path and reason. */
-  linkDrops: Record<string, number>
-  sendErrors: number
 }
 
 export class QuorumRuntime {
@@ -272,6 +266,3 @@ export class QuorumRuntime {
   }
 }
 
-function endpointText(ep: Endpoint): string {
-  return `${ep.address}:${ep.port}`
-}

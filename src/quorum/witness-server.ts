@@ -2,9 +2,8 @@
 // protection"). Wires the pure WitnessCore (quorum/witness.ts) to a UDP socket on
 // witness.listen, the epoch file witness.state, the console and signals.
 
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs'
-import { readBoundedFile } from '../io/files.js'
-import { dirname } from 'node:path'
+import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from '../config/constants.js'
+import { readBoundedFile, replaceFile } from '../io/files.js'
 import type { Config, Endpoint } from '../config/types.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
@@ -14,9 +13,6 @@ import { WITNESS_PORT_DEFAULT, WitnessCore, renderWitnessStatus } from './witnes
 import { senderId } from '../wire/ids.js'
 import { decodeVote, encodeVote } from '../wire/vote.js'
 
-const EXIT_OK = 0
-const EXIT_USAGE = 1
-const EXIT_RUNTIME = 2
 const EPOCH_MAX = 0xffffffff // u32 on the wire
 const EPOCH_FILE_MODE = 0o644
 
@@ -187,29 +183,8 @@ export function readEpoch(path: string): { epoch: number; note: string | null } 
   return { epoch, note: null }
 }
 
-/**
- * Replaces the state file atomically: a temporary file, flushed, renamed over it, and
- * the directory flushed, so a power cut leaves the old epoch or the new one, never a
- * torn file (CF cards are written without a UPS).
- */
+/** Writes the epoch so that a power cut leaves the old one or the new, never a torn file. */
 export function writeEpoch(path: string, epoch: number): void {
-  const tmp = `${path}.tmp`
-  const fd = openSync(tmp, 'w', EPOCH_FILE_MODE)
-  try {
-    writeSync(fd, `${epoch}\n`)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, path)
-  try {
-    const dir = openSync(dirname(path), 'r')
-    try {
-      fsyncSync(dir)
-    } finally {
-      closeSync(dir)
-    }
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename itself is atomic.
-  }
+  replaceFile(path, `${epoch}
+`, EPOCH_FILE_MODE)
 }

@@ -11,8 +11,9 @@ import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
 import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND } from './constants.js'
-import type { BackendCounters, FlowChange, SyncBackend } from './backend.js'
-import { type CommitPlan, type SyncAction, SyncEngine, type SyncStatus } from './engine.js'
+import type { FlowChange, SyncBackend } from './backend.js'
+import { type CommitPlan, type SyncAction, SyncEngine } from './engine.js'
+import type { CommitInfo, SyncRuntimeStatus } from './status.js'
 import type { Flow } from '../wire/flow.js'
 import { senderId } from '../wire/ids.js'
 import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord } from '../wire/sync.js'
@@ -54,23 +55,6 @@ export interface SyncRuntimeDeps {
    * nothing on the other board; conntrackd calls this IgnoreTrafficFor).
    */
   ignoreAddresses: readonly string[]
-}
-
-export interface CommitInfo {
-  loaded: number // peer states the kernel had no entry for
-  replaced: number // stale kernel entries replaced by the peer's newer state
-  expired: number // kernel entries of flows that ended while the peer served, removed
-  skipped: number // there already (the kernel made them meanwhile)
-  failed: number
-  ms: number
-  agoMs: number
-}
-
-export interface SyncRuntimeStatus extends SyncStatus {
-  peerAddress: string
-  backend: BackendCounters & { snapshots: number; snapshotFailures: number; unsyncable: number }
-  sendErrors: number
-  lastCommit: CommitInfo | null
 }
 
 export class SyncRuntime {

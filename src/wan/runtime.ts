@@ -12,11 +12,11 @@ import type { Config } from '../config/types.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
-import type { WanApplier, WanHook } from '../platform/wan.js'
 import { WanHealth } from './health.js'
 import { describePlan, plan as makePlan, planChanged } from './policy.js'
 import { WanProber } from './probe.js'
-import type { WanPlan, WanSpec, WanState } from './types.js'
+import type { WanRuntimeStatus } from './status.js'
+import type { WanApplier, WanHook, WanPlan, WanSpec, WanState } from './types.js'
 
 const DNS_PORT = 53
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
@@ -48,28 +48,6 @@ export interface WanRuntimeDeps {
   addressNow?(iface: string): string | null
   /** Called after every probe round (pair awareness looks at both boards' WANs). */
   onRound?(): void
-}
-
-export interface WanStatus {
-  wan: number
-  interface: string
-  address: string | null
-  state: WanState
-  forMs: number
-  reason: string
-  loss: number | null
-  latencyMs: number | null
-  probes: ReturnType<WanProber['status']>
-}
-
-export interface WanRuntimeStatus {
-  plan: string // what the kernel has
-  wanted: string | null // a plan not loaded yet (a load failed and is tried again)
-  wans: WanStatus[]
-  loads: number
-  loadFailures: number
-  lastLoad: { ok: boolean; agoMs: number; error: string | null } | null
-  flushed: number // connections removed from WANs that went offline
 }
 
 interface Wan {

@@ -62,3 +62,20 @@ export interface WanPlan {
   tier: number | null // the tier carrying traffic in normal mode
   active: ActiveWan[] // sorted by WAN number
 }
+
+/** A jump into carpd's own chain that the rules need in a built-in chain. */
+export interface WanHook {
+  table: string
+  chain: string
+  rule: string[]
+}
+
+/** What the WAN runtime needs of the platform (platform/wan.ts has the Linux one). */
+export interface WanApplier {
+  /** Checks then loads `text`; rejects (with the tool's message) and changes nothing when the check fails. */
+  loadRules(flavour: 'iptables' | 'nft', text: string, hooks: readonly WanHook[]): Promise<void>
+  /** Runs the policy-routing commands: `del` ignoring failures (idempotent), then `add`. */
+  routes(cmds: { del: string[][]; add: string[][] }): Promise<void>
+  /** Removes the connections marked for WAN `wan`; resolves with how many went. */
+  flushConnections(wan: number): Promise<number>
+}

@@ -59,6 +59,7 @@
 // +---------------------------------------------------------------+ 40
 //   R = seen reply, A = assured.
 
+import { asBuffer, checkedInteger } from './bytes.js'
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from './flow.js'
 
@@ -496,14 +497,7 @@ const fail = (error: SyncDecodeError): SyncDecodeResult => ({ ok: false, error }
 // ---------------------------------------------------------------------------------
 // Small helpers
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-function integer(value: number, min: number, max: number, what: string): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new SyncEncodeError(`${what} ${value} is not an integer in ${min}..${max}`)
-  return value
-}
+const integer = (value: number, min: number, max: number, what: string): number => checkedInteger(value, min, max, what, SyncEncodeError)
 
 const u16 = (value: number, what: string): number => integer(value, 0, 0xffff, what)
 const u32 = (value: number, what: string): number => integer(value, 0, 0xffffffff, what)

@@ -42,6 +42,7 @@
 // kind does not use are written as zero and ignored on receipt (like RFC 5798's
 // reserved fields): they are inside the HMAC, so only a key holder can set them.
 
+import { asBuffer, checkedInteger } from './bytes.js'
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
 export const VOTE_VERSION = 0x51
@@ -240,13 +241,6 @@ function voteHmac(key: string, covered: Buffer): Buffer {
   return createHmac('sha256', key).update(covered).digest()
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-function integer(value: number, min: number, max: number, what: string): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new VoteEncodeError(`${what} ${value} is not an integer in ${min}..${max}`)
-  return value
-}
+const integer = (value: number, min: number, max: number, what: string): number => checkedInteger(value, min, max, what, VoteEncodeError)
 
 const fail = (error: VoteDecodeError): VoteDecodeResult => ({ ok: false, error })

@@ -1,13 +1,14 @@
 import t, { type Test } from 'tap'
-import { DROP_REASONS, type AgentStatus } from '../../src/carp/agent.js'
+import { DROP_REASONS } from '../../src/carp/status.js'
+import type { BoardStatus } from '../../src/control/status.js'
 import { renderStatus } from '../../src/control/render.js'
-import type { WanRuntimeStatus } from '../../src/wan/runtime.js'
+import type { WanRuntimeStatus } from '../../src/wan/status.js'
 import { dnsAnswer, WanRuntimeHarness, wanConfig } from '../helpers/wan-runtime.js'
 
-const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
+const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as BoardStatus['drops']
 
 /** A status with nothing but the WAN part to show. */
-function agentStatus(wan: WanRuntimeStatus | null): AgentStatus {
+function agentStatus(wan: WanRuntimeStatus | null): BoardStatus {
   return {
     node: 'router',
     version: '0.1.0',

@@ -1,10 +1,11 @@
 import t from 'tap'
 import { fmtDuration, renderStatus } from '../../src/control/render.js'
-import { DROP_REASONS, type AgentStatus } from '../../src/carp/agent.js'
+import { DROP_REASONS } from '../../src/carp/status.js'
+import type { BoardStatus } from '../../src/control/status.js'
 
 t.test('status text', async (t) => {
-  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
-  const s: AgentStatus = {
+  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as BoardStatus['drops']
+  const s: BoardStatus = {
     node: 'fw-b',
     version: '0.1.0',
     uptimeMs: 3_725_000,
@@ -79,8 +80,8 @@ t.test('status text with state sync', async (t) => {
     sendErrors: 0,
     lastCommit: { loaded: 98, replaced: 3, expired: 1, skipped: 2, failed: 0, ms: 40, agoMs: 5000 },
   }
-  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as AgentStatus['drops']
-  const s: AgentStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
+  const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as BoardStatus['drops']
+  const s: BoardStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
   const text = renderStatus(s)
   t.match(text, "sync peer 198.51.100.2:8242 up (heard 0.3s ago)  states: own 120, peer's 100\n")
   t.match(text, '  lag: 2 queued, 1 frames unacked (oldest 4 ms)\n')

@@ -1,6 +1,6 @@
-// Builds agents on a fake clock and an in-memory network, so whole pairs run in one
-// process with time driven by hand.
-import { Agent } from '../../src/carp/agent.js'
+// Builds boards (daemon/board.ts) on a fake clock and an in-memory network, so whole
+// pairs run in one process with time driven by hand.
+import { Board, type BoardIo } from '../../src/daemon/board.js'
 import { type ControlReply, type ControlRequest, requestMac } from '../../src/control/protocol.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
@@ -66,7 +66,8 @@ export interface Node {
   name: string
   config: Config
   address: string
-  agent: Agent
+  /** The whole board (named for what the tests drive: its CARP agent, status and control). */
+  agent: Board
   platform: RecordingPlatform
   lines: string[]
 }
@@ -87,16 +88,22 @@ export class Lab {
     const platform = new RecordingPlatform()
     const seed = this.nextRandom++
     let draws = 0
-    const agent = new Agent({
-      config,
-      clock: this.clock,
-      transport: this.net.transport({ address, port: config.carp.port }),
-      platform,
-      log,
-      random: (n) => Buffer.alloc(n, seed * 16 + draws++), // distinct per node and per draw
-      interfaceNet: () => ({ address, prefix: 24 }),
-      multicastInterfaces: new Set(['lan0']),
-    })
+    const net = { address, prefix: 24 }
+    const agent = new Board(
+      {
+        config,
+        clock: this.clock,
+        log,
+        random: (n) => Buffer.alloc(n, seed * 16 + draws++), // distinct per node and per draw
+        io: memIo(platform, net),
+      },
+      {
+        carp: this.net.transport({ address, port: config.carp.port }),
+        sync: null,
+        witness: null,
+        nets: new Map(config.carp.vhids.filter((vc) => vc.interface === 'lan0').map((vc) => [vc.interface, net])),
+      },
+    )
     const node = { name, config, address, agent, platform, lines }
     this.nodes.set(name, node)
     return node
@@ -123,4 +130,24 @@ export function control(node: Node, req: ControlRequest): ControlReply {
   const challenge = node.agent.control({ cmd: 'challenge' })
   const nonce = challenge.ok && 'nonce' in challenge ? challenge.nonce : ''
   return node.agent.control({ ...req, nonce, mac: requestMac(node.config, nonce, req) } as ControlRequest)
+}
+
+/** Edges for a board with CARP only: every interface has `net`; nothing else is opened. */
+export function memIo(platform: Platform, net: { address: string; prefix: number }): BoardIo {
+  const none = (what: string) => () => {
+    throw new Error(`this test board has no ${what}`)
+  }
+  return {
+    platform,
+    interfaceNet: () => net,
+    addressNow: () => net.address,
+    linkMtu: () => 1500,
+    openUdp: none('sockets beyond the CARP one'),
+    startControl: none('control socket'),
+    syncBackend: none('sync backend'),
+    serialPort: none('serial port'),
+    wanApplier: none('WAN rule loader'),
+    reversePathWarning: () => null,
+    spawnFence: () => null,
+  }
 }

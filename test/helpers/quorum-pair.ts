@@ -1,17 +1,18 @@
-// Two agents with split-brain protection on a fake clock: CARP on the in-memory LAN,
+// Two boards (daemon/board.ts) with split-brain protection on a fake clock: CARP on the in-memory LAN,
 // heartbeats and votes on an in-memory sync link and serial line, and an in-memory
 // witness (the real WitnessCore). Every path can be cut on its own, and a watcher
 // records who holds the VIP after every millisecond step.
-import { Agent } from '../../src/carp/agent.js'
+import { Board } from '../../src/daemon/board.js'
 import type { Config, VhidConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { SerialStatus } from '../../src/platform/serial.js'
-import { QuorumRuntime } from '../../src/quorum/runtime.js'
+import type { QuorumRuntime } from '../../src/quorum/runtime.js'
+import type { Fence } from '../../src/platform/fence.js'
 import { WitnessCore } from '../../src/quorum/witness.js'
 import { LineReader } from '../../src/wire/heartbeat.js'
 import { senderId } from '../../src/wire/ids.js'
 import { decodeVote, encodeVote } from '../../src/wire/vote.js'
-import { makeConfig, RecordingPlatform, vhidConfig } from './agents.js'
+import { makeConfig, memIo, RecordingPlatform, vhidConfig } from './agents.js'
 import { FakeClock } from './clock.js'
 import { MemNet } from './net.js'
 
@@ -24,7 +25,8 @@ export interface PairNode {
   name: string
   lan: string
   syncAddress: string
-  agent: Agent
+  /** The whole board (its CARP agent, status and control). */
+  agent: Board
   quorum: QuorumRuntime
   platform: RecordingPlatform
   lines: string[]
@@ -116,17 +118,7 @@ export class QuorumPair {
       ...tr,
       onPacket: (h: Parameters<typeof tr.onPacket>[0]) => tr.onPacket((p, from) => gate(() => h(p, from))()),
     })
-    const agent = new Agent({
-      config,
-      clock,
-      transport: gated(this.net.transport({ address: lan, port: 8240 })),
-      platform,
-      log,
-      random,
-      interfaceNet: () => ({ address: lan, prefix: 24 }),
-      multicastInterfaces: new Set(['lan0']),
-    })
-    const node: PairNode = { name, lan, syncAddress, agent, quorum: null as never, platform, lines, serialCut: false, holds: new Set(), frozen: false, queued: [], fence: [] }
+    const node: PairNode = { name, lan, syncAddress, agent: null as never, quorum: null as never, platform, lines, serialCut: false, holds: new Set(), frozen: false, queued: [], fence: [] }
     holder.node = node
     const reader = new LineReader()
     const serialStatus = (): SerialStatus => ({ device: '/dev/mem', open: true, opens: 1, writeErrors: 0, notOpen: 0, reader: reader.counters })
@@ -146,37 +138,33 @@ export class QuorumPair {
       status: serialStatus,
     }
     this.readers.set(name, reader)
-    node.quorum = new QuorumRuntime({
-      node: name,
-      agent,
-      clock,
-      log,
-      random,
-      leaseMs: o.leaseMs ?? 3000,
-      heartbeatIntervalMs: 250,
-      heartbeatTimeoutMs: 1000,
-      lanTimeoutMs: 3500,
-      peerKey: 'sync-secret',
-      sync: o.sync === false ? null : { transport: gated(this.net.transport({ address: syncAddress, port: SYNC_PORT })), peer: { address: peerSync, port: SYNC_PORT } },
-      serial,
-      witness: o.witness === false ? null : { transport: gated(this.net.transport({ address: lan, port: 40000 })), address: WITNESS, key: WITNESS_KEY },
-    })
-    agent.attachQuorum(node.quorum)
-    if (o.fence) {
-      agent.attachFence({
-        hold: (vhid, atMs, iface, vips) => node.fence.push(`hold ${vhid} ${Math.round(atMs)} ${iface} ${vips.map((v) => v.address).join(',')}`),
-        drop: (vhid) => node.fence.push(`drop ${vhid}`),
-        close: () => node.fence.push('close'),
-      })
+    const net = { address: lan, prefix: 24 }
+    const fence: Fence = {
+      hold: (vhid, atMs, iface, vips) => node.fence.push(`hold ${vhid} ${Math.round(atMs)} ${iface} ${vips.map((v) => v.address).join(',')}`),
+      drop: (vhid) => void node.fence.push(`drop ${vhid}`),
+      close: () => void node.fence.push('close'),
     }
+    config.serial = { ...config.serial, device: serial ? '/dev/mem' : '' }
+    const io = {
+      ...memIo(platform, net),
+      serialPort: () => ({ ...serial!, start: () => {}, close: async () => {} }),
+      spawnFence: () => (o.fence ? fence : null),
+    }
+    node.agent = new Board(
+      { config, clock, log, random, io },
+      {
+        carp: gated(this.net.transport({ address: lan, port: 8240 })),
+        sync: o.sync === false ? null : gated(this.net.transport({ address: syncAddress, port: SYNC_PORT })),
+        witness: o.witness === false ? null : gated(this.net.transport({ address: lan, port: 40000 })),
+        nets: new Map([['lan0', net]]),
+      },
+    )
+    node.quorum = node.agent.quorum!
     return node
   }
 
   start(): void {
-    for (const n of this.nodes) {
-      n.quorum.start()
-      n.agent.start()
-    }
+    for (const n of this.nodes) void n.agent.start()
   }
 
   node(name: string): PairNode {

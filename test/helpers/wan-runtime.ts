@@ -4,7 +4,7 @@
 import type { Config, Endpoint, WanConfig } from '../../src/config/types.js'
 import type { Logger } from '../../src/io/log.js'
 import type { Transport } from '../../src/io/transport.js'
-import type { WanApplier, WanHook } from '../../src/platform/wan.js'
+import type { WanApplier, WanHook } from '../../src/wan/types.js'
 import { WanRuntime, type WanRuntimeDeps } from '../../src/wan/runtime.js'
 import { renderWanSet, routeCommands } from '../../src/wan/rules/index.js'
 import type { WanSpec } from '../../src/wan/types.js'

@@ -2,6 +2,7 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
 import { Agent } from '../../src/carp/agent.js'
+import { Demotions } from '../../src/daemon/demotion.js'
 import { realClock } from '../../src/io/clock.js'
 import { openUdpTransport } from '../../src/io/udp.js'
 import { decodeCarp } from '../../src/wire/carp.js'
@@ -15,8 +16,10 @@ async function startNode(name: string, port: number, peerPort: number, advskew: 
   const config = makeConfig(name, [vhidConfig({ advbaseS: 0, advskew, peers: [{ address: LO, port: peerPort }] })], { port })
   const transport = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
   const lines: string[] = []
-  const agent = new Agent({
-    config,
+  const demotions: Demotions = new Demotions((total, why) => agent.demoteChanged(total, why))
+  const agent: Agent = new Agent({
+    carp: config.carp,
+    demotion: demotions,
     clock: realClock(),
     transport,
     platform: new RecordingPlatform(),
@@ -81,7 +84,7 @@ t.test('binding a port in use fails with an error', async (t) => {
 t.test('a transport that joined 224.0.0.18 still sends and receives unicast', async (t) => {
   // Multicast delivery itself needs two hosts (the namespace lab, next issue).
   const [port, other] = [await freeUdpPort(), await freeUdpPort()]
-  const tr = await openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]) })
+  const tr = await openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]), multicastGroup: '224.0.0.18', ttl: 255 })
   const peer = await openUdpTransport({ port: other, bindAddress: LO, multicastInterfaces: new Map() })
   t.teardown(async () => {
     await tr.close()
@@ -107,7 +110,7 @@ t.test('multicast sends on different interfaces set the outgoing interface one a
       pending.set(`${addr}:${port}`, () => cb(port === 666 ? new Error('ENETUNREACH') : null))
     },
   }
-  const tr = udpTransport(fake as never, new Map([['lan0', '192.0.2.2'], ['lan1', '198.51.100.2']]))
+  const tr = udpTransport(fake as never, new Map([['lan0', '192.0.2.2'], ['lan1', '198.51.100.2']]), '224.0.0.18')
   const group = (port = 8240) => ({ address: '224.0.0.18', port })
   const first = tr.send(Buffer.alloc(1), group(666), 'lan0')
   const second = tr.send(Buffer.alloc(1), group(), 'lan1')
@@ -122,4 +125,11 @@ t.test('multicast sends on different interfaces set the outgoing interface one a
   pending.get('192.0.2.3:8240')!()
   await second
   await unicast
+})
+
+t.test('multicast interfaces without a group are refused, and the socket is not left bound', async (t) => {
+  const port = await freeUdpPort()
+  await t.rejects(openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]) }), /without a group/)
+  const again = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
+  await again.close()
 })

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { CommandResult, Runner } from '../../src/platform/exec.js'
-import { dryRunWanApplier, linuxWanApplier, reversePathWarning, WanApplyError, type WanHook } from '../../src/platform/wan.js'
+import { dryRunWanApplier, linuxWanApplier, reversePathWarning, WanApplyError } from '../../src/platform/wan.js'
+import type { WanHook } from '../../src/wan/types.js'
 import { iptablesHooks } from '../../src/wan/rules/index.js'
 
 const ok = (stdout = ''): CommandResult => ({ code: 0, stdout, stderr: '', timedOut: false })

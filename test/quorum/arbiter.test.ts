@@ -1,5 +1,6 @@
 import t from 'tap'
-import { Arbiter, type ArbiterAction, type VhidView } from '../../src/quorum/arbiter.js'
+import type { VhidView } from '../../src/carp/vhid.js'
+import { Arbiter, type ArbiterAction } from '../../src/quorum/arbiter.js'
 import { FLAG_HEARS_MASTER } from '../../src/quorum/constants.js'
 import type { VoteMessage } from '../../src/wire/vote.js'
 

@@ -209,11 +209,11 @@ t.test('the fence follows the lease of a master, and its expiry takes the vhid d
     t.ok(at <= end - 50 && at > p.clock.now() - 3000, `hold until ${at}: 50 ms before a lease end (the last ends at ${end})`)
   }
   t.same(p.node('fw-b').fence, [], 'a backup guards nothing')
-  a.agent.fenceExpired(1)
+  a.agent.agent.fenceExpired(1)
   t.equal(p.state('fw-a'), 'BACKUP')
   t.ok(a.lines.some((l) => /MASTER->BACKUP reason="lost quorum: the fence removed the VIPs: no lease renewal in time"/.test(l)))
-  a.agent.fenceExpired(1) // a late second report changes nothing
-  a.agent.fenceExpired(7) // nor one for a vhid we do not run
+  a.agent.agent.fenceExpired(1) // a late second report changes nothing
+  a.agent.agent.fenceExpired(7) // nor one for a vhid we do not run
   await p.run(6000)
   t.equal(p.maxDualMs, 0)
   t.equal(p.holders().length, 1, 'one of them serves again')
