@@ -3,9 +3,12 @@
 // reply printed.
 
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from '../config/constants.js'
-import { type ControlRequest, requestMac } from '../control/protocol.js'
+import { type ControlReply, type ControlRequest, requestMac } from '../control/protocol.js'
 import { renderStatus } from '../control/render.js'
 import { controlRequest } from '../io/control.js'
+
+/** One request to the board on 127.0.0.1:port; its reply. */
+const request = async (port: number, req: ControlRequest): Promise<ControlReply> => (await controlRequest(port, req)) as ControlReply
 import { type Args, DEFAULT_CONFIG, DEFAULT_CONTROL_PORT } from './args.js'
 import { configFor } from './config-file.js'
 
@@ -36,7 +39,7 @@ export async function ask(args: Args, req: ControlRequest): Promise<number> {
     let signed = req
     if (needsToken) {
       // The board's challenge, answered for this request only (control/protocol.ts).
-      const challenge = await controlRequest(port, { cmd: 'challenge' })
+      const challenge = await request(port, { cmd: 'challenge' })
       if (!challenge.ok || !('nonce' in challenge)) {
         const older = !challenge.ok && /unknown command "challenge"/.test(challenge.error)
         const why = older ? 'the running agent is older than this carpd (it knows no challenge): restart it with this version first' : challenge.ok ? 'the agent sent no challenge' : challenge.error
@@ -46,7 +49,7 @@ export async function ask(args: Args, req: ControlRequest): Promise<number> {
       signed = { ...req, nonce: challenge.nonce, mac: requestMac(config!, challenge.nonce, req) } as ControlRequest
     }
     const sentAt = Date.now()
-    const reply = await controlRequest(port, signed)
+    const reply = await request(port, signed)
     if (!reply.ok || !('status' in reply)) {
       process.stderr.write(`carpd: ${reply.ok ? 'the agent sent no status' : reply.error}\n`)
       return EXIT_RUNTIME
@@ -71,7 +74,7 @@ async function followResync(port: number, timeoutMs: number, requestedAt: number
   say('resync: asked the peer for its whole table and sending ours')
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, RESYNC_POLL_MS))
-    const reply = await controlRequest(port, { cmd: 'status' })
+    const reply = await request(port, { cmd: 'status' })
     const sync = reply.ok && 'status' in reply ? reply.status.sync : null
     if (!sync) break
     const { receiving, sending, lastIn, wanted } = sync.bulk

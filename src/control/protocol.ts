@@ -1,5 +1,5 @@
 // The control protocol, pure: JSON requests and replies for `carpd status` and
-// `carpd ctl` (the sockets are in io/control.ts).
+// `carpd ctl` (the socket is io/control.ts).
 //
 // Any local process can ask for the status. Changing failover (maint, demote,
 // resync) needs a challenge answered with a key derived from the CARP passwords, so
@@ -67,6 +67,17 @@ export function parseControlRequest(bytes: Buffer): ControlRequest | { error: st
     default:
       return { error: `unknown command ${JSON.stringify(req.cmd)}` }
   }
+}
+
+/**
+ * The reply to one request datagram, as JSON text; null when it must get no answer
+ * (it is a reply: answering replies lets two control sockets talk to each other forever).
+ */
+export function answerRequest(bytes: Buffer, handle: (req: ControlRequest) => ControlReply): string | null {
+  const req = parseControlRequest(bytes)
+  if ('error' in req && req.silent) return null
+  const reply: ControlReply = 'error' in req ? { ok: false, error: req.error } : handle(req)
+  return JSON.stringify(reply)
 }
 
 function signatureOf(req: Record<string, unknown>): Signature {

@@ -13,7 +13,7 @@ import { masterDownMs } from '../carp/vhid.js'
 import { VERSION } from '../config/constants.js'
 import { restartChanges, restartNote } from '../config/diff.js'
 import type { Cidr, Config, Endpoint } from '../config/types.js'
-import type { ControlReply, ControlRequest } from '../control/protocol.js'
+import { type ControlReply, type ControlRequest, answerRequest } from '../control/protocol.js'
 import type { BoardStatus } from '../control/status.js'
 import type { Clock } from '../io/clock.js'
 import { demux } from '../io/demux.js'
@@ -56,7 +56,8 @@ export interface BoardIo {
   /** The interface's MTU. */
   linkMtu(iface: string): number
   openUdp(opts: UdpOptions): Promise<Transport>
-  startControl(port: number, answer: (req: ControlRequest) => ControlReply): Promise<{ close(): Promise<void> }>
+  /** The control socket on 127.0.0.1:port: a request's bytes in, the reply's text out (null: none). */
+  startControl(port: number, answer: (request: Buffer) => string | null): Promise<{ close(): Promise<void> }>
   syncBackend(): SyncBackend
   serialPort(opts: { device: string; baud: number; onFrame(frame: SerialFrame): void }): SerialPort
   wanApplier(): WanApplier
@@ -149,7 +150,7 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
   }
   const board = new Board(deps, { carp, sync: syncSocket, witness, nets })
   try {
-    const control = await io.startControl(config.controlPort, (req) => board.control(req))
+    const control = await io.startControl(config.controlPort, (bytes) => answerRequest(bytes, (req) => board.control(req)))
     board.onStop(() => control.close())
   } catch (err) {
     await board.stop()

@@ -1,13 +1,13 @@
 // The control socket: JSON requests and replies over UDP on loopback (SPEC: network
 // I/O only through node:dgram; `carpd status` and `carpd ctl` are its clients).
-// Bound to 127.0.0.1 only, so only processes on the board itself can reach it.
+// Bound to 127.0.0.1 only, so only processes on the board itself can reach it. What
+// the requests mean is control/protocol.ts's; this file moves the bytes.
 //
 // A reply larger than one datagram (255 vhids with several VIPs make a status of
 // more than 64 KB) goes in parts, each `carpd-part I/N\n` and then a slice of the
 // reply's bytes; the client puts them together.
 
 import { createSocket } from 'node:dgram'
-import { type ControlReply, type ControlRequest, parseControlRequest } from '../control/protocol.js'
 
 export const CONTROL_ADDRESS = '127.0.0.1'
 export const CONTROL_TIMEOUT_MS = 2000
@@ -27,13 +27,17 @@ export interface ControlServer {
   close(): Promise<void>
 }
 
-export async function startControlServer(port: number, handle: (req: ControlRequest) => ControlReply): Promise<ControlServer> {
+/**
+ * Serves `answer`: a request's bytes in, the reply's text out, or null for no reply
+ * at all (control/protocol.ts answerRequest).
+ */
+export async function startControlServer(port: number, answer: (request: Buffer) => string | null): Promise<ControlServer> {
   const sock = createSocket('udp4')
   let bound = port
   const budget = answerBudget(CONTROL_ANSWERS_PER_S, () => performance.now())
   sock.on('message', (msg, rinfo) => {
     if (!budget()) return
-    for (const part of answer(msg, rinfo, bound, handle)) sock.send(part, rinfo.port, rinfo.address)
+    for (const part of replyTo(msg, rinfo, bound, answer)) sock.send(part, rinfo.port, rinfo.address)
   })
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject)
@@ -62,15 +66,12 @@ export function answerBudget(perS: number, nowMs: () => number): () => boolean {
 }
 
 /** The datagrams that answer one datagram `from` a sender, to the socket bound to `ownPort`. */
-export function answer(msg: Buffer, from: { address: string; port: number }, ownPort: number, handle: (req: ControlRequest) => ControlReply): Buffer[] {
+export function replyTo(msg: Buffer, from: { address: string; port: number }, ownPort: number, answer: (request: Buffer) => string | null): Buffer[] {
   // Never answer our own address and port: one forged datagram from it would have
-  // the agent answer itself forever.
+  // the board answer itself forever.
   if (from.port === ownPort && from.address === CONTROL_ADDRESS) return []
-  const req = parseControlRequest(msg)
-  // A reply is not answered either (two agents' sockets would ping-pong errors).
-  if ('error' in req && req.silent) return []
-  const reply: ControlReply = 'error' in req ? { ok: false, error: req.error } : handle(req)
-  return replyParts(JSON.stringify(reply))
+  const reply = answer(msg)
+  return reply === null ? [] : replyParts(reply)
 }
 
 /** The datagrams of one reply: the JSON itself when it fits, else numbered parts. */
@@ -113,12 +114,12 @@ export function partAssembler(): (datagram: Buffer) => string | null {
   }
 }
 
-/** Sends one request to the agent and waits for its reply (all its parts). */
-export function controlRequest(port: number, req: ControlRequest, timeoutMs = CONTROL_TIMEOUT_MS): Promise<ControlReply> {
+/** Sends one request (as JSON) to the board and waits for its reply (all its parts), parsed. */
+export function controlRequest(port: number, req: object, timeoutMs = CONTROL_TIMEOUT_MS): Promise<unknown> {
   // Room for every part at once (the default buffer holds about three).
   const sock = createSocket({ type: 'udp4', recvBufferSize: CONTROL_MAX_PARTS * (CONTROL_PART_BYTES + 4096) })
   const assemble = partAssembler()
-  return new Promise<ControlReply>((resolve, reject) => {
+  return new Promise<unknown>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`no answer from carpd on ${CONTROL_ADDRESS}:${port} within ${timeoutMs} ms (is it running? is control.port right?)`))
     }, timeoutMs)
@@ -138,7 +139,7 @@ export function controlRequest(port: number, req: ControlRequest, timeoutMs = CO
       if (text === null) return
       clearTimeout(timer)
       try {
-        resolve(JSON.parse(text) as ControlReply)
+        resolve(JSON.parse(text))
       } catch {
         reject(new Error('carpd sent a reply that is not JSON'))
       }

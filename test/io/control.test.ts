@@ -1,16 +1,19 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
-import type { ControlReply, ControlRequest } from '../../src/control/protocol.js'
-import { CONTROL_PART_BYTES, answer, answerBudget, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
+import { type ControlReply, type ControlRequest, answerRequest } from '../../src/control/protocol.js'
+import { CONTROL_PART_BYTES, answerBudget, replyTo, controlRequest, partAssembler, replyParts, startControlServer } from '../../src/io/control.js'
 import { freeUdpPort } from '../helpers/ports.js'
+
+/** The board's way of answering: control/protocol.ts around a handler. */
+const serve = (handle: (req: ControlRequest) => ControlReply) => (bytes: Buffer) => answerRequest(bytes, handle)
 
 t.test('request and reply over loopback UDP', async (t) => {
   const port = await freeUdpPort()
   const seen: ControlRequest[] = []
-  const server = await startControlServer(port, (req) => {
+  const server = await startControlServer(port, serve((req) => {
     seen.push(req)
     return { ok: false, error: 'test reply' } satisfies ControlReply
-  })
+  }))
   t.teardown(() => server.close())
   t.same(await controlRequest(port, { cmd: 'maint', on: true }), { ok: false, error: 'test reply' })
   t.same(seen, [{ cmd: 'maint', on: true }])
@@ -39,20 +42,20 @@ t.test('a reply that is not JSON is an error', async (t) => {
 
 t.test('the control port in use is an error at start', async (t) => {
   const port = await freeUdpPort()
-  const first = await startControlServer(port, () => ({ ok: false, error: '' }))
+  const first = await startControlServer(port, serve(() => ({ ok: false, error: '' })))
   t.teardown(() => first.close())
-  await t.rejects(startControlServer(port, () => ({ ok: false, error: '' })), { code: 'EADDRINUSE' })
+  await t.rejects(startControlServer(port, serve(() => ({ ok: false, error: '' }))), { code: 'EADDRINUSE' })
 })
 
 t.test('hardening: a datagram from the agent\'s own address and port, or a reply, gets no answer (no loop)', async (t) => {
   const handled: ControlRequest[] = []
   const handle = (req: ControlRequest): ControlReply => (handled.push(req), { ok: false, error: 'x' })
   const status = Buffer.from(JSON.stringify({ cmd: 'status' }))
-  t.same(answer(status, { address: '127.0.0.1', port: 8239 }, 8239, handle), [], 'from itself: silence')
-  t.same(answer(Buffer.from('garbage'), { address: '127.0.0.1', port: 8239 }, 8239, handle), [], 'garbage from itself: silence too')
-  t.same(answer(Buffer.from(JSON.stringify({ ok: false, error: 'unknown command' })), { address: '127.0.0.1', port: 40000 }, 8239, handle), [], 'a reply: silence')
+  t.same(replyTo(status, { address: '127.0.0.1', port: 8239 }, 8239, serve(handle)), [], 'from itself: silence')
+  t.same(replyTo(Buffer.from('garbage'), { address: '127.0.0.1', port: 8239 }, 8239, serve(handle)), [], 'garbage from itself: silence too')
+  t.same(replyTo(Buffer.from(JSON.stringify({ ok: false, error: 'unknown command' })), { address: '127.0.0.1', port: 40000 }, 8239, serve(handle)), [], 'a reply: silence')
   t.equal(handled.length, 0)
-  t.equal(answer(status, { address: '127.0.0.1', port: 40000 }, 8239, handle).length, 1, 'a client gets its answer')
+  t.equal(replyTo(status, { address: '127.0.0.1', port: 40000 }, 8239, serve(handle)).length, 1, 'a client gets its answer')
 })
 
 t.test('review: answers have a budget per second, so a flood cannot starve the agent', async (t) => {
@@ -70,7 +73,7 @@ t.test('review: answers have a budget per second, so a flood cannot starve the a
 t.test('hardening: a reply larger than a datagram goes in parts and comes out whole', async (t) => {
   const port = await freeUdpPort()
   const big = 'é'.repeat(150_000) // 300,000 bytes of UTF-8, slices cut inside characters
-  const server = await startControlServer(port, () => ({ ok: false, error: big }))
+  const server = await startControlServer(port, serve(() => ({ ok: false, error: big })))
   t.teardown(() => server.close())
   const reply = await controlRequest(port, { cmd: 'status' })
   t.same(reply, { ok: false, error: big })
