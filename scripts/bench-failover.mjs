@@ -8,7 +8,7 @@
 // Planned switchover: pings lost around `carpd ctl maint on`.
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
-import { build } from 'esbuild'
+import { importTs, median } from './bench-lib.mjs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
@@ -22,16 +22,8 @@ const PING_INTERVAL_MS = 10
 const KEEPALIVED_BACKUP_PRIORITY = 156
 const RUNS = Number(process.env.CARPD_BENCH_RUNS ?? 5)
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN
-}
 
-async function loadLab() {
-  const outfile = join(root, 'build/netlab.mjs')
-  await build({ entryPoints: [join(root, 'test/lab/netlab.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' })
-  return import(outfile)
-}
+const loadLab = () => importTs('test/lab/netlab.ts', 'netlab.mjs')
 
 function installed(program) {
   return (process.env.PATH ?? '').split(':').some((dir) => {

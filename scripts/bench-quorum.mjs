@@ -8,7 +8,7 @@
 //   sub-second settings.
 // - Failover outage on a master power-off, pinged by the client every 10 ms: plain
 //   CARP (no peer paths, no witness) against witness + serial + sync, median of RUNS.
-import { build } from 'esbuild'
+import { importTs, median } from './bench-lib.mjs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -23,16 +23,8 @@ const SETTINGS = {
   'sub-second': { advbase: 0, advskew: [26, 29], leaseMs: 1000, heartbeatMs: 100, heartbeatTimeoutMs: 300 },
 }
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN
-}
 
-async function loadLab() {
-  const outfile = join(root, 'build/quorum-lab.mjs')
-  await build({ entryPoints: [join(root, 'test/lab/quorum-lab.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning', external: ['tap'] })
-  return import(outfile)
-}
+const loadLab = () => importTs('test/lab/quorum-lab.ts', 'quorum-lab.mjs')
 
 /** ms from `cutAt` (unix ms) to the first console line of `proc` matching `re`, or NaN. */
 async function lineAfter(proc, re, cutAt, timeoutMs) {

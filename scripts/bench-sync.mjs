@@ -11,17 +11,13 @@ import { freePort } from './udp-ports.mjs'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
+import { bundleTs, importTs } from './bench-lib.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const FLOWS = Number(process.env.CARPD_BENCH_SYNC_FLOWS ?? 100_000)
 const CHANGES = Number(process.env.CARPD_BENCH_SYNC_CHANGES ?? 1_000_000)
 
-async function bundle(entry, dir) {
-  const outfile = join(dir, entry.replace(/\W/g, '_') + '.mjs')
-  await build({ entryPoints: [join(root, entry)], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' })
-  return outfile
-}
+const bundle = (entry, dir) => bundleTs(entry, entry.replace(/\W/g, '_') + '.mjs', dir)
 
 /** Runs a peer and keeps its latest JSON report. */
 function peer(script, args) {
@@ -124,12 +120,7 @@ export async function kernelLoad() {
 
 /** The sync lab (test/lab/sync-lab.ts), bundled for the bench. */
 async function syncLab() {
-  const outfile = join(root, 'build/sync-lab.mjs')
-  await build({
-    stdin: { contents: "export * from './netlab.ts'\nexport * from './sync-lab.ts'\n", resolveDir: join(root, 'test/lab'), loader: 'ts' },
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning',
-  })
-  return import(outfile)
+  return importTs({ contents: "export * from './netlab.ts'\nexport * from './sync-lab.ts'\n", resolveDir: join(root, 'test/lab') }, 'sync-lab.mjs')
 }
 
 /**

@@ -12,21 +12,13 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
+import { importTs, median } from './bench-lib.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const RUNS = Number(process.env.CARPD_BENCH_WAN_RUNS ?? 3)
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN
-}
 
-async function bundle(entry, name) {
-  const outfile = join(root, 'build', name)
-  await build({ entryPoints: [join(root, entry)], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning', external: ['tap'] })
-  return import(outfile)
-}
+const bundle = importTs
 
 /** ms from now until a console line of `proc` after index `from` matches `re`. */
 async function lineWithin(proc, from, re, timeoutMs) {
