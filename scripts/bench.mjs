@@ -4,11 +4,12 @@
 //   keepalived and ucarp (bench-failover.mjs); state sync (bench-sync.mjs);
 //   split-brain detection and failover with a witness (bench-quorum.mjs); multi-WAN
 //   detection, rule load times and distribution (bench-wan.mjs).
-// Prints a table, then the same figures as JSON (also written to build/bench.json).
+// Prints a table, then the same figures as JSON (also written to build/bench.json), and
+// the table's rows to bench/figures.json, from which `npm run docs` makes README's table.
 import { spawn } from 'node:child_process'
 import { freePort, listener } from './udp-ports.mjs'
 import { cpuSeconds, rss } from './proc-stats.mjs'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { failoverBench, failoverRows } from './bench-failover.mjs'
@@ -169,4 +170,11 @@ const json = {
   idleMasterCpu: { windowS: idle.windowS, cpuS: idle.cpuS, cpuSPerHour: Number(idle.cpuSPerHour.toFixed(3)), adverts: idle.advertsInWindow },
 }
 writeFileSync(join(root, 'build/bench.json'), JSON.stringify(json, null, 2) + '\n')
+// The README's figures table comes from this file (scripts/figures.mjs, npm run docs).
+const skipped = [['CARPD_BENCH_FAILOVER', 'failover against keepalived and ucarp'], ['CARPD_BENCH_SYNC', 'state sync'], ['CARPD_BENCH_QUORUM', 'split-brain protection'], ['CARPD_BENCH_WAN', 'multi-WAN']]
+  .filter(([env]) => process.env[env] === '0')
+  .map(([, what]) => what)
+const figures = { date: json.date, node: process.version, skipped, rows: rows.map(([measure, result, goal, met]) => ({ measure: measure.trim(), result, goal, met })) }
+mkdirSync(join(root, 'bench'), { recursive: true })
+writeFileSync(join(root, 'bench/figures.json'), JSON.stringify(figures, null, 2) + '\n')
 process.stdout.write(`\n${JSON.stringify(json)}\n`)
