@@ -49,6 +49,9 @@ const FENCE_EARLY_MS = 50
 /** The longest a new advert epoch of a sender waits for its old one to go quiet. */
 const EPOCH_QUIET_MAX_MS = 10_000
 
+/** A failed removal of a vhid's VIPs is tried again this often, while it is not MASTER. */
+const REMOVE_RETRY_MS = 1000
+
 /** The board's demotion counter (daemon/demotion.ts): one share per reason. */
 export interface Demoter {
   set(reason: string, value: number, why: string): void
@@ -111,6 +114,9 @@ interface Vhid {
   sent: number
   fencedUntilMs: number | null // the lease end the fence was last told, null: not guarded
   vipQueue: Promise<void> // VIP changes (and queued ARPs) run one after another, in order
+  /** Removals of its VIPs queued or running, or failed and waiting to be tried again. */
+  removing: number
+  removeRetry: TimerHandle | null
   hookQueue: Promise<void> // hooks too, but apart: a slow hook never holds a VIP change
 }
 
@@ -241,7 +247,10 @@ export class Agent {
     this.running = false
     for (const v of this.vhids.values()) this.dispatch(v, { type: 'shutdown' })
     await Promise.all([...this.pendingSends, ...[...this.vhids.values()].flatMap((v) => [v.vipQueue, v.hookQueue])])
-    for (const v of this.vhids.values()) for (const t of v.timers.values()) t.cancel()
+    for (const v of this.vhids.values()) {
+      for (const t of v.timers.values()) t.cancel()
+      v.removeRetry?.cancel()
+    }
     this.sendErrorsHold?.cancel()
     this.platformHold?.cancel()
     this.linkTimer?.cancel()
@@ -316,6 +325,7 @@ export class Agent {
       if (!vc || vc.interface !== v.config.interface || vipAddresses(vc).join() !== vipAddresses(v.config).join()) {
         this.dispatch(v, { type: 'shutdown' })
         for (const t of v.timers.values()) t.cancel()
+        v.removeRetry?.cancel()
         this.vhids.delete(id)
         this.quorum?.forget(id)
         notes.push(vc ? `vhid ${id}: interface or VIPs changed, restarted` : `vhid ${id}: removed`)
@@ -394,6 +404,8 @@ export class Agent {
       sent: 0,
       fencedUntilMs: null,
       vipQueue: Promise.resolve(),
+      removing: 0,
+      removeRetry: null,
       hookQueue: Promise.resolve(),
     }
     v.state = { ...v.state, demote: this.deps.demotion.total() }
@@ -447,6 +459,7 @@ export class Agent {
       state: s.state,
       claiming: s.claim !== null,
       hearsMaster: s.claim?.hearsMaster ?? false,
+      releasing: s.state !== 'MASTER' && v.removing > 0,
       demote: s.demote,
       advbase: s.params.advbaseS,
       advskew: s.params.advskew,
@@ -483,7 +496,9 @@ export class Agent {
         this.sync?.promoted().catch((err: Error) => this.deps.log.event('sync', `loading peer states failed: ${err.message}`))
         return this.onVips(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip')
       case 'removeVips':
-        return this.onVips(v, 'remove VIPs', (vip) => this.deps.platform.removeVip(v.config.interface, vip))
+        v.removing++
+        v.vipQueue = v.vipQueue.then(() => this.removeVips(v))
+        return
       case 'garp': {
         const garp = (vip: Cidr) => this.deps.platform.garp(v.config.interface, vip)
         if (!this.deps.platform.garpBeforeAddress) return this.onVips(v, 'gratuitous ARP', garp)
@@ -511,6 +526,39 @@ export class Agent {
         throw new Error(`unknown action ${JSON.stringify(never)}`)
       }
     }
+  }
+
+  /**
+   * Takes a vhid's VIPs off the interface. Until that is done the vhid is `releasing`
+   * (the arbiter promises the VIPs to nobody meanwhile); a removal that failed is tried
+   * again every REMOVE_RETRY_MS while the vhid is not to hold them.
+   */
+  private async removeVips(v: Vhid): Promise<void> {
+    let failed = false
+    for (const vip of v.config.vips) {
+      try {
+        await this.deps.platform.removeVip(v.config.interface, vip)
+      } catch (err) {
+        failed = true
+        this.platformFailed(`vhid=${v.config.vhid} remove VIPs ${vip.address} failed: ${(err as Error).message}`)
+      }
+    }
+    const current = this.running && this.vhids.get(v.config.vhid) === v
+    if (failed && current && !v.state.vipsHeld) {
+      v.removeRetry?.cancel()
+      v.removeRetry = this.deps.clock.at(this.deps.clock.now() + REMOVE_RETRY_MS, () => {
+        v.removeRetry = null
+        if (v.state.vipsHeld) return this.removed(v) // MASTER again meanwhile: the VIPs stay
+        v.vipQueue = v.vipQueue.then(() => this.removeVips(v))
+      })
+      return
+    }
+    this.removed(v)
+  }
+
+  private removed(v: Vhid): void {
+    v.removing = Math.max(0, v.removing - 1)
+    if (v.removing === 0 && this.quorum && this.vhids.get(v.config.vhid) === v) this.quorum.view(v.config.vhid, this.viewOf(v))
   }
 
   /** Queues a platform call per VIP so changes to one vhid never overtake each other. */

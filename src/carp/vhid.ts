@@ -435,6 +435,11 @@ export interface VhidView {
   state: CarpState
   claiming: boolean // BACKUP that wants to become MASTER
   hearsMaster: boolean // BACKUP that hears a master's adverts on the LAN now
+  /**
+   * Not MASTER, but its VIPs may still be on the interface: their removal is queued,
+   * slow (`ip addr del` waiting on a busy kernel) or failed and being tried again.
+   */
+  releasing: boolean
   demote: number
   advbase: number
   advskew: number

@@ -38,6 +38,10 @@ export interface FenceCoreDeps {
   reply(line: string): void
 }
 
+/** A failed removal is tried again this often, this many times in all. */
+export const FENCE_RETRY_MS = 1000
+export const FENCE_REMOVE_TRIES = 30
+
 interface Guard {
   iface: string
   vips: Cidr[]
@@ -102,14 +106,26 @@ export class FenceCore {
     g.timer.cancel()
     this.guards.delete(vhid)
     this.deps.log.event('fence', `vhid=${vhid} ${why}: removing ${g.vips.map((v) => `${v.address}/${v.prefix}`).join(',')} from ${g.iface}`)
-    for (const vip of g.vips) {
+    for (const vip of g.vips) await this.removeUntilGone(vhid, g.iface, vip)
+    this.deps.reply(`expired ${vhid}`)
+  }
+
+  /**
+   * A VIP left on a board whose carpd is gone answers next to the peer's: a failed
+   * removal is tried again every FENCE_RETRY_MS, FENCE_REMOVE_TRIES times at most
+   * (the simulator found the one-try fence leaving a crashed master's VIP up).
+   */
+  private async removeUntilGone(vhid: number, iface: string, vip: Cidr): Promise<void> {
+    for (let tries = 1; ; tries++) {
       try {
-        await this.deps.removeVip(g.iface, vip)
+        await this.deps.removeVip(iface, vip)
+        return
       } catch (err) {
-        this.deps.log.event('fence', `vhid=${vhid} removing ${vip.address} failed: ${(err as Error).message}`)
+        this.deps.log.event('fence', `vhid=${vhid} removing ${vip.address} failed (try ${tries} of ${FENCE_REMOVE_TRIES}): ${(err as Error).message}`)
+        if (tries >= FENCE_REMOVE_TRIES) return
+        await new Promise<void>((resolve) => this.deps.clock.at(this.deps.clock.now() + FENCE_RETRY_MS, resolve))
       }
     }
-    this.deps.reply(`expired ${vhid}`)
   }
 }
 

@@ -354,6 +354,10 @@ export class Arbiter {
       path: path ?? 'all',
       msg: { kind, vhid: msg.vhid, nonce: msg.nonce, holder, leaseMs: Math.max(0, Math.round(ms)), ...this.header() },
     })
+    // Our VIPs must be off the interface before we promise them to the peer: a grant
+    // given on stepping down, while `ip addr del` was still running, once let both
+    // boards hold the VIP for a second (found by the simulator, seed 18). Ask again soon.
+    if (v?.view.releasing) return [answer('deny', this.params.selfId, CLAIM_RETRY_MIN_MS)]
     if (!v || v.view.state === 'INIT') return [answer('grant', msg.sender, leaseMs), ...(v ? this.promise(v, msg.sender, leaseMs, nowMs) : [])]
     const mine = { demote: v.view.demote, advbase: v.view.advbase, advskew: v.view.advskew, rank: this.params.epoch }
     if (v.view.state === 'MASTER') {

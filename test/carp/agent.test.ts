@@ -300,14 +300,15 @@ t.test('hooks get vhid interface vip state; platform failures are logged, not fa
   await a.agent.stop()
   t.same(a.platform.calls, [
     'del lan0 192.0.2.1/24',
-    'add lan0 192.0.2.1/24',
+    'del lan0 192.0.2.1/24', // the removal at start failed: tried again while BACKUP
     'hook /cf/up.sh 1 lan0 192.0.2.1 MASTER', // hooks have a queue of their own
+    'add lan0 192.0.2.1/24',
     'garp lan0 192.0.2.1',
     'del lan0 192.0.2.1/24',
     'hook /cf/down.sh 1 lan0 192.0.2.1 INIT',
   ])
   t.match(a.lines.join('\n'), /platform vhid=1 add VIPs 192\.0\.2\.1 failed: command failed/)
-  t.equal(a.agent.status().platformFailures, 6, 'every failed command counted')
+  t.equal(a.agent.status().platformFailures, 7, 'every failed command counted')
   t.equal(a.agent.status().demote.reasons.platform, 10, 'and the board demoted')
 })
 
@@ -705,4 +706,30 @@ t.test('review: carpd ctl signs with the file as last accepted, also what waits 
   t.notOk(ask(a.config).ok, 'the old one no longer does')
   const lone = new Lab().add('w', A, makeConfig('w', []))
   t.match(lone.agent.control({ cmd: 'maint', on: true }), { ok: false, error: /needs at least one carp\.N block/ })
+})
+
+t.test('a failed removal of the VIPs is tried again every second while the vhid is not MASTER, and stops once it works', async (t) => {
+  const { lab, a } = pair()
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  t.equal(lab.state('a'), 'MASTER')
+  a.platform.failing.add('del')
+  control(a, { cmd: 'maint', on: true })
+  lab.clock.advance(1000)
+  await lab.settle()
+  t.equal(lab.state('a'), 'BACKUP')
+  const dels = () => a.platform.calls.filter((c) => c.startsWith('del')).length
+  const first = dels()
+  t.ok(first >= 1, 'removed once, failed')
+  lab.clock.advance(1000)
+  await lab.settle()
+  t.equal(dels(), first + 1, 'tried again a second later')
+  a.platform.failing.delete('del')
+  lab.clock.advance(1000)
+  await lab.settle()
+  const done = dels()
+  lab.clock.advance(5000)
+  await lab.settle()
+  t.equal(dels(), done, 'no more tries once the VIPs are gone')
+  t.match(a.lines.join('\n'), /remove VIPs 192\.0\.2\.1 failed: command failed/)
 })

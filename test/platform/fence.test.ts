@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FenceCore, holdLine, spawnFence } from '../../src/platform/fence.js'
+import { FENCE_REMOVE_TRIES, FENCE_RETRY_MS, FenceCore, holdLine, spawnFence } from '../../src/platform/fence.js'
 import { FakeClock } from '../helpers/clock.js'
 
 function core() {
@@ -17,7 +17,7 @@ function core() {
     },
     reply: (l) => replies.push(l),
   })
-  return { c, clock, lines, removed, replies, fail: () => (failing = true) }
+  return { c, clock, lines, removed, replies, fail: (on = true) => (failing = on) }
 }
 
 const settle = () => new Promise((r) => setImmediate(r))
@@ -52,14 +52,34 @@ t.test('drop lifts a hold; lines come in pieces; bad lines are counted, never ac
   t.same(f.c.guarded, [])
 })
 
-t.test('carpd gone: what is guarded goes at once; a failing removal is logged', async (t) => {
+t.test('carpd gone: what is guarded goes at once; a failing removal is logged and tried again until it works, 30 times at most', async (t) => {
   const f = core()
   f.fail()
   f.c.push(holdLine(3, 60_000, 'lan0', [{ address: '198.51.100.7', prefix: 32 }]))
-  await f.c.end()
+  const ended = f.c.end()
+  await settle()
   t.same(f.removed, ['lan0 198.51.100.7/32'])
-  t.match(f.lines.join('\n'), /vhid=3 carpd exited: removing 198.51.100.7\/32 from lan0[^]*removing 198.51.100.7 failed: RTNETLINK/)
+  t.match(f.lines.join('\n'), /vhid=3 carpd exited: removing 198.51.100.7\/32 from lan0[^]*removing 198.51.100.7 failed \(try 1 of 30\): RTNETLINK/)
+  t.same(f.replies, [], 'not expired while the VIP may still be there')
+  f.clock.advance(FENCE_RETRY_MS)
+  await settle()
+  t.equal(f.removed.length, 2, 'tried again')
+  f.fail(false)
+  f.clock.advance(FENCE_RETRY_MS)
+  await ended
+  t.equal(f.removed.length, 3)
   t.same(f.replies, ['expired 3'])
+  const g = core()
+  g.fail()
+  g.c.push(holdLine(4, 60_000, 'lan0', [{ address: '198.51.100.8', prefix: 32 }]))
+  const gave = g.c.end()
+  for (let i = 0; i < 40; i++) {
+    await settle()
+    g.clock.advance(FENCE_RETRY_MS)
+  }
+  await gave
+  t.equal(g.removed.length, FENCE_REMOVE_TRIES, 'bounded: it gives up after 30 tries')
+  t.same(g.replies, ['expired 4'])
 })
 
 t.test('spawnFence: lines reach the child, expiries come back, a dead child is started again', async (t) => {

@@ -8,7 +8,7 @@ const SELF = 0x0a0a0a0a
 const PEER = 0x0b0b0b0b
 const WIT = 0x0c0c0c0c
 
-const view = (over: Partial<VhidView> = {}): VhidView => ({ state: 'BACKUP', claiming: false, hearsMaster: false, demote: 0, advbase: 1, advskew: 0, ...over })
+const view = (over: Partial<VhidView> = {}): VhidView => ({ state: 'BACKUP', claiming: false, hearsMaster: false, releasing: false, demote: 0, advbase: 1, advskew: 0, ...over })
 
 /** An arbiter whose vhid 1 was created long ago: its restart silence is over at 0. */
 function arbiter(witness = true): Arbiter {
@@ -246,4 +246,17 @@ t.test('hardening: a heartbeat of our own name is never the peer, and each heart
   t.ok(a.alivePaths(14_700).includes('sync'))
   a.heartbeat({ ...peer, seq: 90 }, 'sync', 14_750)
   t.equal(a.status(14_750).drops.heartbeatReplay, 13, "the old boot's heartbeat is refused while the new one talks")
+})
+
+t.test('a board whose VIPs are still being removed promises them to nobody, INIT or BACKUP (simulator seed 18)', async (t) => {
+  for (const state of ['BACKUP', 'INIT'] as const) {
+    const a = arbiter()
+    a.view(1, view({ state, releasing: true }), 0)
+    const [answer] = sent(a.receive(request(), 'peer', 'sync', 10)) as Extract<VoteMessage, { kind: 'deny' }>[]
+    t.equal(answer?.kind, 'deny', `${state}, releasing: denied`)
+    t.ok(answer!.leaseMs > 0 && answer!.leaseMs <= 1000, 'ask again soon')
+    a.view(1, view({ state, releasing: false }), 20)
+    const [later] = sent(a.receive(request({ seq: 2, nonce: Buffer.alloc(8, 0xef) }), 'peer', 'sync', 30))
+    t.equal(later?.kind, 'grant', `${state}, VIPs gone: granted`)
+  }
 })
