@@ -1,0 +1,93 @@
+// `npm run sim -- --seeds N [--seed S] [--seconds T]`: runs seeds S, S+1, ... through the
+// simulated pair (world.ts) and reports every invariant violation with the seed's
+// schedule, which replays exactly with --seed.
+import { type SimResult, faultText, simulate, witnessBoundMs } from './world.js'
+
+export interface Budget {
+  firstSeed: number
+  seeds: number
+  seconds: number
+}
+
+export function parseBudget(argv: readonly string[]): Budget | string {
+  const b: Budget = { firstSeed: 1, seeds: 100, seconds: 120 }
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, value] = [argv[i], Number(argv[i + 1])]
+    if (!Number.isInteger(value) || value < 0) return `${flag} needs a whole number`
+    if (flag === '--seeds') b.seeds = value
+    else if (flag === '--seed') [b.firstSeed, b.seeds] = [value, argv.includes('--seeds') ? b.seeds : 1]
+    else if (flag === '--seconds') b.seconds = value
+    else return `unknown option ${flag} (--seeds N, --seed S, --seconds T)`
+    i++
+  }
+  return b
+}
+
+export function report(r: SimResult): string {
+  const s = r.scenario
+  return [
+    `seed ${s.seed}: ${r.violations.length} violation(s); ${s.mode}, advbase ${s.advbaseS} advskew ${s.advskew.join('/')}, preempt ${s.preempt ? 'on' : 'off'}, lease ${s.leaseMs} ms, heartbeat ${s.heartbeat.intervalMs}/${s.heartbeat.timeoutMs} ms`,
+    ...r.violations.map((v) => `  VIOLATION at ${(v.atMs / 1000).toFixed(3)}s: ${v.what}`),
+    '  faults:',
+    ...s.faults.map((f) => `    ${faultText(f)}`),
+    ...(r.violations.length > 0 ? ['  console, the 3 s before the first violation:', ...linesBefore(r, r.violations[0]!.atMs).map((l) => `    ${l}`)] : []),
+    `  replay: npm run sim -- --seed ${s.seed} --seconds ${s.durationMs / 1000}`,
+  ].join('\n')
+}
+
+function linesBefore(r: SimResult, atMs: number): string[] {
+  return r.lines.filter((l) => {
+    const t = Number(l.slice(0, l.indexOf(' '))) * 1000
+    return t >= atMs - 3000 && t <= atMs + 100 && !/ heartbeat /.test(l)
+  }).slice(-40)
+}
+
+export interface Totals {
+  seeds: number
+  failed: number[]
+  simulatedS: number
+  faultS: number
+  events: number
+  /** witnessFast: scenarios whose commands are never slowed beyond the lease margin (the bound is 0 there). */
+  maxOverlapMs: { witness: number; witnessFast: number; twoNode: number }
+  maxSettleMs: number
+  wallMs: number
+}
+
+export async function runBudget(b: Budget, onFail: (text: string) => void = () => {}): Promise<Totals> {
+  const t0 = performance.now()
+  const totals: Totals = { seeds: 0, failed: [], simulatedS: 0, faultS: 0, events: 0, maxOverlapMs: { witness: 0, witnessFast: 0, twoNode: 0 }, maxSettleMs: 0, wallMs: 0 }
+  for (let seed = b.firstSeed; seed < b.firstSeed + b.seeds; seed++) {
+    const r = await simulate(seed, b.seconds * 1000)
+    totals.seeds++
+    totals.simulatedS += b.seconds
+    totals.faultS += r.scenario.faults.reduce((sum, f) => sum + ('forMs' in f ? f.forMs : 0), 0) / 1000
+    totals.events += r.events
+    const key = r.scenario.mode === 'witness' ? 'witness' : 'twoNode'
+    totals.maxOverlapMs[key] = Math.max(totals.maxOverlapMs[key], r.maxOverlapMs)
+    if (key === 'witness' && witnessBoundMs(r.scenario) === 0) totals.maxOverlapMs.witnessFast = Math.max(totals.maxOverlapMs.witnessFast, r.maxOverlapMs)
+    if (r.settledAtMs !== null) totals.maxSettleMs = Math.max(totals.maxSettleMs, r.settledAtMs)
+    if (r.violations.length > 0) {
+      totals.failed.push(seed)
+      onFail(report(r))
+    }
+  }
+  totals.wallMs = performance.now() - t0
+  return totals
+}
+
+const isMain = process.argv[1] !== undefined && /run\.(ts|mjs)$/.test(process.argv[1])
+if (isMain) {
+  const b = parseBudget(process.argv.slice(2))
+  if (typeof b === 'string') {
+    process.stderr.write(`sim: ${b}\n`)
+    process.exit(1)
+  }
+  const totals = await runBudget(b, (text) => process.stdout.write(`${text}\n`))
+  process.stdout.write(
+    `sim: ${totals.seeds} seeds x ${b.seconds} s = ${totals.simulatedS} simulated s (${Math.round(totals.faultS)} fault-seconds), ` +
+      `${totals.events} events in ${(totals.wallMs / 1000).toFixed(1)} s; ${totals.failed.length} failed${totals.failed.length ? ` (seeds ${totals.failed.join(', ')})` : ''}; ` +
+      `longest two-holder overlap: witness ${totals.maxOverlapMs.witnessFast} ms (${totals.maxOverlapMs.witness} ms where \`ip addr del\` was slowed past the lease margin), two-node ${totals.maxOverlapMs.twoNode} ms; longest settle after the faults ${totals.maxSettleMs} ms\n`,
+  )
+  process.exit(totals.failed.length > 0 ? 1 : 0)
+}

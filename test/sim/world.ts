@@ -1,0 +1,737 @@
+// A deterministic world for two carpd boards and a witness (issue 15): the real board
+// (daemon/board.ts) on a simulated clock, an in-memory network per path (LAN, sync
+// link, witness network) and a serial line, a platform that records which board holds
+// each VIP at every instant, the real fence core as the separate process it is, and
+// faults drawn from a seed. Everything that happens follows from the seed: a failing
+// seed replays exactly.
+import type { Clock, TimerHandle } from '../../src/io/clock.js'
+import type { Cidr, Config, Endpoint } from '../../src/config/types.js'
+import { CARP_MULTICAST_GROUP } from '../../src/carp/constants.js'
+import { masterDownMs } from '../../src/carp/vhid.js'
+import { Board } from '../../src/daemon/board.js'
+import type { Transport } from '../../src/io/transport.js'
+import { FenceCore, holdLine } from '../../src/platform/fence.js'
+import type { Platform } from '../../src/platform/types.js'
+import { WitnessCore } from '../../src/quorum/witness.js'
+import { LineReader } from '../../src/wire/heartbeat.js'
+import { senderId } from '../../src/wire/ids.js'
+import { decodeVote, encodeVote } from '../../src/wire/vote.js'
+import { makeConfig, memIo, vhidConfig } from '../helpers/agents.js'
+import { prng } from '../helpers/prng.js'
+
+// ---------------------------------------------------------------------------------
+// Time
+
+interface Event {
+  atMs: number
+  seq: number
+  fn: () => void
+  cancelled: boolean
+}
+
+/** A clock whose timers sit in a binary heap; time moves only when the world steps. */
+export class SimClock implements Clock {
+  private nowMs = 0
+  private seq = 0
+  private readonly heap: Event[] = []
+
+  now(): number {
+    return this.nowMs
+  }
+
+  wall(): Date {
+    return new Date(Date.UTC(2026, 11, 6) + this.nowMs)
+  }
+
+  at(atMs: number, fn: () => void): TimerHandle {
+    const e: Event = { atMs: Math.max(atMs, this.nowMs), seq: this.seq++, fn, cancelled: false }
+    this.push(e)
+    return { cancel: () => void (e.cancelled = true) }
+  }
+
+  /** Fires the earliest event due by `untilMs`; false when there is none. */
+  step(untilMs: number): boolean {
+    for (;;) {
+      const top = this.heap[0]
+      if (!top || top.atMs > untilMs) {
+        this.nowMs = Math.max(this.nowMs, untilMs)
+        return false
+      }
+      this.pop()
+      if (top.cancelled) continue
+      this.nowMs = top.atMs
+      top.fn()
+      return true
+    }
+  }
+
+  get pending(): number {
+    return this.heap.length
+  }
+
+  private before(a: Event, b: Event): boolean {
+    return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq)
+  }
+
+  private push(e: Event): void {
+    const h = this.heap
+    h.push(e)
+    for (let i = h.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1
+      if (!this.before(h[i]!, h[p]!)) break
+      ;[h[i], h[p]] = [h[p]!, h[i]!]
+      i = p
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap
+    const last = h.pop()!
+    if (h.length === 0) return
+    h[0] = last
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let m = i
+      if (l < h.length && this.before(h[l]!, h[m]!)) m = l
+      if (r < h.length && this.before(h[r]!, h[m]!)) m = r
+      if (m === i) break
+      ;[h[i], h[m]] = [h[m]!, h[i]!]
+      i = m
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Configuration and faults, drawn from the seed
+
+export type PathName = 'lan' | 'sync' | 'serial' | 'witness'
+export const PATHS: readonly PathName[] = ['lan', 'sync', 'serial', 'witness']
+
+export interface Scenario {
+  seed: number
+  durationMs: number
+  mode: 'witness' | 'two-node'
+  advbaseS: number
+  advskew: [number, number]
+  preempt: boolean
+  leaseMs: number
+  heartbeat: { intervalMs: number; timeoutMs: number }
+  faults: Fault[]
+}
+
+export type Fault =
+  | { atMs: number; kind: 'cut'; path: PathName; from: 0 | 1 | null; to: 0 | 1 | null; forMs: number } // null: both ends / the witness side
+  | { atMs: number; kind: 'lossy'; path: PathName; loss: number; dup: number; jitterMs: number; forMs: number }
+  | { atMs: number; kind: 'pause'; board: 0 | 1; forMs: number }
+  | { atMs: number; kind: 'crash'; board: 0 | 1; forMs: number }
+  | { atMs: number; kind: 'witnessRestart'; forMs: number }
+  | { atMs: number; kind: 'linkDown'; board: 0 | 1; forMs: number }
+  | { atMs: number; kind: 'slowCommands'; board: 0 | 1; delayMs: number; fail: boolean; forMs: number }
+  | { atMs: number; kind: 'replay'; path: PathName; count: number }
+
+export function faultText(f: Fault): string {
+  const { atMs, kind, ...rest } = f
+  return `${(atMs / 1000).toFixed(3)}s ${kind} ${JSON.stringify(rest)}`
+}
+
+/** Time after the last fault ends that the world is left alone, so it can settle. */
+export const QUIET_MS = 30_000
+
+export function drawScenario(seed: number, durationMs: number): Scenario {
+  const r = prng(seed)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1))
+  const mode = r() < 0.7 ? 'witness' : 'two-node'
+  const sub = r() < 0.4
+  const advbaseS = sub ? 0 : 1
+  const advskew: [number, number] = sub ? [int(10, 26), 0] : [0, int(50, 200)]
+  advskew[1] = sub ? advskew[0] + int(1, 10) : advskew[1]
+  const fast = sub && r() < 0.7
+  const scenario: Scenario = {
+    seed,
+    durationMs,
+    mode,
+    advbaseS,
+    advskew,
+    preempt: r() < 0.7,
+    leaseMs: fast ? int(500, 1500) : int(1000, 3000),
+    heartbeat: fast ? { intervalMs: 100, timeoutMs: 300 } : { intervalMs: 250, timeoutMs: 1000 },
+    faults: [],
+  }
+  const faultsEnd = Math.max(0, durationMs - QUIET_MS)
+  const count = int(1, 12)
+  for (let i = 0; i < count && faultsEnd > 5000; i++) {
+    const atMs = int(5000, faultsEnd - 1000)
+    const forMs = Math.min(faultsEnd - atMs, int(100, 15_000))
+    const board = pick([0, 1] as const)
+    const kind = pick(['cut', 'cut', 'cut', 'lossy', 'pause', 'crash', 'witnessRestart', 'linkDown', 'slowCommands', 'replay'] as const)
+    switch (kind) {
+      case 'cut': {
+        const dir = r()
+        scenario.faults.push({ atMs, kind, path: pick(PATHS), from: dir < 0.5 ? null : board, to: dir < 0.5 ? null : (1 - board) as 0 | 1, forMs })
+        break
+      }
+      case 'lossy':
+        scenario.faults.push({ atMs, kind, path: pick(PATHS), loss: r() * 0.6, dup: r() * 0.2, jitterMs: int(0, 50), forMs })
+        break
+      case 'pause':
+      case 'crash':
+      case 'linkDown':
+        scenario.faults.push({ atMs, kind, board, forMs })
+        break
+      case 'witnessRestart':
+        scenario.faults.push({ atMs, kind, forMs })
+        break
+      case 'slowCommands':
+        scenario.faults.push({ atMs, kind, board, delayMs: int(20, 2000), fail: r() < 0.3, forMs })
+        break
+      case 'replay':
+        scenario.faults.push({ atMs, kind, path: pick(PATHS), count: int(1, 50) })
+        break
+    }
+  }
+  scenario.faults.sort((a, b) => a.atMs - b.atMs)
+  return scenario
+}
+
+// ---------------------------------------------------------------------------------
+// The network
+
+type Handler = (payload: Buffer, from: Endpoint) => void
+
+interface Member {
+  owner: number // board index, 2 for the witness
+  ep: Endpoint
+  handler: Handler
+}
+
+const OWNER_WITNESS = 2
+
+/** One path's datagrams: per-direction cuts, loss, duplication and jitter; a recorder for the adversary. */
+class SimNet {
+  readonly members = new Map<string, Member>()
+  readonly cuts = new Set<string>() // "from>to" owner pairs; "*" any
+  loss = 0
+  dup = 0
+  jitterMs = 0
+  readonly recorded: { from: Endpoint; to: Endpoint; payload: Buffer }[] = []
+
+  constructor(
+    private readonly world: World,
+    readonly path: PathName,
+  ) {}
+
+  transport(owner: number, ep: Endpoint, gen: () => boolean): Transport {
+    const key = `${ep.address}:${ep.port}`
+    const member: Member = { owner, ep, handler: () => {} }
+    this.members.set(key, member)
+    return {
+      send: (payload, to) => {
+        if (gen()) this.send(member, to, Buffer.from(payload))
+        return Promise.resolve()
+      },
+      onPacket: (handler) => {
+        member.handler = handler
+      },
+      close: () => {
+        if (this.members.get(key) === member) this.members.delete(key)
+        return Promise.resolve()
+      },
+    }
+  }
+
+  cut(from: number, to: number): boolean {
+    return this.cuts.has('*') || this.cuts.has(`${from}>${to}`)
+  }
+
+  send(sender: Member, to: Endpoint, payload: Buffer, replayed = false): void {
+    if (!replayed && this.recorded.length < 4000) this.recorded.push({ from: sender.ep, to, payload })
+    const targets = to.address === CARP_MULTICAST_GROUP
+      ? [...this.members.values()].filter((m) => m !== sender && m.ep.port === to.port)
+      : [this.members.get(`${to.address}:${to.port}`)].filter((m): m is Member => m !== undefined)
+    const r = this.world.rng
+    for (const target of targets) {
+      if (this.cut(sender.owner, target.owner)) continue
+      if (r() < this.loss) continue
+      const copies = r() < this.dup ? 2 : 1
+      for (let c = 0; c < copies; c++) {
+        const delay = 1 + r() * this.jitterMs
+        const key = `${target.ep.address}:${target.ep.port}`
+        this.world.clock.at(this.world.clock.now() + delay, () => {
+          const now = this.members.get(key)
+          if (now !== target) return // closed, or a restarted board's new socket
+          this.world.deliver(target.owner, () => target.handler(payload, sender.ep))
+        })
+      }
+    }
+  }
+
+  /** The adversary: sends `count` recorded datagrams again, from their original senders. */
+  replay(count: number): void {
+    const r = this.world.rng
+    for (let i = 0; i < count && this.recorded.length > 0; i++) {
+      const rec = this.recorded[Math.floor(r() * this.recorded.length)]!
+      const sender = [...this.members.values()].find((m) => m.ep.address === rec.from.address && m.ep.port === rec.from.port)
+        ?? { owner: -1, ep: rec.from, handler: () => {} }
+      this.send(sender, rec.to, rec.payload, true)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// One board
+
+const LAN = ['192.0.2.11', '192.0.2.12']
+const SYNC = ['198.51.100.1', '198.51.100.2']
+const WITNESS_EP = { address: '203.0.113.50', port: 8241 }
+const WITNESS_KEY = 'witness-secret'
+const CARP_PORT = 8240
+const SYNC_PORT = 8242
+export const VIP: Cidr = { address: '192.0.2.1', prefix: 24 }
+
+class SimBoard {
+  board: Board | null = null
+  gen = 0
+  paused = false
+  crashed = false
+  linkDown = false
+  readonly queue: (() => void)[] = []
+  commandDelayMs = COMMAND_MS
+  commandsFail = false
+  fence: FenceCore | null = null
+  readonly lines: string[] = []
+  readonly reader = new LineReader()
+  draws = 0
+
+  constructor(
+    private readonly world: World,
+    readonly index: 0 | 1,
+    readonly config: Config,
+  ) {}
+
+  get name(): string {
+    return this.config.node
+  }
+
+  /** Runs `fn` now, later (paused), or never (a crashed or replaced process). */
+  gate(gen: number, fn: () => void): () => void {
+    return () => {
+      if (gen !== this.gen || this.crashed) return
+      if (this.paused) this.queue.push(fn)
+      else this.world.guard(fn)
+    }
+  }
+
+  platform(): Platform {
+    const world = this.world
+    const op = (what: (() => void) | null): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const fail = this.commandsFail
+        world.clock.at(world.clock.now() + this.commandDelayMs, () => {
+          world.platformSettled = true
+          if (fail) return reject(new Error('command failed'))
+          what?.()
+          resolve()
+        })
+      })
+    return {
+      addVip: (_iface, vip) => op(() => world.setHolder(vip.address, this.index, true)),
+      removeVip: (_iface, vip) => op(() => world.sabotage !== 'keepVips' && world.setHolder(vip.address, this.index, false)),
+      garp: () => op(null),
+      runHook: () => op(null),
+      linkUp: () => !this.linkDown,
+    }
+  }
+
+  start(): void {
+    const world = this.world
+    const gen = ++this.gen
+    this.crashed = false
+    const alive = () => gen === this.gen && !this.crashed
+    const clock: Clock = { now: () => world.clock.now(), wall: () => world.clock.wall(), at: (at, fn) => world.clock.at(at, this.gate(gen, fn)) }
+    const gated = (tr: Transport): Transport => ({ ...tr, onPacket: (h) => tr.onPacket((p, from) => h(p, from)) })
+    const platform = this.platform()
+    // The fence is a process of its own: it runs while carpd is paused, and removes
+    // what it guards when carpd dies.
+    const fence = this.world.scenario.mode === 'witness'
+      ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => platform.removeVip(iface, vip), reply: (line) => {
+        const m = /^expired (\d+)/.exec(line)
+        if (m) world.clock.at(world.clock.now() + 1, this.gate(gen, () => this.board?.agent.fenceExpired(Number(m[1]))))
+      } })
+      : null
+    this.fence = fence
+    const seed = world.scenario.seed
+    const random = (n: number) => {
+      const r = prng(seed * 131 + this.index * 7919 + this.draws++ * 104_729)
+      return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)))
+    }
+    const log = { event: (sub: string, msg: string) => void (this.lines.length < 400 && this.lines.push(`${(world.clock.now() / 1000).toFixed(3)} ${this.name} ${sub} ${msg}`)) }
+    const serialPort = {
+      start: () => {},
+      send: (line: string) => world.serialSend(this.index, line),
+      status: () => ({ device: '/dev/sim', open: true, opens: 1, writeErrors: 0, notOpen: 0, reader: this.reader.counters }) as never,
+      close: async () => {},
+    }
+    const io = {
+      ...memIo(platform, { address: LAN[this.index]!, prefix: 24 }),
+      serialPort: () => serialPort,
+      spawnFence: () => fence && {
+        hold: (vhid: number, atMs: number, iface: string, vips: readonly Cidr[]) => fence.push(holdLine(vhid, atMs, iface, vips)),
+        drop: (vhid: number) => fence.push(`drop ${vhid}\n`),
+        close: () => {},
+      },
+    }
+    const nets = world.nets
+    this.board = new Board(
+      { config: this.config, clock, log, random, io },
+      {
+        carp: gated(nets.lan.transport(this.index, { address: LAN[this.index]!, port: CARP_PORT }, alive)),
+        sync: nets.sync.transport(this.index, { address: SYNC[this.index]!, port: SYNC_PORT }, alive),
+        witness: world.scenario.mode === 'witness' ? nets.witness.transport(this.index, { address: LAN[this.index]!, port: 40000 }, alive) : null,
+        nets: new Map([['lan0', { address: LAN[this.index]!, prefix: 24 }]]),
+      },
+    )
+    void this.board.start()
+  }
+
+  /** SIGKILL: nothing more runs; the fence sees carpd's pipe close and removes what it guards. */
+  crash(): void {
+    this.crashed = true
+    this.queue.length = 0
+    this.board = null
+    void this.fence?.end()
+    this.fence = null
+  }
+
+  resume(): void {
+    this.paused = false
+    const queued = this.queue.splice(0)
+    for (const fn of queued) this.world.guard(fn)
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// The world
+
+export interface Violation {
+  atMs: number
+  what: string
+}
+
+export interface SimResult {
+  scenario: Scenario
+  violations: Violation[]
+  maxOverlapMs: number
+  overlapMs: number
+  settledAtMs: number | null
+  events: number
+  lines: string[]
+}
+
+export class World {
+  readonly clock = new SimClock()
+  readonly rng: () => number
+  readonly nets: Record<'lan' | 'sync' | 'witness', SimNet>
+  readonly boards: [SimBoard, SimBoard]
+  private witness: WitnessCore | null = null
+  private witnessEpoch = 1
+  serialCut = new Set<string>()
+  serialLoss = 0
+  platformSettled = false
+  readonly violations: Violation[] = []
+  /** Per VIP: the boards holding it now. */
+  private readonly holders = new Map<string, Set<number>>()
+  private overlapSinceMs: number | null = null
+  maxOverlapMs = 0
+  overlapMs = 0
+  /** Every change of holder after the faults, for the settle check. */
+  readonly holderChanges: { atMs: number; holders: number[] }[] = []
+  events = 0
+  /** Faults in force now, and since when none has been. */
+  private activeFaults = 0
+  private calmSinceMs = 0
+
+  /** For the simulator's own test: a broken world its checks must catch. */
+  sabotage: 'keepVips' | null = null
+
+  constructor(readonly scenario: Scenario) {
+    this.rng = prng(scenario.seed ^ 0x5eed)
+    this.nets = { lan: new SimNet(this, 'lan'), sync: new SimNet(this, 'sync'), witness: new SimNet(this, 'witness') }
+    const configFor = (i: 0 | 1): Config => {
+      const name = i === 0 ? 'fw-a' : 'fw-b'
+      const config = makeConfig(name, [vhidConfig({ advbaseS: scenario.advbaseS, advskew: scenario.advskew[i], peers: [] })], { preempt: scenario.preempt })
+      config.sync = { ...config.sync, interface: 'sync0', peer: { address: SYNC[1 - i]!, port: SYNC_PORT }, key: 'sync-secret' }
+      config.serial = { device: '/dev/sim', baud: 19200 }
+      config.heartbeat = scenario.heartbeat
+      config.witness = scenario.mode === 'witness'
+        ? { ...config.witness, address: WITNESS_EP, key: WITNESS_KEY, leaseMs: scenario.leaseMs }
+        : { ...config.witness, address: null }
+      return config
+    }
+    this.boards = [new SimBoard(this, 0, configFor(0)), new SimBoard(this, 1, configFor(1))]
+  }
+
+  /** Runs one board callback; an exception is a violation, not a crash of the simulator. */
+  guard(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.violate(`exception: ${(err as Error).stack ?? err}`)
+    }
+  }
+
+  deliver(owner: number, fn: () => void): void {
+    if (owner === OWNER_WITNESS) return fn()
+    const b = this.boards[owner]!
+    b.gate(b.gen, fn)()
+  }
+
+  violate(what: string): void {
+    if (this.violations.length < 20) this.violations.push({ atMs: this.clock.now(), what })
+  }
+
+  setHolder(vip: string, board: number, holds: boolean): void {
+    const set = this.holders.get(vip) ?? new Set<number>()
+    this.holders.set(vip, set)
+    const before = set.size
+    if (holds) set.add(board)
+    else set.delete(board)
+    if (set.size === before && holds === set.has(board)) {
+      // no change
+    }
+    const now = this.clock.now()
+    this.holderChanges.push({ atMs: now, holders: [...set].sort() })
+    if (this.holderChanges.length > 10_000) this.holderChanges.splice(0, 5000)
+    if (set.size >= 2 && this.overlapSinceMs === null) this.overlapSinceMs = now
+    if (set.size < 2 && this.overlapSinceMs !== null) {
+      const ms = now - this.overlapSinceMs
+      this.overlapMs += ms
+      this.maxOverlapMs = Math.max(this.maxOverlapMs, ms)
+      this.overlapSinceMs = null
+    }
+  }
+
+  holding(vip = VIP.address): number[] {
+    return [...(this.holders.get(vip) ?? [])].sort()
+  }
+
+  serialSend(from: number, line: string): void {
+    const to = 1 - from
+    if (this.serialCut.has('*') || this.serialCut.has(`${from}>${to}`)) return
+    if (this.rng() < this.serialLoss) return
+    this.clock.at(this.clock.now() + 5, () => {
+      const b = this.boards[to]!
+      this.deliver(to, () => {
+        for (const f of b.reader.push(Buffer.from(line))) b.board?.quorum?.onSerialFrame(f)
+      })
+    })
+  }
+
+  private startWitness(): void {
+    if (this.scenario.mode !== 'witness') return
+    const core = new WitnessCore({ epoch: this.witnessEpoch++, maxLeaseMs: this.scenario.leaseMs, startMs: this.clock.now(), senderId: senderId('witness') })
+    this.witness = core
+    const tr = this.nets.witness.transport(OWNER_WITNESS, WITNESS_EP, () => this.witness === core)
+    tr.onPacket((bytes, from) => {
+      if (this.witness !== core) return
+      const d = decodeVote(bytes, WITNESS_KEY)
+      if (!d.ok) return core.drop(d.error)
+      const reply = core.receive(d.msg, this.clock.now()).reply
+      if (reply) void tr.send(encodeVote(reply, WITNESS_KEY), from)
+    })
+  }
+
+  private apply(f: Fault): void {
+    this.activeFaults++
+    if (!('forMs' in f)) this.clock.at(this.clock.now() + 1, () => this.calm())
+    const end = (fn: () => void) =>
+      this.clock.at(this.clock.now() + ('forMs' in f ? f.forMs : 0), () => {
+        this.guard(fn)
+        this.calm()
+      })
+    switch (f.kind) {
+      case 'cut': {
+        const key = f.from === null ? '*' : `${f.from}>${f.to}`
+        if (f.path === 'serial') {
+          this.serialCut.add(key)
+          end(() => this.serialCut.delete(key))
+        } else {
+          // The witness path of one board: cut between it and the witness (owner 2).
+          const net = this.nets[f.path]
+          const k = f.path === 'witness' && f.from !== null ? `${f.from}>${OWNER_WITNESS}` : key
+          net.cuts.add(k)
+          end(() => net.cuts.delete(k))
+        }
+        return
+      }
+      case 'lossy': {
+        if (f.path === 'serial') {
+          this.serialLoss = f.loss
+          end(() => (this.serialLoss = 0))
+          return
+        }
+        const net = this.nets[f.path]
+        Object.assign(net, { loss: f.loss, dup: f.dup, jitterMs: f.jitterMs })
+        end(() => Object.assign(net, { loss: 0, dup: 0, jitterMs: 0 }))
+        return
+      }
+      case 'pause': {
+        const b = this.boards[f.board]
+        if (b.crashed || b.paused) return
+        b.paused = true
+        end(() => b.resume())
+        return
+      }
+      case 'crash': {
+        const b = this.boards[f.board]
+        if (b.crashed) return
+        b.crash()
+        end(() => b.start())
+        return
+      }
+      case 'witnessRestart':
+        if (this.scenario.mode !== 'witness') return
+        this.witness = null
+        end(() => this.startWitness())
+        return
+      case 'linkDown': {
+        const b = this.boards[f.board]
+        b.linkDown = true
+        const cuts = [`${f.board}>${1 - f.board}`, `${1 - f.board}>${f.board}`]
+        for (const c of cuts) this.nets.lan.cuts.add(c)
+        end(() => {
+          b.linkDown = false
+          for (const c of cuts) this.nets.lan.cuts.delete(c)
+        })
+        return
+      }
+      case 'slowCommands': {
+        const b = this.boards[f.board]
+        b.commandDelayMs = f.delayMs
+        b.commandsFail = f.fail
+        end(() => {
+          b.commandDelayMs = COMMAND_MS
+          b.commandsFail = false
+        })
+        return
+      }
+      case 'replay':
+        if (f.path !== 'serial') this.nets[f.path].replay(f.count)
+        return
+    }
+  }
+
+  /** Runs the scenario to its end, checking the invariants; resolves with what it saw. */
+  async run(): Promise<SimResult> {
+    const s = this.scenario
+    this.startWitness()
+    for (const b of this.boards) b.start()
+    for (const f of s.faults) this.clock.at(f.atMs, () => this.guard(() => this.apply(f)))
+    const faultsOverMs = Math.max(0, ...s.faults.map((f) => f.atMs + ('forMs' in f ? f.forMs : 0)))
+    while (this.clock.step(s.durationMs)) {
+      this.events++
+      // Let promise continuations (platform calls, sends) run before the next event.
+      if (this.platformSettled) {
+        this.platformSettled = false
+        await new Promise((r) => setImmediate(r))
+      } else {
+        for (let i = 0; i < 8; i++) await undefined
+      }
+      this.checkNow()
+    }
+    if (this.overlapSinceMs !== null) this.setHolder('__end__', 0, false)
+    const settledAtMs = this.checkSettled(faultsOverMs)
+    for (const b of this.boards) {
+      const st = b.board?.status()
+      if (st && st.bugs > 0) this.violate(`${b.name}: ${st.bugs} internal errors (see its console)`)
+    }
+    return {
+      scenario: s,
+      violations: this.violations,
+      maxOverlapMs: this.maxOverlapMs,
+      overlapMs: this.overlapMs,
+      settledAtMs,
+      events: this.events,
+      lines: [...this.boards[0].lines, ...this.boards[1].lines].sort(),
+    }
+  }
+
+  private calm(): void {
+    if (--this.activeFaults === 0) this.calmSinceMs = this.clock.now()
+  }
+
+  /**
+   * Invariant (a): with a witness, never two holders beyond OVERLAP_BOUND_MS. In
+   * two-node mode two boards may both serve while a fault is in force (a partition,
+   * a paused or crashed board: no witness decides); once no fault is, the dual
+   * holding ends within twoNodeBoundMs().
+   */
+  private checkNow(): void {
+    if (this.overlapSinceMs === null || this.violations.some((v) => v.what.startsWith('two holders'))) return
+    const now = this.clock.now()
+    if (this.scenario.mode === 'witness') {
+      const bound = witnessBoundMs(this.scenario)
+      if (now - this.overlapSinceMs > bound) this.violate(`two holders of ${VIP.address} for more than ${bound} ms (witness mode)`)
+      return
+    }
+    const bound = twoNodeBoundMs(this.scenario)
+    if (this.activeFaults === 0 && now - Math.max(this.overlapSinceMs, this.calmSinceMs) > bound) {
+      this.violate(`two holders of ${VIP.address} for more than ${bound} ms with no fault in force (two-node mode)`)
+    }
+  }
+
+  /**
+   * Invariant (b): after the last fault, exactly one holder within SETTLE_MS and no
+   * change after; with preempt on, the preferred board (lower advskew).
+   */
+  private checkSettled(faultsOverMs: number): number | null {
+    const deadline = faultsOverMs + SETTLE_MS
+    if (deadline >= this.scenario.durationMs) return null
+    const after = this.holderChanges.filter((c) => c.atMs > deadline)
+    const holders = this.holding()
+    if (holders.length !== 1) this.violate(`after the faults healed: ${holders.length} holders at the end`)
+    if (after.length > 0) this.violate(`after the faults healed: holders changed ${after.length} times after ${deadline} ms (flapping)`)
+    const preferred = this.scenario.advskew[0] <= this.scenario.advskew[1] ? 0 : 1
+    if (this.scenario.preempt && holders.length === 1 && holders[0] !== preferred) {
+      this.violate(`after the faults healed: preempt on, yet the less preferred board holds the VIP`)
+    }
+    const last = this.holderChanges.filter((c) => c.atMs > faultsOverMs).at(-1)
+    return last ? last.atMs - faultsOverMs : 0
+  }
+}
+
+/** How long the simulated `ip addr` and friends take when nothing slows them. */
+export const COMMAND_MS = 2
+
+/**
+ * The overlap allowed with a witness. By design none: the old master's VIPs go (by
+ * carpd, or by its fence FENCE_EARLY_MS before the lease ends) before the witness
+ * grants the peer, which it does only after lease x 1.01 + 250 ms; the peer board
+ * promises nothing while its own VIPs are being removed. So two holders can only be
+ * seen when `ip addr del` itself takes longer than that margin (a hung kernel, a
+ * failing command tried again every FENCE_RETRY_MS or REMOVE_RETRY_MS): the bound is
+ * the slowest removal of the scenario less the margin, and 0 when commands take
+ * COMMAND_MS.
+ */
+export function witnessBoundMs(s: Scenario): number {
+  const margin = s.leaseMs * 0.01 + 250 + 50
+  const slowest = Math.max(COMMAND_MS, ...s.faults.map((f) => (f.kind === 'slowCommands' ? f.delayMs + (f.fail ? f.forMs + 1000 : 0) : 0)))
+  return Math.max(0, Math.ceil(slowest - margin))
+}
+/**
+ * Two-node mode, no fault in force: the boards hear each other again within the
+ * heartbeat timeout, and CARP settles two masters within one master-down interval of
+ * the slower board; twice both, and a second for the VIP commands.
+ */
+export function twoNodeBoundMs(s: Scenario): number {
+  const masterDown = Math.max(...s.advskew.map((skew) => masterDownMs(s.advbaseS, skew)))
+  return 2 * (s.heartbeat.timeoutMs + masterDown) + 1000
+}
+
+/** Settling after the last fault: the witness's restart silence, a lease, master-down, hold-down, with margin. */
+export const SETTLE_MS = 20_000
+
+export async function simulate(seed: number, durationMs: number): Promise<SimResult> {
+  return new World(drawScenario(seed, durationMs)).run()
+}
