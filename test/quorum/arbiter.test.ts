@@ -252,7 +252,7 @@ t.test('a board whose VIPs are still being removed promises them to nobody, INIT
   for (const state of ['BACKUP', 'INIT'] as const) {
     const a = arbiter()
     a.view(1, view({ state, releasing: true }), 0)
-    const [answer] = sent(a.receive(request(), 'peer', 'sync', 10)) as Extract<VoteMessage, { kind: 'deny' }>[]
+    const [answer] = sent(a.receive(request(), 'peer', 'sync', 10)) as Extract<VoteMessage, { kind: 'grant' | 'deny' }>[]
     t.equal(answer?.kind, 'deny', `${state}, releasing: denied`)
     t.ok(answer!.leaseMs > 0 && answer!.leaseMs <= 1000, 'ask again soon')
     a.view(1, view({ state, releasing: false }), 20)
