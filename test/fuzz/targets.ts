@@ -43,6 +43,15 @@ function reason(error: unknown): string | null {
 const text = (x: unknown): string => JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))
 const same = (a: unknown, b: unknown): boolean => text(a) === text(b)
 
+/** Sync frames and votes end in an HMAC-SHA256 of everything before it. */
+function trailingHmac(input: Buffer, len: number): Buffer {
+  if (input.length < len) return input
+  const b = Buffer.from(input)
+  const end = b.length - len
+  createHmac('sha256', KEY).update(b.subarray(0, end)).digest().copy(b, end)
+  return b
+}
+
 const CONNTRACK_LINES = [
   'ipv4     2 tcp      6 299 ESTABLISHED src=192.0.2.10 dst=203.0.113.5 sport=40000 dport=80 src=203.0.113.5 dst=198.51.100.1 sport=80 dport=61000 [ASSURED] mark=5 use=1',
   '    [NEW] udp      17 30 src=192.0.2.10 dst=198.18.0.53 sport=5353 dport=53 [UNREPLIED] src=198.18.0.53 dst=192.0.2.10 sport=53 dport=5353',
@@ -99,13 +108,7 @@ const sync: Target = {
     const again = decodeSyncFrame(encodeSyncFrame(d.frame, KEY), KEY)
     return accepted(same(again, d) ? null : 'decode(encode(x)) differs')
   },
-  resign(input) {
-    if (input.length < SYNC_HMAC_LEN) return input
-    const b = Buffer.from(input)
-    const end = b.length - SYNC_HMAC_LEN
-    createHmac('sha256', KEY).update(b.subarray(0, end)).digest().copy(b, end)
-    return b
-  },
+  resign: (input) => trailingHmac(input, SYNC_HMAC_LEN),
 }
 
 const VOTES: VoteMessage[] = [
@@ -124,13 +127,7 @@ const vote: Target = {
     const again = decodeVote(encodeVote(d.msg, KEY), KEY)
     return accepted(same(again, d) ? null : 'decode(encode(x)) differs')
   },
-  resign(input) {
-    if (input.length < VOTE_HMAC_LEN) return input
-    const b = Buffer.from(input)
-    const end = b.length - VOTE_HMAC_LEN
-    createHmac('sha256', KEY).update(b.subarray(0, end)).digest().copy(b, end)
-    return b
-  },
+  resign: (input) => trailingHmac(input, VOTE_HMAC_LEN),
 }
 
 const HEARTBEATS: Heartbeat[] = [
