@@ -47,6 +47,7 @@ const DROP_REASONS: readonly WitnessDropReason[] = [
   'badLength',
   'badVhid',
   'badAuth',
+  'badText',
   'unexpectedKind',
   'replay',
   'epochSwitch',

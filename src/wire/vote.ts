@@ -104,7 +104,7 @@ export type VoteMessage =
   | (VoteHeader & { kind: 'heartbeat'; text: string })
 
 /** Why a datagram is not a vote; each one is a named drop counter, checked in this order. */
-export type VoteDecodeError = 'shortPacket' | 'oversized' | 'badVersion' | 'badKind' | 'badLength' | 'badVhid' | 'badAuth'
+export type VoteDecodeError = 'shortPacket' | 'oversized' | 'badVersion' | 'badKind' | 'badLength' | 'badVhid' | 'badAuth' | 'badText'
 
 export type VoteDecodeResult = { ok: true; msg: VoteMessage } | { ok: false; error: VoteDecodeError }
 
@@ -214,9 +214,22 @@ export function decodeVote(bytes: Uint8Array, key: string): VoteDecodeResult {
     case 'grant':
     case 'deny':
       return { ok: true, msg: { ...header, kind, vhid, nonce, holder: buf.readUInt32BE(OFF_SUBJECT), leaseMs } }
-    case 'heartbeat':
-      // Invalid UTF-8 from a key holder becomes U+FFFD: the text is only ever printed.
-      return { ok: true, msg: { ...header, kind, text: buf.toString('utf8', OFF_BODY, end) } }
+    case 'heartbeat': {
+      // Only UTF-8: replacing bad bytes with U+FFFD (3 bytes each) made a text that no
+      // longer fits a heartbeat, so decode(encode(x)) broke (found by the fuzzer).
+      const text = utf8(buf.subarray(OFF_BODY, end))
+      return text === null ? fail('badText') : { ok: true, msg: { ...header, kind, text } }
+    }
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+function utf8(bytes: Uint8Array): string | null {
+  try {
+    return strictUtf8.decode(bytes)
+  } catch {
+    return null
   }
 }
 

@@ -18,6 +18,7 @@ t.test('parseControlRequest accepts the commands and refuses the rest', async (t
   t.same(p('{"cmd":"demote"}'), { error: 'demote needs a number' })
   t.same(p('{"cmd":"reboot"}'), { error: 'unknown command "reboot"' })
   t.same(p('{"cmd":"constructor"}'), { error: 'unknown command "constructor"' })
+  t.same(p(`{"cmd":"${'x'.repeat(400)}"}`), { error: `unknown command "${'x'.repeat(40)}"` }, 'the echoed name is cut')
   t.same(p('nope'), { error: 'request is not JSON' })
   t.same(p('null'), { error: 'request is not an object' })
   t.same(parseControlRequest(Buffer.alloc(2000, 32)), { error: 'request too large' })
