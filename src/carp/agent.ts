@@ -52,6 +52,9 @@ const EPOCH_QUIET_MAX_MS = 10_000
 /** A failed removal of a vhid's VIPs is tried again this often, while it is not MASTER. */
 const REMOVE_RETRY_MS = 1000
 
+/** How often the VIPs on the interfaces are checked against what the vhids want (self-repair). */
+export const REPAIR_CHECK_MS = 2000
+
 /** The board's demotion counter (daemon/demotion.ts): one share per reason. */
 export interface Demoter {
   set(reason: string, value: number, why: string): void
@@ -117,6 +120,8 @@ interface Vhid {
   /** Removals of its VIPs queued or running, or failed and waiting to be tried again. */
   removing: number
   removeRetry: TimerHandle | null
+  /** VIP changes queued or running: the repair check leaves the vhid alone meanwhile. */
+  ops: number
   hookQueue: Promise<void> // hooks too, but apart: a slow hook never holds a VIP change
 }
 
@@ -143,6 +148,8 @@ export class Agent {
   /** Per interface: current link state and the run of readings that disagree with it. */
   private readonly links = new Map<string, { up: boolean; run: number }>()
   private linkTimer: TimerHandle | null = null
+  private repairTimer: TimerHandle | null = null
+  private repairs = 0
   private bugs = 0
   private running = false
   private sync: SyncHandle | null = null
@@ -164,6 +171,7 @@ export class Agent {
     if (this.deps.platform.linkUp) this.readLinks(new Set(this.config.vhids.map((vc) => vc.interface)))
     for (const vc of this.config.vhids) this.addVhid(vc)
     if (this.deps.platform.linkUp) this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
+    if (this.deps.platform.addresses) this.scheduleRepairCheck()
   }
 
   attachSync(sync: SyncHandle): void {
@@ -254,6 +262,7 @@ export class Agent {
     this.sendErrorsHold?.cancel()
     this.platformHold?.cancel()
     this.linkTimer?.cancel()
+    this.repairTimer?.cancel()
     this.deps.log.event('carpd', 'stopped')
   }
 
@@ -365,6 +374,7 @@ export class Agent {
       drops: { ...this.drops },
       sendErrors: this.sendErrors,
       platformFailures: this.platformFailures,
+      repairs: this.repairs,
       links: Object.fromEntries([...this.links].map(([iface, l]) => [iface, l.up ? 'up' : 'down'])),
       bugs: this.bugs,
     }
@@ -406,6 +416,7 @@ export class Agent {
       vipQueue: Promise.resolve(),
       removing: 0,
       removeRetry: null,
+      ops: 0,
       hookQueue: Promise.resolve(),
     }
     v.state = { ...v.state, demote: this.deps.demotion.total() }
@@ -497,7 +508,7 @@ export class Agent {
         return this.onVips(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip')
       case 'removeVips':
         v.removing++
-        v.vipQueue = v.vipQueue.then(() => this.removeVips(v))
+        this.queueVips(v, () => this.removeVips(v))
         return
       case 'garp': {
         const garp = (vip: Cidr) => this.deps.platform.garp(v.config.interface, vip)
@@ -549,7 +560,7 @@ export class Agent {
       v.removeRetry = this.deps.clock.at(this.deps.clock.now() + REMOVE_RETRY_MS, () => {
         v.removeRetry = null
         if (v.state.vipsHeld) return this.removed(v) // MASTER again meanwhile: the VIPs stay
-        v.vipQueue = v.vipQueue.then(() => this.removeVips(v))
+        this.queueVips(v, () => this.removeVips(v))
       })
       return
     }
@@ -563,7 +574,55 @@ export class Agent {
 
   /** Queues a platform call per VIP so changes to one vhid never overtake each other. */
   private onVips(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip'): void {
-    v.vipQueue = v.vipQueue.then(() => this.eachVip(v, what, call, demoting))
+    this.queueVips(v, () => this.eachVip(v, what, call, demoting))
+  }
+
+  private queueVips(v: Vhid, work: () => Promise<void>): void {
+    v.ops++
+    v.vipQueue = v.vipQueue.then(work).finally(() => v.ops--)
+  }
+
+  /**
+   * Self-repair: every REPAIR_CHECK_MS, the addresses on each vhid interface are read
+   * and put back as the vhids want them, when no VIP change of theirs is under way: a
+   * master's VIP removed by someone else (NetworkManager, systemd-networkd, an
+   * operator's `ip addr flush`) is added and announced again, a VIP on a board that
+   * does not hold the vhid is removed. Each repair is counted and said on the console.
+   */
+  private async checkVips(): Promise<void> {
+    const read = this.deps.platform.addresses
+    if (!read) return
+    const interfaces = new Set([...this.vhids.values()].map((v) => v.config.interface))
+    for (const iface of interfaces) {
+      const before = new Map([...this.vhids.values()].map((v) => [v, v.state.transitions]))
+      let present: Set<string>
+      try {
+        present = await read.call(this.deps.platform, iface)
+      } catch {
+        continue // the next check tries again; `ip` failing is counted where it matters
+      }
+      if (!this.running) return
+      for (const v of this.vhids.values()) {
+        // Anything that moved while `ip` ran is left to the next check.
+        if (v.config.interface !== iface || v.ops > 0 || v.removing > 0 || before.get(v) !== v.state.transitions) continue
+        const held = v.config.vips.filter((vip) => present.has(vip.address))
+        if (v.state.state === 'MASTER' && v.state.vipsHeld && held.length < v.config.vips.length) {
+          const gone = v.config.vips.filter((vip) => !present.has(vip.address)).map((vip) => vip.address)
+          this.repaired(v, `${gone.join(',')} removed from ${iface} by someone else: adding and announcing again`)
+          this.onVips(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip')
+          this.perform(v, { type: 'garp' })
+        } else if (v.state.state !== 'MASTER' && !v.state.vipsHeld && held.length > 0) {
+          this.repaired(v, `${held.map((vip) => vip.address).join(',')} on ${iface} while ${v.state.state}: removing`)
+          v.removing++
+          this.queueVips(v, () => this.removeVips(v))
+        }
+      }
+    }
+  }
+
+  private repaired(v: Vhid, what: string): void {
+    this.repairs++
+    this.deps.log.event('repair', `vhid=${v.config.vhid} ${what}`)
   }
 
   private async eachVip(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip'): Promise<void> {
@@ -663,6 +722,15 @@ export class Agent {
   private pollLinks(): void {
     this.readLinks()
     this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
+  }
+
+  private scheduleRepairCheck(): void {
+    this.repairTimer = this.deps.clock.at(this.deps.clock.now() + REPAIR_CHECK_MS, () => {
+      this.repairTimer = null
+      void this.checkVips().finally(() => {
+        if (this.running) this.scheduleRepairCheck()
+      })
+    })
   }
 
   /** One reading of every link; `interfaces` defaults to those of the running vhids. */

@@ -34,6 +34,8 @@ export interface CarpStatus {
   drops: Record<DropReason, number>
   sendErrors: number
   platformFailures: number
+  /** What the self-repair check put back: a master's VIP removed by someone else, a VIP left on a backup. */
+  repairs: number
   links: Record<string, 'up' | 'down'>
   bugs: number
 }

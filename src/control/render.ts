@@ -31,7 +31,7 @@ export function renderStatus(s: BoardStatus): string {
   if (links.length > 0) lines.push(`links: ${links.join(', ')}`)
   lines.push(
     `drops: ${drops.length ? drops.join(' ') : 'none'}`,
-    `send errors: ${s.sendErrors}  OS command failures: ${s.platformFailures}`,
+    `send errors: ${s.sendErrors}  OS command failures: ${s.platformFailures}  repairs: ${s.repairs}`,
   )
   if (s.sync) lines.push(...syncLines(s.sync))
   if (s.quorum) lines.push(...quorumLines(s.quorum))

@@ -377,6 +377,7 @@ export class Board {
       drops: carp.drops,
       sendErrors: carp.sendErrors,
       platformFailures: carp.platformFailures,
+      repairs: carp.repairs,
       links: carp.links,
       sync: this.sync?.status() ?? null,
       quorum: this.quorum?.status() ?? null,

@@ -80,6 +80,12 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
       if (r.code !== 0) fail(argv, r)
       log.event('platform', `hook ${argv.join(' ')}: ok`)
     },
+    async addresses(iface: string) {
+      const argv = ['ip', '-j', '-4', 'addr', 'show', 'dev', iface]
+      const r = await exec(argv)
+      if (r.code !== 0) fail(argv, r)
+      return parseAddresses(r.stdout)
+    },
     linkUp(iface: string): boolean {
       try {
         // "unknown" is what lo and some drivers report while working.
@@ -89,6 +95,19 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
       }
     },
   }
+}
+
+/** The IPv4 addresses in `ip -j -4 addr show` output; none for output it cannot read. */
+export function parseAddresses(json: string): Set<string> {
+  const found = new Set<string>()
+  try {
+    const links = JSON.parse(json) as { addr_info?: { family?: string; local?: string }[] }[]
+    if (!Array.isArray(links)) return found
+    for (const link of links) for (const a of link?.addr_info ?? []) if (a?.family === 'inet' && typeof a.local === 'string') found.add(a.local)
+  } catch {
+    // Not JSON: nothing can be said.
+  }
+  return found
 }
 
 /** Thomas Habets' arping names itself in --help; iputils' says "iputils". */

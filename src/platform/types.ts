@@ -14,6 +14,11 @@ export interface Platform {
   garp(iface: string, vip: Cidr): Promise<void>
   /** Runs an operator hook script with `vhid interface vip state`. */
   runHook(script: string, args: Argv): Promise<void>
+  /**
+   * The IPv4 addresses on an interface now, for the self-repair check (someone else
+   * removing a master's VIP, or a VIP left on a backup). Absent: cannot tell (dry-run).
+   */
+  addresses?(iface: string): Promise<Set<string>>
   /** Is the interface's link up? Absent: the platform cannot tell (dry-run). */
   linkUp?(iface: string): boolean
   /**

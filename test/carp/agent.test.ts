@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { masterDownMs } from '../../src/carp/vhid.js'
+import { REPAIR_CHECK_MS } from '../../src/carp/agent.js'
 import { CARP_PORT, control, Lab, makeConfig, vhidConfig } from '../helpers/agents.js'
 import { requestMac } from '../../src/control/protocol.js'
 
@@ -732,4 +733,32 @@ t.test('a failed removal of the VIPs is tried again every second while the vhid 
   await lab.settle()
   t.equal(dels(), done, 'no more tries once the VIPs are gone')
   t.match(a.lines.join('\n'), /remove VIPs 192\.0\.2\.1 failed: command failed/)
+})
+
+t.test('self-repair: a master whose VIP someone removed adds and announces it again; a backup holding the VIP removes it', async (t) => {
+  const { lab, a, b } = pair()
+  for (const n of [a, b]) n.platform.addresses = async () => new Set(n.platform.held)
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  await lab.settle()
+  t.equal(lab.state('a'), 'MASTER')
+  t.ok(a.platform.held.has('192.0.2.1'))
+  const before = a.platform.calls.length
+  a.platform.held.delete('192.0.2.1') // `ip addr del` by someone else
+  lab.clock.advance(REPAIR_CHECK_MS)
+  await lab.settle()
+  t.same(a.platform.calls.slice(before).filter((c) => !c.startsWith('hook')), ['add lan0 192.0.2.1/24', 'garp lan0 192.0.2.1'], 'added and announced again')
+  t.ok(a.platform.held.has('192.0.2.1'))
+  t.match(a.lines.join('\n'), /repair vhid=1 192\.0\.2\.1 removed from lan0 by someone else/)
+  t.equal(a.agent.status().repairs, 1)
+  b.platform.held.add('192.0.2.1') // a VIP left on the backup
+  lab.clock.advance(REPAIR_CHECK_MS)
+  await lab.settle()
+  t.notOk(b.platform.held.has('192.0.2.1'), 'the backup removed it')
+  t.match(b.lines.join('\n'), /repair vhid=1 192\.0\.2\.1 on lan0 while BACKUP: removing/)
+  t.equal(b.agent.status().repairs, 1)
+  const calls = a.platform.calls.length + b.platform.calls.length
+  lab.clock.advance(3 * REPAIR_CHECK_MS)
+  await lab.settle()
+  t.equal(a.platform.calls.length + b.platform.calls.length, calls, 'nothing more to repair: no more calls')
 })

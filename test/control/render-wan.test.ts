@@ -19,6 +19,7 @@ function agentStatus(wan: WanRuntimeStatus | null): BoardStatus {
     drops,
     sendErrors: 0,
     platformFailures: 0,
+    repairs: 0,
     links: {},
     sync: null,
     quorum: null,
@@ -27,7 +28,7 @@ function agentStatus(wan: WanRuntimeStatus | null): BoardStatus {
   }
 }
 
-const HEAD = ['carpd router version 0.1.0 up 3.0s', 'demote 0  maint off', 'drops: none', 'send errors: 0  OS command failures: 0']
+const HEAD = ['carpd router version 0.1.0 up 3.0s', 'demote 0  maint off', 'drops: none', 'send errors: 0  OS command failures: 0  repairs: 0']
 
 /** The `wan:` lines of a rendered status. */
 function wanLines(t: Test, text: string): string[] {

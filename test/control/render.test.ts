@@ -31,6 +31,7 @@ t.test('status text', async (t) => {
     drops: { ...drops, badAuth: 2, replay: 1 },
     sendErrors: 0,
     platformFailures: 2,
+    repairs: 1,
     links: { lan0: 'up', lan1: 'down' },
     sync: null,
     quorum: null,
@@ -48,7 +49,7 @@ t.test('status text', async (t) => {
       '  adverts received 42 sent 7 transitions 3',
       'links: lan0 up, lan1 down',
       'drops: badAuth=2 replay=1',
-      'send errors: 0  OS command failures: 2',
+      'send errors: 0  OS command failures: 2  repairs: 1',
       'internal errors: 1 (see the console log)',
       '',
     ].join('\n'),
@@ -81,7 +82,7 @@ t.test('status text with state sync', async (t) => {
     lastCommit: { loaded: 98, replaced: 3, expired: 1, skipped: 2, failed: 0, ms: 40, agoMs: 5000 },
   }
   const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as BoardStatus['drops']
-  const s: BoardStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
+  const s: BoardStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, repairs: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
   const text = renderStatus(s)
   t.match(text, "sync peer 198.51.100.2:8242 up (heard 0.3s ago)  states: own 120, peer's 100\n")
   t.match(text, '  lag: 2 queued, 1 frames unacked (oldest 4 ms)\n')

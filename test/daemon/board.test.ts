@@ -92,7 +92,7 @@ t.test('a board with sync, serial line, witness and multi-WAN: built from the ed
   const status = board.status()
   t.equal(status.node, 'a')
   t.ok(status.sync && status.quorum && status.wan, 'the status has every part')
-  t.same(Object.keys(status), ['node', 'version', 'uptimeMs', 'maint', 'demote', 'vhids', 'drops', 'sendErrors', 'platformFailures', 'links', 'sync', 'quorum', 'wan', 'bugs'], 'the JSON keys in their old order')
+  t.same(Object.keys(status), ['node', 'version', 'uptimeMs', 'maint', 'demote', 'vhids', 'drops', 'sendErrors', 'platformFailures', 'repairs', 'links', 'sync', 'quorum', 'wan', 'bugs'], 'the JSON keys in their order (repairs is new)')
   events.length = 0
   await board.stop()
   t.same(events.filter((e) => !e.startsWith('open')), ['close 192.0.2.2:0', 'close 192.0.2.2:0', 'fence close', 'serial close', 'backend stop', 'control closed', 'close 0.0.0.0:0', 'close 192.0.2.2:8242', 'close 0.0.0.0:8240'], 'runtimes first (the WAN probes\' sockets, the fence, the serial line, the sync backend), then the closers in reverse')

@@ -51,10 +51,18 @@ export class RecordingPlatform implements Platform {
   readonly failing = new Set<'add' | 'del' | 'garp' | 'hook'>()
   garpBeforeAddress = false
   linkUp = (iface: string) => !this.linksDown.has(iface)
+  /** VIP addresses on the interfaces, as the successful add and del calls left them. */
+  readonly held = new Set<string>()
+  /** Opt-in (the self-repair check): `async () => new Set(platform.held)`. */
+  addresses?: (iface: string) => Promise<Set<string>>
   private record(call: string): Promise<void> {
     this.calls.push(call)
     const kind = call.split(' ')[0] as 'add' | 'del' | 'garp' | 'hook'
-    return this.fail || this.failing.has(kind) ? Promise.reject(new Error('command failed')) : Promise.resolve()
+    if (this.fail || this.failing.has(kind)) return Promise.reject(new Error('command failed'))
+    const address = call.split(' ')[2]?.split('/')[0]
+    if (kind === 'add') this.held.add(address!)
+    if (kind === 'del') this.held.delete(address!)
+    return Promise.resolve()
   }
   addVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`add ${iface} ${vip.address}/${vip.prefix}`)
   removeVip = (iface: string, vip: { address: string; prefix: number }) => this.record(`del ${iface} ${vip.address}/${vip.prefix}`)
