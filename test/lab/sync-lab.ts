@@ -5,9 +5,9 @@
 import { resolve } from 'node:path'
 import { NetLab, sleep, until, type Carpd } from './netlab.js'
 
-const LAN_VIP = '192.0.2.1'
+export const LAN_VIP = '192.0.2.1'
 const WAN_VIP = '203.0.113.1'
-const SERVER = '203.0.113.100'
+export const SERVER = '203.0.113.100'
 const PORT = 9000
 export const STREAMS = 100
 /** The stream tool beside this file (the bench, bundled elsewhere, passes its path). */
@@ -54,7 +54,7 @@ table ip nat {
  */
 export type Timing = 'subsecond' | 'advbase1'
 
-function configText(name: Router, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): string {
+export function configText(name: Router, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): string {
   const r = ROUTERS[name]
   const lines = [`node = ${name}`, 'carp.preempt = yes']
   for (const [vhid, iface, vip] of [[1, 'lan0', LAN_VIP], [2, 'wan0', WAN_VIP]] as const) {
