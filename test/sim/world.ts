@@ -12,6 +12,9 @@ import { Board } from '../../src/daemon/board.js'
 import type { Transport } from '../../src/io/transport.js'
 import { FenceCore, holdLine } from '../../src/platform/fence.js'
 import type { Platform } from '../../src/platform/types.js'
+import type { BackendCounters, FlowChange, SyncBackend } from '../../src/sync/backend.js'
+import { FAMILY_IPV4, type Flow, PROTO_TCP } from '../../src/wire/flow.js'
+import { encodeFlowRecord, encodeKeyRecord } from '../../src/wire/sync.js'
 import { WitnessCore } from '../../src/quorum/witness.js'
 import { LineReader } from '../../src/wire/heartbeat.js'
 import { senderId } from '../../src/wire/ids.js'
@@ -280,6 +283,76 @@ class SimNet {
 }
 
 // ---------------------------------------------------------------------------------
+// A board's connection table
+
+const keyOf = (f: Flow): string => encodeKeyRecord(f).toString('latin1')
+const recordOf = (f: Flow): string => encodeFlowRecord(f).toString('latin1')
+
+/** The kernel's conntrack table of one board, as state sync sees it (sync/backend.ts). */
+class SimKernel implements SyncBackend {
+  readonly table = new Map<string, Flow>()
+  readonly counters: BackendCounters = { badLines: 0, otherFamily: 0, watchRestarts: 0, loadFailures: 0 }
+  private onChange: ((change: FlowChange) => void) | null = null
+
+  constructor(
+    private readonly world: World,
+    private readonly owner: SimBoard,
+  ) {}
+
+  /** Events reach the board's process through its gate: a paused carpd reads them late, a dead one never. */
+  private emit(change: FlowChange): void {
+    const fn = this.onChange
+    if (!fn) return
+    const gen = this.owner.gen
+    this.world.clock.at(this.world.clock.now() + 1, this.owner.gate(gen, () => fn(change)))
+  }
+
+  /** Traffic: a new state of a flow, through this board. */
+  upsert(flow: Flow): void {
+    this.table.set(keyOf(flow), flow)
+    this.emit({ op: 'upsert', flow })
+  }
+
+  end(flow: Flow): void {
+    if (this.table.delete(keyOf(flow))) this.emit({ op: 'delete', flow })
+  }
+
+  watch(onChange: (change: FlowChange) => void): void {
+    this.onChange = onChange
+  }
+
+  async snapshot(onFlow: (flow: Flow) => void): Promise<void> {
+    await this.owner.settleLater()
+    for (const f of this.table.values()) onFlow(f)
+  }
+
+  async load(flows: Iterable<Flow>): Promise<{ loaded: number; skipped: number; failed: number }> {
+    const list = [...flows]
+    await this.owner.settleLater()
+    let loaded = 0
+    let skipped = 0
+    for (const f of list) {
+      if (this.table.has(keyOf(f))) skipped++
+      else {
+        loaded++
+        this.upsert(f)
+      }
+    }
+    return { loaded, skipped, failed: 0 }
+  }
+
+  async remove(flows: Iterable<Flow>): Promise<void> {
+    const list = [...flows]
+    await this.owner.settleLater()
+    for (const f of list) this.end(f)
+  }
+
+  stop(): void {
+    this.onChange = null
+  }
+}
+
+// ---------------------------------------------------------------------------------
 // One board
 
 const LAN = ['192.0.2.11', '192.0.2.12']
@@ -300,6 +373,8 @@ class SimBoard {
   commandDelayMs = COMMAND_MS
   commandsFail = false
   fence: FenceCore | null = null
+  /** Its connection table: the kernel's, so it outlives carpd's crashes. */
+  readonly kernel: SimKernel
   readonly lines: string[] = []
   readonly reader = new LineReader()
   draws = 0
@@ -308,7 +383,17 @@ class SimBoard {
     private readonly world: World,
     readonly index: 0 | 1,
     readonly config: Config,
-  ) {}
+  ) {
+    this.kernel = new SimKernel(world, this)
+  }
+
+  /** Resolves after this board's command latency (the kernel answering `conntrack`). */
+  settleLater(): Promise<void> {
+    return new Promise((resolve) => this.world.clock.at(this.world.clock.now() + this.commandDelayMs, () => {
+      this.world.platformSettled = true
+      resolve()
+    }))
+  }
 
   get name(): string {
     return this.config.node
@@ -376,6 +461,7 @@ class SimBoard {
     const io = {
       ...memIo(platform, { address: LAN[this.index]!, prefix: 24 }),
       serialPort: () => serialPort,
+      syncBackend: () => this.kernel,
       spawnFence: () => fence && {
         hold: (vhid: number, atMs: number, iface: string, vips: readonly Cidr[]) => fence.push(holdLine(vhid, atMs, iface, vips)),
         drop: (vhid: number) => fence.push(`drop ${vhid}\n`),
@@ -424,6 +510,7 @@ export interface SimResult {
   violations: Violation[]
   maxOverlapMs: number
   overlapMs: number
+  flows: { live: number; stale: number; droppedPackets: number }
   settledAtMs: number | null
   events: number
   lines: string[]
@@ -448,6 +535,14 @@ export class World {
   /** Every change of holder after the faults, for the settle check. */
   readonly holderChanges: { atMs: number; holders: number[] }[] = []
   events = 0
+  /** The newest state of every live flow, as the traffic made it: the ground truth for invariant (c). */
+  readonly truth = new Map<string, Flow>()
+  private lastAdder: number | null = null
+  private nextPort = 1024
+  /** Packets dropped because the router's table lacked the flow's newest state (TCP sends them again). */
+  droppedPackets = 0
+  /** At the end: live flows whose newest state the master's table lacks (reported; see checkFlows). */
+  staleFlows = 0
   /** Faults in force now, and since when none has been. */
   private activeFaults = 0
   private calmSinceMs = 0
@@ -461,7 +556,7 @@ export class World {
     const configFor = (i: 0 | 1): Config => {
       const name = i === 0 ? 'fw-a' : 'fw-b'
       const config = makeConfig(name, [vhidConfig({ advbaseS: scenario.advbaseS, advskew: scenario.advskew[i], peers: [] })], { preempt: scenario.preempt })
-      config.sync = { ...config.sync, interface: 'sync0', peer: { address: SYNC[1 - i]!, port: SYNC_PORT }, key: 'sync-secret' }
+      config.sync = { ...config.sync, interface: 'sync0', peer: { address: SYNC[1 - i]!, port: SYNC_PORT }, key: 'sync-secret', backend: 'conntrack' }
       config.serial = { device: '/dev/sim', baud: 19200 }
       config.heartbeat = scenario.heartbeat
       config.witness = scenario.mode === 'witness'
@@ -497,6 +592,7 @@ export class World {
     const before = set.size
     if (holds) set.add(board)
     else set.delete(board)
+    if (holds) this.lastAdder = board
     if (set.size === before && holds === set.has(board)) {
       // no change
     }
@@ -514,6 +610,76 @@ export class World {
 
   holding(vip = VIP.address): number[] {
     return [...(this.holders.get(vip) ?? [])].sort()
+  }
+
+  /** The board the client's packets reach: the last to add the VIP, while it still holds it. */
+  private router(): SimBoard | null {
+    const holding = this.holding()
+    if (holding.length === 0) return null
+    const i = this.lastAdder !== null && holding.includes(this.lastAdder) ? this.lastAdder : holding[0]!
+    return this.boards[i as 0 | 1]
+  }
+
+  /**
+   * One tick of client traffic through the router: a new TCP flow, or the next state
+   * of a live one (SYN_SENT, ESTABLISHED, FIN_WAIT, TIME_WAIT, then gone). A packet of
+   * a flow whose newest state the router's table lacks is dropped as INVALID, as the
+   * lab's firewall does; the flow keeps its state and its next packet tries again.
+   */
+  private traffic(): void {
+    const r = this.router()
+    if (!r) return
+    const live = [...this.truth.values()]
+    if (live.length < 100 && this.rng() < 0.4) {
+      const sport = this.nextPort++
+      const flow: Flow = {
+        family: FAMILY_IPV4, proto: PROTO_TCP,
+        orig: { src: '192.0.2.100', dst: '198.18.0.80', sport, dport: 80 },
+        reply: { src: '198.18.0.80', dst: '198.51.100.200', sport: 80, dport: sport },
+        tcpState: 1, timeoutS: 120, mark: 0, zone: 0, seenReply: false, assured: false,
+      }
+      this.truth.set(keyOf(flow), flow)
+      r.kernel.upsert(flow)
+      return
+    }
+    const f = live[Math.floor(this.rng() * live.length)]
+    if (!f) return
+    const key = keyOf(f)
+    const held = r.kernel.table.get(key)
+    if (!held || recordOf(held) !== recordOf(f)) {
+      this.droppedPackets++
+      return
+    }
+    const next = f.tcpState === 1 ? 3 : f.tcpState === 3 ? (this.rng() < 0.7 ? 3 : 4) : f.tcpState === 4 ? 7 : 0
+    if (next === 0) {
+      this.truth.delete(key)
+      r.kernel.end(f)
+      return
+    }
+    const flow: Flow = { ...f, tcpState: next, timeoutS: next === 3 ? 432_000 - (this.nextPort % 1000) : 120, seenReply: true, assured: next === 3 }
+    this.truth.set(key, flow)
+    r.kernel.upsert(flow)
+  }
+
+  /**
+   * Invariant (c), once the faults are over and the traffic has stopped: the backup's
+   * copy of the master's flows is the master's table. Reported, not yet checked: live
+   * flows whose newest state the master's table lacks (a state made on the other
+   * board that never reached this one before a fault, or one that reached it after
+   * its promotion: carpd loads peer states only when a vhid becomes MASTER).
+   */
+  private checkFlows(): void {
+    const holders = this.holding()
+    if (holders.length !== 1) return
+    const master = this.boards[holders[0] as 0 | 1]
+    const backup = this.boards[(1 - holders[0]!) as 0 | 1]
+    const table = master.kernel.table
+    this.staleFlows = [...this.truth].filter(([k, f]) => table.get(k) === undefined || recordOf(table.get(k)!) !== recordOf(f)).length
+    const engine = (backup.board?.sync as unknown as { engine?: { peer: Map<string, string> } } | null)?.engine
+    if (!engine) return
+    const copy = engine.peer
+    const differ = [...table].filter(([k, f]) => copy.get(k) !== recordOf(f)).length + [...copy.keys()].filter((k) => !table.has(k)).length
+    if (differ > 0) this.violate(`flows: the backup's copy differs from the master's table in ${differ} flows (${copy.size} vs ${table.size})`)
   }
 
   serialSend(from: number, line: string): void {
@@ -629,6 +795,14 @@ export class World {
     for (const b of this.boards) b.start()
     for (const f of s.faults) this.clock.at(f.atMs, () => this.guard(() => this.apply(f)))
     const faultsOverMs = Math.max(0, ...s.faults.map((f) => f.atMs + ('forMs' in f ? f.forMs : 0)))
+    // Traffic runs until a few seconds after the last fault, then stops, so the copies can settle.
+    const trafficEndMs = faultsOverMs + TRAFFIC_AFTER_FAULTS_MS
+    const tick = (): void => {
+      if (this.clock.now() >= trafficEndMs) return
+      this.guard(() => this.traffic())
+      this.clock.at(this.clock.now() + TRAFFIC_TICK_MS, tick)
+    }
+    this.clock.at(TRAFFIC_TICK_MS, tick)
     while (this.clock.step(s.durationMs)) {
       this.events++
       // Let promise continuations (platform calls, sends) run before the next event.
@@ -642,6 +816,7 @@ export class World {
     }
     if (this.overlapSinceMs !== null) this.setHolder('__end__', 0, false)
     const settledAtMs = this.checkSettled(faultsOverMs)
+    if (settledAtMs !== null) this.checkFlows()
     for (const b of this.boards) {
       const st = b.board?.status()
       if (st && st.bugs > 0) this.violate(`${b.name}: ${st.bugs} internal errors (see its console)`)
@@ -651,6 +826,7 @@ export class World {
       violations: this.violations,
       maxOverlapMs: this.maxOverlapMs,
       overlapMs: this.overlapMs,
+      flows: { live: this.truth.size, stale: this.staleFlows, droppedPackets: this.droppedPackets },
       settledAtMs,
       events: this.events,
       lines: [...this.boards[0].lines, ...this.boards[1].lines].sort(),
@@ -700,6 +876,9 @@ export class World {
     return last ? last.atMs - faultsOverMs : 0
   }
 }
+
+const TRAFFIC_TICK_MS = 50
+const TRAFFIC_AFTER_FAULTS_MS = 5000
 
 /** How long the simulated `ip addr` and friends take when nothing slows them. */
 export const COMMAND_MS = 2
