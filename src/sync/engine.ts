@@ -200,6 +200,12 @@ export class SyncEngine {
   private peerHeardMs: number | null = null
   /** Peer sessions left behind during this board's life: never adopted again (replays). */
   private readonly retired: number[] = []
+  /**
+   * The peer's session when we last declared it gone. The peer may not have lost us
+   * (this board was the one paused: a SIGSTOP, an event loop held up for seconds) and
+   * go on with it; that one session is taken back, not refused for ever.
+   */
+  private lostPeerEpoch: number | null = null
   private expected = 1
   private readonly early = new Map<number, SyncFrame>()
   private ackDue: number | null = null
@@ -503,6 +509,18 @@ export class SyncEngine {
    */
   private acceptSession(frame: SyncFrame, now: number): boolean {
     if (frame.epoch === this.peerEpoch) return true
+    if (this.peerEpoch === null && frame.epoch === this.lostPeerEpoch) {
+      // Found by the simulator (seed 1067): after a 3 s pause of one board, each side
+      // refused the other's session for good and sync never came back.
+      this.log(`peer went on with its session (epoch ${hex(frame.epoch)}) after our silence`)
+      this.lostPeerEpoch = null
+      this.peerEpoch = frame.epoch
+      this.expected = frame.ackOnly ? frame.seq + 1 : frame.seq
+      this.early.clear()
+      this.framesSinceAck = 0
+      this.askAgain('missed', now)
+      return true
+    }
     if (this.retired.includes(frame.epoch)) return false
     if (this.peerEpoch !== null && frame.ackEpoch !== this.epoch) return false
     const first = frame.ackOnly ? frame.seq + 1 : frame.seq
@@ -510,6 +528,8 @@ export class SyncEngine {
       this.log(`peer started a new session (epoch ${hex(frame.epoch)})`)
       this.retire(this.peerEpoch)
     }
+    if (this.lostPeerEpoch !== null) this.retire(this.lostPeerEpoch)
+    this.lostPeerEpoch = null
     this.peerEpoch = frame.epoch
     this.expected = first
     this.early.clear()
@@ -552,9 +572,11 @@ export class SyncEngine {
     this.push = null
     this.epoch = this.newEpoch(this.epoch)
     this.nextSeq = 1
-    // Its session is over for us too: whatever it sends next starts a new one, and
-    // a transfer cut off in the middle is asked for again when it is back.
-    if (this.peerEpoch !== null) this.retire(this.peerEpoch)
+    // Its session is over for us too, unless the peer goes on with it (it may not
+    // have noticed the silence); a transfer cut off in the middle is asked for again
+    // when it is back. Any other session it used before stays refused.
+    if (this.lostPeerEpoch !== null) this.retire(this.lostPeerEpoch)
+    this.lostPeerEpoch = this.peerEpoch
     this.peerEpoch = null
     if (this.receiving) {
       this.receiving = null

@@ -138,6 +138,23 @@ t.test('peer gone: queue dropped, new session, whole table when it is back', asy
   t.ok(sameTable(p.a.local, p.b.peer), `stale states forgotten, new ones there (${p.b.peer.size} of ${p.a.local.size})`)
 })
 
+t.test('one side alone declares the peer gone (it was paused, or heard nothing one way): sync comes back (simulator seed 1067)', async (t) => {
+  const p = new SyncPair()
+  p.start(range(50))
+  p.run(50)
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver') // b hears nothing from a; a still hears b
+  p.run(PEER_TIMEOUT_MS + 200)
+  t.equal(p.b.status(p.now).peer.state, 'gone', 'b declared a gone')
+  t.equal(p.a.status(p.now).peer.state, 'up', 'a did not: it goes on with its session')
+  p.fate = () => 'deliver'
+  for (let i = 0; i < 10; i++) p.upsert('a', flow(700 + i))
+  p.run(SETTLE_MS + 1500)
+  t.equal(p.b.status(p.now).peer.state, 'up')
+  t.match(p.logs.b.join('\n'), /peer went on with its session/)
+  t.ok(sameTable(p.a.local, p.b.peer), `b's copy complete again (${p.b.peer.size} of ${p.a.local.size})`)
+  t.ok(sameTable(p.b.local, p.a.peer), 'and a has b\'s')
+})
+
 t.test('a restarted peer asks again and gets everything; the survivor accepts its new session', async (t) => {
   const p = new SyncPair()
   p.start(range(200))
