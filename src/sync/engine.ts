@@ -206,6 +206,8 @@ export class SyncEngine {
    * go on with it; that one session is taken back, not refused for ever.
    */
   private lostPeerEpoch: number | null = null
+  /** The next sequence number we expected of it then: older frames are recordings, not the peer going on. */
+  private lostPeerExpected = 0
   private expected = 1
   private readonly early = new Map<number, SyncFrame>()
   private ackDue: number | null = null
@@ -510,6 +512,9 @@ export class SyncEngine {
   private acceptSession(frame: SyncFrame, now: number): boolean {
     if (frame.epoch === this.peerEpoch) return true
     if (this.peerEpoch === null && frame.epoch === this.lostPeerEpoch) {
+      // Older than where we were: a recording of it, not the peer going on (first
+      // contact must not adopt it either: its gap would never be filled).
+      if (frame.seq < this.lostPeerExpected) return false
       // Found by the simulator (seed 1067): after a 3 s pause of one board, each side
       // refused the other's session for good and sync never came back.
       this.log(`peer went on with its session (epoch ${hex(frame.epoch)}) after our silence`)
@@ -577,6 +582,7 @@ export class SyncEngine {
     // when it is back. Any other session it used before stays refused.
     if (this.lostPeerEpoch !== null) this.retire(this.lostPeerEpoch)
     this.lostPeerEpoch = this.peerEpoch
+    this.lostPeerExpected = this.expected
     this.peerEpoch = null
     if (this.receiving) {
       this.receiving = null
