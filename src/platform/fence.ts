@@ -40,7 +40,7 @@ export interface FenceCoreDeps {
 
 /** A failed removal is tried again this often, this many times in all. */
 export const FENCE_RETRY_MS = 1000
-export const FENCE_REMOVE_TRIES = 30
+export const FENCE_REMOVE_TRIES = 10
 
 interface Guard {
   iface: string

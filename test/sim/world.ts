@@ -426,6 +426,16 @@ class SimBoard {
       garp: () => op(null),
       runHook: () => op(null),
       linkUp: () => !this.linkDown,
+      // The self-repair check reads what is on the interface, after the command's latency.
+      addresses: () =>
+        new Promise((resolve, reject) => {
+          const fail = this.commandsFail
+          world.clock.at(world.clock.now() + this.commandDelayMs, () => {
+            world.platformSettled = true
+            if (fail) return reject(new Error('command failed'))
+            resolve(new Set([VIP.address].filter((a) => world.holding(a).includes(this.index))))
+          })
+        }),
     }
   }
 
