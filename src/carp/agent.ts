@@ -211,6 +211,10 @@ export class Agent {
   private guard(v: Vhid): void {
     if (!this.fence || !this.quorum) return
     if (v.state.state !== 'MASTER') {
+      // While our own removal of the VIPs runs (it may wait behind a slow add), the
+      // fence keeps its hold: at the lease's end it removes them itself (found by the
+      // simulator, seed 102401: two holders for 1.5 s).
+      if (v.removing > 0 && v.fencedUntilMs !== null) return
       if (v.fencedUntilMs !== null) this.fence.drop(v.config.vhid)
       v.fencedUntilMs = null
       return
@@ -569,7 +573,10 @@ export class Agent {
 
   private removed(v: Vhid): void {
     v.removing = Math.max(0, v.removing - 1)
-    if (v.removing === 0 && this.quorum && this.vhids.get(v.config.vhid) === v) this.quorum.view(v.config.vhid, this.viewOf(v))
+    if (v.removing === 0 && this.quorum && this.vhids.get(v.config.vhid) === v) {
+      this.quorum.view(v.config.vhid, this.viewOf(v))
+      this.guard(v)
+    }
   }
 
   /** Queues a platform call per VIP so changes to one vhid never overtake each other. */

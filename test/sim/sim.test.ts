@@ -3,7 +3,10 @@
 // Longer runs: npm run sim -- --seeds N --seconds T.
 import t from 'tap'
 import { parseBudget, report, runBudget } from './run.js'
-import { World, drawScenario, simulate } from './world.js'
+import { World, drawScenario, simulate, witnessBoundMs } from './world.js'
+
+// The whole file takes about 40 s on an idle 2-core machine; room for a busy one.
+t.setTimeout(400_000)
 
 const CI_SEEDS = Number(process.env.CARPD_SIM_SEEDS ?? 100)
 const CI_SECONDS = 60
@@ -25,10 +28,12 @@ t.test('seeds that found defects stay fixed', async (t) => {
   // 1067 (60 s): a board paused 3 s declared its peer gone and refused its session for
   // good while the peer went on with it: no sync, then no holder at all.
   // 1061 (60 s): a replayed frame of that lost session was adopted as first contact.
-  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60]] as const) {
+  // 102401, 100911 (60 s): a master stepping down dropped its fence hold while its own
+  // removal waited behind a slow add: two holders for 1.5 s.
+  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60]] as const) {
     const r = await simulate(seed, seconds * 1000)
     t.same(r.violations, [], `seed ${seed}\n${report(r)}`)
-    if (r.scenario.mode === 'witness') t.equal(r.maxOverlapMs, 0, `seed ${seed}: no overlap`)
+    if (r.scenario.mode === 'witness') t.ok(r.maxOverlapMs <= witnessBoundMs(r.scenario), `seed ${seed}: overlap ${r.maxOverlapMs} ms within the bound ${witnessBoundMs(r.scenario)} ms`)
     t.equal(r.settledAtMs !== null && r.violations.length === 0, true, `seed ${seed}: one holder after the faults`)
   }
 })
