@@ -514,7 +514,8 @@ export class SyncEngine {
     if (this.peerEpoch === null && frame.epoch === this.lostPeerEpoch) {
       // Older than where we were: a recording of it, not the peer going on (first
       // contact must not adopt it either: its gap would never be filled).
-      if (frame.seq < this.lostPeerExpected) return false
+      // An ack-only frame carries the last seq used: it stands for the one after.
+      if ((frame.ackOnly ? frame.seq + 1 : frame.seq) < this.lostPeerExpected) return false
       // Found by the simulator (seed 1067): after a 3 s pause of one board, each side
       // refused the other's session for good and sync never came back.
       this.log(`peer went on with its session (epoch ${hex(frame.epoch)}) after our silence`)

@@ -155,6 +155,20 @@ t.test('one side alone declares the peer gone (it was paused, or heard nothing o
   t.ok(sameTable(p.b.local, p.a.peer), 'and a has b\'s')
 })
 
+t.test('the same with an idle peer: its keepalives (ack-only frames) take the session back too, before its own timeout', async (t) => {
+  const p = new SyncPair()
+  p.start(range(20))
+  p.run(50)
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver')
+  p.run(PEER_TIMEOUT_MS + 200)
+  t.equal(p.b.status(p.now).peer.state, 'gone')
+  p.fate = () => 'deliver'
+  p.run(1500) // a keepalive a second; well under a's own PEER_TIMEOUT_MS
+  t.match(p.logs.b.join('\n'), /peer went on with its session/)
+  t.equal(p.b.status(p.now).peer.state, 'up')
+  t.notMatch(p.logs.a.join('\n'), /peer silent on the sync link/, 'a never had to give b up')
+})
+
 t.test('a restarted peer asks again and gets everything; the survivor accepts its new session', async (t) => {
   const p = new SyncPair()
   p.start(range(200))
