@@ -445,7 +445,6 @@ class SimBoard {
     this.crashed = false
     const alive = () => gen === this.gen && !this.crashed
     const clock: Clock = { now: () => world.clock.now(), wall: () => world.clock.wall(), at: (at, fn) => world.clock.at(at, this.gate(gen, fn)) }
-    const gated = (tr: Transport): Transport => ({ ...tr, onPacket: (h) => tr.onPacket((p, from) => h(p, from)) })
     const platform = this.platform()
     // The fence is a process of its own: it runs while carpd is paused, and removes
     // what it guards when carpd dies.
@@ -482,7 +481,7 @@ class SimBoard {
     this.board = new Board(
       { config: this.config, clock, log, random, io },
       {
-        carp: gated(nets.lan.transport(this.index, { address: LAN[this.index]!, port: CARP_PORT }, alive)),
+        carp: nets.lan.transport(this.index, { address: LAN[this.index]!, port: CARP_PORT }, alive),
         sync: nets.sync.transport(this.index, { address: SYNC[this.index]!, port: SYNC_PORT }, alive),
         witness: world.scenario.mode === 'witness' ? nets.witness.transport(this.index, { address: LAN[this.index]!, port: 40000 }, alive) : null,
         nets: new Map([['lan0', { address: LAN[this.index]!, prefix: 24 }]]),
@@ -599,13 +598,9 @@ export class World {
   setHolder(vip: string, board: number, holds: boolean): void {
     const set = this.holders.get(vip) ?? new Set<number>()
     this.holders.set(vip, set)
-    const before = set.size
     if (holds) set.add(board)
     else set.delete(board)
     if (holds) this.lastAdder = board
-    if (set.size === before && holds === set.has(board)) {
-      // no change
-    }
     const now = this.clock.now()
     this.holderChanges.push({ atMs: now, holders: [...set].sort() })
     if (this.holderChanges.length > 10_000) this.holderChanges.splice(0, 5000)
