@@ -460,7 +460,7 @@ class SimBoard {
       const r = prng(seed * 131 + this.index * 7919 + this.draws++ * 104_729)
       return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)))
     }
-    const log = { event: (sub: string, msg: string) => void (this.lines.length < 400 && this.lines.push(`${(world.clock.now() / 1000).toFixed(3)} ${this.name} ${sub} ${msg}`)) }
+    const log = { event: (sub: string, msg: string) => void (this.lines.length < (Number(process.env.SIM_LINES) || 400) && this.lines.push(`${(world.clock.now() / 1000).toFixed(3)} ${this.name} ${sub} ${msg}`)) }
     const serialPort = {
       start: () => {},
       send: (line: string) => world.serialSend(this.index, line),
@@ -873,9 +873,19 @@ export class World {
     const holders = this.holding()
     if (holders.length !== 1) this.violate(`after the faults healed: ${holders.length} holders at the end`)
     if (after.length > 0) this.violate(`after the faults healed: holders changed ${after.length} times after ${deadline} ms (flapping)`)
-    const preferred = this.scenario.advskew[0] <= this.scenario.advskew[1] ? 0 : 1
+    // A VIP that could not be added keeps its board demoted for PLATFORM_FAIL_HOLD_MS
+    // on purpose (two boards failing in turn must not swap the VIP back and forth); no
+    // other share may outlive the faults.
+    const shares = this.boards.map((b) => b.board?.demotions.shares() ?? {})
+    shares.forEach((s, i) => {
+      const left = Object.keys(s).filter((reason) => reason !== 'platform')
+      if (left.length > 0) this.violate(`after the faults healed: ${this.boards[i].name} still demoted for ${left.join(', ')}`)
+    })
+    const demote = shares.map((s) => s.platform ?? 0)
+    const rank = (i: number) => demote[i] * 1000 + this.scenario.advskew[i]
+    const preferred = rank(0) <= rank(1) ? 0 : 1
     if (this.scenario.preempt && holders.length === 1 && holders[0] !== preferred) {
-      this.violate(`after the faults healed: preempt on, yet the less preferred board holds the VIP`)
+      this.violate(`after the faults healed: preempt on, yet the less preferred board holds the VIP (demote ${demote.join('/')})`)
     }
     const last = this.holderChanges.filter((c) => c.atMs > faultsOverMs).at(-1)
     return last ? last.atMs - faultsOverMs : 0
