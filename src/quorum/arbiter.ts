@@ -37,6 +37,7 @@ import {
   CLAIM_RETRY_MIN_MS,
   FLAG_HEARS_MASTER,
   HANDOVER_RETRY_QUIET_MS,
+  YIELD_QUIET_LEASES,
   PENDING_LEASES,
   PENDING_MAX,
   RENEWALS_PER_LEASE,
@@ -117,6 +118,7 @@ interface VhidVotes {
   masterSinceMs: number // when this vhid last became MASTER here
   tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
   handoverYieldMs: number // when a preempt's handover last ended in this board yielding
+  yieldedUntilMs: number // we yielded to the peer's claim: no asking of our own before this
   splitSeen: boolean // the peer said MASTER too well after we took over: a split, not a handover
   requests: number
   grants: Record<Voter, number>
@@ -257,7 +259,7 @@ export class Arbiter {
   nextWakeMs(nowMs: number): number {
     let next = this.paths.nextWakeMs()
     for (const v of this.vhids.values()) {
-      if (this.params.witness && wants(v.view)) next = Math.min(next, v.nextRequestMs)
+      if (this.params.witness && wants(v.view)) next = Math.min(next, this.yielding(v, nowMs) ? v.yieldedUntilMs : v.nextRequestMs)
       for (const until of [v.untilMs.peer, v.untilMs.witness, v.deferral?.untilMs ?? -Infinity]) {
         if (until > nowMs) next = Math.min(next, until)
       }
@@ -369,6 +371,10 @@ export class Arbiter {
         // CLAIM_RETRY_MIN_MS), so our VIPs are gone before it adds them. That grant
         // also releases the candidate from a deferral it gave us.
         const why = hears ? `peer ${hex(msg.sender)} hears us and claims (preempt or demoted master)` : `peer ${hex(msg.sender)} is less demoted (${cand.demote} < ${mine.demote})`
+        // Nor ask again while the peer takes over: hearing no master for a moment,
+        // we would renew the witness's lease and keep the peer from holding it, and
+        // yield again on its next advert, forever (simulator, seed 100494).
+        v.yieldedUntilMs = nowMs + YIELD_QUIET_LEASES * surelyOverMs(this.params.leaseMs)
         return [...this.setHeld(v, false, `yielding: ${why}`), answer('deny', this.params.selfId, 0)]
       }
       // It cannot hear us on the LAN but we hear it on another path: a LAN fault. The
@@ -381,9 +387,14 @@ export class Arbiter {
       v.peerClaimedMs = nowMs
       return [answer('deny', this.params.selfId, this.heldLeftMs(v, nowMs))]
     }
-    if (v.view.claiming && betterThan(mine, cand) && !this.deferring(v, nowMs)) {
+    if (v.view.claiming && betterThan(mine, cand)) {
       // Both want it; the higher-ranked one asks on. The witness may still pick the
-      // other one, which is fine: each voter promises one candidate only.
+      // other one, which is fine: each voter promises one candidate only. This holds
+      // while we still defer to that candidate too: granting it again would stretch
+      // our deferral with every ask, and a preferred board that makes the peer yield
+      // (it hears the peer's advert) would never hold while the peer, hearing no
+      // master, asks every master-down interval (simulator, seed 100494). The
+      // deferral already given runs out as promised.
       return [answer('deny', this.params.selfId, CLAIM_RETRY_MIN_MS)]
     }
     return [answer('grant', msg.sender, leaseMs), ...this.promise(v, msg.sender, leaseMs, nowMs)]
@@ -447,7 +458,7 @@ export class Arbiter {
   }
 
   private requestIfDue(v: VhidVotes, nowMs: number): ArbiterAction[] {
-    if (!this.params.witness || !wants(v.view) || nowMs < v.nextRequestMs) return []
+    if (!this.params.witness || !wants(v.view) || nowMs < v.nextRequestMs || this.yielding(v, nowMs)) return []
     for (const [key, p] of v.pending) if (nowMs - p.sentAtMs > PENDING_LEASES * this.params.leaseMs) v.pending.delete(key)
     v.requests++
     const flags = v.view.hearsMaster ? FLAG_HEARS_MASTER : 0
@@ -536,6 +547,9 @@ export class Arbiter {
   private decide(v: VhidVotes, nowMs: number): [boolean, string] {
     if (!wants(v.view)) return [false, NOT_A_CANDIDATE]
     if (this.params.witness) {
+      if (this.yielding(v, nowMs)) {
+        return [false, `yielded to the peer's claim: it takes over (asking again in ${Math.round(v.yieldedUntilMs - nowMs)} ms)`]
+      }
       if (this.deferring(v, nowMs)) {
         const left = Math.round(v.deferral!.untilMs - nowMs)
         if (v.deferral!.to === 0) return [false, `restart silence: a deferral granted before this start may still run (${left} ms)`]
@@ -580,6 +594,11 @@ export class Arbiter {
    */
   private inHandover(v: VhidVotes, nowMs: number): boolean {
     return v.tookOverHeard && nowMs - v.masterSinceMs < this.heartbeatTimeoutMs() && nowMs - v.handoverYieldMs >= HANDOVER_RETRY_QUIET_MS
+  }
+
+  /** We yielded to the peer's claim a moment ago, and it is alive: let it take over. */
+  private yielding(v: VhidVotes, nowMs: number): boolean {
+    return nowMs < v.yieldedUntilMs && this.peerFresh(nowMs)
   }
 
   private deferring(v: VhidVotes, nowMs: number): boolean {
@@ -640,6 +659,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     masterSinceMs: -Infinity,
     tookOverHeard: false,
     handoverYieldMs: -Infinity,
+    yieldedUntilMs: -Infinity,
     splitSeen: false,
     requests: 0,
     grants: { peer: 0, witness: 0 },

@@ -29,3 +29,10 @@ export const PATH_UP_FRAMES = 2
 
 /** Request flags (the body's fourth byte). */
 export const FLAG_HEARS_MASTER = 0x01
+
+/**
+ * A master that yields to the peer's claim asks for no vote of its own for this many
+ * leases (each as long as the witness holds one): enough for the witness's lease to it
+ * to run out and go to the peer. Ended early when the peer falls silent.
+ */
+export const YIELD_QUIET_LEASES = 2

@@ -260,3 +260,32 @@ t.test('a board whose VIPs are still being removed promises them to nobody, INIT
     t.equal(later?.kind, 'grant', `${state}, VIPs gone: granted`)
   }
 })
+
+t.test('a yielding master lets the peer take over: no ask of its own, and the preferred peer stops renewing its deferral (simulator seed 100494)', async (t) => {
+  // The master yields to a candidate that hears it...
+  const m = arbiter()
+  const hb = (seq: number, at: number) => m.heartbeat({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [{ vhid: 1, state: 'B' }] }, 'sync', at)
+  hb(1, 0)
+  hb(2, 100)
+  const [, w] = sent(m.view(1, view({ claiming: true }), 100)) as Extract<VoteMessage, { kind: 'request' }>[]
+  m.receive({ kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: w!.nonce, holder: SELF, leaseMs: 1000 }, 'witness', null, 101)
+  m.view(1, view({ state: 'MASTER' }), 102)
+  t.same(votes(m.receive(request({ seq: 6, flags: FLAG_HEARS_MASTER }), 'peer', 'sync', 150)).length, 1, 'steps down')
+  m.view(1, view(), 151)
+  // ...then hears no master for a moment and wants the vhid back: it asks nobody,
+  // so the witness's lease to it runs out for the peer, while the peer is alive.
+  hb(3, 200)
+  t.same(sent(m.view(1, view({ claiming: true }), 380)), [], 'no request while the peer takes over')
+  t.match(m.status(380).vhids[0]!.why, /yielded to the peer's claim: it takes over \(asking again in \d+ ms\)/)
+  t.equal(m.nextWakeMs(380) > 380, true, 'and no busy wake-up meanwhile')
+  // When the peer falls silent, it asks again at once.
+  t.equal(sent(m.tick(520)).length, 2, 'the peer went silent: ask both voters')
+
+  // The preferred candidate that still defers to the peer (it granted a moment ago)
+  // refuses to renew: each grant would stretch the deferral, forever.
+  const a = arbiter()
+  t.equal(sent(a.receive(request({ seq: 1 }), 'peer', 'sync', 0))[0]!.kind, 'grant')
+  a.view(1, view({ claiming: true, advskew: 0 }), 10)
+  t.match(sent(a.receive(request({ seq: 2 }), 'peer', 'sync', 240))[0], { kind: 'deny' }, 'a worse candidate is refused while we defer to it')
+  t.equal(a.status(240).vhids[0]!.deferringToPeerMs, 1020, 'the deferral given runs out as promised, not stretched')
+})
