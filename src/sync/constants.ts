@@ -25,6 +25,8 @@ export const RESEND_MS = 200
  * sent again at once, but not twice within this time.
  */
 export const FAST_RESEND_MS = 10
+/** A missing frame is given up on (and the whole table asked for) after this long: ten resends. */
+export const GAP_WAIT_MS = 10 * RESEND_MS
 /**
  * A change waits this long for others to share its frame. Repeated updates of one
  * flow inside it coalesce into one record; a failover within it loses only this much.
@@ -42,6 +44,11 @@ export const PEER_TIMEOUT_MS = 3500
  * table goes as a bulk transfer instead: nothing is lost, the peer just gets it all.
  */
 export const MAX_PENDING_CHANGES = 100_000
+/**
+ * A bulk request whose transfer has not begun after this long is asked again (a
+ * request can be lost with a session the peer refused). pfsync(4) retries every 5 s.
+ */
+export const BULK_RETRY_MS = 5000
 /** Demotion while a board waits for its first bulk transfer (pfsync(4) uses 32 too). */
 export const DEMOTE_SYNC_BULK = 32
 /**

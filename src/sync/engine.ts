@@ -37,6 +37,8 @@ import {
   RECEIVE_WINDOW_FRAMES,
   RESEND_MS,
   SEND_WINDOW_FRAMES,
+  BULK_RETRY_MS,
+  GAP_WAIT_MS,
 } from './constants.js'
 import {
   FLOW_RECORD_LEN,
@@ -118,6 +120,16 @@ export interface SyncCounters {
   lostFrames: number // unacknowledged frames dropped when the peer went away (a bulk follows)
   overflows: number // times the queue was full and a bulk transfer replaced it
   sessionResets: number
+  bulkRetries: number // bulk requests asked again: no transfer began within BULK_RETRY_MS
+  gapsSkipped: number // missing frames given up on after GAP_WAIT_MS (a bulk transfer follows)
+}
+
+/** The bulk transfer a board waits for; `askedMs`: when its request last went (null: not yet). */
+interface WantedBulk {
+  reason: BulkReason
+  id: number
+  deadlineMs: number
+  askedMs: number | null
 }
 
 export interface BulkInfo {
@@ -172,7 +184,7 @@ export class SyncEngine {
   readonly peer = new Map<string, string>()
   private readonly counters: SyncCounters = {
     framesSent: 0, framesReceived: 0, changesSent: 0, changesReceived: 0, bulkRecordsSent: 0,
-    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0,
+    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0,
   }
   private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>
   private out: SyncAction[] = []
@@ -210,11 +222,13 @@ export class SyncEngine {
   private lostPeerExpected = 0
   private expected = 1
   private readonly early = new Map<number, SyncFrame>()
+  /** Since when frames have waited in `early` for the frame `expected` (the gap). */
+  private gap: { expected: number; sinceMs: number } | null = null
   private ackDue: number | null = null
   private framesSinceAck = 0
   private receiving: Receiving | null = null
 
-  private wanted: { reason: BulkReason; id: number; deadlineMs: number } | null = null
+  private wanted: WantedBulk | null = null
   /**
    * The demotion state sync asks for now: DEMOTE_SYNC_GONE while the peer is silent
    * and this board serves nothing, DEMOTE_SYNC_BULK until the wanted bulk transfer
@@ -428,6 +442,7 @@ export class SyncEngine {
     if (!this.acceptSession(frame, now)) return this.drop('staleSession')
     const ahead = frame.seq - this.expected
     if (!frame.ackOnly && ahead >= RECEIVE_WINDOW_FRAMES) return this.drop('outOfWindow')
+    if (frame.ackOnly) this.applyEarly(now) // a taken-back session may start at a kept frame
 
     this.counters.framesReceived++
     this.heard(now)
@@ -444,10 +459,7 @@ export class SyncEngine {
         this.ackDue = now
       } else {
         this.apply(frame, now)
-        for (let next = this.early.get(this.expected); next; next = this.early.get(this.expected)) {
-          this.early.delete(this.expected)
-          this.apply(next, now)
-        }
+        this.applyEarly(now)
         this.framesSinceAck++
         if (this.framesSinceAck >= ACK_EVERY_FRAMES) this.ackDue = now
         else this.ackDue ??= now + ACK_DELAY_MS
@@ -465,6 +477,13 @@ export class SyncEngine {
       this.log(`no bulk transfer from the peer within ${this.opts.bulkTimeoutMs / 1000}s: going on with ${this.peer.size} peer states`)
       this.undemote('sync: gave up waiting for the bulk transfer')
     }
+    if (this.bulkAskDueMs() <= now) {
+      // A request can be lost for good: sent in frames of a session the peer then
+      // refused (simulator, seed 100628: the board waited out the whole timeout, demoted).
+      // pfsync(4) asks again likewise, every 5 s.
+      this.counters.bulkRetries++
+      this.askBulk(this.wanted!, now)
+    }
     // Sequence numbers are 32 bits: a new session long before they run out (the
     // peer adopts it at once, its frames acknowledge ours).
     if (this.nextSeq > SEQ_ROLL && this.unacked.size === 0) {
@@ -473,6 +492,7 @@ export class SyncEngine {
       this.nextSeq = 1
     }
     if (this.peerState === 'up' && this.peerHeardMs !== null && now - this.peerHeardMs >= PEER_TIMEOUT_MS) this.peerGone(now)
+    this.watchGap(now)
     for (const [seq, u] of this.unacked) {
       if (now - u.sentMs < RESEND_MS) continue
       u.sentMs = now
@@ -494,7 +514,8 @@ export class SyncEngine {
     if (this.pendingSinceMs !== null && this.peerState === 'up' && room) at = Math.min(at, this.pendingSinceMs + FLUSH_DELAY_MS)
     for (const u of this.unacked.values()) at = Math.min(at, u.sentMs + RESEND_MS)
     if (this.peerState === 'up' && this.peerHeardMs !== null) at = Math.min(at, this.peerHeardMs + PEER_TIMEOUT_MS)
-    if (this.wanted) at = Math.min(at, this.wanted.deadlineMs)
+    if (this.wanted) at = Math.min(at, this.wanted.deadlineMs, this.bulkAskDueMs())
+    if (this.gap) at = Math.min(at, this.gap.sinceMs + GAP_WAIT_MS)
     return at
   }
 
@@ -522,7 +543,9 @@ export class SyncEngine {
       this.lostPeerEpoch = null
       this.peerEpoch = frame.epoch
       this.expected = frame.ackOnly ? frame.seq + 1 : frame.seq
-      this.early.clear()
+      // Frames of this session that came early are kept: we acknowledged them, so the
+      // peer never sends them again (simulator, seed 100977: a gap that never filled).
+      for (const seq of this.early.keys()) if (seq < this.expected) this.early.delete(seq)
       this.framesSinceAck = 0
       this.askAgain('missed', now)
       return true
@@ -561,7 +584,7 @@ export class SyncEngine {
     // An operator's resync asked while the peer was gone becomes a demoting wait;
     // so does first contact after the startup wait gave up (no table yet).
     if (back || (this.wanted === null && this.lastIn === null)) this.want(this.wanted?.reason === 'startup' ? 'startup' : 'missed', now)
-    else if (this.wanted) this.control.push({ type: 'bulkRequest', ids: [this.wanted.id] })
+    else if (this.wanted) this.askBulk(this.wanted, now)
     this.startPush(this.pushWanted ?? 0, now)
   }
 
@@ -612,6 +635,41 @@ export class SyncEngine {
       u.sentMs = now
       this.counters.resends++
       this.transmit(u.frame, now, seq)
+    }
+  }
+
+  /**
+   * A frame that never comes while later ones wait: the peer no longer has it to send
+   * (it took it for acknowledged). Left alone, the receive window fills and sync stops
+   * for good with the peer up. So after GAP_WAIT_MS (many resends) the gap is skipped
+   * and the whole table asked for, which repairs whatever the missing frames carried.
+   */
+  private watchGap(now: number): void {
+    if (this.early.size === 0) {
+      this.gap = null
+      return
+    }
+    // The gap ripens only while the peer talks: a silent link fills no gap.
+    const talking = this.peerState === 'up' && this.peerHeardMs !== null && now - this.peerHeardMs <= KEEPALIVE_MS
+    if (this.gap === null || this.gap.expected !== this.expected || !talking) {
+      this.gap = { expected: this.expected, sinceMs: now }
+      return
+    }
+    if (now - this.gap.sinceMs < GAP_WAIT_MS) return
+    const next = Math.min(...this.early.keys())
+    this.log(`frames ${this.expected}..${next - 1} of the peer never came: going on from ${next} and asking for its whole table`)
+    this.counters.gapsSkipped++
+    this.gap = null
+    this.expected = next
+    this.applyEarly(now)
+    this.askAgain('missed', now)
+  }
+
+  /** Applies the frames that waited for the one just applied. */
+  private applyEarly(now: number): void {
+    for (let next = this.early.get(this.expected); next; next = this.early.get(this.expected)) {
+      this.early.delete(this.expected)
+      this.apply(next, now)
     }
   }
 
@@ -712,8 +770,8 @@ export class SyncEngine {
     const id = this.nextBulkId++
     // While the peer is gone, the wait has no end (waitForReturn); it starts once it is back.
     const waitsForReturn = this.peerState === 'gone' && !this.serving
-    this.wanted = { reason, id, deadlineMs: waitsForReturn ? Infinity : now + this.opts.bulkTimeoutMs }
-    if (this.peerState === 'up') this.control.push({ type: 'bulkRequest', ids: [id] })
+    this.wanted = { reason, id, deadlineMs: waitsForReturn ? Infinity : now + this.opts.bulkTimeoutMs, askedMs: null }
+    if (this.peerState === 'up') this.askBulk(this.wanted, now)
     // A board that does not serve waits for the table before it may be preferred (a
     // master keeps serving: demoting it would hand the VIPs to a peer that waits too).
     // An operator's resync changes nobody's role.
@@ -734,11 +792,23 @@ export class SyncEngine {
    * replaced by CARP's master-down, which demotion does not delay.
    */
   private waitForReturn(): void {
-    this.wanted = { reason: this.wanted?.reason ?? 'missed', id: this.wanted?.id ?? 0, deadlineMs: Infinity }
+    this.wanted = { reason: this.wanted?.reason ?? 'missed', id: this.wanted?.id ?? 0, deadlineMs: Infinity, askedMs: null }
     this.setDemote(DEMOTE_SYNC_GONE, "sync: peer silent on the sync link: this board's copy of its table is out of date")
   }
 
   /** Frames were missed: a new request, whatever was asked before (that one may be lost). */
+  private askBulk(wanted: WantedBulk, now: number): void {
+    wanted.askedMs = now
+    this.control.push({ type: 'bulkRequest', ids: [wanted.id] })
+  }
+
+  /** When the wanted transfer's request goes again: it was asked, the peer is up, and no transfer began. */
+  private bulkAskDueMs(): number {
+    const w = this.wanted
+    if (w === null || w.askedMs === null || this.peerState !== 'up' || this.receiving !== null) return Infinity
+    return w.askedMs + BULK_RETRY_MS
+  }
+
   private askAgain(reason: BulkReason, now: number): void {
     this.want(this.wanted?.reason ?? reason, now)
   }

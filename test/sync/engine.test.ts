@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEMOTE_SYNC_BULK, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
+import { BULK_RETRY_MS, DEMOTE_SYNC_BULK, GAP_WAIT_MS, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
 
 /** Long enough for any session change and transfer in these tests. */
 const SETTLE_MS = 1500
@@ -407,4 +407,108 @@ t.test('review: sequence numbers roll into a new session that the peer adopts', 
   for (let i = 0; i < 100; i++) p.upsert('a', flow(100 + i))
   p.run(100)
   t.ok(sameTable(p.a.local, p.b.peer), `synced after the roll (${p.b.peer.size} of ${p.a.local.size})`)
+})
+
+/** The frame's decoded header, or null for bytes that are not a frame of ours. */
+const frameOf = (bytes: Buffer) => {
+  const d = decodeSyncFrame(bytes, KEY)
+  return d.ok ? d.frame : null
+}
+
+t.test('a bulk request lost in a frame the peer took is asked again after BULK_RETRY_MS (simulator seed 100628)', async (t) => {
+  const p = new SyncPair()
+  p.start(range(50))
+  p.run(50)
+  // b restarts; its first request reaches a inside a frame a acknowledges, but without
+  // the request (as when the frame belonged to a session a then refused).
+  p.b = p.make('b')
+  const deliver = p.deliver.bind(p)
+  let stripped = 0
+  p.deliver = (to, bytes, fromPeer) => {
+    const f = to === 'a' ? frameOf(bytes) : null
+    if (f && stripped === 0 && f.sections.some((s) => s.type === 'bulkRequest')) {
+      stripped++
+      bytes = encodeSyncFrame({ ...f, sections: f.sections.filter((s) => s.type !== 'bulkRequest') }, KEY)
+    }
+    deliver(to, bytes, fromPeer)
+  }
+  p.handle('b', p.b.start(p.now))
+  p.b.snapshotBegin()
+  p.handle('b', p.b.snapshotEnd(p.now))
+  for (let i = 0; i < 3000 && stripped === 0; i++) p.run(1) // b asks once it hears a (a keepalive a second)
+  t.equal(stripped, 1)
+  p.run(BULK_RETRY_MS - 100)
+  t.equal(p.b.peer.size, 0, 'nothing came for the lost request')
+  t.equal(p.b.status(p.now).counters.bulkRetries, 0)
+  p.run(600)
+  t.equal(p.b.status(p.now).counters.bulkRetries, 1, 'asked again once')
+  t.ok(sameTable(p.a.local, p.b.peer), `the table came (${p.b.peer.size}), long before sync.bulk.timeout`)
+  t.equal(p.b.status(p.now).bulk.wanted, null)
+})
+
+t.test('a session taken back keeps the frames that came early: they were acknowledged (simulator seed 100977)', async (t) => {
+  const p = new SyncPair()
+  p.start(range(10))
+  p.run(50)
+  // Two changes in two frames; b misses the first (X) and keeps the second (X+1) early.
+  let x = -1
+  p.fate = (to, bytes) => {
+    const f = to === 'b' ? frameOf(bytes) : null
+    if (f && !f.ackOnly && x < 0) x = f.seq
+    return f && f.seq === x && !f.ackOnly ? 'drop' : 'deliver'
+  }
+  p.upsert('a', flow(500))
+  p.run(15)
+  p.upsert('a', flow(501))
+  p.run(15)
+  t.ok(p.b.peer.has(key(flow(501))) === false && p.b.status(p.now).counters.outOfOrder === 1, 'X+1 waits for X')
+  // Then b hears nothing from a until it declares a gone; a hears b's selective ack.
+  p.fate = (to) => (to === 'b' ? 'drop' : 'deliver')
+  p.run(PEER_TIMEOUT_MS + 100)
+  t.equal(p.b.status(p.now).peer.state, 'gone')
+  // The first frame b hears again is a's resend of X: b takes the session back at X.
+  p.fate = (to, bytes) => (to === 'a' || frameOf(bytes)?.seq === x ? 'deliver' : 'drop')
+  for (let i = 0; i < 1000 && !/peer went on with its session/.test(p.logs.b.join('\n')); i++) p.run(1)
+  t.ok(p.b.peer.has(key(flow(500))) && p.b.peer.has(key(flow(501))), 'X applied, and X+1 that waited for it')
+  p.fate = () => 'deliver'
+  p.run(SETTLE_MS)
+  t.equal(p.b.status(p.now).counters.gapsSkipped, 0, 'no gap left behind')
+  t.ok(sameTable(p.a.local, p.b.peer), `copy complete (${p.b.peer.size} of ${p.a.local.size})`)
+  for (let i = 0; i < 5; i++) p.upsert('a', flow(600 + i))
+  p.run(50)
+  t.ok(sameTable(p.a.local, p.b.peer), 'and changes flow on at once')
+})
+
+t.test('a frame that never comes is given up after GAP_WAIT_MS: the whole table is asked for instead', async (t) => {
+  const p = new SyncPair()
+  p.start(range(10))
+  p.run(50)
+  // b misses frame X, and a takes it for acknowledged (b's selective ack is bent to
+  // cover it): a never sends X again, and goes on talking.
+  let x = -1
+  p.fate = (to, bytes) => {
+    const f = to === 'b' ? frameOf(bytes) : null
+    if (f && !f.ackOnly && x < 0) x = f.seq
+    return f && f.seq === x && !f.ackOnly ? 'drop' : 'deliver'
+  }
+  const deliver = p.deliver.bind(p)
+  p.deliver = (to, bytes, fromPeer) => {
+    const f = to === 'a' ? frameOf(bytes) : null
+    const ranges = f?.sections.flatMap((s) => (s.type === 'ack' ? s.ranges : [])) ?? []
+    if (f && ranges.length > 0) {
+      const sections = f.sections.map((s) => (s.type === 'ack' ? { type: 'ack' as const, ranges: [{ from: x, to: Math.max(...ranges.map((r) => r.to)) }] } : s))
+      bytes = encodeSyncFrame({ ...f, sections }, KEY)
+    }
+    deliver(to, bytes, fromPeer)
+  }
+  p.upsert('a', flow(500))
+  p.run(15)
+  p.upsert('a', flow(501))
+  p.run(GAP_WAIT_MS - 200)
+  t.equal(p.b.status(p.now).counters.gapsSkipped, 0, 'resends still have their chance')
+  t.notOk(p.b.peer.has(key(flow(501))))
+  p.run(1500)
+  t.equal(p.b.status(p.now).counters.gapsSkipped, 1)
+  t.match(p.logs.b.join('\n'), new RegExp(`frames ${x}\\.\\.${x} of the peer never came: going on from ${x + 1}`))
+  t.ok(sameTable(p.a.local, p.b.peer), `the bulk transfer filled it (${p.b.peer.size} of ${p.a.local.size})`)
 })
