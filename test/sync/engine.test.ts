@@ -409,6 +409,17 @@ t.test('review: sequence numbers roll into a new session that the peer adopts', 
   t.ok(sameTable(p.a.local, p.b.peer), `synced after the roll (${p.b.peer.size} of ${p.a.local.size})`)
 })
 
+/** From now on b never gets a's next data frame (X); returns X once it is known. */
+function loseFirstFrameToB(p: SyncPair): () => number {
+  let x = -1
+  p.fate = (to, bytes) => {
+    const f = to === 'b' ? frameOf(bytes) : null
+    if (f && !f.ackOnly && x < 0) x = f.seq
+    return f && f.seq === x && !f.ackOnly ? 'drop' : 'deliver'
+  }
+  return () => x
+}
+
 /** The frame's decoded header, or null for bytes that are not a frame of ours. */
 const frameOf = (bytes: Buffer) => {
   const d = decodeSyncFrame(bytes, KEY)
@@ -451,12 +462,7 @@ t.test('a session taken back keeps the frames that came early: they were acknowl
   p.start(range(10))
   p.run(50)
   // Two changes in two frames; b misses the first (X) and keeps the second (X+1) early.
-  let x = -1
-  p.fate = (to, bytes) => {
-    const f = to === 'b' ? frameOf(bytes) : null
-    if (f && !f.ackOnly && x < 0) x = f.seq
-    return f && f.seq === x && !f.ackOnly ? 'drop' : 'deliver'
-  }
+  const missed = loseFirstFrameToB(p)
   p.upsert('a', flow(500))
   p.run(15)
   p.upsert('a', flow(501))
@@ -467,7 +473,7 @@ t.test('a session taken back keeps the frames that came early: they were acknowl
   p.run(PEER_TIMEOUT_MS + 100)
   t.equal(p.b.status(p.now).peer.state, 'gone')
   // The first frame b hears again is a's resend of X: b takes the session back at X.
-  p.fate = (to, bytes) => (to === 'a' || frameOf(bytes)?.seq === x ? 'deliver' : 'drop')
+  p.fate = (to, bytes) => (to === 'a' || frameOf(bytes)?.seq === missed() ? 'deliver' : 'drop')
   for (let i = 0; i < 1000 && !/peer went on with its session/.test(p.logs.b.join('\n')); i++) p.run(1)
   t.ok(p.b.peer.has(key(flow(500))) && p.b.peer.has(key(flow(501))), 'X applied, and X+1 that waited for it')
   p.fate = () => 'deliver'
@@ -485,18 +491,13 @@ t.test('a frame that never comes is given up after GAP_WAIT_MS: the whole table 
   p.run(50)
   // b misses frame X, and a takes it for acknowledged (b's selective ack is bent to
   // cover it): a never sends X again, and goes on talking.
-  let x = -1
-  p.fate = (to, bytes) => {
-    const f = to === 'b' ? frameOf(bytes) : null
-    if (f && !f.ackOnly && x < 0) x = f.seq
-    return f && f.seq === x && !f.ackOnly ? 'drop' : 'deliver'
-  }
+  const missed = loseFirstFrameToB(p)
   const deliver = p.deliver.bind(p)
   p.deliver = (to, bytes, fromPeer) => {
     const f = to === 'a' ? frameOf(bytes) : null
     const ranges = f?.sections.flatMap((s) => (s.type === 'ack' ? s.ranges : [])) ?? []
     if (f && ranges.length > 0) {
-      const sections = f.sections.map((s) => (s.type === 'ack' ? { type: 'ack' as const, ranges: [{ from: x, to: Math.max(...ranges.map((r) => r.to)) }] } : s))
+      const sections = f.sections.map((s) => (s.type === 'ack' ? { type: 'ack' as const, ranges: [{ from: missed(), to: Math.max(...ranges.map((r) => r.to)) }] } : s))
       bytes = encodeSyncFrame({ ...f, sections }, KEY)
     }
     deliver(to, bytes, fromPeer)
@@ -509,6 +510,6 @@ t.test('a frame that never comes is given up after GAP_WAIT_MS: the whole table 
   t.notOk(p.b.peer.has(key(flow(501))))
   p.run(1500)
   t.equal(p.b.status(p.now).counters.gapsSkipped, 1)
-  t.match(p.logs.b.join('\n'), new RegExp(`frames ${x}\\.\\.${x} of the peer never came: going on from ${x + 1}`))
+  t.match(p.logs.b.join('\n'), new RegExp(`frames ${missed()}\\.\\.${missed()} of the peer never came: going on from ${missed() + 1}`))
   t.ok(sameTable(p.a.local, p.b.peer), `the bulk transfer filled it (${p.b.peer.size} of ${p.a.local.size})`)
 })
