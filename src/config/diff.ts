@@ -33,6 +33,11 @@ export function restartChanges(old: Config, next: Config): RestartChange[] {
     ['witness', endpoint(old.witness.address), endpoint(next.witness.address)],
     ['witness.lease', ms(old.witness.leaseMs), ms(next.witness.leaseMs)],
   ]
+  // Multi-WAN applies its changes in place (wan/runtime.ts), but not turning it on or
+  // off, nor a change of rules flavour (the old flavour's rules would stay loaded).
+  const wans = (c: Config): string => (c.wans.length === 0 ? 'off' : `${c.wans.length} WANs`)
+  if ((old.wans.length === 0) !== (next.wans.length === 0)) pairs.push(['wan', wans(old), wans(next)])
+  else if (old.wans.length > 0) pairs.push(['wan.rules', old.wanRules, next.wanRules])
   const changes: RestartChange[] = pairs.filter(([, a, b]) => a !== b).map(([key, from, to]) => ({ key, from, to }))
   if (old.sync.key !== next.sync.key) changes.push({ key: 'sync.key', from: null, to: null })
   if (old.witness.key !== next.witness.key) changes.push({ key: 'witness.key', from: null, to: null })

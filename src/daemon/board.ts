@@ -223,7 +223,13 @@ export class Board {
           demote: (reason, value, why) => this.demotions.set(reason, value, why),
           ignoreAddresses: [...(own ? [own] : []), peer.address, ...[...sockets.nets.values()].map((n) => n.address)],
         })
-        this.agent.attachSync(this.sync)
+        // A takeover loads the peer's connections; multi-WAN then removes those of a
+        // WAN that is dead on this board (it is created below, hence the look-up).
+        const link = this.sync
+        this.agent.attachSync({
+          promoted: () => link.promoted().then(() => this.wan?.promoted()),
+          stoppedServing: () => link.stoppedServing(),
+        })
       }
     }
 
@@ -360,7 +366,7 @@ export class Board {
       return null
     }
     this.desk.reloaded(next)
-    const notes = [...restartChanges(this.config, next).map(restartNote), ...this.agent.reload(next.carp)]
+    const notes = [...restartChanges(this.config, next).map(restartNote), ...this.agent.reload(next.carp), ...(this.wan && next.wans.length > 0 ? this.wan.reload(next) : [])]
     for (const note of notes) log.event('config', `reload: ${note}`)
     return notes
   }

@@ -67,7 +67,7 @@ const seconds = (valueMs: number): string => `${(valueMs / MS_PER_S).toFixed(1)}
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
 
 export class WanHealth {
-  private readonly cfg: WanProbeConfig
+  private cfg: WanProbeConfig
   private readonly samples: Sample[] = []
   private state: WanState = 'offline'
   private sinceMs: number | null = null
@@ -82,6 +82,16 @@ export class WanHealth {
   constructor(cfg: WanProbeConfig) {
     this.cfg = { ...cfg }
   }
+
+  /**
+   * New thresholds (a reload): the state, its reason and the rounds seen so far stay,
+   * so a WAN keeps carrying traffic; the next round is judged by the new numbers.
+   */
+  reconfigure(cfg: WanProbeConfig): void {
+    this.cfg = { ...cfg }
+    while (this.samples.length > cfg.window) this.samples.shift()
+  }
+
 
   /** One finished probe round of this WAN. */
   round(r: RoundResult, nowMs: number): HealthVerdict {

@@ -8,7 +8,7 @@
 // dead WAN and healthy ones are left alone. Loads run one at a time, in order; a
 // failed load keeps the previous rules and says why.
 
-import type { Config } from '../config/types.js'
+import type { Config, WanConfig } from '../config/types.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
@@ -16,7 +16,7 @@ import { WanHealth } from './health.js'
 import { describePlan, plan as makePlan, planChanged } from './policy.js'
 import { WanProber } from './probe.js'
 import type { WanRuntimeStatus } from './status.js'
-import type { WanApplier, WanHook, WanPlan, WanSpec, WanState } from './types.js'
+import { type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
@@ -77,22 +77,98 @@ export class WanRuntime {
   private nextAddressCheckMs = 0
   private retry: TimerHandle | null = null
   private readonly toFlush = new Set<number>()
+  /** The configuration in force: the one started with, then each reload's. */
+  private config: Config
+  /** `ip rule del` of WANs a reload removed, run with the next full load of the routes. */
+  private retired: string[][] = []
 
   constructor(private readonly deps: WanRuntimeDeps) {
-    const now = deps.clock.now()
-    for (const c of deps.config.wans) {
-      const spec: WanSpec = { ...c, address: deps.addressOf(c.interface) }
-      this.wans.push({
-        spec,
-        prober: new WanProber({ wan: c.wan, targets: c.probes, need: c.probeNeed, timeoutMs: deps.config.wanProbe.timeoutMs, random: deps.random }),
-        health: new WanHealth(deps.config.wanProbe),
-        state: 'offline',
-        sinceMs: now,
-        reason: 'no probe round yet',
-        transport: null,
-        drained: false,
-      })
+    this.config = deps.config
+    for (const c of deps.config.wans) this.wans.push(this.newWan(c))
+  }
+
+  private newWan(c: WanConfig): Wan {
+    return {
+      spec: { ...c, address: this.deps.addressOf(c.interface) },
+      prober: this.newProber(c),
+      health: new WanHealth(this.config.wanProbe),
+      state: 'offline',
+      sinceMs: this.deps.clock.now(),
+      reason: 'no probe round yet',
+      transport: null,
+      drained: false,
     }
+  }
+
+  private newProber(c: WanConfig): WanProber {
+    return new WanProber({ wan: c.wan, targets: c.probes, need: c.probeNeed, timeoutMs: this.config.wanProbe.timeoutMs, random: this.deps.random })
+  }
+
+  /**
+   * Applies changed `wan.*` settings (SIGHUP) without a restart. A WAN that keeps its
+   * number and interface keeps its health, its state and its socket (new thresholds
+   * judge its next round; new probe targets start a fresh round); a new WAN starts as
+   * at boot; a removed one has its probe socket closed, its ip rules deleted and its
+   * connections removed (nothing routes its mark any more). Then the routes and rules
+   * are loaded again for the new set. Returns one line per change, for the console.
+   */
+  reload(next: Config): string[] {
+    const notes: string[] = []
+    const before = new Map(this.wans.map((w) => [w.spec.wan, w]))
+    const probeChanged = JSON.stringify(next.wanProbe) !== JSON.stringify(this.config.wanProbe)
+    this.config = next
+    const kept: Wan[] = []
+    for (const c of next.wans) {
+      const old = before.get(c.wan)
+      if (old && old.spec.interface === c.interface) {
+        before.delete(c.wan)
+        const sameProbes = JSON.stringify([old.spec.probes, old.spec.probeNeed]) === JSON.stringify([c.probes, c.probeNeed])
+        if (!sameProbes || probeChanged) old.prober = this.newProber(c)
+        old.health.reconfigure(next.wanProbe)
+        if (JSON.stringify({ ...old.spec, address: null }) !== JSON.stringify({ ...c, address: null })) notes.push(`wan${c.wan} settings changed`)
+        old.spec = { ...c, address: old.spec.address }
+        kept.push(old)
+        continue
+      }
+      const w = this.newWan(c)
+      notes.push(`wan${c.wan} on ${c.interface} added${old ? ` (was on ${old.spec.interface})` : ''}: probing starts`)
+      if (w.spec.address !== null && this.running) void this.open(w, w.spec.address)
+      kept.push(w)
+    }
+    for (const old of before.values()) {
+      if (!next.wans.some((c) => c.wan === old.spec.wan)) notes.push(`wan${old.spec.wan} removed: its rules, routes and connections go`)
+      void old.transport?.close()
+      old.transport = null
+      // Its rules (not the main-table one, which the others share) and its table.
+      this.retired.push(...this.deps.routes([old.spec]).del.slice(1), ['ip', 'route', 'flush', 'table', String(wanTable(old.spec.wan))])
+      this.toFlush.add(old.spec.wan)
+    }
+    if (probeChanged) notes.push('wan.probe settings changed: they judge the next rounds')
+    this.wans.splice(0, this.wans.length, ...kept)
+    if (notes.length === 0) return []
+    // Everything loads again: routes, rules (a gateway or weight may have changed).
+    this.rulesInstalled = false
+    this.plan = null
+    if (this.running) {
+      this.replan()
+      this.queueFlush()
+    }
+    return notes
+  }
+
+  /**
+   * This board became MASTER and loaded the peer's connections: those marked for a WAN
+   * that is dead here would only hang until they time out. They are removed at once
+   * (the clients reconnect through a live WAN), as a local outage removes them, with
+   * the same care: not while every WAN is down, not for a WAN not yet judged dead
+   * (wan.probe.down.rounds failed rounds in a row).
+   */
+  promoted(): Promise<void> {
+    for (const w of this.wans) {
+      if (w.state === 'offline' && w.health.status().failedInRow >= this.config.wanProbe.downRounds) this.toFlush.add(w.spec.wan)
+    }
+    if (this.toFlush.size > 0 && this.running) this.queueFlush('after the takeover')
+    return this.queue
   }
 
   /** Opens the probe sockets, loads the routes and the first plan, starts probing. */
@@ -185,7 +261,7 @@ export class WanRuntime {
         })
       }
     }
-    this.roundTimer = this.deps.clock.at(now + this.deps.config.wanProbe.intervalMs, () => this.round())
+    this.roundTimer = this.deps.clock.at(now + this.config.wanProbe.intervalMs, () => this.round())
     this.tick()
     this.deps.onRound?.()
   }
@@ -257,7 +333,7 @@ export class WanRuntime {
         // connections are removed once it is dead, down.rounds failed rounds in a row.
         const hs = w.health.status()
         // (Not at boot, before it was ever up: it carried nothing.)
-        if (w.state === 'offline' && !w.drained && hs.everUp && hs.failedInRow >= this.deps.config.wanProbe.downRounds) {
+        if (w.state === 'offline' && !w.drained && hs.everUp && hs.failedInRow >= this.config.wanProbe.downRounds) {
           w.drained = true
           this.toFlush.add(w.spec.wan)
           drain = true
@@ -299,7 +375,9 @@ export class WanRuntime {
       // with every load.
       const cmds = this.deps.routes(specs)
       try {
-        await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: cmds.add.filter((argv) => argv[1] === 'route') } : cmds)
+        const retired = this.retired
+        this.retired = []
+        await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: cmds.add.filter((argv) => argv[1] === 'route') } : { del: [...retired, ...cmds.del], add: cmds.add })
         this.rulesInstalled = true
       } catch (err) {
         const message = (err as Error).message
@@ -330,8 +408,8 @@ export class WanRuntime {
   }
 
   /** A WAN just died while the plan stays: remove its connections once the loaded rules avoid it. */
-  private queueFlush(): void {
-    this.queue = this.queue.then(() => (this.running ? this.flushDead() : undefined))
+  private queueFlush(when = ''): void {
+    this.queue = this.queue.then(() => (this.running ? this.flushDead(when) : undefined))
   }
 
   /**
@@ -339,17 +417,19 @@ export class WanRuntime {
    * send new connections to (while every WAN is down they still do: kept, and a WAN
    * that came back is kept too).
    */
-  private async flushDead(): Promise<void> {
+  private async flushDead(when = ''): Promise<void> {
     const plan = this.loaded
     if (!plan) return
     for (const wan of [...this.toFlush]) {
       if (plan.active.some((a) => a.wan === wan)) continue // still in use: wait for a plan without it
       this.toFlush.delete(wan)
-      if (this.wans.find((w) => w.spec.wan === wan)?.state !== 'offline') continue // back already
+      const w = this.wans.find((x) => x.spec.wan === wan)
+      if (w && w.state !== 'offline') continue // back already
       try {
         const n = await this.deps.applier.flushConnections(wan)
         this.flushed += n
-        this.deps.log.event('wan', `wan${wan} offline: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
+        const what = w ? `offline${when ? ` ${when}` : ''}` : 'removed from the configuration'
+        this.deps.log.event('wan', `wan${wan} ${what}: removed its ${n} connection${n === 1 ? '' : 's'}; other WANs' connections untouched`)
       } catch (err) {
         this.deps.log.event('wan', `removing wan${wan}'s connections failed: ${(err as Error).message}`)
       }

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { restartChanges, restartNote } from '../../src/config/diff.js'
 import { makeConfig, vhidConfig } from '../helpers/agents.js'
+import { wanConfig } from '../helpers/wan-runtime.js'
 
 t.test('restart-only changes: none for the same file, each named, secrets without their values', async (t) => {
   const old = makeConfig('a', [vhidConfig()])
@@ -18,4 +19,13 @@ t.test('restart-only changes: none for the same file, each named, secrets withou
     'sync.key changed: takes effect after a restart',
   ])
   t.same(changes.at(-1), { key: 'sync.key', from: null, to: null }, 'no secret in a change')
+})
+
+t.test('multi-WAN: its settings are the reload\'s own, but not turning it on or off or changing the rules flavour', async (t) => {
+  const off = makeConfig('a', [vhidConfig()])
+  const on = { ...off, wans: [wanConfig(1), wanConfig(2)] }
+  t.same(restartChanges(on, { ...on, wans: [wanConfig(1, { weight: 3 })] }), [], 'a WAN changed or removed applies in place')
+  t.same(restartChanges(off, on).map(restartNote), ['wan changed (off -> 2 WANs): takes effect after a restart'])
+  t.same(restartChanges(on, off).map((c) => c.key), ['wan'])
+  t.same(restartChanges(on, { ...on, wanRules: 'nft' }).map(restartNote), ['wan.rules changed (iptables -> nft): takes effect after a restart'])
 })

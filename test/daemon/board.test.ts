@@ -93,6 +93,16 @@ t.test('a board with sync, serial line, witness and multi-WAN: built from the ed
   t.equal(status.node, 'a')
   t.ok(status.sync && status.quorum && status.wan, 'the status has every part')
   t.same(Object.keys(status), ['node', 'version', 'uptimeMs', 'maint', 'demote', 'vhids', 'drops', 'sendErrors', 'platformFailures', 'repairs', 'links', 'sync', 'quorum', 'wan', 'bugs'], 'the JSON keys in their order (repairs is new)')
+  // A takeover loads the peer's states, then multi-WAN looks for dead WANs' connections.
+  const order: string[] = []
+  const [syncPromoted, wanPromoted] = [board.sync!.promoted.bind(board.sync), board.wan!.promoted.bind(board.wan)]
+  board.sync!.promoted = () => (order.push('sync'), syncPromoted())
+  board.wan!.promoted = () => (order.push('wan'), wanPromoted())
+  await (board.agent as unknown as { sync: { promoted(): Promise<void> } }).sync.promoted()
+  t.same(order, ['sync', 'wan'], "the agent's takeover reaches state sync, then multi-WAN")
+  // wan.* changes apply in place; turning multi-WAN off waits for a restart.
+  t.same(board.reload({ ...config, wans: [wanConfig(1, { weight: 2 }), wanConfig(2)] }), ['wan1 settings changed'])
+  t.same(board.reload({ ...config, wans: [] }), ['wan changed (2 WANs -> off): takes effect after a restart'])
   events.length = 0
   await board.stop()
   t.same(events.filter((e) => !e.startsWith('open')), ['close 192.0.2.2:0', 'close 192.0.2.2:0', 'fence close', 'serial close', 'backend stop', 'control closed', 'close 0.0.0.0:0', 'close 192.0.2.2:8242', 'close 0.0.0.0:8240'], 'runtimes first (the WAN probes\' sockets, the fence, the serial line, the sync backend), then the closers in reverse')

@@ -186,7 +186,9 @@ export class WanRuntimeHarness {
       openSocket: async (address) => {
         await opts.beforeOpen?.(address)
         if (opts.failOpen?.has(address)) throw new Error(`bind EADDRNOTAVAIL ${address}`)
-        const wan = opts.wans.find((w) => addresses[w.interface] === address)!.wan
+        // By address: a WAN a reload adds is found too (its interface is in `addresses`).
+        const iface = Object.keys(addresses).find((k) => addresses[k] === address)!
+        const wan = opts.wans.find((w) => w.interface === iface)?.wan ?? Number(iface.replace(/\D/g, ''))
         const s = new FakeProbeSocket(address, this.clock)
         this.sockets.set(wan, s)
         return s

@@ -610,3 +610,62 @@ t.test('a WAN that gets a new address (DHCP) is probed from it, and its routes a
   t.match(h.applier.calls.at(-1)!.text, /-o wan2 -m mark --mark 0x200\/0xff00 -j MASQUERADE/, 'no address: MASQUERADE')
   await h.link.stop()
 })
+
+t.test('reload: a kept WAN keeps its health and socket under new thresholds and weights; rules load again', async (t) => {
+  const h = pair()
+  await h.link.start()
+  await h.step(6000)
+  t.same(h.link.states().map((w) => w.state), ['online', 'online'])
+  const socket = h.sockets.get(1)!
+  const loads = h.applier.calls.filter((c) => c.what === 'loadRules').length
+  const next = { ...h.config, wans: [wanConfig(1, { weight: 5 }), wanConfig(2)], wanProbe: { ...h.config.wanProbe, lossUp: 0.2 } }
+  t.same(h.link.reload(next), ['wan1 settings changed', 'wan.probe settings changed: they judge the next rounds'])
+  await h.settle()
+  t.same(h.link.states().map((w) => w.state), ['online', 'online'], 'no WAN starts over')
+  t.equal(h.sockets.get(1), socket, 'the same probe socket')
+  t.notOk(socket.closed)
+  t.equal(h.applier.calls.filter((c) => c.what === 'loadRules').length, loads + 1, 'the rules loaded again')
+  t.match(h.link.status(), { plan: 'tier 1: wan1 x5, wan2 x1' })
+  t.same(h.link.reload(next), [], 'the same settings again change nothing')
+  await h.step(3000)
+  t.same(h.link.states().map((w) => w.state), ['online', 'online'], 'probing goes on')
+  await h.link.stop()
+})
+
+t.test('reload: a removed WAN loses its rules, table and connections; an added one starts as at boot', async (t) => {
+  const h = new WanRuntimeHarness({ wans: [wanConfig(1), wanConfig(2)], addresses: { wan1: '203.0.113.2', wan2: '203.0.113.18', wan3: '203.0.113.34' } })
+  await h.link.start()
+  await h.step(6000)
+  h.applier.flushCount = 4
+  const next = { ...h.config, wans: [wanConfig(1), wanConfig(3)] }
+  h.answering.add('198.18.3.53')
+  t.same(h.link.reload(next), ['wan3 on wan3 added: probing starts', 'wan2 removed: its rules, routes and connections go'])
+  await h.settle()
+  t.ok(h.sockets.get(2)!.closed, "wan2's probe socket closed")
+  const routes = h.applier.calls.filter((c) => c.what === 'routes').at(-1)!
+  t.same(routes.cmds!.del.slice(0, 3), [['ip', 'rule', 'del', 'pref', '10002'], ['ip', 'rule', 'del', 'pref', '10102'], ['ip', 'route', 'flush', 'table', '102']], "wan2's rules and table first")
+  t.ok(routes.cmds!.add.some((argv) => argv.join(' ').includes('table 103')), "wan3's routes go in")
+  t.match(h.grep(/wan2 removed from the configuration/), ["wan wan2 removed from the configuration: removed its 4 connections; other WANs' connections untouched"])
+  t.match(h.link.status().wans.map((w) => [w.wan, w.state]), [[1, 'online'], [3, 'offline']])
+  await h.step(6000)
+  t.match(h.link.status().wans.map((w) => [w.wan, w.state]), [[1, 'online'], [3, 'online']], 'wan3 comes up after its good rounds')
+  t.match(h.link.status(), { plan: 'tier 1: wan1 x1, wan3 x1' })
+  await h.link.stop()
+})
+
+t.test('after a takeover, the connections of a WAN dead on this board go; not those of one not yet judged', async (t) => {
+  const h = pair()
+  await h.link.start()
+  await h.link.promoted()
+  t.notOk(h.applier.calls.some((c) => c.what === 'flushConnections'), 'at boot nothing is judged dead yet')
+  await h.step(6000)
+  await h.link.promoted()
+  t.notOk(h.applier.calls.some((c) => c.what === 'flushConnections'), 'both WANs up: nothing to remove')
+  h.answering.delete(T2)
+  await until(t, h, /wan2 offline: removed its/)
+  h.applier.flushCount = 7
+  await h.link.promoted()
+  t.same(h.applier.summary().slice(-1), ['flush 2'])
+  t.equal(h.lines.at(-1), "wan wan2 offline after the takeover: removed its 7 connections; other WANs' connections untouched")
+  await h.link.stop()
+})
