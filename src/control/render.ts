@@ -134,6 +134,6 @@ function wanLines(w: WanRuntimeStatus): string[] {
     )
   }
   const last = w.lastLoad ? `last ${w.lastLoad.ok ? 'ok' : `FAILED (${w.lastLoad.error})`} ${fmtDuration(w.lastLoad.agoMs)} ago` : 'none yet'
-  lines.push(`  rules loaded ${w.loads} times, ${w.loadFailures} failed; ${last}; connections removed from offline WANs: ${w.flushed}`)
+  lines.push(`  rules loaded ${w.loads} times, ${w.loadFailures} failed; ${last}; connections removed from offline WANs: ${w.flushed}; repairs ${w.repairs}`)
   return lines
 }

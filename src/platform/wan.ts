@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from '../io/log.js'
 import type { Runner } from './exec.js'
-import { type WanApplier, WAN_MARK_MASK, wanMark } from '../wan/types.js'
+import { type WanApplier, NFT_TABLE, WAN_MARK_MASK, wanMark } from '../wan/types.js'
 
 const WAN_COMMAND_TIMEOUT_MS = 10_000
 /** Seconds iptables waits for the xtables lock. */
@@ -78,6 +78,32 @@ export function linuxWanApplier(opts: { run: Runner; log: Logger }): WanApplier 
       }
       if (failed.length > 0) throw new WanApplyError('routeFailed', failed.join('; '))
     },
+    async drift(flavour, hooks, routes) {
+      const missing: string[] = []
+      if (flavour === 'nft') {
+        if ((await run(['nft', 'list', 'table', 'ip', NFT_TABLE], WAN_COMMAND_TIMEOUT_MS)).code !== 0) missing.push(`nft table ip ${NFT_TABLE}`)
+      } else {
+        for (const h of hooks) {
+          // Exit 1: no such rule (or chain); anything else says nothing either way.
+          const r = await run(['iptables', '-w', XTABLES_WAIT_S, '-t', h.table, '-C', h.chain, ...h.rule], WAN_COMMAND_TIMEOUT_MS)
+          if (r.code === 1) missing.push(`jump in ${h.table} ${h.chain}`)
+        }
+      }
+      const prefs = routes.filter((argv) => argv[1] === 'rule' && argv[3] === 'pref').map((argv) => argv[4]!)
+      if (prefs.length > 0) {
+        const r = await run(['ip', 'rule', 'show'], WAN_COMMAND_TIMEOUT_MS)
+        const present = new Set(r.stdout.split('\n').map((line) => line.split(':')[0]!.trim()))
+        if (r.code === 0) for (const pref of prefs) if (!present.has(pref)) missing.push(`ip rule ${pref}`)
+      }
+      for (const argv of routes) {
+        // ip route replace default via G dev D onlink table T
+        if (argv[1] !== 'route' || argv[3] !== 'default' || argv[4] !== 'via') continue
+        const table = argv[argv.length - 1]!
+        const r = await run(['ip', 'route', 'show', 'table', table], WAN_COMMAND_TIMEOUT_MS)
+        if (r.code === 0 && !r.stdout.includes(`default via ${argv[5]}`)) missing.push(`default route of table ${table}`)
+      }
+      return missing
+    },
     async flushConnections(wan) {
       const mark = `0x${wanMark(wan).toString(16)}/0x${WAN_MARK_MASK.toString(16)}`
       const r = await run(['conntrack', '-D', '--mark', mark], WAN_COMMAND_TIMEOUT_MS)
@@ -102,6 +128,9 @@ export function dryRunWanApplier(log: Logger): WanApplier {
     },
     async routes(cmds) {
       for (const argv of [...cmds.del, ...cmds.add]) log.event('dry-run', argv.join(' '))
+    },
+    async drift() {
+      return []
     },
     async flushConnections(wan) {
       log.event('dry-run', `conntrack -D --mark 0x${wanMark(wan).toString(16)}/0x${WAN_MARK_MASK.toString(16)}`)

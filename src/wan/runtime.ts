@@ -23,6 +23,14 @@ const DNS_PORT = 53
 const ADDRESS_CHECK_MS = 5000
 /** A failed rules load is tried again this long after. */
 const LOAD_RETRY_MS = 5000
+/**
+ * How often the loaded rules, jumps and routes are checked to still be there (an
+ * operator's iptables-restore or `ip rule flush` removes them): drift is repaired
+ * within this plus one load.
+ */
+export const WAN_REPAIR_CHECK_MS = 3000
+/** A failed probe round asks for a check at once, at most this often. */
+const WAN_EARLY_CHECK_MS = 1000
 
 export interface WanRules {
   flavour: 'iptables' | 'nft'
@@ -81,6 +89,14 @@ export class WanRuntime {
   private config: Config
   /** `ip rule del` of WANs a reload removed, run with the next full load of the routes. */
   private retired: string[][] = []
+  /** What the last loads put in, for the self-repair check. */
+  private inKernel: { flavour: 'iptables' | 'nft'; hooks: WanHook[]; routes: string[][] } | null = null
+  private repairs = 0
+  private repairTimer: TimerHandle | null = null
+  /** When the last self-repair check was queued (a failed round may ask for one early). */
+  private lastCheckMs = -Infinity
+  /** ip rules found missing: added back (alone) with the next load. */
+  private rulesMissing = new Set<string>()
 
   constructor(private readonly deps: WanRuntimeDeps) {
     this.config = deps.config
@@ -199,6 +215,43 @@ export class WanRuntime {
     this.nextAddressCheckMs = this.deps.clock.now() + ADDRESS_CHECK_MS
     this.replan()
     this.round()
+    this.scheduleRepairCheck()
+  }
+
+  private scheduleRepairCheck(): void {
+    if (!this.deps.applier.drift) return
+    this.repairTimer = this.deps.clock.at(this.deps.clock.now() + WAN_REPAIR_CHECK_MS, () => {
+      this.repairTimer = null
+      this.checkNow()
+      void this.queue.then(() => {
+        if (this.running) this.scheduleRepairCheck()
+      })
+    })
+  }
+
+  private checkNow(): void {
+    this.lastCheckMs = this.deps.clock.now()
+    this.queue = this.queue.then(() => this.checkDrift())
+  }
+
+  /** Self-repair: what the last loads put in is still there, or it goes in again. */
+  private async checkDrift(): Promise<void> {
+    const k = this.inKernel
+    if (!this.running || k === null || this.retry !== null) return
+    let missing: string[]
+    try {
+      missing = await this.deps.applier.drift!(k.flavour, k.hooks, k.routes)
+    } catch (err) {
+      this.deps.log.event('wan', `self-repair check failed: ${(err as Error).message}`)
+      return
+    }
+    if (missing.length === 0 || !this.running) return
+    this.repairs++
+    this.deps.log.event('wan', `repair: ${missing.join(', ')} gone (removed by someone else): loading the rules and routes again`)
+    // Only the missing ip rules go in again: deleting and adding them all would leave
+    // probes and marked traffic without a rule for a moment (the lab saw WANs flap).
+    for (const m of missing) if (m.startsWith('ip rule ')) this.rulesMissing.add(m.slice('ip rule '.length))
+    this.load()
   }
 
   async stop(): Promise<void> {
@@ -206,6 +259,7 @@ export class WanRuntime {
     this.roundTimer?.cancel()
     this.wakeTimer?.cancel()
     this.retry?.cancel()
+    this.repairTimer?.cancel()
     await Promise.all(this.wans.map((w) => w.transport?.close()))
     await this.queue
   }
@@ -238,6 +292,7 @@ export class WanRuntime {
       loadFailures: this.loadFailures,
       lastLoad: this.lastLoad && { ok: this.lastLoad.ok, agoMs: Math.round(now - this.lastLoad.atMs), error: this.lastLoad.error },
       flushed: this.flushed,
+      repairs: this.repairs,
     }
   }
 
@@ -316,6 +371,9 @@ export class WanRuntime {
     let drain = false
     for (const w of this.wans) {
       for (const r of w.prober.tick(now)) {
+        // A failed round may be our own routes gone (a route deleted by hand): look now,
+        // not at the next check, so it is put back before the WAN is judged dead.
+        if (!r.good && this.inKernel !== null && now - this.lastCheckMs >= WAN_EARLY_CHECK_MS && this.deps.applier.drift) this.checkNow()
         const h = w.health.round(r, now)
         if (h.changed) {
           if (h.state !== 'offline') {
@@ -374,11 +432,16 @@ export class WanRuntime {
       // traffic without a rule for a moment); the routes, idempotent with `replace`,
       // with every load.
       const cmds = this.deps.routes(specs)
+      let routesIn = false
       try {
         const retired = this.retired
         this.retired = []
-        await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: cmds.add.filter((argv) => argv[1] === 'route') } : { del: [...retired, ...cmds.del], add: cmds.add })
+        const missingRules = cmds.add.filter((argv) => argv[1] === 'rule' && this.rulesMissing.has(argv[4]!))
+        this.rulesMissing.clear()
+        const routesOnly = cmds.add.filter((argv) => argv[1] === 'route')
+        await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: [...missingRules, ...routesOnly] } : { del: [...retired, ...cmds.del], add: cmds.add })
         this.rulesInstalled = true
+        routesIn = true
       } catch (err) {
         const message = (err as Error).message
         // Every add is tried; the ip rules are in unless one of them is what failed
@@ -400,6 +463,8 @@ export class WanRuntime {
       }
       this.loads++
       this.loaded = plan
+      // Routes that did not all go in are not drift: the next load tries them anyway.
+      this.inKernel = { flavour: rules.flavour, hooks: rules.hooks, routes: routesIn ? cmds.add : [] }
       this.retry?.cancel()
       this.retry = null
       this.lastLoad = { ok: true, atMs: this.deps.clock.now(), error: null }

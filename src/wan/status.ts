@@ -24,4 +24,5 @@ export interface WanRuntimeStatus {
   loadFailures: number
   lastLoad: { ok: boolean; agoMs: number; error: string | null } | null
   flushed: number // connections removed from WANs that went offline
+  repairs: number // times the self-repair check found rules, jumps or routes gone and loaded them again
 }

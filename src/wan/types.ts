@@ -78,4 +78,10 @@ export interface WanApplier {
   routes(cmds: { del: string[][]; add: string[][] }): Promise<void>
   /** Removes the connections marked for WAN `wan`; resolves with how many went. */
   flushConnections(wan: number): Promise<number>
+  /**
+   * What of the loaded set is no longer in the kernel (someone else's iptables-restore,
+   * `nft flush ruleset`, `ip rule flush`, a route deleted): one phrase each; [] when
+   * all is there. `routes` are the add commands of the last load.
+   */
+  drift?(flavour: 'iptables' | 'nft', hooks: readonly WanHook[], routes: readonly string[][]): Promise<string[]>
 }

@@ -61,7 +61,7 @@ t.test("a running link's status: plan, each WAN, its probes, the loads", async (
   t.match(lines[4], /^  wan2 wan2 \(no address\) offline for 3\.0s: wan2 has no IPv4 address: probes cannot leave through it$/)
   t.match(lines[5], /^ {4}loss 100% latency n\/a; probes: rounds 5 \(good 0, failed 5\), queries 7, replies: none$/, 'only the counters, replies by outcome')
   // The first plan failed at 0, the next one at 2020 (its retry is due at 7020).
-  t.equal(lines[6], '  rules loaded 0 times, 2 failed; last FAILED (iptables-restore: line 3 failed) 1.0s ago; connections removed from offline WANs: 0')
+  t.equal(lines[6], '  rules loaded 0 times, 2 failed; last FAILED (iptables-restore: line 3 failed) 1.0s ago; connections removed from offline WANs: 0; repairs 0')
   t.notMatch(lines[3], /wan 1|need 1/, 'no configuration among the probe counters')
   await h.link.stop()
 })
@@ -77,7 +77,7 @@ t.test('once a load succeeds the wanted line goes: the plan shown is the one loa
   t.equal(lines.length, 6)
   t.equal(lines[0], 'wan: new connections: tier 1: wan1 x3')
   t.match(lines[1], /^ {2}wan1 wan1 203\.0\.113\.2 online for /, 'no wanted line')
-  t.equal(lines[5], '  rules loaded 1 times, 2 failed; last ok 0.0s ago; connections removed from offline WANs: 0')
+  t.equal(lines[5], '  rules loaded 1 times, 2 failed; last ok 0.0s ago; connections removed from offline WANs: 0; repairs 0')
   await h.link.stop()
 })
 
@@ -98,7 +98,7 @@ t.test('a WAN before its first round has no probe counters yet', async (t) => {
   t.same(lines.slice(0, 2), ['wan: new connections: none loaded yet', '  wan1 wan1 203.0.113.2 offline for 0.0s: no probe round yet'], 'no plan wanted yet either')
   t.match(lines[2], /^ {4}loss n\/a latency n\/a; probes: /)
   t.equal(lines[2], '    loss n/a latency n/a; probes: none yet', 'nothing counted yet')
-  t.equal(lines[3], '  rules loaded 0 times, 0 failed; none yet; connections removed from offline WANs: 0')
+  t.equal(lines[3], '  rules loaded 0 times, 0 failed; none yet; connections removed from offline WANs: 0; repairs 0')
 })
 
 t.test('rounding, a degraded WAN, the last load ok, connections removed', async (t) => {
@@ -124,6 +124,7 @@ t.test('rounding, a degraded WAN, the last load ok, connections removed', async 
     loadFailures: 1,
     lastLoad: { ok: true, agoMs: 2500, error: null },
     flushed: 13,
+    repairs: 2,
   }
   const lines = wanLines(t, renderStatus(agentStatus(w)))
   t.equal(lines.length, 7)
@@ -133,7 +134,7 @@ t.test('rounding, a degraded WAN, the last load ok, connections removed', async 
   t.match(lines[3], /^ {4}loss 33% latency 300 ms; probes: rounds 9 \(good 6, failed 3\), queries 10, replies: /)
   t.equal(lines[4], '  wan2 eth2 (no address) offline for 0.5s: no probe round yet')
   t.match(lines[5], /^ {4}loss n\/a latency 21 ms; probes: rounds 0 \(good 0, failed 0\), queries 1, replies: /)
-  t.equal(lines[6], '  rules loaded 7 times, 1 failed; last ok 2.5s ago; connections removed from offline WANs: 13')
+  t.equal(lines[6], '  rules loaded 7 times, 1 failed; last ok 2.5s ago; connections removed from offline WANs: 13; repairs 2')
 
   const none = wanLines(t, renderStatus(agentStatus({ ...w, wanted: null })))
   t.same(none, lines.filter((_, i) => i !== 1), 'wanted null: no such line, nothing else changes')

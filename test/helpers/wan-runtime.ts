@@ -115,6 +115,19 @@ export class FakeWanApplier implements WanApplier {
     if (this.failRoutes) throw this.failRoutes
   }
 
+  /** What drift() reports missing (once: the repair puts it back); how often it was asked. */
+  missing: string[] = []
+  driftChecks = 0
+  readonly driftAt: number[] = []
+  failDrift: Error | null = null
+
+  async drift(): Promise<string[]> {
+    this.driftChecks++
+    this.driftAt.push(this.clock.now())
+    if (this.failDrift) throw this.failDrift
+    return this.missing.splice(0)
+  }
+
   async flushConnections(wan: number): Promise<number> {
     this.calls.push({ what: 'flushConnections', atMs: this.clock.now(), wan })
     if (this.failFlush) throw this.failFlush

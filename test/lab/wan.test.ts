@@ -68,4 +68,44 @@ if (why !== null) {
       t.notOk(w.router!.lines.some((l) => /not loaded/.test(l)), 'every rule load succeeded')
     })
   }
+
+  t.test('self-repair: rules, jumps, ip rules and routes removed by hand are back within 5 s', async (t) => {
+    for (const flavour of ['iptables', 'nft'] as const) {
+      const w = new WanLab({ flavour })
+      t.teardown(() => w.teardown())
+      await w.start()
+      const ipt = (table: string) => w.lab.exec('router', ['iptables-save', '-t', table])
+      const rules = () => w.lab.exec('router', ['ip', 'rule', 'show'])
+      const table101 = () => w.lab.exec('router', ['ip', 'route', 'show', 'table', '101'])
+      const nftTable = () => {
+        try {
+          return w.lab.exec('router', ['nft', 'list', 'table', 'ip', 'carpd_wan'])
+        } catch {
+          return ''
+        }
+      }
+      const loaded = flavour === 'nft' ? () => /numgen/.test(nftTable()) : () => /-A PREROUTING .*CARPD_WAN/.test(ipt('mangle'))
+      t.ok((await until(loaded, 5000, 50)) >= 0, `${flavour}: rules loaded`)
+      await sleep(2000) // the loads of start-up are over
+      // Each kind of drift, one after the other: break it, time its return.
+      const kinds: [string, string[], () => boolean][] = [
+        flavour === 'nft'
+          ? ['nft table deleted', ['nft', 'delete', 'table', 'ip', 'carpd_wan'], () => /numgen/.test(nftTable())]
+          : ['jumps flushed from mangle PREROUTING', ['iptables', '-t', 'mangle', '-F', 'PREROUTING'], () => /-A PREROUTING .*CARPD_WAN/.test(ipt('mangle'))],
+        ['ip rule 10001 deleted', ['ip', 'rule', 'del', 'pref', '10001'], () => /^10001:/m.test(rules())],
+        ['default route of table 101 deleted', ['ip', 'route', 'del', 'default', 'via', '203.0.113.1', 'table', '101'], () => /default via 203\.0\.113\.1/.test(table101())],
+      ]
+      for (const [what, argv, back] of kinds) {
+        const seen = w.router!.lines.length
+        w.lab.exec('router', argv)
+        t.notOk(back(), `${flavour}: ${what}`)
+        const ms = await until(back, 10_000, 50)
+        t.ok(ms >= 0 && ms <= 5000, `${flavour}: ${what}: back in ${Math.round(ms)} ms (goal 5,000)`)
+        t.ok(w.router!.lines.slice(seen).some((l) => /wan repair: .* gone \(removed by someone else\)/.test(l)), `${flavour}: the console says what was repaired`, { lines: w.router!.lines.slice(seen) })
+      }
+      const status = JSON.parse(w.lab.carpdOnce('router', ['status', '--json', '-c', `${w.lab.dir}/router.conf`])) as { wan: { repairs: number } }
+      t.equal(status.wan.repairs, kinds.length, `${flavour}: carpd status counts ${kinds.length} repairs`)
+      await w.teardown()
+    }
+  })
 }

@@ -387,3 +387,28 @@ t.test('reversePathWarning: a file that cannot be read gives no warning', async 
     'nothing readable (no /proc, an interface that does not exist)',
   )
 })
+
+t.test('drift: each missing jump, nft table, ip rule and default route is named; what is there says nothing', async (t) => {
+  const hooks = [{ table: 'mangle', chain: 'PREROUTING', rule: ['-j', 'CARPD_WAN'] }, { table: 'nat', chain: 'POSTROUTING', rule: ['-j', 'CARPD_SNAT'] }]
+  const routes = [
+    ['ip', 'rule', 'add', 'pref', '9999', 'table', 'main', 'suppress_prefixlength', '0'],
+    ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan1', 'onlink', 'table', '101'],
+    ['ip', 'rule', 'add', 'pref', '10001', 'fwmark', '0x100/0xff00', 'table', '101'],
+    ['ip', 'route', 'replace', 'default', 'via', '203.0.113.17', 'dev', 'wan2', 'onlink', 'table', '102'],
+  ]
+  const ruleShow = ok('0:\tfrom all lookup local\n9999:\tfrom all lookup main suppress_prefixlength 0\n32766:\tfrom all lookup main\n')
+  const r = fakeRunner([
+    ['iptables -w 5 -t nat -C', { ...ok(), code: 1, stderr: 'iptables: Bad rule' }],
+    ['ip rule show', ruleShow],
+    ['ip route show table 101', ok('default via 203.0.113.1 dev wan1 onlink\n')],
+    ['ip route show table 102', ok('unreachable default metric 4294967295\n')],
+  ])
+  const a = linuxWanApplier({ run: r.run, log: recordingLog().log })
+  t.same(await a.drift!('iptables', hooks, routes), ['jump in nat POSTROUTING', 'ip rule 10001', 'default route of table 102'])
+  const gone = fakeRunner([['nft list table ip carpd_wan', { ...ok(), code: 1, stderr: 'No such file or directory' }]])
+  t.same(await linuxWanApplier({ run: gone.run, log: recordingLog().log }).drift!('nft', [], []), ['nft table ip carpd_wan'])
+  t.same(gone.lines(), ['nft list table ip carpd_wan'], 'nothing else is asked when no route was loaded')
+  const fine = fakeRunner([['ip rule show', { ...ruleShow, stdout: `${ruleShow.stdout}10001:\tfrom all fwmark 0x100/0xff00 lookup 101\n` }], ['ip route show', ok('default via 203.0.113.1 dev wan1 onlink\ndefault via 203.0.113.17 dev wan2 onlink\n')]])
+  t.same(await linuxWanApplier({ run: fine.run, log: recordingLog().log }).drift!('iptables', hooks, routes), [])
+  t.same(await dryRunWanApplier(recordingLog().log).drift!('iptables', hooks, routes), [], 'dry run: nothing is ever missing')
+})

@@ -366,7 +366,7 @@ t.test('routes that fail are logged and are not a failed rules load; every load 
   t.same(h.lines.slice(1), [`wan routes not all loaded: ${ROUTE_ERROR}`])
   t.same(h.applier.summary(), ['routes', 'load iptables'], 'the rules still load')
   t.match(h.link.status(), { plan: ALL_DOWN_3_1, wanted: null, loads: 1, loadFailures: 0, lastLoad: { ok: true } })
-  t.equal(h.clock.armed, 2, 'no retry for routes: the round and the wake timer only')
+  t.equal(h.clock.armed, 3, 'no retry for routes: the round, the wake and the self-repair timers only')
   await h.step(1000)
   t.equal(h.applier.calls.length, 2)
   h.applier.failRoutes = null
@@ -441,9 +441,9 @@ t.test('stop calls off a pending retry', async (t) => {
   h.applier.failLoad = new Error('iptables-restore: line 1 failed')
   await h.link.start()
   await h.settle()
-  t.equal(h.clock.armed, 2, 'the round timer and the retry')
+  t.equal(h.clock.armed, 3, 'the round timer, the self-repair check and the retry')
   await h.link.stop()
-  t.equal(h.clock.armed, 0, 'both called off')
+  t.equal(h.clock.armed, 0, 'all called off')
   h.clock.advance(10_000)
   await h.settle()
   t.same(h.applier.summary(), ['routes', 'load iptables'], 'no retry after stop')
@@ -517,7 +517,7 @@ t.test('no WANs: no sockets, no probe timers, nothing to carry', async (t) => {
   t.same(h.applier.calls[0]!.cmds, routeCommands([]))
   t.match(h.link.status(), { plan: 'no WAN configured', wanted: null, loads: 1 })
   t.equal(h.sockets.size, 0)
-  t.equal(h.clock.armed, 1, 'only the round timer')
+  t.equal(h.clock.armed, 2, 'only the round timer and the self-repair check')
   await h.link.stop()
   t.equal(h.clock.armed, 0)
 })
@@ -668,4 +668,40 @@ t.test('after a takeover, the connections of a WAN dead on this board go; not th
   t.same(h.applier.summary().slice(-1), ['flush 2'])
   t.equal(h.lines.at(-1), "wan wan2 offline after the takeover: removed its 7 connections; other WANs' connections untouched")
   await h.link.stop()
+})
+
+t.test('self-repair: rules, jumps or routes removed by someone else go in again within a check; each repair counted', async (t) => {
+  const h = pair()
+  await h.link.start()
+  await h.step(6000)
+  const checks = h.applier.driftChecks
+  t.ok(checks >= 1, `checked every few seconds (${checks} checks in 6 s)`)
+  const loads = h.applier.calls.filter((c) => c.what === 'loadRules').length
+  h.applier.missing = ['jump in mangle PREROUTING']
+  await h.step(3100)
+  t.equal(h.link.status().repairs, 1)
+  t.match(h.grep(/repair:/), ['wan repair: jump in mangle PREROUTING gone (removed by someone else): loading the rules and routes again'])
+  t.equal(h.applier.calls.filter((c) => c.what === 'loadRules').length, loads + 1, 'the rules loaded again')
+  const routes = h.applier.calls.filter((c) => c.what === 'routes').at(-1)!
+  t.same(routes.cmds!.del, [], 'a missing jump needs no ip rule deleted')
+  h.applier.missing = ['ip rule 10001']
+  await h.step(3100)
+  t.equal(h.link.status().repairs, 2)
+  const all = routeCommands(h.specs()).add
+  t.same(h.applier.calls.filter((c) => c.what === 'routes').at(-1)!.cmds, { del: [], add: [...all.filter((argv) => argv[1] === 'rule' && argv[4] === '10001'), ...all.filter((argv) => argv[1] === 'route')] }, 'a missing ip rule: that one added alone, no other deleted')
+  h.applier.failDrift = new Error('ip: command timed out')
+  await h.step(3100)
+  t.match(h.grep(/self-repair check failed/), ['wan self-repair check failed: ip: command timed out'])
+  t.equal(h.link.status().repairs, 2, 'a failed check repairs nothing')
+  h.applier.failDrift = null
+  // A failed probe round (our route gone?) asks for a check at once, not 3 s later.
+  h.answering.delete(T1)
+  const failed = h.link.status().wans[0]!.probes.failedRounds
+  for (let i = 0; i < 300 && h.link.status().wans[0]!.probes.failedRounds === failed; i++) await h.step(10)
+  t.equal(h.applier.driftAt.at(-1), h.clock.now(), 'checked in the instant of the failed round')
+  h.answering.add(T1)
+  await h.link.stop()
+  const after = h.applier.driftChecks
+  await h.step(10_000)
+  t.equal(h.applier.driftChecks, after, 'no check after stop')
 })
