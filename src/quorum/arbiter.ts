@@ -119,6 +119,7 @@ interface VhidVotes {
   tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
   handoverYieldMs: number // when a preempt's handover last ended in this board yielding
   yieldedUntilMs: number // we yielded to the peer's claim: no asking of our own before this
+  peerAskedMs: number // when the peer last asked us for this vhid's vote
   splitSeen: boolean // the peer said MASTER too well after we took over: a split, not a handover
   requests: number
   grants: Record<Voter, number>
@@ -259,7 +260,7 @@ export class Arbiter {
   nextWakeMs(nowMs: number): number {
     let next = this.paths.nextWakeMs()
     for (const v of this.vhids.values()) {
-      if (this.params.witness && wants(v.view)) next = Math.min(next, this.yielding(v, nowMs) ? v.yieldedUntilMs : v.nextRequestMs)
+      if (this.params.witness && wants(v.view)) next = Math.min(next, this.yielding(v, nowMs) ? Math.min(v.yieldedUntilMs, v.peerAskedMs + this.lanHealQuietMs()) : v.nextRequestMs)
       for (const until of [v.untilMs.peer, v.untilMs.witness, v.deferral?.untilMs ?? -Infinity]) {
         if (until > nowMs) next = Math.min(next, until)
       }
@@ -349,6 +350,7 @@ export class Arbiter {
 
   private decideRequest(msg: Extract<VoteMessage, { kind: 'request' }>, path: PathName | null, nowMs: number): ArbiterAction[] {
     const v = this.vhids.get(msg.vhid)
+    if (v) v.peerAskedMs = nowMs
     const leaseMs = Math.min(msg.leaseMs, this.params.leaseMs)
     const cand = { demote: msg.demote, advbase: msg.advbase, advskew: msg.advskew, rank: msg.epoch }
     const answer = (kind: 'grant' | 'deny', holder: number, ms: number): ArbiterAction => ({
@@ -387,14 +389,16 @@ export class Arbiter {
       v.peerClaimedMs = nowMs
       return [answer('deny', this.params.selfId, this.heldLeftMs(v, nowMs))]
     }
-    if (v.view.claiming && betterThan(mine, cand)) {
+    if (v.view.claiming && betterThan(mine, cand) && (!this.deferring(v, nowMs) || this.peerSays(msg.vhid, nowMs) !== 'M')) {
       // Both want it; the higher-ranked one asks on. The witness may still pick the
       // other one, which is fine: each voter promises one candidate only. This holds
-      // while we still defer to that candidate too: granting it again would stretch
-      // our deferral with every ask, and a preferred board that makes the peer yield
-      // (it hears the peer's advert) would never hold while the peer, hearing no
-      // master, asks every master-down interval (simulator, seed 100494). The
-      // deferral already given runs out as promised.
+      // while we still defer to that candidate, unless it is MASTER: granting it again
+      // would stretch our deferral with every ask, and a preferred board that makes
+      // the peer yield (it hears the peer's advert) would never hold while the peer,
+      // hearing no master, asks every master-down interval (simulator, seed 100494).
+      // The deferral already given runs out as promised. A MASTER peer we defer to
+      // keeps our vote: we claim because we hear no adverts, a LAN fault, and it
+      // must keep the VIPs even with the witness away (review).
       return [answer('deny', this.params.selfId, CLAIM_RETRY_MIN_MS)]
     }
     return [answer('grant', msg.sender, leaseMs), ...this.promise(v, msg.sender, leaseMs, nowMs)]
@@ -596,9 +600,19 @@ export class Arbiter {
     return v.tookOverHeard && nowMs - v.masterSinceMs < this.heartbeatTimeoutMs() && nowMs - v.handoverYieldMs >= HANDOVER_RETRY_QUIET_MS
   }
 
-  /** We yielded to the peer's claim a moment ago, and it is alive: let it take over. */
+  /**
+   * We yielded to the peer's claim a moment ago and it still claims: let it take
+   * over. Over for good once the peer falls silent or stops asking (a claiming peer
+   * asks at least every CLAIM_RETRY_MAX_MS): a peer that crashed or lost its link
+   * must not keep us from the vhid, nor its next boot take back what we then held.
+   */
   private yielding(v: VhidVotes, nowMs: number): boolean {
-    return nowMs < v.yieldedUntilMs && this.peerFresh(nowMs)
+    if (nowMs >= v.yieldedUntilMs) return false
+    if (!this.peerFresh(nowMs) || nowMs - v.peerAskedMs >= this.lanHealQuietMs()) {
+      v.yieldedUntilMs = -Infinity
+      return false
+    }
+    return true
   }
 
   private deferring(v: VhidVotes, nowMs: number): boolean {
@@ -660,6 +674,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     tookOverHeard: false,
     handoverYieldMs: -Infinity,
     yieldedUntilMs: -Infinity,
+    peerAskedMs: -Infinity,
     splitSeen: false,
     requests: 0,
     grants: { peer: 0, witness: 0 },

@@ -289,3 +289,33 @@ t.test('a yielding master lets the peer take over: no ask of its own, and the pr
   t.match(sent(a.receive(request({ seq: 2 }), 'peer', 'sync', 240))[0], { kind: 'deny' }, 'a worse candidate is refused while we defer to it')
   t.equal(a.status(240).vhids[0]!.deferringToPeerMs, 1020, 'the deferral given runs out as promised, not stretched')
 })
+
+t.test('review: a LAN fault keeps the VIPs on the MASTER we defer to, witness or not; the yield ends when the peer stops asking or falls silent', async (t) => {
+  // A defers to B, which is MASTER (its heartbeats say so); A hears no adverts (a LAN
+  // fault) and claims, ranking better: B's renewals still get A's vote.
+  const a = arbiter()
+  const hbB = (seq: number, at: number, state: 'M' | 'B') => a.heartbeat({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [{ vhid: 1, state }] }, 'sync', at)
+  hbB(1, 0, 'M')
+  hbB(2, 100, 'M')
+  t.equal(sent(a.receive(request({ seq: 1 }), 'peer', 'sync', 100))[0]!.kind, 'grant')
+  a.view(1, view({ claiming: true, advskew: 0 }), 110)
+  hbB(3, 200, 'M')
+  t.equal(sent(a.receive(request({ seq: 2 }), 'peer', 'sync', 300))[0]!.kind, 'grant', 'the MASTER keeps our vote: a LAN fault, not a takeover')
+
+  // The yield: over when the peer stops asking (it lost its link, it says INIT now).
+  const m = arbiter()
+  const hbA = (seq: number, at: number, epoch = 50) => m.heartbeat({ node: 'fw-b', epoch, seq, demote: 0, vhids: [{ vhid: 1, state: 'I' }] }, 'sync', at)
+  hbA(1, 0)
+  hbA(2, 100)
+  const [, w] = sent(m.view(1, view({ claiming: true }), 100)) as Extract<VoteMessage, { kind: 'request' }>[]
+  m.receive({ kind: 'grant', sender: WIT, epoch: 1, seq: 1, vhid: 1, nonce: w!.nonce, holder: SELF, leaseMs: 1000 }, 'witness', null, 101)
+  m.view(1, view({ state: 'MASTER' }), 102)
+  m.receive(request({ seq: 6, flags: FLAG_HEARS_MASTER }), 'peer', 'sync', 150)
+  m.view(1, view(), 151)
+  t.same(sent(m.view(1, view({ claiming: true }), 400)), [], 'yielding while the peer just asked')
+  for (let i = 3, at = 200; at <= 2400; i++, at += 100) hbA(i, at) // alive, but asks nothing more
+  const quiet = m.nextWakeMs(400)
+  t.ok(quiet <= 150 + 2000, `a wake-up when the peer's asking would be overdue (${quiet})`)
+  t.equal(sent(m.tick(2400)).length, 2, 'the peer stopped asking: we ask again')
+  t.notMatch(m.status(2400).vhids[0]!.why, /yielded/)
+})
