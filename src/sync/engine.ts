@@ -660,6 +660,8 @@ export class SyncEngine {
     this.log(`frames ${this.expected}..${next - 1} of the peer never came: going on from ${next} and asking for its whole table`)
     this.counters.gapsSkipped++
     this.gap = null
+    // A transfer the gap cut is not whole: its end must not count as one (review).
+    this.receiving = null
     this.expected = next
     this.applyEarly(now)
     this.askAgain('missed', now)
@@ -799,6 +801,8 @@ export class SyncEngine {
   /** Frames were missed: a new request, whatever was asked before (that one may be lost). */
   private askBulk(wanted: WantedBulk, now: number): void {
     wanted.askedMs = now
+    // One request waiting to go is enough (a full send window holds them back).
+    this.control = this.control.filter((c) => c.type !== 'bulkRequest')
     this.control.push({ type: 'bulkRequest', ids: [wanted.id] })
   }
 
