@@ -1,23 +1,41 @@
-// `npm run sim -- --seeds N [--seed S] [--seconds T]`: runs seeds S, S+1, ... through the
-// simulated pair (world.ts) and reports every invariant violation with the seed's
-// schedule, which replays exactly with --seed.
-import { type SimResult, faultText, simulate, witnessBoundMs } from './world.js'
+// `npm run sim -- --seeds N [--seed S] [--seconds T] [--shrink] [--keep I,J,...]`: runs
+// seeds S, S+1, ... through the simulated pair (world.ts) and reports every invariant
+// violation with the seed's schedule, which replays exactly with --seed. --shrink
+// also cuts a failing schedule down to the faults it needs; --keep replays a seed
+// with only those faults (as --shrink prints it).
+import { type SimResult, faultText, shrink, simulate, witnessBoundMs } from './world.js'
 
 export interface Budget {
   firstSeed: number
   seeds: number
   seconds: number
+  shrink?: boolean
+  keep?: number[]
 }
+
+const USAGE = '--seeds N, --seed S, --seconds T, --shrink, --keep I,J,...'
 
 export function parseBudget(argv: readonly string[]): Budget | string {
   const b: Budget = { firstSeed: 1, seeds: 100, seconds: 120 }
   for (let i = 0; i < argv.length; i++) {
-    const [flag, value] = [argv[i], Number(argv[i + 1])]
+    const flag = argv[i]
+    if (flag === '--shrink') {
+      b.shrink = true
+      continue
+    }
+    if (flag === '--keep') {
+      const list = (argv[i + 1] ?? '').split(',').filter(Boolean).map(Number)
+      if (list.length === 0 || !list.every((n) => Number.isInteger(n) && n >= 0)) return '--keep needs fault numbers, such as 0,3,5'
+      b.keep = list
+      i++
+      continue
+    }
+    const value = Number(argv[i + 1])
     if (!Number.isInteger(value) || value < 0) return `${flag} needs a whole number`
     if (flag === '--seeds') b.seeds = value
     else if (flag === '--seed') [b.firstSeed, b.seeds] = [value, argv.includes('--seeds') ? b.seeds : 1]
     else if (flag === '--seconds') b.seconds = value
-    else return `unknown option ${flag} (--seeds N, --seed S, --seconds T)`
+    else return `unknown option ${flag} (${USAGE})`
     i++
   }
   return b
@@ -29,9 +47,9 @@ export function report(r: SimResult): string {
     `seed ${s.seed}: ${r.violations.length} violation(s); ${s.mode}, advbase ${s.advbaseS} advskew ${s.advskew.join('/')}, preempt ${s.preempt ? 'on' : 'off'}, lease ${s.leaseMs} ms, heartbeat ${s.heartbeat.intervalMs}/${s.heartbeat.timeoutMs} ms`,
     ...r.violations.map((v) => `  VIOLATION at ${(v.atMs / 1000).toFixed(3)}s: ${v.what}`),
     '  faults:',
-    ...s.faults.map((f) => `    ${faultText(f)}`),
+    ...s.faults.map((f, i) => `    ${r.kept ? `#${r.kept[i]} ` : ''}${faultText(f)}`),
     ...(r.violations.length > 0 ? ['  console, the 3 s before the first violation:', ...linesBefore(r, r.violations[0]!.atMs).map((l) => `    ${l}`)] : []),
-    `  replay: npm run sim -- --seed ${s.seed} --seconds ${s.durationMs / 1000}`,
+    `  replay: npm run sim -- --seed ${s.seed} --seconds ${s.durationMs / 1000}${r.kept ? ` --keep ${r.kept.join(',')}` : ''}`,
   ].join('\n')
 }
 
@@ -60,7 +78,7 @@ export async function runBudget(b: Budget, onFail: (text: string) => void = () =
   const t0 = performance.now()
   const totals: Totals = { seeds: 0, failed: [], simulatedS: 0, faultS: 0, events: 0, maxOverlapMs: { witness: 0, witnessFast: 0, twoNode: 0 }, maxSettleMs: 0, flows: { live: 0, stale: 0, seedsWithStale: 0 }, wallMs: 0 }
   for (let seed = b.firstSeed; seed < b.firstSeed + b.seeds; seed++) {
-    const r = await simulate(seed, b.seconds * 1000)
+    const r: SimResult = { ...(await simulate(seed, b.seconds * 1000, b.keep)), kept: b.keep }
     totals.seeds++
     totals.simulatedS += b.seconds
     totals.faultS += r.scenario.faults.reduce((sum, f) => sum + ('forMs' in f ? f.forMs : 0), 0) / 1000
@@ -75,6 +93,10 @@ export async function runBudget(b: Budget, onFail: (text: string) => void = () =
     if (r.violations.length > 0) {
       totals.failed.push(seed)
       onFail(report(r))
+      if (b.shrink && !b.keep) {
+        const small = await shrink(seed, b.seconds * 1000)
+        onFail(`  shrunk to ${small.keep.length} of ${r.scenario.faults.length} faults:\n${report({ ...small.result, kept: small.keep })}`)
+      }
     }
   }
   totals.wallMs = performance.now() - t0

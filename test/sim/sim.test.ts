@@ -3,7 +3,7 @@
 // Longer runs: npm run sim -- --seeds N --seconds T.
 import t from 'tap'
 import { parseBudget, report, runBudget } from './run.js'
-import { World, drawScenario, simulate, witnessBoundMs } from './world.js'
+import { World, drawScenario, shrink, simulate, witnessBoundMs } from './world.js'
 
 // The whole file takes about 40 s on an idle 2-core machine; room for a busy one.
 t.setTimeout(400_000)
@@ -64,4 +64,19 @@ t.test('the checks catch a world where VIPs are never removed, and a bad budget 
   t.equal(parseBudget(['--seeds', 'x']), '--seeds needs a whole number')
   t.match(parseBudget(['--fast', '1']), /unknown option --fast/)
   t.same(parseBudget(['--seed', '42', '--seconds', '30']), { firstSeed: 42, seeds: 1, seconds: 30 })
+  t.same(parseBudget(['--seed', '42', '--shrink', '--keep', '0,3']), { firstSeed: 42, seeds: 1, seconds: 120, shrink: true, keep: [0, 3] })
+  t.equal(parseBudget(['--keep', 'a']), '--keep needs fault numbers, such as 0,3,5')
+})
+
+t.test('shrinking keeps only the faults a failure needs, and --keep replays exactly that', async (t) => {
+  // A stand-in failure: "the schedule cut a path". Shrinking must end with one cut.
+  const fails = (r: Awaited<ReturnType<typeof simulate>>) => r.scenario.faults.some((f) => f.kind === 'cut')
+  let seed = 1
+  while (!fails(await simulate(seed, 60_000)) && seed < 50) seed++
+  const small = await shrink(seed, 60_000, fails)
+  t.equal(small.keep.length, 1, `seed ${seed}: one fault left`)
+  t.equal(small.result.scenario.faults[0]!.kind, 'cut')
+  const again = await simulate(seed, 60_000, small.keep)
+  t.same(again.scenario.faults, small.result.scenario.faults, 'the kept faults replay')
+  t.match(report({ ...again, kept: small.keep }), new RegExp(`#${small.keep[0]} .* cut[\\s\\S]*--keep ${small.keep[0]}`))
 })

@@ -516,6 +516,8 @@ export interface Violation {
 
 export interface SimResult {
   scenario: Scenario
+  /** The indices, in the seed's drawn list, of the faults run (a shrunk or --keep run). */
+  kept?: number[]
   violations: Violation[]
   maxOverlapMs: number
   overlapMs: number
@@ -926,6 +928,28 @@ export function twoNodeBoundMs(s: Scenario): number {
 /** Settling after the last fault: the witness's restart silence, a lease, master-down, hold-down, with margin. */
 export const SETTLE_MS = 20_000
 
-export async function simulate(seed: number, durationMs: number): Promise<SimResult> {
-  return new World(drawScenario(seed, durationMs)).run()
+/** Runs a seed; `keep` (indices into its drawn faults) runs only those faults. */
+export async function simulate(seed: number, durationMs: number, keep?: readonly number[]): Promise<SimResult> {
+  const s = drawScenario(seed, durationMs)
+  return new World(keep ? { ...s, faults: s.faults.filter((_, i) => keep.includes(i)) } : s).run()
+}
+
+/**
+ * Shrinks a failing seed's schedule: drops each fault in turn (the last first) and
+ * keeps it out when the run still violates an invariant. Returns the indices left,
+ * in the seed's drawn list, and the run with them.
+ */
+export async function shrink(
+  seed: number,
+  durationMs: number,
+  fails: (r: SimResult) => boolean = (r) => r.violations.length > 0,
+): Promise<{ keep: number[]; result: SimResult }> {
+  let keep = drawScenario(seed, durationMs).faults.map((_, i) => i)
+  let result = await simulate(seed, durationMs, keep)
+  for (let i = keep.length - 1; i >= 0; i--) {
+    const without = keep.filter((k) => k !== keep[i])
+    const r = await simulate(seed, durationMs, without)
+    if (fails(r)) [keep, result] = [without, r]
+  }
+  return { keep, result }
 }
