@@ -61,3 +61,10 @@ export const DEMOTE_SYNC_GONE = 1
 export const DEMOTE_SYNC_BACKEND = 10
 /** The backend's failure demotion clears after this long without a new failure. */
 export const BACKEND_FAIL_HOLD_MS = 60_000
+/**
+ * A takeover's commit is run again when the peer's records came in while it ran (the
+ * old master's last changes, late on the link), at most this many times.
+ */
+export const COMMIT_FOLLOW_UPS = 3
+/** How long a takeover's commit waits for the kernel's events of its loads before looking again. */
+export const COMMIT_SETTLE_MS = 100

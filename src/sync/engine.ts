@@ -244,6 +244,18 @@ export class SyncEngine {
    */
   private readonly peerNewer = new Set<string>()
   /**
+   * Records a commit is loading into the kernel: the kernel's event for each is our
+   * own load coming back, not a change the kernel made, so it is not newer than a
+   * peer record that came in meanwhile. Kept across the commits of one takeover (an
+   * echo may come after the next commit began), cleared at the next takeover.
+   */
+  private readonly echoes = new Map<string, string>()
+  /** Likewise the entries a commit removes to replace them. */
+  private readonly removals = new Set<string>()
+  /** A commit runs (takeCommit to commitDone); peer records came in during it. */
+  private committing = false
+  private newRecords = false
+  /**
    * Since this board last served nothing (null while it serves and its commit was
    * taken): local flows the kernel's own events changed (alive here), and local flows
    * the peer said ended (deleted from its table). A kernel entry the peer ended and
@@ -274,7 +286,15 @@ export class SyncEngine {
     const key = record.slice(0, KEY_RECORD_LEN)
     this.snapshotTouched?.add(key)
     this.idle?.touched.add(key)
-    this.peerNewer.delete(key)
+    if (this.echoes.get(key) === record) {
+      // Our load of the peer's record: newer than the peer's only if the peer has
+      // not moved on since (simulator: a record that came in during the commit was
+      // then taken for older than the stale one just loaded).
+      this.echoes.delete(key)
+      if (this.peer.get(key) === record) this.peerNewer.delete(key)
+    } else {
+      this.peerNewer.delete(key)
+    }
     this.setLocal(key, record, now)
     return this.take()
   }
@@ -282,7 +302,8 @@ export class SyncEngine {
   /** A flow of this board's table is gone (its 16-byte key, latin1). */
   localDelete(key: string, now: number): SyncAction[] {
     this.snapshotTouched?.add(key)
-    this.peerNewer.delete(key)
+    // Our own removal of a stale entry (a commit replacing it) says nothing new.
+    if (!this.removals.delete(key)) this.peerNewer.delete(key)
     this.deleteLocal(key, now)
     return this.take()
   }
@@ -352,6 +373,8 @@ export class SyncEngine {
    */
   promoted(): SyncAction[] {
     this.serving = true
+    this.echoes.clear()
+    this.removals.clear()
     if (this.wanted?.reason === 'startup') this.wanted.reason = 'missed'
     this.undemote('sync: MASTER with its own table, no longer waiting to be preferred')
     return this.take()
@@ -378,6 +401,8 @@ export class SyncEngine {
    * board carried while carpd was restarting.
    */
   takeCommit(): CommitPlan {
+    this.committing = true
+    this.newRecords = false
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
     for (const key of this.peer.keys()) if (!this.local.has(key)) plan.load.push(key)
     for (const key of this.peerNewer) if (this.local.has(key)) plan.replace.push(key)
@@ -388,6 +413,51 @@ export class SyncEngine {
     }
     this.idle = this.serving ? null : { touched: new Set(), ended: new Set() }
     return plan
+  }
+
+  /** The commit is about to load this peer record into the kernel. */
+  expectEcho(key: string, record: string): void {
+    this.echoes.set(key, record)
+  }
+
+  /** The commit is about to remove this stale entry, to load the peer's record instead. */
+  expectRemoval(key: string): void {
+    this.removals.add(key)
+  }
+
+  /**
+   * The commit is done. True when peer records came in while it ran (the old
+   * master's last changes, late on the sync link): one more commit should take them.
+   */
+  commitDone(): void {
+    this.committing = false
+  }
+
+  /** Peer records came in while the last commit ran (the old master's last changes). */
+  get newDuringCommit(): boolean {
+    return this.newRecords
+  }
+
+  /**
+   * After a commit (and its echoes): peer records came in while it ran, or a peer
+   * record is newer than the kernel's entry (one came in after its flow was planned):
+   * one more commit has something to do.
+   */
+  moreToCommit(): boolean {
+    if (!this.serving) return false // it stepped down meanwhile: the peer serves
+    if (this.staleWhileServing()) return true
+    for (const key of this.peer.keys()) if (!this.local.has(key)) return true
+    return false
+  }
+
+  /**
+   * A serving board's table read found entries older than the peer's records (it
+   * became MASTER before its first read ended: its commit could not know them).
+   */
+  staleWhileServing(): boolean {
+    if (!this.serving) return false
+    for (const key of this.peerNewer) if (this.local.has(key)) return true
+    return false
   }
 
   /** Stale entries a commit could not remove: the next commit replaces them. */
@@ -687,6 +757,7 @@ export class SyncEngine {
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
             this.peerNewer.add(key)
+            if (this.committing) this.newRecords = true
             this.receiving?.stale.delete(key)
           }
           this.counters.changesReceived += section.records.length

@@ -71,12 +71,14 @@ export interface Totals {
   maxSettleMs: number
   /** Live flows at the ends of the runs, and those whose newest state the master lacked then (reported, not a failure yet). */
   flows: { live: number; stale: number; seedsWithStale: number }
+  /** Takeover commits checked by invariant (c). */
+  commits: number
   wallMs: number
 }
 
 export async function runBudget(b: Budget, onFail: (text: string) => void = () => {}): Promise<Totals> {
   const t0 = performance.now()
-  const totals: Totals = { seeds: 0, failed: [], simulatedS: 0, faultS: 0, events: 0, maxOverlapMs: { witness: 0, witnessFast: 0, twoNode: 0 }, maxSettleMs: 0, flows: { live: 0, stale: 0, seedsWithStale: 0 }, wallMs: 0 }
+  const totals: Totals = { seeds: 0, failed: [], simulatedS: 0, faultS: 0, events: 0, maxOverlapMs: { witness: 0, witnessFast: 0, twoNode: 0 }, maxSettleMs: 0, flows: { live: 0, stale: 0, seedsWithStale: 0 }, commits: 0, wallMs: 0 }
   for (let seed = b.firstSeed; seed < b.firstSeed + b.seeds; seed++) {
     const r: SimResult = { ...(await simulate(seed, b.seconds * 1000, b.keep)), kept: b.keep }
     totals.seeds++
@@ -87,6 +89,7 @@ export async function runBudget(b: Budget, onFail: (text: string) => void = () =
     totals.maxOverlapMs[key] = Math.max(totals.maxOverlapMs[key], r.maxOverlapMs)
     if (key === 'witness' && witnessBoundMs(r.scenario) === 0) totals.maxOverlapMs.witnessFast = Math.max(totals.maxOverlapMs.witnessFast, r.maxOverlapMs)
     if (r.settledAtMs !== null) totals.maxSettleMs = Math.max(totals.maxSettleMs, r.settledAtMs)
+    totals.commits += r.commits
     totals.flows.live += r.flows.live
     totals.flows.stale += r.flows.stale
     if (r.flows.stale > 0) totals.flows.seedsWithStale++
@@ -115,7 +118,7 @@ if (isMain) {
     `sim: ${totals.seeds} seeds x ${b.seconds} s = ${totals.simulatedS} simulated s (${Math.round(totals.faultS)} fault-seconds), ` +
       `${totals.events} events in ${(totals.wallMs / 1000).toFixed(1)} s; ${totals.failed.length} failed${totals.failed.length ? ` (seeds ${totals.failed.join(', ')})` : ''}; ` +
       `longest two-holder overlap: witness ${totals.maxOverlapMs.witnessFast} ms (${totals.maxOverlapMs.witness} ms where \`ip addr del\` was slowed past the lease margin), two-node ${totals.maxOverlapMs.twoNode} ms; longest settle after the faults ${totals.maxSettleMs} ms; ` +
-      `flows at the end: ${totals.flows.live} live, ${totals.flows.stale} without their newest state in the master's table (${totals.flows.seedsWithStale} seeds; reported, not checked yet)\n`,
+      `takeover commits checked: ${totals.commits}; flows at the end: ${totals.flows.live} live, ${totals.flows.stale} without their newest state in the master's table (${totals.flows.seedsWithStale} seeds; states that never reached the master: reported)\n`,
   )
   process.exit(totals.failed.length > 0 ? 1 : 0)
 }

@@ -17,6 +17,7 @@ t.test(`${CI_SEEDS} seeds of ${CI_SECONDS} simulated seconds: no invariant broke
   t.same(failures, [], 'every failing seed prints its schedule')
   t.equal(totals.seeds, CI_SEEDS)
   t.equal(totals.maxOverlapMs.witnessFast, 0, 'with a witness and commands of normal speed, never two holders')
+  t.ok(totals.commits > CI_SEEDS, `invariant (c) checked at ${totals.commits} takeover commits`)
   t.comment(`longest overlap with a witness ${totals.maxOverlapMs.witness} ms (only where a scenario slows \`ip addr del\` beyond the lease margin)`)
   t.comment(`${totals.simulatedS} simulated s, ${Math.round(totals.faultS)} fault-seconds, ${totals.events} events in ${(totals.wallMs / 1000).toFixed(1)} s`)
 })

@@ -487,6 +487,16 @@ class SimBoard {
         nets: new Map([['lan0', { address: LAN[this.index]!, prefix: 24 }]]),
       },
     )
+    // Invariant (c) at every change of master: checked once the takeover's commit is done.
+    const sync = this.board.sync
+    if (sync) {
+      const promoted = sync.promoted.bind(sync)
+      const gen = this.gen
+      sync.promoted = () =>
+        promoted()
+          .then(() => sync.commitsDone())
+          .then(() => (this.gen === gen && !this.crashed ? world.checkCommit(this) : undefined))
+    }
     void this.board.start()
   }
 
@@ -522,6 +532,8 @@ export interface SimResult {
   maxOverlapMs: number
   overlapMs: number
   flows: { live: number; stale: number; droppedPackets: number }
+  /** Takeover commits checked by invariant (c). */
+  commits: number
   settledAtMs: number | null
   events: number
   lines: string[]
@@ -554,6 +566,8 @@ export class World {
   droppedPackets = 0
   /** At the end: live flows whose newest state the master's table lacks (reported; see checkFlows). */
   staleFlows = 0
+  /** Takeover commits checked by invariant (c). */
+  commitsChecked = 0
   /** Faults in force now, and since when none has been. */
   private activeFaults = 0
   private calmSinceMs = 0
@@ -670,10 +684,11 @@ export class World {
 
   /**
    * Invariant (c), once the faults are over and the traffic has stopped: the backup's
-   * copy of the master's flows is the master's table. Reported, not yet checked: live
-   * flows whose newest state the master's table lacks (a state made on the other
-   * board that never reached this one before a fault, or one that reached it after
-   * its promotion: carpd loads peer states only when a vhid becomes MASTER).
+   * copy of the master's flows is the master's table. (The other half, checked at
+   * every change of master, is checkCommit.) Reported only: live flows whose newest
+   * state the master's table lacks at the end: states made on the other board that
+   * never reached this one before it took over (the sync link was down), which no
+   * design can have.
    */
   private checkFlows(): void {
     const holders = this.holding()
@@ -687,6 +702,27 @@ export class World {
     const copy = engine.peer
     const differ = [...table].filter(([k, f]) => copy.get(k) !== recordOf(f)).length + [...copy.keys()].filter((k) => !table.has(k)).length
     if (differ > 0) this.violate(`flows: the backup's copy differs from the master's table in ${differ} flows (${copy.size} vs ${table.size})`)
+  }
+
+  /**
+   * Invariant (c), at every change of master: once its commit is done, the new
+   * master's kernel holds the newest state of every flow whose newest state had
+   * reached it (its copy of the peer's table has it). A state that never reached it
+   * (made while the sync link was down) cannot be there: counted at the end instead.
+   */
+  checkCommit(b: SimBoard): void {
+    const engine = (b.board?.sync as unknown as { engine?: { peer: Map<string, string> } } | null)?.engine
+    // A board that stepped down meanwhile no longer serves the flows: the peer does.
+    if (!engine || !b.board!.status().vhids.some((v) => v.state === 'MASTER')) return
+    let missing = 0
+    for (const [k, f] of this.truth) {
+      const record = recordOf(f)
+      if (engine.peer.get(k) !== record) continue
+      const held = b.kernel.table.get(k)
+      if (!held || recordOf(held) !== record) missing++
+    }
+    this.commitsChecked++
+    if (missing > 0) this.violate(`flows: ${b.name}'s commit left ${missing} flows without the newest state it had from the peer`)
   }
 
   serialSend(from: number, line: string): void {
@@ -834,6 +870,7 @@ export class World {
       maxOverlapMs: this.maxOverlapMs,
       overlapMs: this.overlapMs,
       flows: { live: this.truth.size, stale: this.staleFlows, droppedPackets: this.droppedPackets },
+      commits: this.commitsChecked,
       settledAtMs,
       events: this.events,
       lines: [...this.boards[0].lines, ...this.boards[1].lines].sort(),

@@ -550,3 +550,41 @@ t.test('review: a gap skipped in the middle of a transfer does not count that tr
   t.same(whole, [true], 'the demotion lifted once, with the whole table in')
   t.ok(sameTable(p.a.local, p.b.peer), `complete (${p.b.peer.size} of ${p.a.local.size})`)
 })
+
+t.test('a takeover commit: its own loads coming back do not hide peer records that came in meanwhile (simulator, invariant c)', async (t) => {
+  const p = new SyncPair()
+  p.start(range(3), [flow(1, 40, 2)]) // b's kernel has flow 1 from an earlier term
+  p.run(50)
+  p.handle('b', p.b.promoted())
+  const plan = p.b.takeCommit()
+  t.same([plan.load.length, plan.replace.length], [2, 1], 'flows 0 and 2 to load, flow 1 to replace')
+  t.equal(p.b.newDuringCommit, false)
+  // The runtime loads a's records and removes b's stale flow 1 ...
+  for (const f of [flow(0), flow(2)]) p.b.expectEcho(key(f), record(f))
+  p.b.expectRemoval(key(flow(1)))
+  p.b.expectEcho(key(flow(1)), record(flow(1)))
+  // ... while a's newest state of flows 1 and 2 comes in (the old master's last changes).
+  p.upsert('a', flow(1, 7000, 4))
+  p.upsert('a', flow(2, 7000, 4))
+  p.run(20)
+  t.equal(p.b.newDuringCommit, true, 'peer records came in during the commit')
+  // The kernel's events of the commit come back: the removal, then the loads of the older records.
+  p.handle('b', p.b.localDelete(key(flow(1)), p.now))
+  for (const f of [flow(0), flow(1), flow(2)]) p.handle('b', p.b.localUpsert(record(f), p.now))
+  p.b.commitDone()
+  t.equal(p.b.staleWhileServing(), true, 'the kernel holds older states than the peer now has')
+  t.equal(p.b.moreToCommit(), true)
+  const again = p.b.takeCommit()
+  t.same(again.replace.map((k) => k === key(flow(1)) || k === key(flow(2))), [true, true], 'the next commit replaces flows 1 and 2 with their newest states')
+  t.equal(again.replace.length, 2, 'and nothing else: flow 0 came back as loaded, the peer has not moved on')
+  p.b.commitDone()
+  for (const f of [flow(1, 7000, 4), flow(2, 7000, 4)]) p.handle('b', p.b.localUpsert(record(f), p.now))
+  t.equal(p.b.moreToCommit(), false, 'all current now')
+  // A board that stepped down has nothing more to commit: the peer serves.
+  p.upsert('a', flow(0, 9000, 4))
+  p.run(20)
+  t.equal(p.b.staleWhileServing(), true)
+  p.handle('b', p.b.stoppedServing())
+  t.equal(p.b.moreToCommit(), false)
+  t.equal(p.b.staleWhileServing(), false)
+})
