@@ -408,10 +408,16 @@ class SimBoard {
     }
   }
 
-  platform(): Platform {
+  /**
+   * The OS as one process sees it. `alive` says whether that process still runs: a
+   * dead carpd's promise chains go on in this simulation, but a dead process spawns
+   * no command (one spawned before it died still completes).
+   */
+  platform(alive: () => boolean = () => true): Platform {
     const world = this.world
     const op = (what: (() => void) | null): Promise<void> =>
       new Promise((resolve, reject) => {
+        if (!alive()) return // never spawned: never settles
         const fail = this.commandsFail
         world.clock.at(world.clock.now() + this.commandDelayMs, () => {
           world.platformSettled = true
@@ -429,6 +435,7 @@ class SimBoard {
       // The self-repair check reads what is on the interface, after the command's latency.
       addresses: () =>
         new Promise((resolve, reject) => {
+          if (!alive()) return
           const fail = this.commandsFail
           world.clock.at(world.clock.now() + this.commandDelayMs, () => {
             world.platformSettled = true
@@ -445,11 +452,12 @@ class SimBoard {
     this.crashed = false
     const alive = () => gen === this.gen && !this.crashed
     const clock: Clock = { now: () => world.clock.now(), wall: () => world.clock.wall(), at: (at, fn) => world.clock.at(at, this.gate(gen, fn)) }
-    const platform = this.platform()
+    const platform = this.platform(alive)
+    const fencePlatform = this.platform()
     // The fence is a process of its own: it runs while carpd is paused, and removes
     // what it guards when carpd dies.
     const fence = this.world.scenario.mode === 'witness'
-      ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => platform.removeVip(iface, vip), reply: (line) => {
+      ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => fencePlatform.removeVip(iface, vip), reply: (line) => {
         const m = /^expired (\d+)/.exec(line)
         if (m) world.clock.at(world.clock.now() + 1, this.gate(gen, () => this.board?.agent.fenceExpired(Number(m[1]))))
       } })
@@ -710,10 +718,18 @@ export class World {
    * reached it (its copy of the peer's table has it). A state that never reached it
    * (made while the sync link was down) cannot be there: counted at the end instead.
    */
-  checkCommit(b: SimBoard): void {
-    const engine = (b.board?.sync as unknown as { engine?: { peer: Map<string, string> } } | null)?.engine
+  checkCommit(b: SimBoard, waited = 0): void {
+    const sync = b.board?.sync
+    const engine = (sync as unknown as { engine?: { peer: Map<string, string>; localReady: boolean } } | null)?.engine
     // A board that stepped down meanwhile no longer serves the flows: the peer does.
-    if (!engine || !b.board!.status().vhids.some((v) => v.state === 'MASTER')) return
+    if (!sync || !engine || !b.board!.status().vhids.some((v) => v.state === 'MASTER')) return
+    if (!engine.localReady) {
+      // Its first table read is still running (slow commands): the commit that
+      // follows the read is the one to judge.
+      const gen = b.gen
+      if (waited < 600) this.clock.at(this.clock.now() + 50, () => void sync.commitsDone().then(() => (b.gen === gen ? this.checkCommit(b, waited + 1) : undefined)))
+      return
+    }
     let missing = 0
     for (const [k, f] of this.truth) {
       const record = recordOf(f)
