@@ -762,3 +762,38 @@ t.test('self-repair: a master whose VIP someone removed adds and announces it ag
   await lab.settle()
   t.equal(a.platform.calls.length + b.platform.calls.length, calls, 'nothing more to repair: no more calls')
 })
+
+t.test('an add that waited behind a slow removal is skipped when the vhid is no longer MASTER at its turn (simulator seed 210772)', async (t) => {
+  const { lab, a } = pair()
+  for (const n of lab.nodes.values()) n.agent.start()
+  lab.clock.advance(5000)
+  t.same(lab.masters(), ['a'])
+  let finishDel: () => void = () => {}
+  a.platform.removeVip = (iface: string, vip: { address: string; prefix: number }) => {
+    a.platform.calls.push(`del ${iface} ${vip.address}/${vip.prefix}`)
+    return new Promise<void>((r) => (finishDel = () => (a.platform.held.delete(vip.address), r())))
+  }
+  control(a, { cmd: 'maint', on: true }) // steps down: its removal hangs
+  lab.clock.advance(300)
+  await lab.settle()
+  control(a, { cmd: 'maint', on: false }) // back to MASTER: the add waits behind the removal
+  lab.clock.advance(1500)
+  t.equal(lab.state('a'), 'MASTER')
+  control(a, { cmd: 'maint', on: true }) // and down again before the add's turn
+  lab.clock.advance(300)
+  await lab.settle()
+  t.equal(lab.state('a'), 'BACKUP')
+  const adds = () => a.platform.calls.filter((c) => c.startsWith('add ')).length
+  const before = adds()
+  a.platform.removeVip = (iface: string, vip: { address: string; prefix: number }) => {
+    a.platform.calls.push(`del ${iface} ${vip.address}/${vip.prefix}`)
+    a.platform.held.delete(vip.address)
+    return Promise.resolve()
+  }
+  finishDel()
+  await lab.settle()
+  lab.clock.advance(100)
+  await lab.settle()
+  t.equal(adds(), before, 'the queued add did not run: the vhid had left MASTER')
+  t.notOk(a.platform.held.has('192.0.2.1'), 'no VIP on the backup')
+})
