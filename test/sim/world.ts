@@ -722,7 +722,10 @@ export class World {
     const sync = b.board?.sync
     const engine = (sync as unknown as { engine?: { peer: Map<string, string>; localReady: boolean } } | null)?.engine
     // A board that stepped down meanwhile no longer serves the flows: the peer does.
-    if (!sync || !engine || !b.board!.status().vhids.some((v) => v.state === 'MASTER')) return
+    // With both MASTER (a two-node split), both serve and each one's states are news
+    // to the other: there is no single newest table to judge.
+    const master = (x: SimBoard | undefined) => x?.board?.status().vhids.some((v) => v.state === 'MASTER') ?? false
+    if (!sync || !engine || !master(b) || master(this.boards[1 - b.index])) return
     if (!engine.localReady) {
       // Its first table read is still running (slow commands): the commit that
       // follows the read is the one to judge.
