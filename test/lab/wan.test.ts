@@ -104,6 +104,7 @@ if (why !== null) {
         // The console line may trail the kernel's change by a moment (a pipe).
         const said = await until(() => w.router!.lines.slice(seen).some((l) => /wan repair: .* gone \(removed by someone else\)/.test(l)), 2000, 20)
         t.ok(said >= 0, `${flavour}: the console says what was repaired`, { lines: w.router!.lines.slice(seen) })
+        await sleep(1500) // the repair's load is over before the next kind breaks (it puts routes back too)
       }
       const status = JSON.parse(w.lab.carpdOnce('router', ['status', '--json', '-c', `${w.lab.dir}/router.conf`])) as { wan: { repairs: number } }
       t.equal(status.wan.repairs, kinds.length, `${flavour}: carpd status counts ${kinds.length} repairs`)
