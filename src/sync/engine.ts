@@ -252,8 +252,7 @@ export class SyncEngine {
   private readonly echoes = new Map<string, string>()
   /** Likewise the entries a commit removes to replace them. */
   private readonly removals = new Set<string>()
-  /** A commit runs (takeCommit to commitDone); peer records came in during it. */
-  private committing = false
+  /** Peer records came in since the last commit plan was taken. */
   private newRecords = false
   /**
    * Since this board last served nothing (null while it serves and its commit was
@@ -401,7 +400,6 @@ export class SyncEngine {
    * board carried while carpd was restarting.
    */
   takeCommit(): CommitPlan {
-    this.committing = true
     this.newRecords = false
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
     for (const key of this.peer.keys()) if (!this.local.has(key)) plan.load.push(key)
@@ -426,14 +424,9 @@ export class SyncEngine {
   }
 
   /**
-   * The commit is done. True when peer records came in while it ran (the old
-   * master's last changes, late on the sync link): one more commit should take them.
+   * Peer records came in since the last commit plan was taken: asked as that commit
+   * ends, while it ran (the old master's last changes, late on the sync link).
    */
-  commitDone(): void {
-    this.committing = false
-  }
-
-  /** Peer records came in while the last commit ran (the old master's last changes). */
   get newDuringCommit(): boolean {
     return this.newRecords
   }
@@ -757,7 +750,7 @@ export class SyncEngine {
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
             this.peerNewer.add(key)
-            if (this.committing) this.newRecords = true
+            this.newRecords = true
             this.receiving?.stale.delete(key)
           }
           this.counters.changesReceived += section.records.length

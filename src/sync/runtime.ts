@@ -128,6 +128,10 @@ export class SyncRuntime {
    */
   promoted(): Promise<void> {
     this.carryOut(this.engine.promoted())
+    return this.queueCommit()
+  }
+
+  private queueCommit(): Promise<void> {
     this.commitQueue = this.commitQueue
       .then(() => this.commitWithFollowUps())
       .catch((err: Error) => this.backendFailed(`loading peer states: ${err.message}`))
@@ -141,11 +145,7 @@ export class SyncRuntime {
    */
   private async commitWithFollowUps(): Promise<void> {
     for (let i = 0; ; i++) {
-      try {
-        await this.commit()
-      } finally {
-        this.engine.commitDone()
-      }
+      await this.commit()
       if (i === COMMIT_FOLLOW_UPS || !this.running || !this.engine.newDuringCommit) return
       // The kernel's events of what was just loaded come back first.
       await new Promise<void>((resolve) => this.deps.clock.at(this.deps.clock.now() + COMMIT_SETTLE_MS, resolve))
@@ -241,9 +241,7 @@ export class SyncRuntime {
           this.deps.log.event('sync', `state table read: ${this.engine.local.size} flows in ${ms} ms`)
           // MASTER before this read ended (a slow read at start): its commit did not
           // know these entries, older than the peer's records. (Simulator.)
-          if (this.engine.staleWhileServing()) {
-            this.commitQueue = this.commitQueue.then(() => this.commitWithFollowUps()).catch((err: Error) => this.backendFailed(`loading peer states: ${err.message}`))
-          }
+          if (this.engine.staleWhileServing()) void this.queueCommit()
         } catch (err) {
           if (!this.running) break // stopped in the middle: not a failure
           this.snapshotFailures++

@@ -571,13 +571,11 @@ t.test('a takeover commit: its own loads coming back do not hide peer records th
   // The kernel's events of the commit come back: the removal, then the loads of the older records.
   p.handle('b', p.b.localDelete(key(flow(1)), p.now))
   for (const f of [flow(0), flow(1), flow(2)]) p.handle('b', p.b.localUpsert(record(f), p.now))
-  p.b.commitDone()
   t.equal(p.b.staleWhileServing(), true, 'the kernel holds older states than the peer now has')
   t.equal(p.b.moreToCommit(), true)
   const again = p.b.takeCommit()
   t.same(again.replace.map((k) => k === key(flow(1)) || k === key(flow(2))), [true, true], 'the next commit replaces flows 1 and 2 with their newest states')
   t.equal(again.replace.length, 2, 'and nothing else: flow 0 came back as loaded, the peer has not moved on')
-  p.b.commitDone()
   for (const f of [flow(1, 7000, 4), flow(2, 7000, 4)]) p.handle('b', p.b.localUpsert(record(f), p.now))
   t.equal(p.b.moreToCommit(), false, 'all current now')
   // A board that stepped down has nothing more to commit: the peer serves.
