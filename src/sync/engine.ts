@@ -51,6 +51,7 @@ import {
   type SyncSection,
   decodeSyncFrame,
   encodeSyncFrame,
+  recordBehind,
 } from '../wire/sync.js'
 import { idHex as hex } from '../wire/ids.js'
 
@@ -122,6 +123,7 @@ export interface SyncCounters {
   sessionResets: number
   bulkRetries: number // bulk requests asked again: no transfer began within BULK_RETRY_MS
   gapsSkipped: number // missing frames given up on after GAP_WAIT_MS (a bulk transfer follows)
+  staleRecords: number // peer states an earlier stage of the flow than this kernel's entry: never loaded over it
 }
 
 /** The bulk transfer a board waits for; `askedMs`: when its request last went (null: not yet). */
@@ -184,7 +186,7 @@ export class SyncEngine {
   readonly peer = new Map<string, string>()
   private readonly counters: SyncCounters = {
     framesSent: 0, framesReceived: 0, changesSent: 0, changesReceived: 0, bulkRecordsSent: 0,
-    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0,
+    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0, staleRecords: 0,
   }
   private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>
   private out: SyncAction[] = []
@@ -246,8 +248,9 @@ export class SyncEngine {
   /**
    * Records a commit is loading into the kernel: the kernel's event for each is our
    * own load coming back, not a change the kernel made, so it is not newer than a
-   * peer record that came in meanwhile. Kept across the commits of one takeover (an
-   * echo may come after the next commit began), cleared at the next takeover.
+   * peer record that came in meanwhile. Each waits for its event, across commits and
+   * takeovers (an echo of the last term's commit may come after this term's began:
+   * simulator seed 303391), and goes with the peer's flow: bounded by the peer table.
    */
   private readonly echoes = new Map<string, string>()
   /** Likewise the entries a commit removes to replace them. */
@@ -372,8 +375,6 @@ export class SyncEngine {
    */
   promoted(): SyncAction[] {
     this.serving = true
-    this.echoes.clear()
-    this.removals.clear()
     if (this.wanted?.reason === 'startup') this.wanted.reason = 'missed'
     this.undemote('sync: MASTER with its own table, no longer waiting to be preferred')
     return this.take()
@@ -403,8 +404,12 @@ export class SyncEngine {
     this.newRecords = false
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
     for (const key of this.peer.keys()) if (!this.local.has(key)) plan.load.push(key)
-    for (const key of this.peerNewer) if (this.local.has(key)) plan.replace.push(key)
-    for (const key of plan.replace) this.peerNewer.delete(key)
+    // Keys the kernel lacks stay: a read still running may list an older entry yet.
+    for (const key of this.peerNewer) {
+      if (!this.local.has(key)) continue
+      if (this.replaceable(key)) plan.replace.push(key)
+      this.peerNewer.delete(key)
+    }
     for (const key of this.idle?.ended ?? []) {
       const record = this.local.get(key)
       if (record !== undefined && !this.peer.has(key) && !this.idle!.touched.has(key)) plan.expire.push([key, record])
@@ -449,8 +454,31 @@ export class SyncEngine {
    */
   staleWhileServing(): boolean {
     if (!this.serving) return false
-    for (const key of this.peerNewer) if (this.local.has(key)) return true
+    for (const key of this.peerNewer) if (this.replaceable(key)) return true
     return false
+  }
+
+  /**
+   * A peer record came in after the kernel's last event of its flow here: newer, unless
+   * it is an earlier stage of the flow than the kernel's entry (a restarted peer sends
+   * what its kernel kept from an earlier term: simulator seed 303391, where those
+   * entries replaced live ones at the next takeover). Counted, and never loaded over ours.
+   */
+  private markNewer(key: string, record: string): void {
+    const own = this.local.get(key)
+    if (own !== undefined && recordBehind(record, own)) {
+      this.counters.staleRecords++
+      this.peerNewer.delete(key)
+    } else {
+      this.peerNewer.add(key)
+    }
+  }
+
+  /** A kernel entry the peer's record should replace (a read may have listed a later stage since it came in). */
+  private replaceable(key: string): boolean {
+    const own = this.local.get(key)
+    const record = this.peer.get(key)
+    return own !== undefined && record !== undefined && !recordBehind(record, own)
   }
 
   /** Stale entries a commit could not remove: the next commit replaces them. */
@@ -749,7 +777,7 @@ export class SyncEngine {
             const record = rec.toString('latin1')
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
-            this.peerNewer.add(key)
+            this.markNewer(key, record)
             this.newRecords = true
             this.receiving?.stale.delete(key)
           }
@@ -801,6 +829,8 @@ export class SyncEngine {
   private peerEnded(key: string): void {
     if (!this.peer.delete(key)) return
     this.peerNewer.delete(key)
+    this.echoes.delete(key)
+    this.removals.delete(key)
     if (this.idle && this.local.has(key)) this.idle.ended.add(key)
   }
 

@@ -218,6 +218,30 @@ export function decodeFlowRecord(buf: Uint8Array): FlowDecodeResult {
   }
 }
 
+/**
+ * The stage of a TCP connection each conntrack state stands for: SYN_SENT2 (a
+ * simultaneous open) between SYN_SENT and SYN_RECV; FIN_WAIT and CLOSE_WAIT one stage
+ * (which side closed first).
+ */
+const TCP_STAGE = [0, 1, 3, 4, 5, 5, 6, 7, 8, 2]
+
+/**
+ * Whether flow record `a` is an earlier stage of the same connection than flow record
+ * `b` of the same key (latin1 records, as the engine keeps them): its TCP state is
+ * behind, or, at the same stage, it lacks a flag `b` has (seen reply and assured never
+ * go back within one connection) and has none `b` lacks. pfsync's rule for stale
+ * updates (if_pfsync.c, pfsync_upd_tcp): a board that restarted reads entries its
+ * kernel kept from an earlier term and sends them; they must not replace the live ones.
+ */
+export function recordBehind(a: string, b: string): boolean {
+  const stageA = TCP_STAGE[a.charCodeAt(OFF_TCP_STATE)] ?? 0
+  const stageB = TCP_STAGE[b.charCodeAt(OFF_TCP_STATE)] ?? 0
+  if (stageA !== stageB) return stageA < stageB
+  const flagsA = a.charCodeAt(OFF_FLOW_FLAGS)
+  const flagsB = b.charCodeAt(OFF_FLOW_FLAGS)
+  return (flagsA & ~flagsB) === 0 && (flagsB & ~flagsA) !== 0
+}
+
 /** The identifying part of a key record; reply and state fields are not in it. */
 export type FlowKey = Pick<Flow, 'family' | 'proto' | 'zone' | 'orig'>
 

@@ -586,3 +586,47 @@ t.test('a takeover commit: its own loads coming back do not hide peer records th
   t.equal(p.b.moreToCommit(), false)
   t.equal(p.b.staleWhileServing(), false)
 })
+
+t.test('a peer state that is an earlier stage of the flow than the kernel\'s entry is counted and never loaded over it (simulator seed 303391)', async (t) => {
+  const p = new SyncPair()
+  p.start([], [flow(1, 300, 3), flow(2, 300, 3)])
+  p.run(SETTLE_MS)
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit().replace, [], 'nothing to replace at first')
+  // a restarted and read what its kernel kept from an earlier term: flow 1 still
+  // SYN_SENT (b has it ESTABLISHED), flow 2 at b's stage but newer (arrival order).
+  p.upsert('a', flow(1, 120, 1))
+  p.upsert('a', flow(2, 7000, 3))
+  p.run(50)
+  t.equal(p.b.status(p.now).counters.staleRecords, 1, 'the earlier stage is counted')
+  t.equal(p.b.staleWhileServing(), true, 'flow 2 is newer')
+  t.same(p.b.takeCommit().replace, [key(flow(2))], 'only flow 2 is replaced: flow 1 keeps its ESTABLISHED entry')
+  // A read that lists a later stage after the peer's record came in wins too.
+  p.upsert('a', flow(3, 120, 1))
+  p.run(50)
+  p.b.snapshotBegin()
+  p.handle('b', p.b.snapshotUpsert(record(flow(3, 300, 4)), p.now))
+  p.handle('b', p.b.snapshotUpsert(record(flow(1, 300, 3)), p.now))
+  p.handle('b', p.b.snapshotUpsert(record(flow(2, 7000, 3)), p.now))
+  p.handle('b', p.b.snapshotEnd(p.now))
+  t.equal(p.b.staleWhileServing(), false, 'the read found flow 3 further on than the peer\'s record')
+  t.same(p.b.takeCommit().replace, [])
+})
+
+t.test('an echo of the last term\'s commit that comes after the next takeover is still known for ours (simulator seed 303391)', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 300, 1)], [])
+  p.run(SETTLE_MS)
+  p.handle('b', p.b.promoted())
+  const plan = p.b.takeCommit()
+  t.same(plan.load, [key(flow(0))])
+  p.b.expectEcho(key(flow(0)), record(flow(0, 300, 1)))
+  // The load is slow: b steps down and takes over again, and a's newer state comes in, before it lands.
+  p.handle('b', p.b.stoppedServing())
+  p.upsert('a', flow(0, 7000, 3))
+  p.run(50)
+  p.handle('b', p.b.promoted())
+  p.handle('b', p.b.localUpsert(record(flow(0, 300, 1)), p.now))
+  t.equal(p.b.staleWhileServing(), true, 'the older state just loaded is not taken for a change of the kernel')
+  t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces it with the newest')
+})

@@ -19,6 +19,7 @@ import {
   encodeKeyRecord,
   encodeSyncFrame,
   flowKeyRecord,
+  recordBehind,
   syncFrameLength,
 } from '../../src/wire/sync.js'
 
@@ -511,4 +512,34 @@ t.test('a 1472-byte frame (1500 MTU less IPv4 and UDP) holds 35 flow records, no
   t.ok(syncFrameLength(frameOf(36)) > 1472)
   t.equal(encodeSyncFrame(frameOf(35), KEY).length, syncFrameLength(frameOf(35)))
   t.same(SECTION_RECORD_LEN, { insert: 40, update: 40, delete: 16, clear: 0, bulkRequest: 4, bulkStart: 8, bulkEnd: 8, ack: 8 })
+})
+
+t.test('recordBehind: an earlier stage of the same connection (pfsync\'s stale-update rule)', async (t) => {
+  const tcp = (tcpState: number, seenReply = true, assured = true, timeoutS = 300): string => {
+    const f: Flow = {
+      family: FAMILY_IPV4, proto: PROTO_TCP, zone: 0, mark: 0, timeoutS, tcpState, seenReply, assured,
+      orig: { src: '192.0.2.10', dst: '203.0.113.80', sport: 40000, dport: 80 },
+      reply: { src: '203.0.113.80', dst: '198.51.100.1', sport: 80, dport: 40000 },
+    }
+    return encodeFlowRecord(f).toString('latin1')
+  }
+  const [NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+  // The order of a connection's life, SYN_SENT2 (simultaneous open) after SYN_SENT.
+  const life = [NONE, SYN_SENT, SYN_SENT2, SYN_RECV, ESTABLISHED, FIN_WAIT, LAST_ACK, TIME_WAIT, CLOSE]
+  for (let i = 0; i < life.length; i++) {
+    for (let j = 0; j < life.length; j++) {
+      t.equal(recordBehind(tcp(life[i]!), tcp(life[j]!)), i < j, `state ${life[i]} behind ${life[j]}: ${i < j}`)
+    }
+  }
+  t.equal(recordBehind(tcp(FIN_WAIT), tcp(CLOSE_WAIT)), false, 'who closed first: one stage, neither behind')
+  t.equal(recordBehind(tcp(CLOSE_WAIT), tcp(FIN_WAIT)), false)
+  t.equal(recordBehind(tcp(ESTABLISHED, true, true, 10), tcp(ESTABLISHED, true, true, 400)), false, 'timeouts say nothing (arrival order decides)')
+  t.equal(recordBehind(tcp(ESTABLISHED, true, false), tcp(ESTABLISHED, true, true)), true, 'not yet assured')
+  t.equal(recordBehind(tcp(ESTABLISHED, false, false), tcp(ESTABLISHED, true, false)), true, 'no reply seen yet')
+  t.equal(recordBehind(tcp(ESTABLISHED, true, false), tcp(ESTABLISHED, false, true)), false, 'flags that disagree: neither behind')
+  t.equal(recordBehind(tcp(ESTABLISHED), tcp(ESTABLISHED)), false, 'the same record')
+  const udp = (seenReply: boolean, assured: boolean) =>
+    encodeFlowRecord({ family: FAMILY_IPV4, proto: PROTO_UDP, zone: 0, mark: 0, timeoutS: 30, tcpState: 0, seenReply, assured, orig: { src: '192.0.2.10', dst: '203.0.113.53', sport: 5353, dport: 53 }, reply: { src: '203.0.113.53', dst: '198.51.100.1', sport: 53, dport: 5353 } }).toString('latin1')
+  t.equal(recordBehind(udp(false, false), udp(true, false)), true, 'UDP: by its flags only')
+  t.equal(recordBehind(udp(true, true), udp(true, false)), false)
 })
