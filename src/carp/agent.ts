@@ -37,7 +37,7 @@ import type { Transport } from '../io/transport.js'
 import type { Fence } from '../platform/fence.js'
 import type { Platform } from '../platform/types.js'
 import { type CarpStatus, DROP_REASONS, type DropReason, type VhidStatus } from './status.js'
-import { carpHmac, carpHmacValid, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
+import { CarpAuth, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
 import { ReplayWindow } from '../wire/replay.js'
 
 /**
@@ -111,6 +111,8 @@ export interface HeartbeatInfo {
 
 interface Vhid {
   config: VhidConfig
+  /** Its password and VIPs, prepared for signing and checking adverts. */
+  auth: CarpAuth
   state: VhidState
   timers: Map<TimerName, TimerHandle>
   received: number
@@ -138,7 +140,8 @@ export class Agent {
   private epoch: number
   /** Low half of the advert counter, one for all vhids so a restarted vhid never reuses one. */
   private sequence = 0
-  private readonly pendingSends = new Set<Promise<void>>()
+  /** The last advert handed to the transport: one socket sends in order, so stop() waits for this one. */
+  private lastSend: Promise<void> = Promise.resolve()
   private sendErrors = 0
   private sendFailRun = 0
   private sendOkRun = 0
@@ -258,7 +261,7 @@ export class Agent {
     if (!this.running) return
     this.running = false
     for (const v of this.vhids.values()) this.dispatch(v, { type: 'shutdown' })
-    await Promise.all([...this.pendingSends, ...[...this.vhids.values()].flatMap((v) => [v.vipQueue, v.hookQueue])])
+    await Promise.all([this.lastSend, ...[...this.vhids.values()].flatMap((v) => [v.vipQueue, v.hookQueue])])
     for (const v of this.vhids.values()) {
       for (const t of v.timers.values()) t.cancel()
       v.removeRetry?.cancel()
@@ -278,7 +281,7 @@ export class Agent {
     const v = this.vhids.get(advert.vhid)
     if (!v) return this.drop('unknownVhid')
     if (!this.senderAllowed(v.config, from)) return this.drop('unknownSender')
-    if (!carpHmacValid(advert, v.config.pass, vipAddresses(v.config))) return this.drop('badAuth')
+    if (!v.auth.valid(advert)) return this.drop('badAuth')
     const epoch = Number(advert.counter >> 32n)
     // Our own multicast looped back (or a reflection): same epoch as ours.
     if (epoch === this.epoch) return this.drop('ownPacket')
@@ -355,6 +358,7 @@ export class Agent {
         notes.push(`vhid ${id}: peers ${v.config.peers.map(endpointText).join(',') || 'multicast'} -> ${vc.peers.map(endpointText).join(',') || 'multicast'}`)
       }
       v.config = vc
+      v.auth = vhidAuth(vc)
       this.dispatch(v, { type: 'configure', params: this.params(vc) })
     }
     if (old.preempt !== next.preempt) notes.push(`carp.preempt ${yesNo(old.preempt)} -> ${yesNo(next.preempt)}`)
@@ -412,6 +416,7 @@ export class Agent {
   private addVhid(vc: VhidConfig): void {
     const v: Vhid = {
       config: vc,
+      auth: vhidAuth(vc),
       state: initialState(this.params(vc), this.deps.clock.now()),
       timers: new Map(),
       received: 0,
@@ -457,7 +462,8 @@ export class Agent {
     }
     v.state = result.state
     for (const action of result.actions) this.perform(v, action)
-    const serving = [...this.vhids.values()].some((x) => x.state.state === 'MASTER')
+    let serving = false
+    for (const x of this.vhids.values()) serving ||= x.state.state === 'MASTER'
     if (serving !== this.serving) {
       this.serving = serving
       if (!serving) this.sync?.stoppedServing()
@@ -665,7 +671,7 @@ export class Agent {
     }
     this.sequence++
     const counter = (BigInt(this.epoch) << 32n) | BigInt(this.sequence)
-    const hmac = carpHmac(v.config.pass, v.config.vhid, vipAddresses(v.config), counter)
+    const hmac = v.auth.sign(counter)
     const payload = encodeCarp({ vhid: v.config.vhid, advskew, demote, advbase, counter, hmac })
     const port = this.config.port
     const targets: Endpoint[] = v.config.peers.length
@@ -679,9 +685,8 @@ export class Agent {
         },
         (err: Error) => this.sendResult(false, `${to.address}:${to.port}: ${err.message}`),
       )
-      // stop() waits for these, so the bow-out leaves before the socket closes.
-      this.pendingSends.add(sent)
-      void sent.finally(() => this.pendingSends.delete(sent))
+      // stop() waits for it, so the bow-out leaves before the socket closes.
+      this.lastSend = sent
     }
   }
 
@@ -814,6 +819,10 @@ function yesNo(b: boolean): string {
 
 function vipAddresses(vc: VhidConfig): string[] {
   return vc.vips.map((c) => c.address)
+}
+
+function vhidAuth(vc: VhidConfig): CarpAuth {
+  return new CarpAuth(vc.pass, vc.vhid, vipAddresses(vc))
 }
 
 /** Is `address` inside `net` (address/prefix)? */

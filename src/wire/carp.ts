@@ -21,8 +21,9 @@
 // AuthLen is 7: the counter and the HMAC in 32-bit words, as ip_carp.c sets it.
 // The checksum is the Internet checksum of all 36 bytes with the field zeroed.
 
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { internetChecksum } from './checksum.js'
+import { PreparedHmac } from './hmac.js'
 
 export const CARP_VERSION = 2
 export const CARP_TYPE_ADVERTISEMENT = 1
@@ -64,7 +65,8 @@ export type CarpDecodeResult = { ok: true; advert: CarpAdvert } | { ok: false; e
 
 /** Encodes an advertisement whose HMAC is already computed (see carpHmac). */
 export function encodeCarp(advert: CarpAdvert): Buffer {
-  const out = Buffer.alloc(CARP_HEADER_LEN)
+  // From the shared pool (every byte is written below): no allocation of its own per advert.
+  const out = Buffer.allocUnsafe(CARP_HEADER_LEN)
   out[OFF_VERSION_TYPE] = (CARP_VERSION << 4) | CARP_TYPE_ADVERTISEMENT
   out[OFF_VHID] = advert.vhid
   out[OFF_ADVSKEW] = advert.advskew
@@ -73,6 +75,7 @@ export function encodeCarp(advert: CarpAdvert): Buffer {
   out[OFF_ADVBASE] = advert.advbase
   out.writeBigUInt64BE(BigInt.asUintN(64, advert.counter), OFF_COUNTER)
   out.set(advert.hmac.subarray(0, CARP_HMAC_LEN), OFF_HMAC)
+  out.writeUInt16BE(0, OFF_CHECKSUM)
   out.writeUInt16BE(internetChecksum(out), OFF_CHECKSUM)
   return out
 }
@@ -104,21 +107,43 @@ export function decodeCarp(bytes: Uint8Array): CarpDecodeResult {
  * HMAC-SHA1 keyed by the vhid's password over version, type, vhid, the VIPs sorted
  * numerically (4 bytes each) and the counter, as carp_hmac_prepare() does. Binding
  * the VIPs means two pairs that share a password but not addresses ignore each other.
+ * Prepared once per vhid (key pads and the fixed part of the message): an advert
+ * then costs two one-shot hashes.
  */
-export function carpHmac(pass: string, vhid: number, vips: readonly string[], counter: bigint): Buffer {
-  const head = Buffer.from([CARP_VERSION, CARP_TYPE_ADVERTISEMENT, vhid])
-  const sorted = vips.map(ipv4ToUint32).sort((a, b) => a - b)
-  const addrs = Buffer.alloc(sorted.length * 4)
-  sorted.forEach((addr, i) => addrs.writeUInt32BE(addr, i * 4))
-  const ctr = Buffer.alloc(8)
-  ctr.writeBigUInt64BE(BigInt.asUintN(64, counter))
-  return createHmac('sha1', pass).update(head).update(addrs).update(ctr).digest()
+export class CarpAuth {
+  private readonly hmac: PreparedHmac
+  /** Version, type, vhid and the sorted VIPs: the same in every advert. */
+  private readonly fixed: Buffer
+  private readonly counter = Buffer.alloc(8)
+
+  constructor(pass: string, vhid: number, vips: readonly string[]) {
+    this.hmac = new PreparedHmac('sha1', pass)
+    const sorted = vips.map(ipv4ToUint32).sort((a, b) => a - b)
+    this.fixed = Buffer.alloc(3 + sorted.length * 4)
+    this.fixed.set([CARP_VERSION, CARP_TYPE_ADVERTISEMENT, vhid])
+    sorted.forEach((addr, i) => this.fixed.writeUInt32BE(addr, 3 + i * 4))
+  }
+
+  sign(counter: bigint): Buffer {
+    this.counter.writeBigUInt64BE(BigInt.asUintN(64, counter))
+    return this.hmac.sign(this.fixed, this.counter)
+  }
+
+  /** Constant-time check of an advert's HMAC (no early exit on the first differing byte). */
+  valid(advert: CarpAdvert): boolean {
+    const want = this.sign(advert.counter)
+    return advert.hmac.length === want.length && timingSafeEqual(advert.hmac, want)
+  }
 }
 
-/** Constant-time check of an advert's HMAC (no early exit on the first differing byte). */
+/** One advert's HMAC, unprepared (tests and one-off checks). */
+export function carpHmac(pass: string, vhid: number, vips: readonly string[], counter: bigint): Buffer {
+  return new CarpAuth(pass, vhid, vips).sign(counter)
+}
+
+/** The same check, unprepared. */
 export function carpHmacValid(advert: CarpAdvert, pass: string, vips: readonly string[]): boolean {
-  const want = carpHmac(pass, advert.vhid, vips, advert.counter)
-  return advert.hmac.length === want.length && timingSafeEqual(advert.hmac, want)
+  return new CarpAuth(pass, advert.vhid, vips).valid(advert)
 }
 
 /** Dotted quad to an unsigned 32-bit number; the caller passes validated addresses. */
