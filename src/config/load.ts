@@ -6,6 +6,7 @@
 // Every error is collected (a user fixing a card at a serial console wants them all at
 // once), none is thrown. Pure: the file system is reached only through deps.readFile.
 import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, NODE_NAME_MAX_CHARS } from './constants.js'
+import { MASTER_DOWN_INTERVALS, SKEW_UNIT_MS } from '../carp/constants.js'
 import { configError } from './errors.js'
 import { lex, type Entry } from './lexer.js'
 import {
@@ -97,7 +98,8 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
   const warnings = boardWarnings(load)
   if (load.errors.length > 0) return { ok: false, errors: sortErrors(load), warnings }
   const config = buildConfig(load)
-  return { ok: true, config, effective: effectiveEntries(load), warnings: [...warnings, ...timingWarnings(config)] }
+  const derived = heartbeatTiming(load).derived.timeout !== undefined
+  return { ok: true, config, effective: effectiveEntries(load), warnings: [...warnings, ...timingWarnings(config, derived)] }
 }
 
 function newLoad(file: string): Load {
@@ -331,10 +333,10 @@ function checkCarpTiming(load: Load): void {
 
 /** SPEC: the serial path is dead only after at least 2 missed frames. */
 function checkHeartbeat(load: Load): void {
-  const interval = numberOf(load, 'heartbeat.interval')
-  const timeout = numberOf(load, 'heartbeat.timeout')
-  if (interval === undefined || timeout === undefined) return
-  if (timeout >= HEARTBEAT_TIMEOUT_MIN_INTERVALS * interval) return
+  if (numberOf(load, 'heartbeat.interval') === undefined || numberOf(load, 'heartbeat.timeout') === undefined) return
+  const { intervalMs: interval, timeoutMs: timeout, derived } = heartbeatTiming(load)
+  // A derived timeout spans 2 intervals by construction.
+  if (derived.timeout !== undefined || timeout >= HEARTBEAT_TIMEOUT_MIN_INTERVALS * interval) return
   const [key, setting] = settingOfFirst(load, ['heartbeat.timeout', 'heartbeat.interval'])
   const times = `${formatMs(timeout)} < ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × ${formatMs(interval)}`
   const what = `heartbeat.timeout must be at least ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} × heartbeat.interval (${times})`
@@ -549,19 +551,73 @@ function boardWarnings(load: Load): string[] {
   return [`${supported.file}:${supported.line}: ${name} is not supported${note === '' ? '' : `: ${note}`}`]
 }
 
+/** carp(4)'s master-down interval: 3 adverts (sub-second: advskew/256 s each), plus the skew. */
+function masterDownMs(advbaseS: number, advskew: number): number {
+  return advbaseS === 0 ? MASTER_DOWN_INTERVALS * advskew * SKEW_UNIT_MS : MASTER_DOWN_INTERVALS * advbaseS * 1000 + advskew * SKEW_UNIT_MS
+}
+
+/** The schema's heartbeat.timeout default: the most a derived timeout is. */
+const HEARTBEAT_TIMEOUT_DEFAULT_MS = 1000
+const HEARTBEAT_INTERVAL_DEFAULT_MS = 250
+/** Schema minimums of heartbeat.interval and heartbeat.timeout. */
+const HEARTBEAT_INTERVAL_FLOOR_MS = 50
+const HEARTBEAT_TIMEOUT_FLOOR_MS = 100
+/** A derived interval keeps the serial line at most a quarter busy with heartbeat lines of this size. */
+const SERIAL_LINE_BUDGET_BYTES = 4 * 64
+
+interface HeartbeatTiming {
+  intervalMs: number
+  timeoutMs: number
+  /** Set for each value derived from the CARP timing (not in the file or the board profile). */
+  derived: { interval?: string; timeout?: string }
+}
+
+/**
+ * heartbeat.timeout left unset follows the fastest vhid's master-down (at most the
+ * old 1 s default): without a witness a backup takes over only once the peer is
+ * silent on every path, so a longer timeout slows every failover of a sub-second
+ * pair. heartbeat.interval left unset then shrinks so that the timeout still spans
+ * 2 intervals, but not below 50 ms nor below what keeps the serial line a quarter
+ * busy. A value in the file (or the board profile) always wins.
+ */
+function heartbeatTiming(load: Load): HeartbeatTiming {
+  const setInterval = load.settings.has('heartbeat.interval')
+  const setTimeout = load.settings.has('heartbeat.timeout')
+  let intervalMs = numberOf(load, 'heartbeat.interval') ?? HEARTBEAT_INTERVAL_DEFAULT_MS
+  let timeoutMs = numberOf(load, 'heartbeat.timeout') ?? HEARTBEAT_TIMEOUT_DEFAULT_MS
+  if (setTimeout) return { intervalMs, timeoutMs, derived: {} }
+  const downs = blockNumbers(load, 'carp').map((n) => masterDownMs(numberOf(load, `carp.${n}.advbase`) ?? 1, numberOf(load, `carp.${n}.advskew`) ?? 0))
+  const fastest = Math.min(HEARTBEAT_TIMEOUT_DEFAULT_MS, ...downs)
+  if (fastest >= HEARTBEAT_TIMEOUT_DEFAULT_MS) return { intervalMs, timeoutMs, derived: {} }
+  const derived: HeartbeatTiming['derived'] = {}
+  if (!setInterval) {
+    const baud = stringOf(load, 'serial.device') === '' ? 0 : Number(stringOf(load, 'serial.baud'))
+    const lineMs = baud > 0 ? Math.ceil((SERIAL_LINE_BUDGET_BYTES * 10 * 1000) / baud) : 0
+    const next = Math.min(intervalMs, Math.max(HEARTBEAT_INTERVAL_FLOOR_MS, lineMs, Math.floor(fastest / HEARTBEAT_TIMEOUT_MIN_INTERVALS)))
+    if (next !== intervalMs) derived.interval = `half of heartbeat.timeout${lineMs > HEARTBEAT_INTERVAL_FLOOR_MS ? `, at least ${lineMs} ms at ${baud} bit/s` : ''}`
+    intervalMs = next
+  }
+  timeoutMs = Math.max(Math.floor(fastest), HEARTBEAT_TIMEOUT_FLOOR_MS, HEARTBEAT_TIMEOUT_MIN_INTERVALS * intervalMs)
+  derived.timeout = `the fastest master-down (${Math.round(fastest)} ms)${timeoutMs > Math.floor(fastest) ? `, at least ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} intervals and ${HEARTBEAT_TIMEOUT_FLOOR_MS} ms` : ''}`
+  return { intervalMs, timeoutMs, derived }
+}
+
 /**
  * Without a witness a backup takes over only when the peer is silent on every path,
  * so a heartbeat timeout longer than the master-down interval slows every failover.
  */
-function timingWarnings(config: Config): string[] {
+function timingWarnings(config: Config, derived: boolean): string[] {
   if (config.witness.address || (!config.serial.device && !config.sync.interface)) return []
   const warnings: string[] = []
   for (const v of config.carp.vhids) {
-    const downMs = v.advbaseS === 0 ? (3 * v.advskew * 1000) / 256 : 3 * v.advbaseS * 1000 + (v.advskew * 1000) / 256
+    const downMs = masterDownMs(v.advbaseS, v.advskew)
     if (config.heartbeat.timeoutMs <= downMs) continue
+    const fix = derived
+      ? 'derived at its floor (2 heartbeat intervals, 100 ms): lower heartbeat.interval, raise serial.baud, or add a witness'
+      : 'set heartbeat.timeout at most that, or leave it unset to follow the CARP timing'
     warnings.push(
       `heartbeat.timeout (${config.heartbeat.timeoutMs} ms) is longer than carp.${v.vhid}'s master-down interval (${Math.round(downMs)} ms): ` +
-        'without a witness a failover waits until the peer is silent on the sync link and the serial line too; set heartbeat.timeout at most that',
+        `without a witness a failover waits until the peer is silent on the sync link and the serial line too; ${fix}`,
     )
   }
   return warnings
@@ -595,7 +651,7 @@ function buildConfig(load: Load): Config {
       bulkTimeoutMs: num('sync.bulk.timeout'),
     },
     serial: { device: str('serial.device'), baud: Number(str('serial.baud')) },
-    heartbeat: { intervalMs: num('heartbeat.interval'), timeoutMs: num('heartbeat.timeout') },
+    heartbeat: (({ intervalMs, timeoutMs }) => ({ intervalMs, timeoutMs }))(heartbeatTiming(load)),
     witness: {
       address: endpointOf(load, 'witness'),
       key: str('witness.key'),
@@ -673,6 +729,12 @@ function pushEffective(load: Load, entries: EffectiveEntry[], row: KeyRow, key: 
   const setting = load.settings.get(key)
   if (setting !== undefined) {
     entries.push({ key, value: setting.text, secret, source: setting.source })
+    return
+  }
+  const timing = key === 'heartbeat.interval' || key === 'heartbeat.timeout' ? heartbeatTiming(load) : null
+  const why = timing?.derived[key === 'heartbeat.interval' ? 'interval' : 'timeout']
+  if (timing && why !== undefined) {
+    entries.push({ key, value: formatMs(key === 'heartbeat.interval' ? timing.intervalMs : timing.timeoutMs), secret, source: { kind: 'derived', why } })
     return
   }
   const fallback = DEFAULTS.get(row.key)

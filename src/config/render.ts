@@ -26,6 +26,8 @@ function sourceText(source: ValueSource): string {
   switch (source.kind) {
     case 'default':
       return 'default'
+    case 'derived':
+      return `derived: ${source.why}`
     case 'board':
       return `board ${source.board} (boards/${source.board}.conf:${source.line})`
     case 'file':

@@ -109,6 +109,7 @@ export interface Config {
 /** Where an effective value came from, for `carpd check`. */
 export type ValueSource =
   | { kind: 'default' }
+  | { kind: 'derived'; why: string } // from other settings (heartbeat timing from the CARP timing)
   | { kind: 'board'; board: string; line: number }
   | { kind: 'file'; file: string; line: number }
   | { kind: 'secretFile'; file: string; line: number; path: string }
