@@ -38,6 +38,7 @@ import type { Fence } from '../platform/fence.js'
 import type { Platform } from '../platform/types.js'
 import { type CarpStatus, DROP_REASONS, type DropReason, type VhidStatus } from './status.js'
 import { CarpAuth, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
+import { vmacAddress } from '../platform/vmac.js'
 import { ReplayWindow } from '../wire/replay.js'
 
 /**
@@ -113,6 +114,10 @@ interface Vhid {
   config: VhidConfig
   /** Its password and VIPs, prepared for signing and checking adverts. */
   auth: CarpAuth
+  /** Where its VIPs go: its macvlan (virtual MAC) or, without one, config.interface. */
+  vipIface: string
+  /** Its VIPs are on its macvlan (adverts may leave from the virtual MAC). */
+  vipsUp: boolean
   state: VhidState
   timers: Map<TimerName, TimerHandle>
   received: number
@@ -158,6 +163,7 @@ export class Agent {
   private sync: SyncHandle | null = null
   /** Some vhid is MASTER (the sync commit and its staleness follow this). */
   private serving = false
+  private vmacs: ReadonlyMap<number, string> = new Map()
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
 
@@ -175,6 +181,15 @@ export class Agent {
     for (const vc of this.config.vhids) this.addVhid(vc)
     if (this.deps.platform.linkUp) this.linkTimer = this.deps.clock.at(this.deps.clock.now() + LINK_POLL_MS, () => this.pollLinks())
     if (this.deps.platform.addresses) this.scheduleRepairCheck()
+  }
+
+  /**
+   * The macvlan of each vhid with a virtual MAC (platform/vmac.ts), made before
+   * start(); the others keep their VIPs on their interface. A vhid added by a reload
+   * has none until carpd restarts.
+   */
+  useVmacs(names: ReadonlyMap<number, string>): void {
+    this.vmacs = names
   }
 
   attachSync(sync: SyncHandle): void {
@@ -225,7 +240,7 @@ export class Agent {
     const until = this.quorum.leaseEndMs(v.config.vhid)
     if (until === v.fencedUntilMs) return
     v.fencedUntilMs = until
-    this.fence.hold(v.config.vhid, until - FENCE_EARLY_MS, v.config.interface, v.config.vips)
+    this.fence.hold(v.config.vhid, until - FENCE_EARLY_MS, v.vipIface, v.config.vips)
   }
 
   /** The arbiter's verdict on a vhid: MASTER allowed (a claim may proceed) or not. */
@@ -393,6 +408,7 @@ export class Agent {
     return {
       vhid: v.config.vhid,
       interface: v.config.interface,
+      ...(v.vipIface !== v.config.interface ? { vmac: `${v.vipIface} ${vmacAddress(v.config.vhid)}` } : {}),
       vips: v.config.vips.map((c) => `${c.address}/${c.prefix}`),
       state: v.state.state,
       forMs: Math.round(now - v.state.sinceMs),
@@ -417,6 +433,8 @@ export class Agent {
     const v: Vhid = {
       config: vc,
       auth: vhidAuth(vc),
+      vipIface: this.vmacs.get(vc.vhid) ?? vc.interface,
+      vipsUp: false,
       state: initialState(this.params(vc), this.deps.clock.now()),
       timers: new Map(),
       received: 0,
@@ -521,7 +539,7 @@ export class Agent {
         this.queueVips(v, () => this.removeVips(v))
         return
       case 'garp': {
-        const garp = (vip: Cidr) => this.deps.platform.garp(v.config.interface, vip)
+        const garp = (vip: Cidr) => this.deps.platform.garp(v.vipIface, vip)
         if (!this.deps.platform.garpBeforeAddress) return this.onVips(v, 'gratuitous ARP', garp)
         // Habets' arping does not need the address on the interface, so the ARP
         // does not wait behind `ip addr add`: it needs ~40 ms to start and then
@@ -538,7 +556,7 @@ export class Agent {
         const state = action.state
         const args = (vip: Cidr) => [String(v.config.vhid), v.config.interface, vip.address, state]
         v.hookQueue = v.hookQueue.then(() =>
-          this.eachVip(v, `hook ${script}`, (vip) => this.deps.platform.runHook(script, args(vip))),
+          this.eachVip(v, `hook ${script}`, (vip) => this.deps.platform.runHook(script, args(vip))).then(() => undefined),
         )
         return
       }
@@ -556,15 +574,18 @@ export class Agent {
    */
   private async removeVips(v: Vhid): Promise<void> {
     let failed = false
+    v.vipsUp = false
     for (const vip of v.config.vips) {
       try {
-        await this.deps.platform.removeVip(v.config.interface, vip)
+        await this.deps.platform.removeVip(v.vipIface, vip)
       } catch (err) {
         failed = true
         this.platformFailed(`vhid=${v.config.vhid} remove VIPs ${vip.address} failed: ${(err as Error).message}`)
       }
     }
     const current = this.running && this.vhids.get(v.config.vhid) === v
+    // Down, the macvlan sends nothing, and the peer's adverts reach the interface.
+    if (!failed) await this.vmacLink(v, false, () => !v.state.vipsHeld)
     if (failed && current && !v.state.vipsHeld) {
       v.removeRetry?.cancel()
       v.removeRetry = this.deps.clock.at(this.deps.clock.now() + REMOVE_RETRY_MS, () => {
@@ -591,12 +612,21 @@ export class Agent {
    * put the VIPs up next to the peer's (simulator, seed 210772: 1.25 s of two holders).
    */
   private addVips(v: Vhid): void {
-    this.queueVips(v, () => this.eachVip(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.config.interface, vip), 'addVip', () => v.state.state === 'MASTER'))
+    const master = () => v.state.state === 'MASTER'
+    this.queueVips(v, async () => {
+      if (!(await this.vmacLink(v, true, master))) return
+      const added = await this.eachVip(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.vipIface, vip), 'addVip', master)
+      if (!added || !master() || v.vipIface === v.config.interface) return
+      // The virtual MAC's first frame from this board: the switch learns its new port
+      // now, not at the next advert (up to advbase later).
+      v.vipsUp = true
+      if (v.config.peers.length === 0) this.sendAdvert(v, v.state.params.advbaseS, v.state.params.advskew, v.state.demote)
+    })
   }
 
   /** Queues a platform call per VIP so changes to one vhid never overtake each other. */
   private onVips(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip'): void {
-    this.queueVips(v, () => this.eachVip(v, what, call, demoting))
+    this.queueVips(v, () => this.eachVip(v, what, call, demoting).then(() => undefined))
   }
 
   private queueVips(v: Vhid, work: () => Promise<void>): void {
@@ -614,7 +644,12 @@ export class Agent {
   private async checkVips(): Promise<void> {
     const read = this.deps.platform.addresses
     if (!read) return
-    const interfaces = new Set([...this.vhids.values()].map((v) => v.config.interface))
+    for (const line of (await this.deps.platform.vmacs?.check().catch(() => [])) ?? []) {
+      this.repairs++
+      this.deps.log.event('repair', line)
+    }
+    if (!this.running) return
+    const interfaces = new Set([...this.vhids.values()].flatMap((v) => [v.vipIface, v.config.interface]))
     for (const iface of interfaces) {
       const before = new Map([...this.vhids.values()].map((v) => [v, v.state.transitions]))
       let present: Set<string>
@@ -626,8 +661,16 @@ export class Agent {
       if (!this.running) return
       for (const v of this.vhids.values()) {
         // Anything that moved while `ip` ran is left to the next check.
-        if (v.config.interface !== iface || v.ops > 0 || v.removing > 0 || before.get(v) !== v.state.transitions) continue
+        if (v.ops > 0 || v.removing > 0 || before.get(v) !== v.state.transitions) continue
         const held = v.config.vips.filter((vip) => present.has(vip.address))
+        if (v.vipIface !== iface) {
+          // A vhid with a virtual MAC: its VIPs never belong on the interface itself,
+          // which would answer ARP for them with the board's own MAC.
+          if (v.config.interface !== iface || held.length === 0) continue
+          this.repaired(v, `${held.map((vip) => vip.address).join(',')} on ${iface}, not on its virtual MAC ${v.vipIface}: removing`)
+          this.onVips(v, `remove from ${iface}`, (vip) => (held.includes(vip) ? this.deps.platform.removeVip(iface, vip) : Promise.resolve()))
+          continue
+        }
         if (v.state.state === 'MASTER' && v.state.vipsHeld && held.length < v.config.vips.length) {
           const gone = v.config.vips.filter((vip) => !present.has(vip.address)).map((vip) => vip.address)
           this.repaired(v, `${gone.join(',')} removed from ${iface} by someone else: adding and announcing again`)
@@ -647,16 +690,36 @@ export class Agent {
     this.deps.log.event('repair', `vhid=${v.config.vhid} ${what}`)
   }
 
-  private async eachVip(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip', wanted?: () => boolean): Promise<void> {
+  /**
+   * Brings a vhid's macvlan up or down (platform/vmac.ts) while `wanted` still holds;
+   * true when done or there is none. A failure counts as a failed VIP change.
+   */
+  private async vmacLink(v: Vhid, up: boolean, wanted: () => boolean): Promise<boolean> {
+    const vmacs = this.deps.platform.vmacs
+    if (!vmacs || v.vipIface === v.config.interface || !wanted()) return wanted()
+    try {
+      await vmacs.link(v.config.vhid, up)
+      return true
+    } catch (err) {
+      this.platformFailed(`vhid=${v.config.vhid} ${v.vipIface} ${up ? 'up' : 'down'} failed: ${(err as Error).message}`, up)
+      return false
+    }
+  }
+
+  /** Calls `call` for each VIP; true when every one succeeded. */
+  private async eachVip(v: Vhid, what: string, call: (vip: Cidr) => Promise<void>, demoting?: 'addVip', wanted?: () => boolean): Promise<boolean> {
+    let ok = true
     for (const vip of v.config.vips) {
-      if (wanted && !wanted()) return
+      if (wanted && !wanted()) return false
       try {
         await call(vip)
         if (demoting) this.setDemote('platform', 0, 'VIPs added again')
       } catch (err) {
+        ok = false
         this.platformFailed(`vhid=${v.config.vhid} ${what} ${vip.address} failed: ${(err as Error).message}`, demoting !== undefined)
       }
     }
+    return ok
   }
 
   private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number): void {
@@ -678,7 +741,10 @@ export class Agent {
       ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
       : [{ address: CARP_MULTICAST_GROUP, port }]
     for (const to of targets) {
-      const sent = this.deps.transport.send(payload, to, v.config.interface).then(
+      // Multicast from the virtual MAC once the VIPs are on it (the socket picks the
+      // interface by an address it holds); until then from the interface itself.
+      const iface = v.vipsUp && to.address === CARP_MULTICAST_GROUP ? v.vipIface : v.config.interface
+      const sent = this.deps.transport.send(payload, to, iface).then(
         () => {
           v.sent++
           this.sendResult(true, '')

@@ -1,9 +1,7 @@
 // CARP timing and limits (carp(4), OpenBSD ip_carp.c; SPEC "CARP behaviour").
 
-/** advskew is in units of 1/256 s. */
-export const SKEW_UNIT_MS = 1000 / 256
-/** A backup declares the master down after this many advertisement intervals. */
-export const MASTER_DOWN_INTERVALS = 3
+// advskew's unit and the master-down count: the configuration derives timing from them too.
+export { MASTER_DOWN_INTERVALS, SKEW_UNIT_MS } from '../config/constants.js'
 /** Bow-out: an advert with advbase 255 and advskew 255 says "I am leaving, take over now". */
 export const BOW_OUT_ADVBASE = 255
 export const BOW_OUT_ADVSKEW = 255

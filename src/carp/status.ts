@@ -15,6 +15,8 @@ export const DROP_REASONS: readonly DropReason[] = [
 export interface VhidStatus {
   vhid: number
   interface: string
+  /** Its macvlan and virtual MAC ("carp1 00:00:5e:00:01:01"); absent: the interface's own MAC. */
+  vmac?: string
   vips: string[]
   state: CarpState
   forMs: number

@@ -20,6 +20,7 @@ import { type Runner, execRunner } from '../platform/exec.js'
 import { spawnFence } from '../platform/fence.js'
 import { addressNow, interfaceNet, linkMtu } from '../platform/host.js'
 import { linuxPlatform } from '../platform/linux.js'
+import { linuxVmacs, procInterfaces, procSysctl } from '../platform/vmac.js'
 import { SerialLine } from '../platform/serial.js'
 import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from '../platform/wan.js'
 import { type Args, DEFAULT_CONFIG } from './args.js'
@@ -87,7 +88,9 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     return { code: 0, stdout: '', stderr: '', timedOut: false }
   }
   return {
-    platform: dryRun ? dryRunPlatform(log) : linuxPlatform({ run: execRunner, log }),
+    platform: dryRun
+      ? dryRunPlatform(log)
+      : linuxPlatform({ run: execRunner, log, vmacs: linuxVmacs({ run: execRunner, log, sysctl: procSysctl, interfaces: procInterfaces }) }),
     interfaceNet,
     addressNow,
     linkMtu,

@@ -45,3 +45,8 @@ export const VERSION = '0.1.0'
 export const EXIT_OK = 0
 export const EXIT_USAGE = 1
 export const EXIT_RUNTIME = 2
+
+/** CARP: advskew is in units of 1/256 s. */
+export const SKEW_UNIT_MS = 1000 / 256
+/** CARP: a backup declares the master down after this many advertisement intervals. */
+export const MASTER_DOWN_INTERVALS = 3

@@ -5,8 +5,7 @@
 //
 // Every error is collected (a user fixing a card at a serial console wants them all at
 // once), none is thrown. Pure: the file system is reached only through deps.readFile.
-import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, NODE_NAME_MAX_CHARS } from './constants.js'
-import { MASTER_DOWN_INTERVALS, SKEW_UNIT_MS } from '../carp/constants.js'
+import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, MASTER_DOWN_INTERVALS, NODE_NAME_MAX_CHARS, SKEW_UNIT_MS } from './constants.js'
 import { configError } from './errors.js'
 import { lex, type Entry } from './lexer.js'
 import {
@@ -686,6 +685,7 @@ function buildVhid(load: Load, n: number): VhidConfig {
     advskew: numberOf(load, key('advskew'))!,
     pass: stringOf(load, key('pass')),
     peers: listOf<Endpoint>(load, key('peer')),
+    vmac: valueOf(load, key('vmac')) === true,
   }
 }
 

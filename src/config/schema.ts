@@ -94,6 +94,7 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'carp.N.advskew', type: 'int', unit: '1/256 s', default: '0', min: 0, max: ADVSKEW_MAX, help: 'Added to advbase; the board with the lower skew is the preferred master.' },
   { key: 'carp.N.pass', type: 'string', secret: true, fromFile: 'carp.N.passfile', required: true, help: 'Shared secret authenticating adverts (HMAC-SHA1); or set carp.N.passfile, which also allows a " #" that would start a comment here.' },
   { key: 'carp.N.passfile', type: 'path', help: 'File holding carp.N.pass (trailing newline removed).' },
+  { key: 'carp.N.vmac', type: 'bool', default: 'yes', help: 'Linux: the VIPs live on a macvlan carpN with the virtual MAC 00:00:5e:00:01:N (carp(4), VRRP), so neighbours keep the same MAC across a takeover; no falls back to the board\'s own MAC and gratuitous ARP only. Traffic to the VIP then arrives on carpN: firewall rules that match the LAN interface must match carpN too.' },
   { key: 'carp.N.peer', type: 'endpointList', default: '', help: 'Unicast peers for adverts; empty means multicast to 224.0.0.18.' },
 
   // --- state sync

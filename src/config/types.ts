@@ -25,6 +25,7 @@ export interface VhidConfig {
   advskew: number // 0..254, in 1/256 s
   pass: string // secret: from carp.N.pass or the file named by carp.N.passfile
   peers: Endpoint[] // unicast peers; empty = multicast to 224.0.0.18
+  vmac: boolean // a virtual MAC on macvlan carpN where the platform has it
 }
 
 export interface CarpConfig {

@@ -14,7 +14,7 @@ export function renderStatus(s: BoardStatus): string {
   ]
   for (const v of s.vhids) {
     lines.push(
-      `vhid ${v.vhid} ${v.state} for ${fmtDuration(v.forMs)} on ${v.interface} vip ${v.vips.join(',')} ` +
+      `vhid ${v.vhid} ${v.state} for ${fmtDuration(v.forMs)} on ${v.interface}${v.vmac ? ` (virtual MAC on ${v.vmac})` : ''} vip ${v.vips.join(',')} ` +
         `advbase ${v.advbaseS} advskew ${v.advskew} ${v.transport}`,
       `  reason: ${v.reason}`,
     )

@@ -35,6 +35,7 @@ import type { WanApplier } from '../wan/types.js'
 import type { SerialFrame } from '../wire/heartbeat.js'
 import { SYNC_MAX_FRAME } from '../wire/sync.js'
 import { VOTE_VERSION } from '../wire/vote.js'
+import { vmacName } from '../platform/vmac.js'
 import { Demotions } from './demotion.js'
 import { ControlDesk } from './requests.js'
 
@@ -126,6 +127,8 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
     port: config.carp.port,
     bindAddress: '0.0.0.0',
     multicastInterfaces: multicast,
+    // A vhid with a virtual MAC sends its multicast adverts from its macvlan, named by its first VIP.
+    sendInterfaces: new Map(config.carp.vhids.filter((vc) => vc.vmac && vc.peers.length === 0).map((vc) => [vmacName(vc.vhid), vc.vips[0]!.address])),
     multicastGroup: CARP_MULTICAST_GROUP,
     ttl: CARP_TTL,
   })
@@ -323,8 +326,16 @@ export class Board {
       this.agent.start()
       return this.wan?.start() ?? Promise.resolve()
     }
-    const prepare = io.platform.prepare
-    return prepare ? prepare.call(io.platform).then(rest) : rest()
+    // The virtual MACs exist before the first VIP goes up (platform/vmac.ts).
+    const vmacs = io.platform.vmacs
+    const wanted = vmacs ? this.config.carp.vhids.filter((vc) => vc.vmac).map((vc) => ({ vhid: vc.vhid, parent: vc.interface })) : []
+    // Nothing to prepare: everything starts now (tests drive a fake clock right after).
+    if (!io.platform.prepare && wanted.length === 0) return rest()
+    const prepare = async (): Promise<void> => {
+      await io.platform.prepare?.()
+      if (vmacs && wanted.length > 0) this.agent.useVmacs(await vmacs.setUp(wanted))
+    }
+    return prepare().then(rest)
   }
 
   /** Bows out of every vhid, stops every subsystem, then closes the sockets. */
@@ -334,6 +345,7 @@ export class Board {
     this.state = 'stopped'
     if (started) {
       await this.agent.stop()
+      await this.deps.io.platform.vmacs?.tearDown()
       await this.wan?.stop()
       this.fence?.close()
       this.quorum?.stop()

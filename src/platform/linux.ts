@@ -8,7 +8,7 @@ import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
 import type { CommandResult, Runner } from './exec.js'
 import { addVipArgv, garpArgv, iputilsGarpArgv, removeVipArgv } from './linux-commands.js'
-import { type Argv, type Platform, PlatformError } from './types.js'
+import { type Argv, type Platform, PlatformError, type VirtualMacs } from './types.js'
 
 /** ip and arping answer in milliseconds; a hook may do real work. */
 export const COMMAND_TIMEOUT_MS = 5000
@@ -20,6 +20,8 @@ export type ArpingFlavour = 'habets' | 'iputils'
 export interface LinuxOptions {
   run: Runner
   log: Logger
+  /** Virtual MACs (platform/vmac.ts); absent: gratuitous ARP only. */
+  vmacs?: VirtualMacs
   /** Reads /sys/class/net/IFACE/operstate; injected for tests. */
   readOperstate?: (iface: string) => string
 }
@@ -46,6 +48,7 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
   }
 
   return {
+    vmacs: opts.vmacs,
     async prepare() {
       flavour = await detectArping(run)
       log.event('platform', `arping: ${flavour === 'habets' ? "Thomas Habets' (-S)" : "iputils' (-s)"}`)

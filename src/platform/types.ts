@@ -29,6 +29,19 @@ export interface Platform {
   readonly garpBeforeAddress?: boolean
   /** Work to do once before the agent starts (e.g. detect which arping is installed). */
   prepare?(): Promise<void>
+  /** A virtual MAC per vhid (platform/vmac.ts); absent: gratuitous ARP only. */
+  readonly vmacs?: VirtualMacs
+}
+
+export interface VirtualMacs {
+  /** Makes a macvlan per vhid; returns the name of each one made (the others use ARP only). */
+  setUp(vhids: readonly { vhid: number; parent: string }[]): Promise<Map<number, string>>
+  /** Brings a vhid's macvlan up (before its VIPs go on) or down (after they are off). */
+  link(vhid: number, up: boolean): Promise<void>
+  /** Deletes the macvlans and puts back every sysctl setUp changed. */
+  tearDown(): Promise<void>
+  /** Self-repair: a macvlan deleted or a sysctl changed back is put back; one line per repair. */
+  check(): Promise<string[]>
 }
 
 export class PlatformError extends Error {

@@ -48,6 +48,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
           advskew: 0,
           pass: 's3cret',
           peers: [],
+          vmac: true,
         },
       ],
     },
@@ -121,7 +122,7 @@ wan.probe.latency.up = 150ms
     upscript: '/cf/up.sh',
     downscript: '/cf/down.sh',
     vhids: [
-      { vhid: 1, interface: 'lan0', vips: [{ address: '192.0.2.1', prefix: 24 }], advbaseS: 1, advskew: 0, pass: 'one', peers: [] },
+      { vhid: 1, interface: 'lan0', vips: [{ address: '192.0.2.1', prefix: 24 }], advbaseS: 1, advskew: 0, pass: 'one', peers: [], vmac: true },
       {
         vhid: 7,
         interface: 'lan1',
@@ -136,6 +137,7 @@ wan.probe.latency.up = 150ms
           { address: '192.0.2.3', port: 9001 },
           { address: '192.0.2.4', port: 0 },
         ],
+        vmac: true,
       },
     ],
   })
@@ -557,7 +559,7 @@ t.test('effective: schema order, block by block, defaults and sources', async (t
     'carp.1.advskew',
     'carp.1.pass',
   ])
-  t.same(keys.slice(13, 20), ['carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'sync.port'])
+  t.same(keys.slice(13, 22), ['carp.1.vmac', 'carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'carp.2.vmac', 'sync.port'])
   t.notOk(keys.includes('board'), "'' defaults are left out unless set")
   t.notOk(keys.includes('carp.downscript'))
   t.ok(keys.includes('witness.listen'), 'an explicit empty value is listed')

@@ -37,6 +37,7 @@ carp.1.advbase         = 1                              # default
 carp.1.advskew         = 100                            # /cf/carpd.conf:6
 carp.1.pass            = ******** (from /cf/carp.pass)  # /cf/carpd.conf:5
 carp.1.passfile        = /cf/carp.pass                  # /cf/carpd.conf:5
+carp.1.vmac            = yes                            # default
 sync.port              = 8242                           # default
 sync.bulk.timeout      = 30s                            # default
 sync.backend           = conntrack                      # default

@@ -19,6 +19,7 @@ export function vhidConfig(over: Partial<VhidConfig> = {}): VhidConfig {
     advskew: 0,
     pass: 'secret',
     peers: [],
+    vmac: true,
     ...over,
   }
 }

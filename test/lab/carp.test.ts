@@ -65,8 +65,12 @@ async function assertServedBy(t: Test, lab: NetLab, router: string, vip = VIP): 
   t.same(lab.holders(ROUTERS, 'eth0', vip), [router], `only ${router} holds ${vip}`)
   t.ok(lab.ping('client', vip), `the client reaches ${vip}`)
   // A ping alone hides a broken gratuitous ARP (the client re-resolves after a few
-  // seconds): the client's neighbour entry must already name the new master.
-  const want = lab.mac(router, 'eth0')
+  // seconds): the client's neighbour entry must already name the new master: its
+  // virtual MAC (00:00:5e:00:01:VHID on carpVHID), the same on both routers.
+  const vhid = vip === VIP2 ? 2 : 1
+  t.ok(lab.hasAddress(router, `carp${vhid}`, vip), `${vip} is on ${router}'s carp${vhid}`)
+  const want = lab.mac(router, `carp${vhid}`)
+  t.equal(want, `00:00:5e:00:01:0${vhid}`, 'the virtual MAC')
   const waited = await until(() => lab.neighMac('client', vip) === want, 3000)
   t.ok(waited >= 0, `client's ARP entry for ${vip} is ${router}'s MAC ${want} (saw ${lab.neighMac('client', vip)})`)
 }
@@ -88,7 +92,8 @@ if (why !== null) {
     t.ok(lab.ping('client', VIP)) // warm the ARP entry with r1's MAC
     const status = JSON.parse(lab.carpdOnce('r2', ['status', '--json', '-c', `${lab.dir}/r2.conf`]))
     t.equal(status.vhids[0].state, 'BACKUP')
-    t.match(status.vhids[0].master.from, /^192\.0\.2\.2:8240$/)
+    // Multicast adverts leave from the virtual MAC's macvlan, whose only address is the VIP.
+    t.match(status.vhids[0].master.from, /^192\.0\.2\.1:8240$/)
 
     const cutAt = performance.now()
     lab.linkSet('r1', 'eth0', 'down')
@@ -208,7 +213,7 @@ if (why !== null) {
     lab.linkSet('r1', 'eth0', 'down')
     await r1.waitFor(/demote 0->20 reason="eth0 link down"/, 3000)
     // vhid 2's network is fine, but r1 is demoted: r2 takes vhid 2 at once.
-    await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.2:8240 is demoted/, 3000)
+    await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.1:8240 is demoted/, 3000)
     await r2.waitFor(/vhid=1 BACKUP->MASTER/, 6000)
     t.ok((await until(() => !lab.hasAddress('r1', 'eth1', '198.51.100.1'), 3000)) >= 0, 'r1 released vhid 2')
     t.same(lab.holders(ROUTERS, 'eth1', '198.51.100.1'), ['r2'])
@@ -226,17 +231,33 @@ if (why !== null) {
     await r1.waitFor(/vhid=1 BACKUP->MASTER/)
     await sleep(1500)
     await assertServedBy(t, lab, 'r1')
-    lab.exec('r1', ['ip', 'addr', 'del', `${VIP}/24`, 'dev', 'eth0'])
+    lab.exec('r1', ['ip', 'addr', 'del', `${VIP}/24`, 'dev', 'carp1'])
     t.notOk(lab.hasAddress('r1', 'eth0', VIP), 'removed by hand')
     const back = await until(() => lab.hasAddress('r1', 'eth0', VIP), 5000)
     t.ok(back >= 0, `the master added it again after ${back.toFixed(0)} ms`)
-    await r1.waitFor(/repair vhid=1 192\.0\.2\.1 removed from eth0 by someone else/, 1000)
+    await r1.waitFor(/repair vhid=1 192\.0\.2\.1 removed from carp1 by someone else/, 1000)
     await assertServedBy(t, lab, 'r1')
-    lab.exec('r2', ['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'eth0'])
+    lab.exec('r2', ['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'carp1'])
     const gone = await until(() => !lab.hasAddress('r2', 'eth0', VIP), 5000)
     t.ok(gone >= 0, `the backup removed it after ${gone.toFixed(0)} ms`)
-    await r2.waitFor(/repair vhid=1 192\.0\.2\.1 on eth0 while BACKUP: removing/, 1000)
+    await r2.waitFor(/repair vhid=1 192\.0\.2\.1 on carp1 while BACKUP: removing/, 1000)
+    // On the interface itself (a board's own MAC would answer for it): removed, master or not.
+    lab.exec('r1', ['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'eth0'])
+    await r1.waitFor(/repair vhid=1 192\.0\.2\.1 on eth0, not on its virtual MAC carp1: removing/, 5000)
+    t.ok((await until(() => !lab.exec('r1', ['ip', '-4', 'addr', 'show', 'dev', 'eth0']).includes(VIP), 2000)) >= 0, 'gone from eth0')
+    // The macvlan deleted, a sysctl it set changed back: both put back within 5 s.
+    lab.exec('r1', ['ip', 'link', 'del', 'carp1'])
+    await r1.waitFor(/repair vhid=1 carp1 was deleted by someone else: made again/, 5000)
+    await r1.waitFor(/repair vhid=1 192\.0\.2\.1 removed from carp1 by someone else/, 5000)
+    await assertServedBy(t, lab, 'r1')
+    lab.exec('r1', ['sysctl', '-w', 'net.ipv4.conf.eth0.arp_ignore=0'])
+    await r1.waitFor(/repair net\.ipv4\.conf\.eth0\.arp_ignore was 0: set to 1 again/, 5000)
     const st = JSON.parse(lab.carpdOnce('r1', ['status', '--json', '-c', `${lab.dir}/r1.conf`]))
-    t.equal(st.repairs, 1, 'counted in carpd status')
+    t.equal(st.repairs, 5, 'each counted in carpd status')
+    // A clean stop puts back what it changed and deletes its macvlan.
+    r1.child.kill('SIGTERM')
+    await r1.exited
+    t.equal(lab.exec('r1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_ignore']).trim(), '0', 'arp_ignore back to what it was')
+    t.notOk(lab.exec('r1', ['ip', '-o', 'link', 'show']).includes('carp1'), 'carp1 deleted')
   })
 }

@@ -172,9 +172,10 @@ export class NetLab {
     return entries[0]?.lladdr ?? ''
   }
 
+  /** Whether `ip` is on `iface` or on a macvlan over it (a vhid's virtual MAC, carpN). */
   hasAddress(name: string, iface: string, ip: string): boolean {
-    const info = JSON.parse(this.ip('-j', '-n', this.ns(name), 'addr', 'show', 'dev', iface)) as { addr_info: { local: string }[] }[]
-    return info[0]?.addr_info.some((a) => a.local === ip) ?? false
+    const links = JSON.parse(this.ip('-j', '-n', this.ns(name), 'addr', 'show')) as { ifname: string; link?: string; addr_info: { local: string }[] }[]
+    return links.some((l) => (l.ifname === iface || l.link === iface) && l.addr_info.some((a) => a.local === ip))
   }
 
   /** Names of the hosts among `names` whose `iface` holds `ip`. */

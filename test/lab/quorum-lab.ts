@@ -138,12 +138,12 @@ export class QuorumLab {
     return c
   }
 
-  /** Follows the VIP on a router's eth0 with `ip monitor address`. */
+  /** Follows the VIP on a router's eth0 or its virtual MAC's carp1 with `ip monitor address`. */
   private monitor(r: Router): void {
     const m = this.lab.spawnLines(r, ['ip', '-o', 'monitor', 'address'])
     m.child.stdout!.on('data', () => {
       for (const line of m.lines.splice(0)) {
-        if (!line.includes(` ${VIP}/24 `) || !line.includes('eth0')) continue
+        if (!line.includes(` ${VIP}/24 `) || !(line.includes('eth0') || line.includes('carp1'))) continue
         this.vipChanged(r, !line.startsWith('Deleted'))
       }
     })

@@ -33,7 +33,7 @@ table inet fw {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     ct state invalid drop
-    iifname "lan0" oifname "wan0" tcp flags & (fin|syn|rst|ack) == syn ct state new accept
+    iifname { "lan0", "carp1" } oifname "wan0" tcp flags & (fin|syn|rst|ack) == syn ct state new accept
   }
   chain input {
     type filter hook input priority 0; policy accept;

@@ -1,0 +1,209 @@
+// A virtual MAC per vhid on Linux, as carp(4) and VRRP have it: 00:00:5e:00:01:VHID
+// on a macvlan (private mode) over the vhid's interface, which holds the VIPs while
+// the board is MASTER. Neighbours then never learn a board's own MAC for a VIP: after
+// a takeover the same MAC answers from the other board, and the switch learns its new
+// port from the first frame the new master sends from it (an advert, an ARP). No
+// gratuitous ARP has to reach anybody first.
+//
+// The macvlan is up only while its vhid is MASTER. Down on a backup it sends nothing,
+// and it must be: Linux hands a multicast frame whose source MAC is one of its own up
+// macvlans (private mode) to that macvlan alone, so the backup would never hear the
+// master's adverts on its interface (the lab showed both boards MASTER). A master
+// hears a second master's adverts on its own macvlan, where the CARP socket joins the
+// group by the VIP (io/udp.ts). IPv6 is off on it (no link-local address, no DAD, no
+// router solicitation from a MAC the other board may use). The sysctls are keepalived's
+// (vrrp_if_config.c): on the macvlan arp_ignore=1 (it answers ARP for its VIPs only,
+// never for the board's own address), accept_local=1 and rp_filter=0 (packets to the
+// VIP come in on it while the routes point at the parent); on the parent arp_ignore=1
+// and arp_filter=1 (the parent never answers for a VIP with the board's own MAC), and
+// arp_announce=2 (an ARP request for a packet from the VIP names the board's own
+// address, or neighbours would learn the VIP at the board's own MAC).
+// rp_filter takes the higher of conf/all and the interface's own value, so a non-zero
+// all.rp_filter is first copied to every interface that had less, then set to 0.
+// Every value changed is put back at tearDown(); a macvlan left by a killed run is
+// deleted and made again at start.
+
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import type { Logger } from '../io/log.js'
+import type { Runner } from './exec.js'
+import { COMMAND_TIMEOUT_MS } from './linux.js'
+import type { Argv, VirtualMacs } from './types.js'
+
+/** The macvlan of a vhid: short enough for IFNAMSIZ (15) with any vhid. */
+export function vmacName(vhid: number): string {
+  return `carp${vhid}`
+}
+
+/** VRRP's IPv4 virtual MAC (RFC 5798 §7.3), which carp(4) uses too. */
+export function vmacAddress(vhid: number): string {
+  return `00:00:5e:00:01:${vhid.toString(16).padStart(2, '0')}`
+}
+
+/** Reads and writes /proc/sys; injected for tests and the dry run. */
+export interface SysctlIo {
+  /** The value as text without its newline; null when there is no such file. */
+  read(path: string): string | null
+  write(path: string, value: string): void
+}
+
+/** The real /proc/sys. */
+export const procSysctl: SysctlIo = {
+  read(path) {
+    try {
+      return readFileSync(path, 'utf8').trim()
+    } catch {
+      return null
+    }
+  },
+  write: (path, value) => writeFileSync(path, `${value}\n`),
+}
+
+/** The host's interfaces as /proc/sys/net/ipv4/conf lists them. */
+export function procInterfaces(): string[] {
+  try {
+    return readdirSync('/proc/sys/net/ipv4/conf')
+  } catch {
+    return []
+  }
+}
+
+const V4 = '/proc/sys/net/ipv4/conf'
+const V6 = '/proc/sys/net/ipv6/conf'
+
+export interface LinuxVmacOptions {
+  run: Runner
+  log: Logger
+  sysctl: SysctlIo
+  /** The interfaces of the host (for pushing all.rp_filter down); /proc/sys/net/ipv4/conf by default. */
+  interfaces: () => string[]
+}
+
+export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
+  const { run, log, sysctl } = opts
+  /** What each changed sysctl was before carpd changed it, in the order changed. */
+  const original = new Map<string, string>()
+  /** What carpd set, for the repair check. */
+  const wanted = new Map<string, string>()
+  const made = new Map<number, { name: string; parent: string; mac: string; up: boolean }>()
+
+  const exec = async (argv: Argv): Promise<void> => {
+    const r = await run(argv, COMMAND_TIMEOUT_MS)
+    if (r.timedOut) throw new Error(`${argv.join(' ')}: timed out`)
+    if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr.trim().split('\n')[0] || `exit code ${r.code}`}`)
+  }
+  const set = (path: string, value: string): void => {
+    const now = sysctl.read(path)
+    if (now === null) return // no such knob here (IPv6 off in the kernel, say)
+    if (!original.has(path)) original.set(path, now)
+    wanted.set(path, value)
+    if (now !== value) sysctl.write(path, value)
+  }
+  const exists = async (name: string): Promise<boolean> => (await run(['ip', 'link', 'show', 'dev', name], COMMAND_TIMEOUT_MS)).code === 0
+
+  /** rp_filter: the interfaces keep what all.rp_filter gave them, then all goes to 0. */
+  const relaxAllRpFilter = (): void => {
+    const all = Number(sysctl.read(`${V4}/all/rp_filter`) ?? '0')
+    if (!(all > 0)) return
+    for (const iface of opts.interfaces()) {
+      if (iface === 'all' || iface === 'default') continue
+      const own = Number(sysctl.read(`${V4}/${iface}/rp_filter`) ?? 'NaN')
+      if (own < all) set(`${V4}/${iface}/rp_filter`, String(all))
+    }
+    set(`${V4}/all/rp_filter`, '0')
+  }
+
+  const makeOne = async (vhid: number, parent: string): Promise<string> => {
+    const name = vmacName(vhid)
+    const mac = vmacAddress(vhid)
+    if (await exists(name)) {
+      log.event('platform', `vhid=${vhid} ${name} left from an earlier run: deleting it`)
+      await exec(['ip', 'link', 'del', 'dev', name])
+    }
+    await exec(['ip', 'link', 'add', 'link', parent, 'name', name, 'address', mac, 'type', 'macvlan', 'mode', 'private'])
+    set(`${V6}/${name}/disable_ipv6`, '1')
+    set(`${V4}/${name}/arp_ignore`, '1')
+    set(`${V4}/${name}/accept_local`, '1')
+    set(`${V4}/${name}/rp_filter`, '0')
+    set(`${V4}/${parent}/arp_ignore`, '1')
+    set(`${V4}/${parent}/arp_filter`, '1')
+    set(`${V4}/${parent}/arp_announce`, '2')
+    made.set(vhid, { name, parent, mac, up: false })
+    return name
+  }
+
+  return {
+    async setUp(vhids) {
+      const ready = new Map<number, string>()
+      try {
+        relaxAllRpFilter()
+      } catch (err) {
+        log.event('platform', `cannot relax net.ipv4.conf.all.rp_filter: ${(err as Error).message}`)
+      }
+      for (const { vhid, parent } of vhids) {
+        try {
+          ready.set(vhid, await makeOne(vhid, parent))
+          log.event('platform', `vhid=${vhid} virtual MAC ${vmacAddress(vhid)} on ${vmacName(vhid)} (macvlan over ${parent})`)
+        } catch (err) {
+          log.event('platform', `vhid=${vhid} no virtual MAC, gratuitous ARP only: ${(err as Error).message}`)
+          await run(['ip', 'link', 'del', 'dev', vmacName(vhid)], COMMAND_TIMEOUT_MS).catch(() => undefined)
+        }
+      }
+      return ready
+    },
+
+    async link(vhid, up) {
+      const m = made.get(vhid)
+      if (!m) return
+      m.up = up
+      await exec(['ip', 'link', 'set', 'dev', m.name, up ? 'up' : 'down'])
+    },
+
+    async tearDown() {
+      for (const { name } of made.values()) {
+        await exec(['ip', 'link', 'del', 'dev', name]).catch((err: Error) => log.event('platform', `cannot delete ${name}: ${err.message}`))
+      }
+      made.clear()
+      // Back in reverse order: all.rp_filter before the interfaces it was pushed to.
+      for (const [path, value] of [...original].reverse()) {
+        if (path.includes('/carp')) continue // gone with its macvlan
+        try {
+          sysctl.write(path, value)
+        } catch (err) {
+          log.event('platform', `cannot put ${path} back to ${value}: ${(err as Error).message}`)
+        }
+      }
+      original.clear()
+      wanted.clear()
+    },
+
+    async check() {
+      const repairs: string[] = []
+      for (const [vhid, m] of made) {
+        if (await exists(m.name)) continue
+        try {
+          await exec(['ip', 'link', 'add', 'link', m.parent, 'name', m.name, 'address', m.mac, 'type', 'macvlan', 'mode', 'private'])
+          for (const knob of ['disable_ipv6', 'arp_ignore', 'accept_local', 'rp_filter']) {
+            const path = `${knob === 'disable_ipv6' ? V6 : V4}/${m.name}/${knob}`
+            const value = wanted.get(path)
+            if (value !== undefined) sysctl.write(path, value)
+          }
+          if (m.up) await exec(['ip', 'link', 'set', 'dev', m.name, 'up'])
+          repairs.push(`vhid=${vhid} ${m.name} was deleted by someone else: made again`)
+        } catch (err) {
+          log.event('platform', `vhid=${vhid} cannot make ${m.name} again: ${(err as Error).message}`)
+        }
+      }
+      for (const [path, value] of wanted) {
+        const now = sysctl.read(path)
+        if (now === null || now === value) continue
+        try {
+          sysctl.write(path, value)
+          repairs.push(`${path.replace('/proc/sys/', '').replaceAll('/', '.')} was ${now}: set to ${value} again`)
+        } catch (err) {
+          log.event('platform', `cannot set ${path} to ${value}: ${(err as Error).message}`)
+        }
+      }
+      return repairs
+    },
+  }
+}
