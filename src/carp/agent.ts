@@ -116,8 +116,6 @@ interface Vhid {
   auth: CarpAuth
   /** Where its VIPs go: its macvlan (virtual MAC) or, without one, config.interface. */
   vipIface: string
-  /** Its VIPs are on its macvlan (adverts may leave from the virtual MAC). */
-  vipsUp: boolean
   state: VhidState
   timers: Map<TimerName, TimerHandle>
   received: number
@@ -163,7 +161,7 @@ export class Agent {
   private sync: SyncHandle | null = null
   /** Some vhid is MASTER (the sync commit and its staleness follow this). */
   private serving = false
-  private vmacs: ReadonlyMap<number, string> = new Map()
+  private vmacs = new Map<number, string>()
   private quorum: QuorumHandle | null = null
   private fence: Fence | null = null
 
@@ -189,7 +187,7 @@ export class Agent {
    * has none until carpd restarts.
    */
   useVmacs(names: ReadonlyMap<number, string>): void {
-    this.vmacs = names
+    this.vmacs = new Map(names)
   }
 
   attachSync(sync: SyncHandle): void {
@@ -326,7 +324,8 @@ export class Agent {
       return vc.peers.some((p) => p.address === from.address && (p.port || this.config.port) === from.port)
     }
     const net = this.deps.interfaceNet(vc.interface)
-    return net !== undefined && sameSubnet(net, from.address)
+    // Or the vhid's own VIP: the advert a new master sends from its virtual MAC.
+    return (net !== undefined && sameSubnet(net, from.address)) || vc.vips.some((vip) => vip.address === from.address)
   }
 
   /**
@@ -360,8 +359,12 @@ export class Agent {
         this.vhids.delete(id)
         this.quorum?.forget(id)
         notes.push(vc ? `vhid ${id}: interface or VIPs changed, restarted` : `vhid ${id}: removed`)
+        // Its macvlan belongs to the old interface and VIPs (and the CARP socket's
+        // table of send addresses too): gratuitous ARP only until carpd restarts.
+        if (this.vmacs.delete(id) && vc) notes.push(`vhid ${id}: virtual MAC off until a restart`)
         continue
       }
+      if (vc.vmac !== v.config.vmac) notes.push(`vhid ${id}: carp.${id}.vmac takes effect after a restart`)
       for (const [what, a, b] of [
         ['advbase', v.config.advbaseS, vc.advbaseS],
         ['advskew', v.config.advskew, vc.advskew],
@@ -434,7 +437,6 @@ export class Agent {
       config: vc,
       auth: vhidAuth(vc),
       vipIface: this.vmacs.get(vc.vhid) ?? vc.interface,
-      vipsUp: false,
       state: initialState(this.params(vc), this.deps.clock.now()),
       timers: new Map(),
       received: 0,
@@ -464,6 +466,7 @@ export class Agent {
       preemptHolddownMs: this.config.preemptHolddownMs,
       rank: this.epoch,
       quorum: this.quorum?.mode ?? 'none',
+      vmac: this.vmacs.has(vc.vhid),
     }
   }
 
@@ -540,7 +543,8 @@ export class Agent {
         return
       case 'garp': {
         const garp = (vip: Cidr) => this.deps.platform.garp(v.vipIface, vip)
-        if (!this.deps.platform.garpBeforeAddress) return this.onVips(v, 'gratuitous ARP', garp)
+        // From a virtual MAC it waits for the macvlan to be up (behind addVips).
+        if (!this.deps.platform.garpBeforeAddress || v.vipIface !== v.config.interface) return this.onVips(v, 'gratuitous ARP', garp)
         // Habets' arping does not need the address on the interface, so the ARP
         // does not wait behind `ip addr add`: it needs ~40 ms to start and then
         // waits a second for a reply that never comes, and it is what neighbours
@@ -574,7 +578,9 @@ export class Agent {
    */
   private async removeVips(v: Vhid): Promise<void> {
     let failed = false
-    v.vipsUp = false
+    // The macvlan goes down first: every VIP on it is out of service at once, even
+    // one whose removal fails, and a down macvlan sends nothing.
+    if (v.vipIface !== v.config.interface) await this.vmacLink(v, false, () => !v.state.vipsHeld)
     for (const vip of v.config.vips) {
       try {
         await this.deps.platform.removeVip(v.vipIface, vip)
@@ -584,8 +590,6 @@ export class Agent {
       }
     }
     const current = this.running && this.vhids.get(v.config.vhid) === v
-    // Down, the macvlan sends nothing, and the peer's adverts reach the interface.
-    if (!failed) await this.vmacLink(v, false, () => !v.state.vipsHeld)
     if (failed && current && !v.state.vipsHeld) {
       v.removeRetry?.cancel()
       v.removeRetry = this.deps.clock.at(this.deps.clock.now() + REMOVE_RETRY_MS, () => {
@@ -614,13 +618,15 @@ export class Agent {
   private addVips(v: Vhid): void {
     const master = () => v.state.state === 'MASTER'
     this.queueVips(v, async () => {
-      if (!(await this.vmacLink(v, true, master))) return
+      if (v.vipIface !== v.config.interface && !(await this.vmacLink(v, true, master))) return
       const added = await this.eachVip(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.vipIface, vip), 'addVip', master)
       if (!added || !master() || v.vipIface === v.config.interface) return
-      // The virtual MAC's first frame from this board: the switch learns its new port
-      // now, not at the next advert (up to advbase later).
-      v.vipsUp = true
-      if (v.config.peers.length === 0) this.sendAdvert(v, v.state.params.advbaseS, v.state.params.advskew, v.state.demote)
+      // One advert from the virtual MAC (multicast, by the VIP: a socket can pick no
+      // other way out): the switch learns its new port now, not at the next gratuitous
+      // ARP. Every other advert leaves from the interface with the board's own MAC:
+      // a peer whose macvlan is up (Linux then hands frames from the virtual MAC to
+      // that macvlan alone) must still hear them.
+      if (v.config.peers.length === 0) this.sendAdvert(v, v.state.params.advbaseS, v.state.params.advskew, v.state.demote, true)
     })
   }
 
@@ -722,7 +728,7 @@ export class Agent {
     return ok
   }
 
-  private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number): void {
+  private sendAdvert(v: Vhid, advbase: number, advskew: number, demote: number, fromVmac = false): void {
     // The counter is boot epoch << 32 | sequence. When the sequence would wrap (after
     // 2^32 adverts: 194 days at the fastest rate) a new epoch starts; receivers take
     // it as a restart once the old epoch has been quiet (wire/replay.ts), which costs
@@ -741,9 +747,9 @@ export class Agent {
       ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
       : [{ address: CARP_MULTICAST_GROUP, port }]
     for (const to of targets) {
-      // Multicast from the virtual MAC once the VIPs are on it (the socket picks the
-      // interface by an address it holds); until then from the interface itself.
-      const iface = v.vipsUp && to.address === CARP_MULTICAST_GROUP ? v.vipIface : v.config.interface
+      // From the interface itself (its own MAC and address), but for the one advert
+      // that teaches the switch the virtual MAC's port (see addVips).
+      const iface = fromVmac && to.address === CARP_MULTICAST_GROUP ? v.vipIface : v.config.interface
       const sent = this.deps.transport.send(payload, to, iface).then(
         () => {
           v.sent++

@@ -41,6 +41,12 @@ export interface VhidParams {
    * it does, so such an advert comes from a stale master, which yields on its own.
    */
   quorum: 'none' | 'paths' | 'witness'
+  /**
+   * Its VIPs are on a virtual MAC (platform/vmac.ts): stepping down releases them at
+   * once, since neighbours need no ARP to find the new master, and the old master's
+   * macvlan answering meanwhile would pull the virtual MAC back to its switch port.
+   */
+  vmac?: boolean
 }
 
 /** The priority an advert announces, and who announced it. */
@@ -359,7 +365,7 @@ function enter(s: VhidState, next: CarpState, nowMs: number, reason: string, mas
     case 'BACKUP':
       actions.push({ type: 'arm', timer: 'masterDown', atMs: nowMs + downMs(state) })
       // Stepping down to a better master: keep the VIPs until its ARP has spread.
-      if (prev === 'MASTER' && releaseNow) {
+      if (prev === 'MASTER' && (releaseNow || s.params.vmac === true)) {
         actions.push({ type: 'removeVips' })
         state.vipsHeld = false
       } else if (prev === 'MASTER') {

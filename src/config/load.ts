@@ -558,9 +558,14 @@ function masterDownMs(advbaseS: number, advskew: number): number {
 /** The schema's heartbeat.timeout default: the most a derived timeout is. */
 const HEARTBEAT_TIMEOUT_DEFAULT_MS = 1000
 const HEARTBEAT_INTERVAL_DEFAULT_MS = 250
-/** Schema minimums of heartbeat.interval and heartbeat.timeout. */
-const HEARTBEAT_INTERVAL_FLOOR_MS = 50
-const HEARTBEAT_TIMEOUT_FLOOR_MS = 100
+/**
+ * A derived interval: the same on both boards (it must not follow a board's own
+ * advskew, or one board would time out between the other's frames), fast enough for
+ * sub-second CARP, never below what the serial line carries.
+ */
+const HEARTBEAT_DERIVED_INTERVAL_MS = 100
+/** A derived timeout spans at least 3 intervals: a lost frame plus jitter must not kill a path. */
+const HEARTBEAT_DERIVED_MIN_INTERVALS = 3
 /** A derived interval keeps the serial line at most a quarter busy with heartbeat lines of this size. */
 const SERIAL_LINE_BUDGET_BYTES = 4 * 64
 
@@ -575,9 +580,9 @@ interface HeartbeatTiming {
  * heartbeat.timeout left unset follows the fastest vhid's master-down (at most the
  * old 1 s default): without a witness a backup takes over only once the peer is
  * silent on every path, so a longer timeout slows every failover of a sub-second
- * pair. heartbeat.interval left unset then shrinks so that the timeout still spans
- * 2 intervals, but not below 50 ms nor below what keeps the serial line a quarter
- * busy. A value in the file (or the board profile) always wins.
+ * pair. heartbeat.interval left unset is then 100 ms (more where the serial line
+ * needs it to stay a quarter busy), and the timeout spans at least 3 of them. A
+ * value in the file (or the board profile) always wins.
  */
 function heartbeatTiming(load: Load): HeartbeatTiming {
   const setInterval = load.settings.has('heartbeat.interval')
@@ -592,12 +597,12 @@ function heartbeatTiming(load: Load): HeartbeatTiming {
   if (!setInterval) {
     const baud = stringOf(load, 'serial.device') === '' ? 0 : Number(stringOf(load, 'serial.baud'))
     const lineMs = baud > 0 ? Math.ceil((SERIAL_LINE_BUDGET_BYTES * 10 * 1000) / baud) : 0
-    const next = Math.min(intervalMs, Math.max(HEARTBEAT_INTERVAL_FLOOR_MS, lineMs, Math.floor(fastest / HEARTBEAT_TIMEOUT_MIN_INTERVALS)))
-    if (next !== intervalMs) derived.interval = `half of heartbeat.timeout${lineMs > HEARTBEAT_INTERVAL_FLOOR_MS ? `, at least ${lineMs} ms at ${baud} bit/s` : ''}`
+    const next = Math.min(intervalMs, Math.max(HEARTBEAT_DERIVED_INTERVAL_MS, lineMs))
+    if (next !== intervalMs) derived.interval = `sub-second CARP${lineMs > HEARTBEAT_DERIVED_INTERVAL_MS ? `, at least ${lineMs} ms at ${baud} bit/s` : ''}`
     intervalMs = next
   }
-  timeoutMs = Math.max(Math.floor(fastest), HEARTBEAT_TIMEOUT_FLOOR_MS, HEARTBEAT_TIMEOUT_MIN_INTERVALS * intervalMs)
-  derived.timeout = `the fastest master-down (${Math.round(fastest)} ms)${timeoutMs > Math.floor(fastest) ? `, at least ${HEARTBEAT_TIMEOUT_MIN_INTERVALS} intervals and ${HEARTBEAT_TIMEOUT_FLOOR_MS} ms` : ''}`
+  timeoutMs = Math.max(Math.floor(fastest), HEARTBEAT_DERIVED_MIN_INTERVALS * intervalMs)
+  derived.timeout = `the fastest master-down (${Math.round(fastest)} ms)${timeoutMs > Math.floor(fastest) ? `, at least ${HEARTBEAT_DERIVED_MIN_INTERVALS} intervals` : ''}`
   return { intervalMs, timeoutMs, derived }
 }
 
@@ -612,7 +617,7 @@ function timingWarnings(config: Config, derived: boolean): string[] {
     const downMs = masterDownMs(v.advbaseS, v.advskew)
     if (config.heartbeat.timeoutMs <= downMs) continue
     const fix = derived
-      ? 'derived at its floor (2 heartbeat intervals, 100 ms): lower heartbeat.interval, raise serial.baud, or add a witness'
+      ? 'derived at its floor (3 heartbeat intervals): lower heartbeat.interval in both files, raise serial.baud, or add a witness'
       : 'set heartbeat.timeout at most that, or leave it unset to follow the CARP timing'
     warnings.push(
       `heartbeat.timeout (${config.heartbeat.timeoutMs} ms) is longer than carp.${v.vhid}'s master-down interval (${Math.round(downMs)} ms): ` +

@@ -109,8 +109,8 @@ export const SCHEMA: readonly KeyRow[] = [
   // --- serial heartbeat
   { key: 'serial.device', type: 'path', default: '', help: 'Null-modem heartbeat line to the peer; empty means no serial heartbeat.' },
   { key: 'serial.baud', type: 'enum', unit: 'bit/s', values: SERIAL_BAUD_RATES, default: '19200', help: 'Line rate of the serial heartbeat; both boards must match.' },
-  { key: 'heartbeat.interval', type: 'duration', unit: 's', default: '250ms', min: 50, max: 10 * MS_PER_S, help: 'Time between heartbeat frames to the peer, on the serial line and the sync link (default 4 per second). Left unset with a sub-second heartbeat.timeout derived below, half of it (at least 50 ms, and at least what keeps the serial line a quarter busy).' },
-  { key: 'heartbeat.timeout', type: 'duration', unit: 's', default: '1s', min: 100, max: MS_PER_MIN, help: 'A peer path (serial line, sync link) is dead after this much silence; at least 2 intervals. Left unset, the fastest vhid\'s master-down when that is under 1 s (so a sub-second pair without a witness fails over at CARP speed; at least 100 ms and 2 intervals); `carpd check` shows the value and why.' },
+  { key: 'heartbeat.interval', type: 'duration', unit: 's', default: '250ms', min: 50, max: 10 * MS_PER_S, help: 'Time between heartbeat frames to the peer, on the serial line and the sync link (default 4 per second). Left unset with a sub-second heartbeat.timeout derived below, 100 ms on both boards (more where the serial line needs it to stay a quarter busy).' },
+  { key: 'heartbeat.timeout', type: 'duration', unit: 's', default: '1s', min: 100, max: MS_PER_MIN, help: 'A peer path (serial line, sync link) is dead after this much silence; at least 2 intervals. Left unset, the fastest vhid\'s master-down when that is under 1 s (so a sub-second pair without a witness fails over at CARP speed; at least 3 intervals); `carpd check` shows the value and why.' },
 
   // --- witness
   { key: 'witness', type: 'endpoint', default: '', help: 'The third host that grants leases (2 of 3 votes to be master), host[:port], port 8241 by default; empty means two-node mode.' },

@@ -328,12 +328,14 @@ export class Board {
     }
     // The virtual MACs exist before the first VIP goes up (platform/vmac.ts).
     const vmacs = io.platform.vmacs
-    const wanted = vmacs ? this.config.carp.vhids.filter((vc) => vc.vmac).map((vc) => ({ vhid: vc.vhid, parent: vc.interface })) : []
+    const vhids = this.config.carp.vhids
     // Nothing to prepare: everything starts now (tests drive a fake clock right after).
-    if (!io.platform.prepare && wanted.length === 0) return rest()
+    if (!io.platform.prepare && !vmacs) return rest()
     const prepare = async (): Promise<void> => {
       await io.platform.prepare?.()
-      if (vmacs && wanted.length > 0) this.agent.useVmacs(await vmacs.setUp(wanted))
+      if (!vmacs || vhids.length === 0) return
+      const wanted = vhids.filter((vc) => vc.vmac).map((vc) => ({ vhid: vc.vhid, parent: vc.interface }))
+      this.agent.useVmacs(await vmacs.setUp(wanted, vhids.filter((vc) => !vc.vmac).map((vc) => vc.vhid)))
     }
     return prepare().then(rest)
   }

@@ -48,16 +48,11 @@ export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
     sock.setMulticastLoopback(false)
     for (const address of opts.multicastInterfaces.values()) sock.addMembership(group, address)
   }
-  return udpTransport(sock, new Map([...opts.multicastInterfaces, ...(opts.sendInterfaces ?? [])]), group, new Set(opts.sendInterfaces?.keys()))
+  return udpTransport(sock, new Map([...opts.multicastInterfaces, ...(opts.sendInterfaces ?? [])]), group)
 }
 
 /** The transport over an open socket (exported for tests with a recording socket). */
-export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, group?: string, joinOnSend: ReadonlySet<string> = new Set()): Transport {
-  // A send-only interface joins the group at its first multicast send, when it holds
-  // its address: a master then hears a second master whose frames carry the same
-  // virtual MAC (Linux gives those to the macvlan alone). Joined once: the kernel
-  // keeps the membership with the interface.
-  const joined = new Set<string>()
+export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, group?: string): Transport {
   // The outgoing multicast interface is a socket option, so multicast sends are
   // chained: each one sets it only after the previous datagram has left.
   let multicastChain: Promise<unknown> = Promise.resolve()
@@ -68,14 +63,6 @@ export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, 
       const ifaceAddr = iface === undefined ? undefined : ifaces.get(iface)
       if (to.address !== group || ifaceAddr === undefined) return sendNow(payload, to)
       const sent = multicastChain.then(() => {
-        if (iface !== undefined && joinOnSend.has(iface) && !joined.has(iface)) {
-          try {
-            sock.addMembership(to.address, ifaceAddr)
-            joined.add(iface)
-          } catch {
-            // Not there yet (its VIP is being added): the next send tries again.
-          }
-        }
         sock.setMulticastInterface(ifaceAddr)
         return sendNow(payload, to)
       })

@@ -34,8 +34,11 @@ export interface Platform {
 }
 
 export interface VirtualMacs {
-  /** Makes a macvlan per vhid; returns the name of each one made (the others use ARP only). */
-  setUp(vhids: readonly { vhid: number; parent: string }[]): Promise<Map<number, string>>
+  /**
+   * Makes a macvlan per vhid; returns the name of each one made (the others use ARP
+   * only). `others`: the vhids without one, whose macvlan a killed run may have left.
+   */
+  setUp(vhids: readonly { vhid: number; parent: string }[], others?: readonly number[]): Promise<Map<number, string>>
   /** Brings a vhid's macvlan up (before its VIPs go on) or down (after they are off). */
   link(vhid: number, up: boolean): Promise<void>
   /** Deletes the macvlans and puts back every sysctl setUp changed. */

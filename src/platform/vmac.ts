@@ -132,8 +132,15 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
   }
 
   return {
-    async setUp(vhids) {
+    async setUp(vhids, others = []) {
       const ready = new Map<number, string>()
+      // A vhid now set to vmac = no: a macvlan left up with its VIP would answer for
+      // it next to the peer.
+      for (const vhid of others) {
+        if (!(await exists(vmacName(vhid)))) continue
+        log.event('platform', `vhid=${vhid} ${vmacName(vhid)} left from an earlier run: deleting it`)
+        await run(['ip', 'link', 'del', 'dev', vmacName(vhid)], COMMAND_TIMEOUT_MS)
+      }
       try {
         relaxAllRpFilter()
       } catch (err) {
@@ -162,10 +169,11 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
       for (const { name } of made.values()) {
         await exec(['ip', 'link', 'del', 'dev', name]).catch((err: Error) => log.event('platform', `cannot delete ${name}: ${err.message}`))
       }
+      const gone = [...made.values()].map((m) => `/${m.name}/`)
       made.clear()
       // Back in reverse order: all.rp_filter before the interfaces it was pushed to.
       for (const [path, value] of [...original].reverse()) {
-        if (path.includes('/carp')) continue // gone with its macvlan
+        if (gone.some((dir) => path.includes(dir))) continue // gone with its macvlan
         try {
           sysctl.write(path, value)
         } catch (err) {

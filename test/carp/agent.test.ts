@@ -797,3 +797,83 @@ t.test('an add that waited behind a slow removal is skipped when the vhid is no 
   t.equal(adds(), before, 'the queued add did not run: the vhid had left MASTER')
   t.notOk(a.platform.held.has('192.0.2.1'), 'no VIP on the backup')
 })
+
+/** Virtual MACs that record what the agent asks of them. */
+function fakeVmacs(calls: string[], repairs: string[] = []) {
+  return {
+    setUp: async (vhids: readonly { vhid: number; parent: string }[], others: readonly number[] = []) => {
+      calls.push(`setUp ${vhids.map((v) => `${v.vhid}@${v.parent}`).join(',')} others ${others.join(',')}`)
+      return new Map(vhids.map((v) => [v.vhid, `carp${v.vhid}`]))
+    },
+    link: async (vhid: number, up: boolean) => void calls.push(`link carp${vhid} ${up ? 'up' : 'down'}`),
+    tearDown: async () => void calls.push('tearDown'),
+    check: async () => repairs.splice(0),
+  }
+}
+
+t.test('virtual MAC: VIPs on carpN, brought up first and down first, one advert from it, the rest from the interface; strays on the interface removed', async (t) => {
+  const { lab, a, b } = pair()
+  const vmac: Record<string, string[]> = { a: [], b: [] }
+  const repairs = ['net.ipv4.conf.lan0.arp_ignore was 0: set to 1 again']
+  ;(a.platform as unknown as { vmacs: unknown }).vmacs = fakeVmacs(vmac.a!, repairs)
+  ;(b.platform as unknown as { vmacs: unknown }).vmacs = fakeVmacs(vmac.b!)
+  // The repair check runs when the platform can read addresses: lan0 has a stray VIP.
+  let stray = false
+  a.platform.addresses = async (iface) => (iface === 'lan0' ? new Set(stray ? ['192.0.2.2', '192.0.2.1'] : ['192.0.2.2']) : new Set(a.platform.held))
+  await Promise.all([...lab.nodes.values()].map((n) => n.agent.start()))
+  lab.clock.advance(5000)
+  await lab.settle()
+  t.same(lab.masters(), ['a'])
+  t.same(vmac.a!.slice(0, 3), ['setUp 1@lan0 others ', 'link carp1 down', 'link carp1 up'], 'down with the start\'s clean-up, up to take over')
+  t.same(a.platform.calls.filter((c) => !c.startsWith('del')).slice(0, 2), ['add carp1 192.0.2.1/24', 'garp carp1 192.0.2.1'], 'VIP and ARP on the macvlan, after it is up')
+  t.same(b.platform.calls, ['del carp1 192.0.2.1/24'], 'the backup only clears a stale VIP, from its macvlan')
+  const fromA = lab.net.log.filter((s) => s.from.address === A)
+  t.same(fromA.filter((s) => s.iface === 'carp1').length, 1, 'one advert from the virtual MAC (the switch learns its port)')
+  t.ok(fromA.filter((s) => s.iface === 'lan0').length >= 2, 'every other one from the interface')
+  t.equal(a.agent.status().vhids[0]!.vmac, 'carp1 00:00:5e:00:01:01')
+  t.match(a.agent.status().vhids[0], { interface: 'lan0' })
+  // An advert whose source is the VIP (that one advert) is accepted.
+  const advert = fromA.find((s) => s.iface === 'carp1')!.payload
+  const before = b.agent.status().vhids[0]!.received
+  lab.net.inject({ address: '192.0.2.1', port: CARP_PORT }, { address: '224.0.0.18', port: CARP_PORT }, advert)
+  lab.clock.advance(5)
+  t.equal(b.agent.status().drops.unknownSender ?? 0, 0, 'a VIP source is no unknown sender')
+  t.ok(b.agent.status().vhids[0]!.received >= before, 'heard')
+  // Self-repair: the platform's repairs are counted; a VIP on lan0 itself is removed from there.
+  stray = true
+  lab.clock.advance(REPAIR_CHECK_MS + 10)
+  await lab.settle()
+  lab.clock.advance(10)
+  await lab.settle()
+  t.match(a.lines.join('\n'), /repair net\.ipv4\.conf\.lan0\.arp_ignore was 0: set to 1 again/)
+  t.match(a.lines.join('\n'), /repair vhid=1 192\.0\.2\.1 on lan0, not on its virtual MAC carp1: removing/)
+  t.ok(a.platform.calls.includes('del lan0 192.0.2.1/24'), 'removed from lan0')
+  t.ok(a.agent.status().repairs >= 2)
+  // Stop: the bow-out leaves from the interface, the macvlan goes down before the VIP is removed.
+  a.platform.calls.length = 0
+  const sentBefore = lab.net.log.length
+  await a.agent.stop()
+  t.same(vmac.a!.slice(-2), ['link carp1 down', 'tearDown'])
+  t.same(a.platform.calls, ['del carp1 192.0.2.1/24'])
+  const bow = lab.net.log.slice(sentBefore).filter((s) => s.from.address === A)
+  t.same(bow.map((s) => s.iface), ['lan0'], 'the bow-out from the interface')
+})
+
+t.test('virtual MAC: a reload that restarts a vhid leaves it on gratuitous ARP until a restart; a vhid without one gets its leftover cleaned', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig(), vhidConfig({ vhid: 2, vips: [{ address: '192.0.2.50', prefix: 24 }], vmac: false })]))
+  const calls: string[] = []
+  ;(a.platform as unknown as { vmacs: unknown }).vmacs = fakeVmacs(calls)
+  await a.agent.start()
+  t.same(calls.slice(0, 1), ['setUp 1@lan0 others 2'])
+  lab.clock.advance(5000)
+  await lab.settle()
+  t.same(a.platform.calls.filter((c) => c.startsWith('add')).sort(), ['add carp1 192.0.2.1/24', 'add lan0 192.0.2.50/24'], 'vhid 2 keeps its VIP on lan0')
+  const notes = a.agent.reload(makeConfig('a', [vhidConfig({ vips: [{ address: '192.0.2.9', prefix: 24 }] }), vhidConfig({ vhid: 2, vips: [{ address: '192.0.2.50', prefix: 24 }] })]))
+  t.ok(notes?.includes('vhid 1: virtual MAC off until a restart'), (notes ?? []).join('; '))
+  t.ok(notes?.includes('vhid 2: carp.2.vmac takes effect after a restart'))
+  lab.clock.advance(5000)
+  await lab.settle()
+  t.ok(a.platform.calls.includes('add lan0 192.0.2.9/24'), 'the new VIP on lan0')
+  t.notOk(a.agent.status().vhids[0]!.vmac)
+})

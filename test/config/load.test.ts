@@ -622,26 +622,26 @@ t.test('heartbeat timing left unset follows the fastest vhid\'s master-down; a v
   const r = load(sub)
   t.ok(r.ok)
   if (!r.ok) return
-  t.same(r.config.heartbeat, { intervalMs: 169, timeoutMs: 339 }, 'master-down 339.8 ms: timeout 339 ms, 2 intervals in it')
+  t.same(r.config.heartbeat, { intervalMs: 100, timeoutMs: 339 }, 'master-down 339.8 ms: timeout 339 ms; 100 ms heartbeats, the same on both boards')
   t.same(r.warnings, [], 'no warning: it follows the CARP timing')
-  t.match(renderEffective(r.effective), /heartbeat\.interval += 169ms +# derived: half of heartbeat\.timeout/)
+  t.match(renderEffective(r.effective), /heartbeat\.interval += 100ms +# derived: sub-second CARP/)
   t.match(renderEffective(r.effective), /heartbeat\.timeout += 339ms +# derived: the fastest master-down \(340 ms\)/)
   // The fastest of several vhids; advbase 1 ones never make it longer than the old 1 s default.
   const two = load(`${sub}\ncarp.2.interface = lan0\ncarp.2.vip = 192.0.2.2/24\ncarp.2.pass = p\ncarp.2.advbase = 0\ncarp.2.advskew = 12`)
-  t.same(two.ok && two.config.heartbeat, { intervalMs: 70, timeoutMs: 140 })
+  t.same(two.ok && two.config.heartbeat, { intervalMs: 100, timeoutMs: 300 })
   const slow = load(withLines('sync.interface = sync0', 'sync.peer = 198.51.100.2', 'sync.key = k'))
   t.same(slow.ok && slow.config.heartbeat, { intervalMs: 250, timeoutMs: 1000 }, 'advbase 1: the defaults')
-  // Floors: 2 intervals of at least 50 ms, and a serial line at most a quarter busy.
+  // Floors: 3 intervals, and a serial line at most a quarter busy.
   const fast = load(withLines('carp.1.advbase = 0', 'carp.1.advskew = 3', 'sync.interface = sync0', 'sync.peer = 198.51.100.2', 'sync.key = k'))
-  t.same(fast.ok && fast.config.heartbeat, { intervalMs: 50, timeoutMs: 100 }, 'master-down 35 ms: the floors')
-  t.match(fast.warnings, [/heartbeat\.timeout \(100 ms\) is longer than carp\.1's master-down interval \(35 ms\).*derived at its floor/])
+  t.same(fast.ok && fast.config.heartbeat, { intervalMs: 100, timeoutMs: 300 }, 'master-down 35 ms: the floor')
+  t.match(fast.warnings, [/heartbeat\.timeout \(300 ms\) is longer than carp\.1's master-down interval \(35 ms\).*derived at its floor/])
   const serial = load(withLines('carp.1.advbase = 0', 'carp.1.advskew = 12', 'serial.device = /dev/ttyS1'))
-  t.same(serial.ok && serial.config.heartbeat, { intervalMs: 134, timeoutMs: 268 }, '19200 bit/s: 256 bytes take 134 ms')
+  t.same(serial.ok && serial.config.heartbeat, { intervalMs: 134, timeoutMs: 402 }, '19200 bit/s: 256 bytes take 134 ms')
   const serialFast = load(withLines('carp.1.advbase = 0', 'carp.1.advskew = 29', 'serial.device = /dev/ttyS1', 'serial.baud = 115200'))
-  t.same(serialFast.ok && serialFast.config.heartbeat, { intervalMs: 169, timeoutMs: 339 })
-  // An interval in the file stays; the timeout still follows, at least 2 of them.
+  t.same(serialFast.ok && serialFast.config.heartbeat, { intervalMs: 100, timeoutMs: 339 })
+  // An interval in the file stays; the timeout still follows, at least 3 of them.
   const interval = load(`${sub}\nheartbeat.interval = 200ms`)
-  t.same(interval.ok && interval.config.heartbeat, { intervalMs: 200, timeoutMs: 400 })
+  t.same(interval.ok && interval.config.heartbeat, { intervalMs: 200, timeoutMs: 600 })
 })
 
 t.test('warning: a heartbeat timeout set longer than master-down slows failover in two-node mode', async (t) => {

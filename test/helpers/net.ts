@@ -12,6 +12,8 @@ export interface Sent {
   from: Endpoint
   to: Endpoint
   payload: Buffer
+  /** The interface the sender named (multicast from a vhid's macvlan, say). */
+  iface?: string
 }
 
 export class MemNet {
@@ -29,9 +31,9 @@ export class MemNet {
     const key = `${ep.address}:${ep.port}`
     this.members.set(key, { ep, handler: () => {}, cut: false })
     return {
-      send: (payload, to) => {
+      send: (payload, to, iface) => {
         if (this.failing.has(key)) return Promise.reject(new Error('ENETUNREACH'))
-        this.deliver(ep, to, Buffer.from(payload))
+        this.deliver(ep, to, Buffer.from(payload), iface)
         return Promise.resolve()
       },
       onPacket: (handler) => {
@@ -54,10 +56,10 @@ export class MemNet {
     this.deliver(from, to, payload)
   }
 
-  private deliver(from: Endpoint, to: Endpoint, payload: Buffer): void {
+  private deliver(from: Endpoint, to: Endpoint, payload: Buffer, iface?: string): void {
     const sender = this.members.get(`${from.address}:${from.port}`)
     if (sender?.cut) return
-    this.log.push({ atMs: this.clock.now(), from, to, payload })
+    this.log.push({ atMs: this.clock.now(), from, to, payload, ...(iface === undefined ? {} : { iface }) })
     const targets =
       to.address === CARP_MULTICAST_GROUP
         ? [...this.members.values()].filter((m) => m.ep.port === to.port && m !== sender)

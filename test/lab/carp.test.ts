@@ -92,8 +92,9 @@ if (why !== null) {
     t.ok(lab.ping('client', VIP)) // warm the ARP entry with r1's MAC
     const status = JSON.parse(lab.carpdOnce('r2', ['status', '--json', '-c', `${lab.dir}/r2.conf`]))
     t.equal(status.vhids[0].state, 'BACKUP')
-    // Multicast adverts leave from the virtual MAC's macvlan, whose only address is the VIP.
-    t.match(status.vhids[0].master.from, /^192\.0\.2\.1:8240$/)
+    // Adverts leave from the interface (its own address); only the first after a
+    // takeover comes from the virtual MAC, with the VIP as its source.
+    t.match(status.vhids[0].master.from, /^192\.0\.2\.[12]:8240$/)
 
     const cutAt = performance.now()
     lab.linkSet('r1', 'eth0', 'down')
@@ -104,6 +105,37 @@ if (why !== null) {
     await assertServedBy(t, lab, 'r2')
     await r1.waitFor(/vhid=1 MASTER->INIT reason="eth0 has no link"/)
     t.notOk(lab.hasAddress('r1', 'eth0', VIP), 'the cut-off master removed its VIP')
+  })
+
+  t.test('virtual MAC: the client keeps one neighbour entry for the VIP across a failover, and sends no ARP request to reach the new master', async (t) => {
+    const lab = lanLab(t)
+    // Sub-second: master down after 3 x 26/256 s (0.3 s) on r2.
+    const r1 = start(lab, { name: 'r1', advbase: 0, vhids: [{ vhid: 1, vip: VIP, advskew: 26 }] })
+    await r1.waitFor(/INIT->BACKUP/)
+    const r2 = start(lab, { name: 'r2', advbase: 0, vhids: [{ vhid: 1, vip: VIP, advskew: 29 }] })
+    await r1.waitFor(/vhid=1 BACKUP->MASTER/)
+    await sleep(500)
+    await assertServedBy(t, lab, 'r1')
+    t.notOk(lab.exec('r2', ['ip', '-o', 'link', 'show', 'carp1']).includes('state UP'), "the backup's carp1 is down (it sends nothing)")
+    t.equal(lab.neighMac('client', VIP), '00:00:5e:00:01:01', 'before: the virtual MAC')
+    // Every ARP frame the client sends or receives, from before the cut to after the takeover.
+    const arp = lab.spawnLines('client', ['tcpdump', '-l', '-n', '-i', 'eth0', 'arp'])
+    await sleep(500) // tcpdump is listening
+    const pings = lab.spawnLines('client', ['ping', '-n', '-i', '0.01', '-c', '300', '-W', '1', VIP])
+    await sleep(300)
+    lab.linkSet('r1', 'eth0', 'down')
+    await r2.waitFor(/vhid=1 BACKUP->MASTER/, 3000)
+    await pings.exited
+    await sleep(200)
+    arp.child.kill('SIGTERM')
+    await arp.exited
+    const replies = pings.lines.filter((l) => / bytes from /.test(l)).length
+    t.comment(`client: ${replies} of 300 pings answered every 10 ms across the failover (${(300 - replies) * 10} ms without answers)`)
+    t.ok(replies >= 200, `the VIP answered again within the run (${replies} replies)`)
+    const requests = arp.lines.filter((l) => /Request who-has 192\.0\.2\.1 tell 192\.0\.2\.10/.test(l))
+    t.same(requests, [], 'the client sent no ARP request for the VIP')
+    t.equal(lab.neighMac('client', VIP), '00:00:5e:00:01:01', 'after: still the virtual MAC')
+    await assertServedBy(t, lab, 'r2')
   })
 
   t.test('kill -TERM of the master: bow-out, the backup takes over within about one interval', async (t) => {
@@ -213,7 +245,7 @@ if (why !== null) {
     lab.linkSet('r1', 'eth0', 'down')
     await r1.waitFor(/demote 0->20 reason="eth0 link down"/, 3000)
     // vhid 2's network is fine, but r1 is demoted: r2 takes vhid 2 at once.
-    await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.1:8240 is demoted/, 3000)
+    await r2.waitFor(/vhid=2 BACKUP->MASTER reason="master 198\.51\.100\.2:8240 is demoted/, 3000)
     await r2.waitFor(/vhid=1 BACKUP->MASTER/, 6000)
     t.ok((await until(() => !lab.hasAddress('r1', 'eth1', '198.51.100.1'), 3000)) >= 0, 'r1 released vhid 2')
     t.same(lab.holders(ROUTERS, 'eth1', '198.51.100.1'), ['r2'])

@@ -1,0 +1,117 @@
+import t from 'tap'
+import type { CommandResult, Runner } from '../../src/platform/exec.js'
+import { type SysctlIo, linuxVmacs, vmacAddress, vmacName } from '../../src/platform/vmac.js'
+
+const ok: CommandResult = { code: 0, stdout: '', stderr: '', timedOut: false }
+const fail = (stderr: string): CommandResult => ({ code: 2, stdout: '', stderr, timedOut: false })
+
+/** A host: the links that exist, the commands run, and /proc/sys as a map. */
+function host(links: string[], sysctl: Record<string, string>, failing: RegExp | null = null) {
+  const present = new Set(links)
+  const calls: string[] = []
+  const run: Runner = async (argv) => {
+    const line = argv.join(' ')
+    calls.push(line)
+    if (failing?.test(line)) return fail('RTNETLINK answers: Operation not supported')
+    const [, sub, verb, ...rest] = argv
+    if (sub === 'link' && verb === 'show') return present.has(rest[1]!) ? ok : fail('Device does not exist')
+    if (sub === 'link' && verb === 'add') {
+      const name = rest[rest.indexOf('name') + 1]!
+      present.add(name)
+      for (const knob of ['arp_ignore', 'accept_local', 'rp_filter']) sysctl[`/proc/sys/net/ipv4/conf/${name}/${knob}`] = knob === 'rp_filter' ? '1' : '0'
+      sysctl[`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`] = '0'
+    }
+    if (sub === 'link' && verb === 'del') present.delete(rest[1]!)
+    return ok
+  }
+  const io: SysctlIo = { read: (path) => sysctl[path] ?? null, write: (path, value) => void (sysctl[path] = value) }
+  const lines: string[] = []
+  const log = { event: (sub: string, msg: string) => void lines.push(`${sub} ${msg}`) }
+  const vmacs = linuxVmacs({ run, log, sysctl: io, interfaces: () => Object.keys(sysctl).filter((k) => k.startsWith('/proc/sys/net/ipv4/conf/') && k.endsWith('/rp_filter')).map((k) => k.split('/')[6]!) })
+  return { vmacs, calls, sysctl, present, lines }
+}
+
+const base = () => ({
+  '/proc/sys/net/ipv4/conf/all/rp_filter': '2',
+  '/proc/sys/net/ipv4/conf/default/rp_filter': '2',
+  '/proc/sys/net/ipv4/conf/lan0/rp_filter': '0',
+  '/proc/sys/net/ipv4/conf/wan0/rp_filter': '1',
+  '/proc/sys/net/ipv4/conf/lan0/arp_ignore': '0',
+  '/proc/sys/net/ipv4/conf/lan0/arp_filter': '0',
+  '/proc/sys/net/ipv4/conf/lan0/arp_announce': '0',
+})
+
+t.test('names and MACs: carpN, 00:00:5e:00:01:NN (RFC 5798 §7.3)', async (t) => {
+  t.equal(vmacName(1), 'carp1')
+  t.equal(vmacName(255), 'carp255')
+  t.equal(vmacAddress(1), '00:00:5e:00:01:01')
+  t.equal(vmacAddress(255), '00:00:5e:00:01:ff')
+})
+
+t.test('setUp: a leftover is deleted, the macvlan made down, the sysctls set; tearDown puts everything back', async (t) => {
+  const h = host(['lan0', 'carp1'], base())
+  const before = { ...h.sysctl }
+  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  t.same([...ready], [[1, 'carp1']])
+  t.same(h.calls, [
+    'ip link show dev carp1',
+    'ip link del dev carp1',
+    'ip link add link lan0 name carp1 address 00:00:5e:00:01:01 type macvlan mode private',
+  ], 'made again, and left down (up only while MASTER)')
+  t.match(h.lines.join('\n'), /carp1 left from an earlier run: deleting it/)
+  t.match(h.sysctl, {
+    '/proc/sys/net/ipv4/conf/all/rp_filter': '0',
+    '/proc/sys/net/ipv4/conf/lan0/rp_filter': '2', // what all gave it before
+    '/proc/sys/net/ipv4/conf/wan0/rp_filter': '2',
+    '/proc/sys/net/ipv4/conf/default/rp_filter': '2', // left alone
+    '/proc/sys/net/ipv4/conf/lan0/arp_ignore': '1',
+    '/proc/sys/net/ipv4/conf/lan0/arp_filter': '1',
+    '/proc/sys/net/ipv4/conf/lan0/arp_announce': '2',
+    '/proc/sys/net/ipv4/conf/carp1/arp_ignore': '1',
+    '/proc/sys/net/ipv4/conf/carp1/accept_local': '1',
+    '/proc/sys/net/ipv4/conf/carp1/rp_filter': '0',
+    '/proc/sys/net/ipv6/conf/carp1/disable_ipv6': '1',
+  })
+  await h.vmacs.link(1, true)
+  await h.vmacs.link(7, true) // a vhid without one: nothing
+  t.equal(h.calls.at(-1), 'ip link set dev carp1 up')
+  h.calls.length = 0
+  await h.vmacs.tearDown()
+  t.same(h.calls, ['ip link del dev carp1'])
+  for (const [path, value] of Object.entries(before)) t.equal(h.sysctl[path], value, `${path} back to ${value}`)
+})
+
+t.test('a macvlan that cannot be made leaves that vhid on ARP only, and the others go on', async (t) => {
+  const h = host(['lan0', 'lan1'], base(), /name carp1 /)
+  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }, { vhid: 2, parent: 'lan1' }])
+  t.same([...ready], [[2, 'carp2']])
+  t.match(h.lines.join('\n'), /vhid=1 no virtual MAC, gratuitous ARP only: ip link add .*Operation not supported/)
+})
+
+t.test('check: a deleted macvlan is made again (up if it was), a sysctl changed back is set again; each is one repair line', async (t) => {
+  const h = host(['lan0'], base())
+  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  t.same(await h.vmacs.check(), [], 'nothing to repair')
+  await h.vmacs.link(1, true)
+  h.present.delete('carp1')
+  h.sysctl['/proc/sys/net/ipv4/conf/lan0/arp_ignore'] = '0'
+  h.calls.length = 0
+  const repairs = await h.vmacs.check()
+  t.same(repairs, ['vhid=1 carp1 was deleted by someone else: made again', 'net.ipv4.conf.lan0.arp_ignore was 0: set to 1 again'])
+  t.same(h.calls.slice(1), ['ip link add link lan0 name carp1 address 00:00:5e:00:01:01 type macvlan mode private', 'ip link set dev carp1 up'])
+  t.equal(h.sysctl['/proc/sys/net/ipv4/conf/carp1/arp_ignore'], '1', 'the new macvlan has its sysctls')
+  // A host that refuses: logged, tried again at the next check.
+  const refusing = host(['lan0'], base())
+  await refusing.vmacs.setUp([{ vhid: 3, parent: 'lan0' }])
+  refusing.present.delete('carp3')
+  const broken = host(['lan0'], base(), /name carp3 /)
+  t.same(await broken.vmacs.check(), [], 'nothing made yet: nothing to check')
+  t.same(await refusing.vmacs.check(), ['vhid=3 carp3 was deleted by someone else: made again'])
+})
+
+t.test('all.rp_filter already 0: no interface is touched for it', async (t) => {
+  const h = host(['lan0'], { ...base(), '/proc/sys/net/ipv4/conf/all/rp_filter': '0' })
+  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  t.equal(h.sysctl['/proc/sys/net/ipv4/conf/wan0/rp_filter'], '1')
+  t.equal(h.sysctl['/proc/sys/net/ipv4/conf/lan0/rp_filter'], '0')
+})
