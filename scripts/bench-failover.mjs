@@ -222,9 +222,12 @@ async function switchoverRun(labMod, setting) {
   }
 }
 
+/** CARPD_BENCH_ONLY=REGEX runs only the series whose name matches (a developer's quick look). */
+const ONLY = process.env.CARPD_BENCH_ONLY ? new RegExp(process.env.CARPD_BENCH_ONLY) : null
+
 async function series(name, fn) {
   const runs = []
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < (ONLY && !ONLY.test(name) ? 0 : RUNS); i++) {
     try {
       runs.push(await fn())
     } catch (err) {

@@ -20,6 +20,8 @@ import { type Runner, execRunner } from '../platform/exec.js'
 import { spawnFence } from '../platform/fence.js'
 import { addressNow, interfaceNet, linkMtu } from '../platform/host.js'
 import { linuxPlatform } from '../platform/linux.js'
+import { ipBatchRunner } from '../platform/ip-batch.js'
+import type { Platform } from '../platform/types.js'
 import { linuxVmacs, procInterfaces, procSysctl } from '../platform/vmac.js'
 import { SerialLine } from '../platform/serial.js'
 import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from '../platform/wan.js'
@@ -81,6 +83,12 @@ export async function run(args: Args): Promise<number> {
   return new Promise<number>(() => {}) // runs until a signal stops it
 }
 
+/** The Linux platform: VIP and macvlan changes through one running `ip -batch` (platform/ip-batch.ts). */
+function linuxPlatformWithBatch(log: Logger): Platform {
+  const run = ipBatchRunner(execRunner)
+  return linuxPlatform({ run, log, vmacs: linuxVmacs({ run, log, sysctl: procSysctl, interfaces: procInterfaces }) })
+}
+
 /** The real edges; --dry-run logs the OS commands (ip, arping, stty, hooks, rules) instead. */
 function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): BoardIo {
   const logOnly: Runner = async (argv) => {
@@ -88,9 +96,7 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     return { code: 0, stdout: '', stderr: '', timedOut: false }
   }
   return {
-    platform: dryRun
-      ? dryRunPlatform(log)
-      : linuxPlatform({ run: execRunner, log, vmacs: linuxVmacs({ run: execRunner, log, sysctl: procSysctl, interfaces: procInterfaces }) }),
+    platform: dryRun ? dryRunPlatform(log) : linuxPlatformWithBatch(log),
     interfaceNet,
     addressNow,
     linkMtu,
