@@ -29,6 +29,7 @@ import {
   type VhidState,
   type VhidView,
   initialState,
+  masterDownMs,
   step,
 } from './vhid.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
@@ -39,7 +40,7 @@ import type { Platform } from '../platform/types.js'
 import { type CarpStatus, DROP_REASONS, type DropReason, type VhidStatus } from './status.js'
 import { CarpAuth, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
 import { vmacAddress } from '../platform/vmac.js'
-import { ReplayWindow } from '../wire/replay.js'
+import { EPOCH_QUIET_MIN_MS, ReplayWindow } from '../wire/replay.js'
 
 /**
  * The fence removes the VIPs this long before the lease ends: the peer's deferral
@@ -300,7 +301,12 @@ export class Agent {
     if (epoch === this.epoch) return this.drop('ownPacket')
     // Keyed by vhid, not by the source endpoint: a copy sent from another port or
     // address is the same advert and must hit the same window.
-    const verdict = this.replay.check(`vhid ${advert.vhid}`, advert.counter, this.deps.clock.now())
+    // A new epoch waits for the old one's quiet, but never longer than the master-down
+    // interval the advert itself states: after that much silence a backup takes over
+    // anyway, and a gap in the old epoch's history from a network outage (simulator,
+    // seed 1004257: 5 s of LAN cut made it 7.4 s) must not leave a restarted, better
+    // master unheard next to the board that took over meanwhile.
+    const verdict = this.replay.check(`vhid ${advert.vhid}`, advert.counter, this.deps.clock.now(), Math.max(EPOCH_QUIET_MIN_MS, masterDownMs(advert.advbase, advert.advskew)))
     if (verdict !== 'ok') return this.drop(verdict)
     v.received++
     // Leases first: a master that was frozen (SIGSTOP) must find its votes expired

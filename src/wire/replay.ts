@@ -54,8 +54,9 @@ export class ReplayWindow {
   /**
    * Checks `counter` from `sender` and records it when accepted. Call only after the
    * packet's authentication passed, so forged packets cannot move the window.
+   * `maxQuietMs` caps the quiet for this packet (the sender's own timing, say).
    */
-  check(sender: string, counter: bigint, nowMs: number): ReplayVerdict {
+  check(sender: string, counter: bigint, nowMs: number, maxQuietMs = this.maxQuietMs): ReplayVerdict {
     const epoch = Number(BigInt.asUintN(64, counter) >> 32n)
     const seq = Number(BigInt.asUintN(32, counter))
     let s = this.senders.get(sender)
@@ -64,7 +65,8 @@ export class ReplayWindow {
       this.remember(sender, s)
     }
     if (epoch !== s.active) {
-      const quietMs = Math.min(this.maxQuietMs, Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * Math.max(0, ...s.gapsMs)))
+      const cap = Math.min(this.maxQuietMs, maxQuietMs)
+      const quietMs = Math.min(cap, Math.max(EPOCH_QUIET_MIN_MS, EPOCH_QUIET_GAPS * Math.max(0, ...s.gapsMs)))
       if (nowMs - s.lastHeardMs < quietMs) return 'epochSwitch'
     }
     let win = s.epochs.get(epoch)

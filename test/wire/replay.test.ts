@@ -94,3 +94,15 @@ t.test('a cap on the quiet a new epoch waits for (bursty senders)', async (t) =>
   t.equal(capped.check('s', c(2, 1), 36_000_000 + 6000), 'ok', 'capped: 5 s of quiet is enough')
   t.equal(capped.check('s', c(3, 1), 36_000_000 + 6100), 'epochSwitch', 'still not while the new epoch talks')
 })
+
+t.test('a cap given with the packet (the advert\'s own master-down) bounds the quiet an outage gap would stretch (simulator seed 1004257)', async (t) => {
+  const w = new ReplayWindow(10_000)
+  t.equal(w.check('vhid 1', ctr(1, 1), 0), 'ok')
+  t.equal(w.check('vhid 1', ctr(1, 2), 5000), 'ok', 'heard again after a 5 s outage: its longest gap is now 5 s')
+  t.equal(w.check('vhid 1', ctr(2, 1), 7000, 200), 'ok', '2 s of quiet: beyond the 200 ms cap, the new epoch counts')
+  const plain = new ReplayWindow(10_000)
+  plain.check('vhid 1', ctr(1, 1), 0)
+  plain.check('vhid 1', ctr(1, 2), 5000)
+  t.equal(plain.check('vhid 1', ctr(2, 1), 7000), 'epochSwitch', 'without it, 1.5 x 5 s of quiet is asked')
+  t.equal(w.check('vhid 1', ctr(1, 3), 7010, 200), 'epochSwitch', 'the old epoch cannot displace the new one while it talks')
+})
