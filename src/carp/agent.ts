@@ -417,7 +417,7 @@ export class Agent {
     return {
       vhid: v.config.vhid,
       interface: v.config.interface,
-      ...(v.vipIface !== v.config.interface ? { vmac: `${v.vipIface} ${vmacAddress(v.config.vhid)}` } : {}),
+      ...(hasVmac(v) ? { vmac: `${v.vipIface} ${vmacAddress(v.config.vhid)}` } : {}),
       vips: v.config.vips.map((c) => `${c.address}/${c.prefix}`),
       state: v.state.state,
       forMs: Math.round(now - v.state.sinceMs),
@@ -550,7 +550,7 @@ export class Agent {
       case 'garp': {
         const garp = (vip: Cidr) => this.deps.platform.garp(v.vipIface, vip)
         // From a virtual MAC it waits for the macvlan to be up (behind addVips).
-        if (!this.deps.platform.garpBeforeAddress || v.vipIface !== v.config.interface) return this.onVips(v, 'gratuitous ARP', garp)
+        if (!this.deps.platform.garpBeforeAddress || hasVmac(v)) return this.onVips(v, 'gratuitous ARP', garp)
         // Habets' arping does not need the address on the interface, so the ARP
         // does not wait behind `ip addr add`: it needs ~40 ms to start and then
         // waits a second for a reply that never comes, and it is what neighbours
@@ -586,7 +586,7 @@ export class Agent {
     let failed = false
     // The macvlan goes down first: every VIP on it is out of service at once, even
     // one whose removal fails, and a down macvlan sends nothing.
-    if (v.vipIface !== v.config.interface) await this.vmacLink(v, false, () => !v.state.vipsHeld)
+    if (hasVmac(v)) await this.vmacLink(v, false, () => !v.state.vipsHeld)
     for (const vip of v.config.vips) {
       try {
         await this.deps.platform.removeVip(v.vipIface, vip)
@@ -624,9 +624,9 @@ export class Agent {
   private addVips(v: Vhid): void {
     const master = () => v.state.state === 'MASTER'
     this.queueVips(v, async () => {
-      if (v.vipIface !== v.config.interface && !(await this.vmacLink(v, true, master))) return
+      if (hasVmac(v) && !(await this.vmacLink(v, true, master))) return
       const added = await this.eachVip(v, 'add VIPs', (vip) => this.deps.platform.addVip(v.vipIface, vip), 'addVip', master)
-      if (!added || !master() || v.vipIface === v.config.interface) return
+      if (!added || !master() || !hasVmac(v)) return
       // One advert from the virtual MAC (multicast, by the VIP: a socket can pick no
       // other way out): the switch learns its new port now, not at the next gratuitous
       // ARP. Every other advert leaves from the interface with the board's own MAC:
@@ -708,7 +708,7 @@ export class Agent {
    */
   private async vmacLink(v: Vhid, up: boolean, wanted: () => boolean): Promise<boolean> {
     const vmacs = this.deps.platform.vmacs
-    if (!vmacs || v.vipIface === v.config.interface || !wanted()) return wanted()
+    if (!vmacs || !hasVmac(v) || !wanted()) return wanted()
     try {
       await vmacs.link(v.config.vhid, up)
       return true
@@ -897,6 +897,11 @@ function yesNo(b: boolean): string {
 
 function vipAddresses(vc: VhidConfig): string[] {
   return vc.vips.map((c) => c.address)
+}
+
+/** The vhid's VIPs live on its macvlan (a virtual MAC), not on its interface. */
+function hasVmac(v: Vhid): boolean {
+  return v.vipIface !== v.config.interface
 }
 
 function vhidAuth(vc: VhidConfig): CarpAuth {
