@@ -45,6 +45,12 @@ export const PEER_TIMEOUT_MS = 3500
  */
 export const MAX_PENDING_CHANGES = 100_000
 /**
+ * Expected echoes of a commit's loads kept after the peer's flow ended (a peer that
+ * replaces an entry reports a delete, then the new record): the oldest beyond this
+ * are forgotten, so a load that never echoes (it failed) cannot pile up.
+ */
+export const MAX_ORPHAN_ECHOES = 4096
+/**
  * A bulk request whose transfer has not begun after this long is asked again (a
  * request can be lost with a session the peer refused). pfsync(4) retries every 5 s.
  */

@@ -32,6 +32,7 @@ import {
   FAST_RESEND_MS,
   FLUSH_DELAY_MS,
   KEEPALIVE_MS,
+  MAX_ORPHAN_ECHOES,
   MAX_PENDING_CHANGES,
   PEER_TIMEOUT_MS,
   RECEIVE_WINDOW_FRAMES,
@@ -250,9 +251,15 @@ export class SyncEngine {
    * own load coming back, not a change the kernel made, so it is not newer than a
    * peer record that came in meanwhile. Each waits for its event, across commits and
    * takeovers (an echo of the last term's commit may come after this term's began:
-   * simulator seed 303391), and goes with the peer's flow: bounded by the peer table.
+   * simulator seed 303391). An echo outlives the peer's flow too: a peer that
+   * replaces its entry reports a delete, then the new record, and our load's event
+   * may come between them and the next takeover (simulator seed 7001212: taken for a
+   * change of the kernel, the older state loaded was kept over the newer one). Keys
+   * of the peer table, plus at most MAX_ORPHAN_ECHOES whose peer flow ended.
    */
   private readonly echoes = new Map<string, string>()
+  /** Keys of echoes whose peer flow ended, oldest first. */
+  private readonly orphanEchoes = new Set<string>()
   /** Likewise the entries a commit removes to replace them. */
   private readonly removals = new Set<string>()
   /** Peer records came in since the last commit plan was taken. */
@@ -293,6 +300,7 @@ export class SyncEngine {
       // not moved on since (simulator: a record that came in during the commit was
       // then taken for older than the stale one just loaded).
       this.echoes.delete(key)
+      this.orphanEchoes.delete(key)
       if (this.peer.get(key) === record) this.peerNewer.delete(key)
     } else {
       this.peerNewer.delete(key)
@@ -421,6 +429,7 @@ export class SyncEngine {
   /** The commit is about to load this peer record into the kernel. */
   expectEcho(key: string, record: string): void {
     this.echoes.set(key, record)
+    this.orphanEchoes.delete(key)
   }
 
   /** The commit is about to remove this stale entry, to load the peer's record instead. */
@@ -777,6 +786,7 @@ export class SyncEngine {
             const record = rec.toString('latin1')
             const key = record.slice(0, KEY_RECORD_LEN)
             this.peer.set(key, record)
+            this.orphanEchoes.delete(key)
             this.markNewer(key, record)
             this.newRecords = true
             this.receiving?.stale.delete(key)
@@ -829,9 +839,18 @@ export class SyncEngine {
   private peerEnded(key: string): void {
     if (!this.peer.delete(key)) return
     this.peerNewer.delete(key)
-    this.echoes.delete(key)
+    if (this.echoes.has(key)) this.orphanEcho(key)
     this.removals.delete(key)
     if (this.idle && this.local.has(key)) this.idle.ended.add(key)
+  }
+
+  /** Keeps an expected echo whose peer flow ended; the oldest beyond MAX_ORPHAN_ECHOES go. */
+  private orphanEcho(key: string): void {
+    this.orphanEchoes.add(key)
+    if (this.orphanEchoes.size <= MAX_ORPHAN_ECHOES) return
+    const oldest = this.orphanEchoes.values().next().value as string
+    this.orphanEchoes.delete(oldest)
+    this.echoes.delete(oldest)
   }
 
   private bulkReceived(id: number, count: number, now: number): void {

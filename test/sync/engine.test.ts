@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BULK_RETRY_MS, DEMOTE_SYNC_BULK, GAP_WAIT_MS, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
+import { BULK_RETRY_MS, DEMOTE_SYNC_BULK, GAP_WAIT_MS, MAX_ORPHAN_ECHOES, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
 
 /** Long enough for any session change and transfer in these tests. */
 const SETTLE_MS = 1500
@@ -629,4 +629,43 @@ t.test('an echo of the last term\'s commit that comes after the next takeover is
   p.handle('b', p.b.localUpsert(record(flow(0, 300, 1)), p.now))
   t.equal(p.b.staleWhileServing(), true, 'the older state just loaded is not taken for a change of the kernel')
   t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces it with the newest')
+})
+
+t.test('a load whose echo comes after the peer replaced its entry (a delete, then the new record) is still known for ours (simulator seed 7001212)', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 300, 3)], [flow(0, 7000, 3)]) // b's kernel has its own newer state of flow 0
+  p.run(SETTLE_MS)
+  p.upsert('a', flow(0, 500, 3)) // a sends a record after b's: taken for the newer
+  p.run(50)
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit().replace, [key(flow(0))])
+  p.b.expectRemoval(key(flow(0)))
+  p.b.expectEcho(key(flow(0)), record(flow(0, 500, 3)))
+  p.handle('b', p.b.stoppedServing())
+  p.remove('b', flow(0)) // the removal
+  // a replaces its own entry meanwhile (it served too): a delete, then its newest state.
+  p.remove('a', flow(0))
+  p.run(20)
+  p.upsert('a', flow(0, 9000, 3))
+  p.run(20)
+  p.handle('b', p.b.localUpsert(record(flow(0, 500, 3)), p.now)) // the load lands
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces the loaded state with the newest')
+})
+
+t.test('expected echoes of ended peer flows are bounded', async (t) => {
+  const p = new SyncPair()
+  const n = MAX_ORPHAN_ECHOES + 10
+  p.start(range(n), [])
+  p.run(SETTLE_MS + 3000)
+  p.handle('b', p.b.promoted())
+  t.equal(p.b.takeCommit().load.length, n)
+  for (const f of range(n)) p.b.expectEcho(key(f), record(f))
+  for (const f of range(n)) p.remove('a', f)
+  p.run(3000)
+  t.equal(p.b.peer.size, 0, 'the peer\'s flows ended')
+  const echoes = (p.b as unknown as { echoes: Map<string, string> }).echoes
+  t.equal(echoes.size, MAX_ORPHAN_ECHOES, 'the oldest expected echoes beyond the bound are forgotten')
+  t.equal(echoes.has(key(flow(0))), false)
+  t.equal(echoes.has(key(flow(n - 1))), true)
 })
