@@ -58,3 +58,23 @@ export class PreparedHmac {
     return digest(this.algorithm, this.outer)
   }
 }
+
+/** Prepared keys of hmacOf(), by algorithm and key; a config has a handful of keys. */
+const prepared = new Map<string, PreparedHmac>()
+const MAX_PREPARED_KEYS = 16
+
+/**
+ * The HMAC of `data` under `key`, with the key's pads worked out once per key (votes
+ * and sync frames sign with the same few configured keys all the time). A reload that
+ * changes keys makes new entries; past MAX_PREPARED_KEYS the cache starts again.
+ */
+export function hmacOf(algorithm: HmacAlgorithm, key: string, data: Uint8Array): Buffer {
+  const id = `${algorithm}\0${key}`
+  let h = prepared.get(id)
+  if (h === undefined) {
+    if (prepared.size >= MAX_PREPARED_KEYS) prepared.clear()
+    h = new PreparedHmac(algorithm, key)
+    prepared.set(id, h)
+  }
+  return h.sign(data)
+}

@@ -60,7 +60,8 @@
 //   R = seen reply, A = assured.
 
 import { asBuffer, checkedInteger } from './bytes.js'
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { hmacOf } from './hmac.js'
 import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from './flow.js'
 
 export const SYNC_VERSION = 1
@@ -512,7 +513,7 @@ export function decodeSyncFrame(bytes: Uint8Array, key: string): SyncDecodeResul
 }
 
 function frameHmac(key: string, covered: Buffer): Buffer {
-  return createHmac('sha256', key).update(covered).digest()
+  return hmacOf('sha256', key, covered)
 }
 
 const fail = (error: SyncDecodeError): SyncDecodeResult => ({ ok: false, error })

@@ -43,7 +43,8 @@
 // reserved fields): they are inside the HMAC, so only a key holder can set them.
 
 import { asBuffer, checkedInteger } from './bytes.js'
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { hmacOf } from './hmac.js'
 
 export const VOTE_VERSION = 0x51
 export const VOTE_HEADER_LEN = 32
@@ -251,7 +252,7 @@ function lengthFits(kind: VoteKind, bodyLen: number): boolean {
 }
 
 function voteHmac(key: string, covered: Buffer): Buffer {
-  return createHmac('sha256', key).update(covered).digest()
+  return hmacOf('sha256', key, covered)
 }
 
 const integer = (value: number, min: number, max: number, what: string): number => checkedInteger(value, min, max, what, VoteEncodeError)

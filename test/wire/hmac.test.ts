@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import { PreparedHmac } from '../../src/wire/hmac.js'
+import { PreparedHmac, hmacOf } from '../../src/wire/hmac.js'
 import { CarpAuth, carpHmac } from '../../src/wire/carp.js'
 
 t.test('a prepared key signs byte-exact with createHmac: short, block-sized and long keys, any message length', async (t) => {
@@ -33,4 +33,15 @@ t.test('CarpAuth: the same HMAC as carp_hmac_prepare over version, type, vhid, s
     t.same(auth.sign(counter), want, `counter ${counter}`)
     t.same(carpHmac('secret', 7, ['192.0.2.1', '192.0.2.9'], counter), want, 'unprepared, VIPs in any order')
   }
+})
+
+t.test('hmacOf: the same as createHmac for each key, across more keys than it keeps prepared', async (t) => {
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 20; i++) {
+      const key = `key-${i}`
+      const data = randomBytes(i * 7)
+      t.same(hmacOf('sha256', key, data), createHmac('sha256', key).update(data).digest(), `round ${round}, key ${i}`)
+    }
+  }
+  t.same(hmacOf('sha1', 'key-1', Buffer.from('x')), createHmac('sha1', 'key-1').update('x').digest(), 'the algorithm is part of the prepared key')
 })
