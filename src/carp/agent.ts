@@ -9,6 +9,7 @@ import { VERSION } from '../config/constants.js'
 import { endpointText } from '../config/values.js'
 import {
   CARP_MULTICAST_GROUP,
+  CARP_MULTICAST_GROUP6,
   DEMOTE_LINK,
   DEMOTE_PLATFORM,
   LINK_DOWN_POLLS,
@@ -38,7 +39,8 @@ import type { Transport } from '../io/transport.js'
 import type { Fence } from '../platform/fence.js'
 import type { Platform } from '../platform/types.js'
 import { type CarpStatus, DROP_REASONS, type DropReason, type VhidStatus } from './status.js'
-import { CarpAuth, decodeCarp, encodeCarp, ipv4ToUint32 } from '../wire/carp.js'
+import { CarpAuth, decodeCarp, encodeCarp } from '../wire/carp.js'
+import { inSubnet, isIpv6, isIpv6LinkLocal } from '../wire/ip.js'
 import { vmacAddress } from '../platform/vmac.js'
 import { EPOCH_QUIET_MIN_MS, ReplayWindow } from '../wire/replay.js'
 
@@ -78,7 +80,10 @@ export interface AgentDeps {
    * source check; undefined when the interface has none.
    */
   interfaceNet(iface: string): Cidr | undefined
-  /** Interfaces whose multicast group the transport joined at start (reload cannot add any). */
+  /**
+   * Where the transport joined a multicast group at start, as multicastKey() names
+   * them (reload cannot add any).
+   */
   multicastInterfaces: ReadonlySet<string>
 }
 
@@ -323,15 +328,18 @@ export class Agent {
   /**
    * Unicast: only the configured peers, address and port. Multicast: only sources on
    * the vhid interface's own subnet (adverts are link-local: RFC 5798 §5.1.1.3 asks
-   * for TTL 255, which a UDP socket cannot read, so the subnet is the check we have).
+   * for TTL 255, which a UDP socket cannot read, so the subnet is the check we have);
+   * over IPv6, link-local sources (where adverts to ff02::12 come from).
    */
   private senderAllowed(vc: VhidConfig, from: Endpoint): boolean {
     if (vc.peers.length > 0) {
       return vc.peers.some((p) => p.address === from.address && (p.port || this.config.port) === from.port)
     }
-    const net = this.deps.interfaceNet(vc.interface)
     // Or the vhid's own VIP: the advert a new master sends from its virtual MAC.
-    return (net !== undefined && sameSubnet(net, from.address)) || vc.vips.some((vip) => vip.address === from.address)
+    if (vc.vips.some((vip) => vip.address === from.address)) return true
+    if (advertsOverIpv6(vc)) return isIpv6LinkLocal(from.address)
+    const net = this.deps.interfaceNet(vc.interface)
+    return net !== undefined && inSubnet(net, from.address)
   }
 
   /**
@@ -347,11 +355,11 @@ export class Agent {
     // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
     const wanted = new Map<number, VhidConfig>()
     for (const vc of next.vhids) {
-      if (vc.peers.length > 0 || this.deps.multicastInterfaces.has(vc.interface)) {
+      if (vc.peers.length > 0 || this.deps.multicastInterfaces.has(multicastKey(vc))) {
         wanted.set(vc.vhid, vc)
         continue
       }
-      notes.push(`vhid ${vc.vhid}: multicast on ${vc.interface} takes effect after a restart`)
+      notes.push(`vhid ${vc.vhid}: multicast to ${multicastGroup(vc)} on ${vc.interface} takes effect after a restart`)
       const running = this.vhids.get(vc.vhid)
       if (running) wanted.set(vc.vhid, running.config)
     }
@@ -424,7 +432,7 @@ export class Agent {
       reason: v.state.reason,
       advbaseS: v.config.advbaseS,
       advskew: v.config.advskew,
-      transport: v.config.peers.length ? `unicast ${v.config.peers.map((p) => p.address).join(',')}` : `multicast ${CARP_MULTICAST_GROUP}`,
+      transport: v.config.peers.length ? `unicast ${v.config.peers.map((p) => p.address).join(',')}` : `multicast ${multicastGroup(v.config)}`,
       master: m && {
         from: m.from,
         demote: m.prio.demote,
@@ -749,13 +757,14 @@ export class Agent {
     const hmac = v.auth.sign(counter)
     const payload = encodeCarp({ vhid: v.config.vhid, advskew, demote, advbase, counter, hmac })
     const port = this.config.port
+    const group = multicastGroup(v.config)
     const targets: Endpoint[] = v.config.peers.length
       ? v.config.peers.map((p) => ({ address: p.address, port: p.port || port }))
-      : [{ address: CARP_MULTICAST_GROUP, port }]
+      : [{ address: group, port }]
     for (const to of targets) {
       // From the interface itself (its own MAC and address), but for the one advert
       // that teaches the switch the virtual MAC's port (see addVips).
-      const iface = fromVmac && to.address === CARP_MULTICAST_GROUP ? v.vipIface : v.config.interface
+      const iface = fromVmac && to.address === group ? v.vipIface : v.config.interface
       const sent = this.deps.transport.send(payload, to, iface).then(
         () => {
           v.sent++
@@ -908,9 +917,17 @@ function vhidAuth(vc: VhidConfig): CarpAuth {
   return new CarpAuth(vc.pass, vc.vhid, vipAddresses(vc))
 }
 
-/** Is `address` inside `net` (address/prefix)? */
-export function sameSubnet(net: Cidr, address: string): boolean {
-  const shift = 32 - net.prefix
-  if (shift >= 32) return true
-  return ipv4ToUint32(net.address) >>> shift === ipv4ToUint32(address) >>> shift
+/** A vhid advertises over IPv4 when it has an IPv4 VIP, else over IPv6 (config/load.ts checks its peers agree). */
+export function advertsOverIpv6(vc: VhidConfig): boolean {
+  return vc.vips.length > 0 && vc.vips.every((vip) => isIpv6(vip.address))
+}
+
+/** The group a multicast vhid's adverts go to. */
+export function multicastGroup(vc: VhidConfig): string {
+  return advertsOverIpv6(vc) ? CARP_MULTICAST_GROUP6 : CARP_MULTICAST_GROUP
+}
+
+/** A multicast vhid's group and interface: what the transport must have joined for it. */
+export function multicastKey(vc: VhidConfig): string {
+  return `${multicastGroup(vc)}%${vc.interface}`
 }

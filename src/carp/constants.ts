@@ -7,6 +7,8 @@ export const BOW_OUT_ADVBASE = 255
 export const BOW_OUT_ADVSKEW = 255
 /** Multicast group of CARP/VRRP (RFC 5798 §5.1.1.2). */
 export const CARP_MULTICAST_GROUP = '224.0.0.18'
+/** ...and of IPv6 (RFC 5798 §5.1.2.2), for a vhid with only IPv6 VIPs. */
+export const CARP_MULTICAST_GROUP6 = 'ff02::12'
 /** Adverts are sent with TTL 255 and a receiver may check it (RFC 5798 §5.1.1.3). */
 export const CARP_TTL = 255
 /**

@@ -21,6 +21,7 @@ export const PORT_MIN = 1
 export const PORT_MAX = 65535
 
 export const IPV4_PREFIX_MAX = 32
+export const IPV6_PREFIX_MAX = 128
 
 /** SPEC: the serial heartbeat times out only after at least 2 missed frames. */
 export const HEARTBEAT_TIMEOUT_MIN_INTERVALS = 2

@@ -5,6 +5,7 @@
 //
 // Every error is collected (a user fixing a card at a serial console wants them all at
 // once), none is thrown. Pure: the file system is reached only through deps.readFile.
+import { isIpv6 } from '../wire/ip.js'
 import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, MASTER_DOWN_INTERVALS, NODE_NAME_MAX_CHARS, SKEW_UNIT_MS } from './constants.js'
 import { configError } from './errors.js'
 import { lex, type Entry } from './lexer.js'
@@ -85,6 +86,7 @@ export function loadConfig(text: string, file: string, deps: LoadDeps): LoadResu
   checkRequired(load)
   checkSecretPairs(load)
   checkCarpTiming(load)
+  checkCarpFamilies(load)
   checkHeartbeat(load)
   checkNodeName(load)
   checkPorts(load)
@@ -327,6 +329,26 @@ function checkCarpTiming(load: Load): void {
     if (advbase === undefined || advbase.value !== 0) continue
     if (numberOf(load, `carp.${n}.advskew`) !== 0) continue
     load.errors.push(conflictError(advbase, advbaseKey, `sub-second mode needs carp.${n}.advskew of at least 1`))
+  }
+}
+
+/**
+ * A vhid advertises over IPv4 when it has an IPv4 VIP, else over IPv6 (wire/ip.ts):
+ * its unicast peers must be of that family.
+ */
+function checkCarpFamilies(load: Load): void {
+  for (const n of blockNumbers(load, 'carp')) {
+    const vips = listOf<Cidr>(load, `carp.${n}.vip`)
+    const peerKey = `carp.${n}.peer`
+    const peers = load.settings.get(peerKey)
+    if (vips.length === 0 || peers === undefined) continue
+    const v6 = vips.every((vip) => isIpv6(vip.address))
+    const other = listOf<Endpoint>(load, peerKey).find((p) => isIpv6(p.address) !== v6)
+    if (other === undefined) continue
+    const why = v6
+      ? `vhid ${n} has only IPv6 VIPs, so it advertises over IPv6: its peers must be IPv6 addresses (${other.address} is not)`
+      : `vhid ${n} has an IPv4 VIP, so it advertises over IPv4: its peers must be IPv4 addresses (${other.address} is not)`
+    load.errors.push(conflictError(peers, peerKey, why))
   }
 }
 

@@ -6,6 +6,7 @@ import {
   ADVBASE_MAX_S,
   ADVSKEW_MAX,
   IPV4_PREFIX_MAX,
+  IPV6_PREFIX_MAX,
   MS_PER_H,
   MS_PER_MIN,
   MS_PER_S,
@@ -31,9 +32,9 @@ export type ValueType =
   | 'percent' // 5% or a fraction 0..1; stored as a fraction
   | 'ipv4'
   | 'ipv4List' // comma separated
-  | 'cidrList' // comma separated IPv4/prefix, the prefix is required
+  | 'cidrList' // comma separated IPv4/prefix or IPv6/prefix, the prefix is required
   | 'endpoint' // IPv4 with an optional :port; no port = the default port
-  | 'endpointList'
+  | 'endpointList' // comma separated IPv4[:port], IPv6 or [IPv6]:port
   | 'path' // absolute
   | 'port' // UDP port 1..65535
 
@@ -89,13 +90,13 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'carp.upscript', type: 'path', default: '', help: 'Script run on becoming master, with arguments: vhid interface vip state.' },
   { key: 'carp.downscript', type: 'path', default: '', help: 'Script run on becoming backup, with arguments: vhid interface vip state.' },
   { key: 'carp.N.interface', type: 'ifname', required: true, help: 'Interface that carries vhid N and its VIPs.' },
-  { key: 'carp.N.vip', type: 'cidrList', required: true, help: 'Virtual IPs of vhid N with their prefix, comma separated.' },
+  { key: 'carp.N.vip', type: 'cidrList', required: true, help: 'Virtual IPs of vhid N with their prefix, comma separated: IPv4, IPv6 or both. A vhid with only IPv6 VIPs advertises over IPv6 (ff02::12 or IPv6 peers); one with any IPv4 VIP, over IPv4.' },
   { key: 'carp.N.advbase', type: 'seconds', unit: 's', default: '1', min: 0, max: ADVBASE_MAX_S, help: 'Advertisement base interval; 0 is sub-second mode (advskew must then be at least 1).' },
   { key: 'carp.N.advskew', type: 'int', unit: '1/256 s', default: '0', min: 0, max: ADVSKEW_MAX, help: 'Added to advbase; the board with the lower skew is the preferred master.' },
   { key: 'carp.N.pass', type: 'string', secret: true, fromFile: 'carp.N.passfile', required: true, help: 'Shared secret authenticating adverts (HMAC-SHA1); or set carp.N.passfile, which also allows a " #" that would start a comment here.' },
   { key: 'carp.N.passfile', type: 'path', help: 'File holding carp.N.pass (trailing newline removed).' },
   { key: 'carp.N.vmac', type: 'bool', default: 'yes', help: 'Linux: the VIPs live on a macvlan carpN with the virtual MAC 00:00:5e:00:01:N (carp(4), VRRP), so neighbours keep the same MAC across a takeover; no falls back to the board\'s own MAC and gratuitous ARP only. Traffic to the VIP then arrives on carpN: firewall rules that match the LAN interface must match carpN too.' },
-  { key: 'carp.N.peer', type: 'endpointList', default: '', help: 'Unicast peers for adverts; empty means multicast to 224.0.0.18.' },
+  { key: 'carp.N.peer', type: 'endpointList', default: '', help: 'Unicast peers for adverts, of the family the vhid advertises over; empty means multicast to 224.0.0.18 (ff02::12 for an IPv6-only vhid).' },
 
   // --- state sync
   { key: 'sync.interface', type: 'ifname', default: '', help: 'Dedicated link to the peer for state sync; empty means no sync.' },
@@ -226,11 +227,11 @@ export function allowedText(row: KeyRow): string {
     case 'ipv4List':
       return 'IPv4 addresses, comma separated'
     case 'cidrList':
-      return `IPv4/prefix (prefix 0..${IPV4_PREFIX_MAX}), comma separated, e.g. 192.0.2.1/24`
+      return `IPv4/prefix (0..${IPV4_PREFIX_MAX}) or IPv6/prefix (0..${IPV6_PREFIX_MAX}), comma separated, e.g. 192.0.2.1/24, 2001:db8::1/64`
     case 'endpoint':
       return `IPv4[:port], port ${PORT_MIN}..${PORT_MAX}`
     case 'endpointList':
-      return `IPv4[:port] (port ${PORT_MIN}..${PORT_MAX}), comma separated`
+      return `IPv4[:port], IPv6 or [IPv6]:port (port ${PORT_MIN}..${PORT_MAX}), comma separated`
     case 'path':
       return 'an absolute path'
     case 'port':

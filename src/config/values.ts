@@ -1,6 +1,7 @@
 // Parsers for each ValueType of the schema: text from the file → typed value plus
 // its normalised text (what `carpd check` prints). Parsers never throw.
-import { IFNAME_MAX, IPV4_PREFIX_MAX, MS_PER_S, PORT_MAX, PORT_MIN } from './constants.js'
+import { IFNAME_MAX, IPV4_PREFIX_MAX, IPV6_PREFIX_MAX, MS_PER_S, PORT_MAX, PORT_MIN } from './constants.js'
+import { ipv6Groups, ipv6Text, isIpv6, parseIpv4 } from '../wire/ip.js'
 import { formatMs, type KeyRow } from './schema.js'
 import type { Cidr, Endpoint } from './types.js'
 
@@ -71,7 +72,7 @@ const PARSERS: Readonly<Record<KeyRow['type'], Parser>> = {
   }),
   cidrList: (text) => parseList(text, parseCidr),
   endpoint: parseEndpoint,
-  endpointList: (text) => parseList(text, parseEndpoint),
+  endpointList: (text) => parseList(text, parsePeer),
   // Control characters in a path are always a typo or a paste accident.
   path: (text) => (text.startsWith('/') && !/[\x00-\x1f]/.test(text) ? ok(text, text) : bad('not an absolute path')),
 }
@@ -132,34 +133,58 @@ function parsePercent(text: string): Parsed {
   return ok(fraction, `${percent}%`)
 }
 
-/** Dotted quad, each part 0..255 without leading zeros (which some tools read as octal). */
-export function parseIpv4(text: string): string | null {
-  const parts = text.split('.')
-  if (parts.length !== 4) return null
-  for (const part of parts) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) return null
-  }
-  return text
-}
+export { parseIpv4 }
 
 /** address/prefix as carpd writes it (fence lines), or null. */
 export function cidrFromText(text: string): Cidr | null {
-  const match = /^([^/]+)\/(\d{1,2})$/.exec(text)
-  const address = match === null ? null : parseIpv4(match[1]!)
-  if (match === null || address === null || Number(match[2]) > IPV4_PREFIX_MAX) return null
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(text)
+  if (match === null) return null
+  const v6 = isIpv6(match[1]!)
+  const address = v6 ? vipIpv6(match[1]!) : parseIpv4(match[1]!)
+  if (address === null || typeof address !== 'string' || Number(match[2]) > (v6 ? IPV6_PREFIX_MAX : IPV4_PREFIX_MAX)) return null
   return { address, prefix: Number(match[2]) }
+}
+
+/**
+ * An IPv6 address a VIP may be, canonical (wire/ip.ts); or why not. Not the
+ * unspecified or loopback address, not multicast, not an IPv4-mapped one.
+ */
+function vipIpv6(text: string): string | { why: string } | null {
+  const groups = ipv6Groups(text)
+  if (groups === null) return null
+  const address = ipv6Text(groups)
+  if (address === '::' || address === '::1') return { why: `${address} cannot be a VIP` }
+  if (groups[0]! >= 0xff00) return { why: `${address} is a multicast address` }
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return { why: `${address} is an IPv4-mapped address: write the IPv4 address` }
+  return address
 }
 
 function parseCidr(text: string): Parsed {
   if (!text.includes('/')) return bad(`"${text}" has no /prefix`)
   const match = /^([^/]+)\/(\d+)$/.exec(text)
   if (match === null) return bad(`"${text}" is not address/prefix`)
-  const address = parseIpv4(match[1])
-  if (address === null) return bad(`"${match[1]}" is not an IPv4 address`)
+  const v6 = isIpv6(match[1])
+  const address = v6 ? vipIpv6(match[1]) : parseIpv4(match[1])
+  if (address === null) return bad(`"${match[1]}" is not an ${v6 ? 'IPv6' : 'IPv4'} address`)
+  if (typeof address !== 'string') return bad(address.why)
   const prefix = Number(match[2])
-  if (prefix > IPV4_PREFIX_MAX) return outOfRange(`prefix /${match[2]} is out of range`)
+  if (prefix > (v6 ? IPV6_PREFIX_MAX : IPV4_PREFIX_MAX)) return outOfRange(`prefix /${match[2]} is out of range`)
   const cidr: Cidr = { address, prefix }
   return ok(cidr, `${address}/${prefix}`)
+}
+
+/** A unicast CARP peer: IPv4[:port], an IPv6 address alone, or [IPv6]:port. */
+function parsePeer(text: string): Parsed {
+  if (!text.startsWith('[') && (text.match(/:/g) ?? []).length < 2) return parseEndpoint(text)
+  const match = /^\[([^\]]+)\](?::(.*))?$/.exec(text) ?? /^([^[\]]+)()$/.exec(text)
+  const groups = match === null ? null : ipv6Groups(match[1]!)
+  if (match === null || groups === null) return bad(`"${text}" is not an IPv6 address, alone or as [address]:port`)
+  const address = ipv6Text(groups)
+  if (groups[0]! >= 0xff00 || address === '::') return bad(`${address} cannot be a unicast peer`)
+  if (match[2] === undefined || match[2] === '') return ok({ address, port: 0 }, address)
+  const port = parseInt(match[2], PORT_MIN, PORT_MAX)
+  if (!port.ok) return port.code === 'outOfRange' ? outOfRange(`port ${match[2]} is out of range`) : bad(`port "${match[2]}" is not a number`)
+  return ok({ address, port: port.value as number }, `[${address}]:${port.text}`)
 }
 
 function parseEndpoint(text: string): Parsed {
@@ -190,5 +215,6 @@ function parseList(text: string, parseItem: (item: string) => Parsed): Parsed {
 
 /** An endpoint as the file writes it: address:port, or the address alone when the port is the default (0). */
 export function endpointText(ep: Endpoint): string {
-  return ep.port ? `${ep.address}:${ep.port}` : ep.address
+  if (!ep.port) return ep.address
+  return isIpv6(ep.address) ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`
 }

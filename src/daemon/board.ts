@@ -7,8 +7,9 @@
 // openBoard() opens the sockets (each failure closes what was opened, in reverse);
 // the Board keeps one stack of closers from then on, run by stop().
 
-import { Agent } from '../carp/agent.js'
-import { CARP_MULTICAST_GROUP, CARP_TTL, DEMOTE_WAN } from '../carp/constants.js'
+import { isIpv6 } from '../wire/ip.js'
+import { Agent, advertsOverIpv6, multicastKey } from '../carp/agent.js'
+import { CARP_MULTICAST_GROUP, CARP_MULTICAST_GROUP6, CARP_TTL, DEMOTE_WAN } from '../carp/constants.js'
 import { masterDownMs } from '../carp/vhid.js'
 import { VERSION } from '../config/constants.js'
 import { restartChanges, restartNote } from '../config/diff.js'
@@ -18,7 +19,7 @@ import type { BoardStatus } from '../control/status.js'
 import type { Clock } from '../io/clock.js'
 import { demux } from '../io/demux.js'
 import type { Logger } from '../io/log.js'
-import type { Transport } from '../io/transport.js'
+import { type Transport, dualTransport } from '../io/transport.js'
 import type { UdpOptions } from '../io/udp.js'
 import type { Fence } from '../platform/fence.js'
 import type { SerialStatus } from '../platform/serial.js'
@@ -96,8 +97,9 @@ type Closer = () => void | Promise<void>
 export async function openBoard(deps: BoardDeps): Promise<Board | string> {
   const { config, io } = deps
   const nets = new Map<string, Cidr>()
+  // A vhid that advertises over IPv6 needs no IPv4 address on its interface.
   for (const vc of config.carp.vhids) {
-    if (nets.has(vc.interface)) continue
+    if (nets.has(vc.interface) || advertsOverIpv6(vc)) continue
     const net = io.interfaceNet(vc.interface)
     if (net === undefined) return `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`
     nets.set(vc.interface, net)
@@ -122,17 +124,35 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
       return fail(`cannot open ${what}: ${(err as Error).message}`)
     }
   }
-  const multicast = new Map(multicastInterfaces(config).map((iface) => [iface, nets.get(iface)!.address]))
-  const carp = await open(`the CARP socket on UDP port ${config.carp.port}`, {
+  const multicast = new Map(multicastInterfaces(config, false).map((iface) => [iface, nets.get(iface)!.address]))
+  const vmacSenders = config.carp.vhids.filter((vc) => vc.vmac && vc.peers.length === 0)
+  const carp4 = await open(`the CARP socket on UDP port ${config.carp.port}`, {
     port: config.carp.port,
     bindAddress: '0.0.0.0',
     multicastInterfaces: multicast,
     // A vhid with a virtual MAC sends its multicast adverts from its macvlan, named by its first VIP.
-    sendInterfaces: new Map(config.carp.vhids.filter((vc) => vc.vmac && vc.peers.length === 0).map((vc) => [vmacName(vc.vhid), vc.vips[0]!.address])),
+    sendInterfaces: new Map(vmacSenders.filter((vc) => !advertsOverIpv6(vc)).map((vc) => [vmacName(vc.vhid), vc.vips[0]!.address])),
     multicastGroup: CARP_MULTICAST_GROUP,
     ttl: CARP_TTL,
   })
-  if (typeof carp === 'string') return carp
+  if (typeof carp4 === 'string') return carp4
+  let carp = carp4
+  if (config.carp.vhids.some(advertsOverIpv6)) {
+    // IPv6-only vhids: a socket of its own on the same port, joining ff02::12 on their
+    // interfaces (an IPv6 interface is named by the scope of ::).
+    const scoped = (iface: string): [string, string] => [iface, `::%${iface}`]
+    const carp6 = await open(`the CARP IPv6 socket on UDP port ${config.carp.port}`, {
+      port: config.carp.port,
+      bindAddress: '::',
+      ipv6: true,
+      multicastInterfaces: new Map(multicastInterfaces(config, true).map(scoped)),
+      sendInterfaces: new Map(vmacSenders.filter(advertsOverIpv6).map((vc) => scoped(vmacName(vc.vhid)))),
+      multicastGroup: CARP_MULTICAST_GROUP6,
+      ttl: CARP_TTL,
+    })
+    if (typeof carp6 === 'string') return carp6
+    carp = dualTransport(carp4, carp6)
+  }
   let syncSocket: Transport | null = null
   if (syncNet) {
     const made = await open(`the sync socket on ${syncNet.address}:${sync.port}`, {
@@ -162,9 +182,9 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
   return board
 }
 
-/** Interfaces of the multicast vhids, whose group the CARP socket joins at start. */
-function multicastInterfaces(config: Config): string[] {
-  return [...new Set(config.carp.vhids.filter((vc) => vc.peers.length === 0).map((vc) => vc.interface))]
+/** Interfaces of the multicast vhids of one advert family, whose group the CARP socket joins at start. */
+function multicastInterfaces(config: Config, ipv6: boolean): string[] {
+  return [...new Set(config.carp.vhids.filter((vc) => vc.peers.length === 0 && advertsOverIpv6(vc) === ipv6).map((vc) => vc.interface))]
 }
 
 export class Board {
@@ -200,7 +220,7 @@ export class Board {
       log,
       random,
       interfaceNet: (iface) => sockets.nets.get(iface),
-      multicastInterfaces: new Set(multicastInterfaces(config)),
+      multicastInterfaces: new Set(config.carp.vhids.filter((vc) => vc.peers.length === 0).map(multicastKey)),
     })
 
     // The sync link: one socket shared by state sync and the quorum's heartbeats and votes.
@@ -334,7 +354,12 @@ export class Board {
     const prepare = async (): Promise<void> => {
       await io.platform.prepare?.()
       if (!vmacs || vhids.length === 0) return
-      const wanted = vhids.filter((vc) => vc.vmac).map((vc) => ({ vhid: vc.vhid, parent: vc.interface }))
+      const wanted = vhids.filter((vc) => vc.vmac).map((vc) => ({
+        vhid: vc.vhid,
+        parent: vc.interface,
+        ipv4: vc.vips.some((vip) => !isIpv6(vip.address)),
+        ipv6: vc.vips.some((vip) => isIpv6(vip.address)),
+      }))
       this.agent.useVmacs(await vmacs.setUp(wanted, vhids.filter((vc) => !vc.vmac).map((vc) => vc.vhid)))
     }
     return prepare().then(rest)
@@ -370,7 +395,7 @@ export class Board {
     const { io, log } = this.deps
     // Only interfaces the running vhids do not use, each once: every look-up may run `ip`.
     const running = new Set(this.agent.status().vhids.map((v) => v.interface))
-    const fresh = [...new Set(next.carp.vhids.map((vc) => vc.interface))].filter((iface) => !running.has(iface))
+    const fresh = [...new Set(next.carp.vhids.filter((vc) => !advertsOverIpv6(vc)).map((vc) => vc.interface))].filter((iface) => !running.has(iface))
     const missing = new Set(fresh.filter((iface) => io.interfaceNet(iface) === undefined))
     if (missing.size > 0) {
       log.event('config', 'reload rejected, keeping the running configuration:')

@@ -13,3 +13,22 @@ export interface Transport {
   onPacket(handler: (payload: Buffer, from: Endpoint) => void): void
   close(): Promise<void>
 }
+
+/**
+ * One transport over an IPv4 and an IPv6 one: a datagram leaves by the one of its
+ * destination's family; both deliver to the one receiver. (IPv6 addresses are the
+ * ones with a colon: wire/ip.ts.)
+ */
+export function dualTransport(v4: Transport, v6: Transport): Transport {
+  return {
+    send: (payload, to, iface) => (to.address.includes(':') ? v6 : v4).send(payload, to, iface),
+    onPacket(handler) {
+      v4.onPacket(handler)
+      v6.onPacket(handler)
+    },
+    close: async () => {
+      await v4.close()
+      await v6.close()
+    },
+  }
+}

@@ -11,13 +11,18 @@ import type { Transport } from './transport.js'
 
 export interface UdpOptions {
   port: number
-  /** Address to bind; '0.0.0.0' to receive multicast. */
+  /** Address to bind; '0.0.0.0' to receive multicast ('::' for an IPv6 socket). */
   bindAddress: string
-  /** Interface name → its IPv4 address, for each interface that joins `multicastGroup`. */
+  /** An IPv6 socket (IPv6 only: an IPv4 socket may have the same port); IPv4 by default. */
+  ipv6?: boolean
+  /**
+   * Interface name → its IPv4 address, for each interface that joins `multicastGroup`
+   * (for IPv6, `::%name`: the interface is the address's scope).
+   */
   multicastInterfaces: ReadonlyMap<string, string>
   /**
    * More interfaces multicast may be sent from (name → an IPv4 address it holds when
-   * it sends), without joining the group on them: a vhid's macvlan, by its VIP.
+   * it sends, or `::%name`), without joining the group on them: a vhid's macvlan.
    */
   sendInterfaces?: ReadonlyMap<string, string>
   /** The group joined on `multicastInterfaces` (needed when there are any). */
@@ -31,7 +36,7 @@ export interface UdpOptions {
 export async function openUdpTransport(opts: UdpOptions): Promise<Transport> {
   const group = opts.multicastGroup
   if (opts.multicastInterfaces.size > 0 && group === undefined) throw new Error('multicast interfaces without a group')
-  const sock = createSocket({ type: 'udp4' })
+  const sock = opts.ipv6 ? createSocket({ type: 'udp6', ipv6Only: true }) : createSocket({ type: 'udp4' })
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject)
     sock.bind(opts.port, opts.bindAddress, () => {

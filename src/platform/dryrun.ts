@@ -4,7 +4,8 @@ import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
 import type { SyncBackend } from '../sync/backend.js'
 import type { Flow } from '../wire/flow.js'
-import { addVipArgv, garpArgv, removeVipArgv } from './linux-commands.js'
+import { isIpv6 } from '../wire/ip.js'
+import { addVipArgv, garpArgv, removeVipArgv, unsolicitedNaArgv } from './linux-commands.js'
 import type { Argv, Platform } from './types.js'
 
 export function dryRunPlatform(log: Logger): Platform {
@@ -15,7 +16,7 @@ export function dryRunPlatform(log: Logger): Platform {
   return {
     addVip: (iface: string, vip: Cidr) => say(addVipArgv(iface, vip)),
     removeVip: (iface: string, vip: Cidr) => say(removeVipArgv(iface, vip)),
-    garp: (iface: string, vip: Cidr) => say(garpArgv(iface, vip)),
+    garp: (iface: string, vip: Cidr) => say(isIpv6(vip.address) ? unsolicitedNaArgv(iface, vip) : garpArgv(iface, vip)),
     runHook: (script: string, args: Argv) => say([script, ...args]),
   }
 }

@@ -35,9 +35,13 @@ interface Pending {
   timer: NodeJS.Timeout
 }
 
-/** `ip [-4] addr add|del ...` and `ip link set ...`, with plain arguments: the batch carries them. */
+/**
+ * `ip [-4|-6] addr add|del ...` and `ip link set ...`, with plain arguments: the batch
+ * carries them (without the family option, which a batch line cannot have: ip takes
+ * the family from the address).
+ */
 export function batchable(argv: Argv): string | null {
-  const args = argv[0] === 'ip' ? argv.slice(argv[1] === '-4' ? 2 : 1) : null
+  const args = argv[0] === 'ip' ? argv.slice(argv[1] === '-4' || argv[1] === '-6' ? 2 : 1) : null
   if (!args || args.length < 3) return null
   const ok = (args[0] === 'addr' && (args[1] === 'add' || args[1] === 'del')) || (args[0] === 'link' && args[1] === 'set')
   if (!ok || !args.every((a) => /^[A-Za-z0-9._:/-]+$/.test(a))) return null

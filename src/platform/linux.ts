@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs'
 import type { Cidr } from '../config/types.js'
 import type { Logger } from '../io/log.js'
 import type { CommandResult, Runner } from './exec.js'
-import { addVipArgv, garpArgv, iputilsGarpArgv, removeVipArgv } from './linux-commands.js'
+import { isIpv6 } from '../wire/ip.js'
+import { addVipArgv, garpArgv, iputilsGarpArgv, removeVipArgv, unsolicitedNaArgv } from './linux-commands.js'
 import { type Argv, type Platform, PlatformError, type VirtualMacs } from './types.js'
 
 /** ip and arping answer in milliseconds; a hook may do real work. */
@@ -35,6 +36,8 @@ export interface LinuxPlatform extends Platform {
 export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
   const { run, log } = opts
   let flavour: ArpingFlavour | null = null
+  /** na6 answered at the last look (null: not looked yet). */
+  let na6: boolean | null = null
   const readOperstate = opts.readOperstate ?? ((iface: string) => readFileSync(`/sys/class/net/${iface}/operstate`, 'utf8'))
 
   const exec = async (argv: Argv, timeoutMs = COMMAND_TIMEOUT_MS): Promise<CommandResult> => {
@@ -68,6 +71,15 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
       if (r.code !== 0 && !/not found|Cannot assign requested address/i.test(r.stderr)) fail(argv, r)
     },
     async garp(iface: string, vip: Cidr) {
+      if (isIpv6(vip.address)) {
+        na6 ??= await detectNa6(run)
+        if (!na6) throw new PlatformError('notSupported', 'no na6 for the unsolicited neighbour advertisement (Debian package ipv6toolkit)')
+        const argv = unsolicitedNaArgv(iface, vip)
+        const r = await exec(argv)
+        if (r.code === 0) return
+        na6 = null
+        fail(argv, r)
+      }
       flavour ??= await detectArping(run)
       const argv = flavour === 'habets' ? garpArgv(iface, vip) : iputilsGarpArgv(iface, vip)
       const r = await exec(argv)
@@ -84,7 +96,7 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
       log.event('platform', `hook ${argv.join(' ')}: ok`)
     },
     async addresses(iface: string) {
-      const argv = ['ip', '-j', '-4', 'addr', 'show', 'dev', iface]
+      const argv = ['ip', '-j', 'addr', 'show', 'dev', iface]
       const r = await exec(argv)
       if (r.code !== 0) fail(argv, r)
       return parseAddresses(r.stdout)
@@ -100,17 +112,25 @@ export function linuxPlatform(opts: LinuxOptions): LinuxPlatform {
   }
 }
 
-/** The IPv4 addresses in `ip -j -4 addr show` output; none for output it cannot read. */
+/** The IPv4 and IPv6 addresses in `ip -j addr show` output; none for output it cannot read. */
 export function parseAddresses(json: string): Set<string> {
   const found = new Set<string>()
   try {
     const links = JSON.parse(json) as { addr_info?: { family?: string; local?: string }[] }[]
     if (!Array.isArray(links)) return found
-    for (const link of links) for (const a of link?.addr_info ?? []) if (a?.family === 'inet' && typeof a.local === 'string') found.add(a.local)
+    for (const link of links) {
+      for (const a of link?.addr_info ?? []) if ((a?.family === 'inet' || a?.family === 'inet6') && typeof a.local === 'string') found.add(a.local)
+    }
   } catch {
     // Not JSON: nothing can be said.
   }
   return found
+}
+
+/** na6 prints its usage for -h; a missing program cannot be spawned (code -1). */
+export async function detectNa6(run: Runner): Promise<boolean> {
+  const r = await run(['na6', '-h'], COMMAND_TIMEOUT_MS)
+  return /na6/.test(r.stdout + r.stderr) && !/ENOENT/.test(r.stderr)
 }
 
 /** Thomas Habets' arping names itself in --help; iputils' says "iputils". */

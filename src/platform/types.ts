@@ -10,12 +10,12 @@ export interface Platform {
   /** Adds one VIP to an interface. Resolves when done; rejects with a PlatformError. */
   addVip(iface: string, vip: Cidr): Promise<void>
   removeVip(iface: string, vip: Cidr): Promise<void>
-  /** Gratuitous ARP for `vip` so neighbours move to this board's MAC. */
+  /** Gratuitous ARP for `vip` (an unsolicited neighbour advertisement for IPv6) so neighbours move to this board's MAC. */
   garp(iface: string, vip: Cidr): Promise<void>
   /** Runs an operator hook script with `vhid interface vip state`. */
   runHook(script: string, args: Argv): Promise<void>
   /**
-   * The IPv4 addresses on an interface now, for the self-repair check (someone else
+   * The IPv4 and IPv6 addresses on an interface now, for the self-repair check (someone else
    * removing a master's VIP, or a VIP left on a backup). Absent: cannot tell (dry-run).
    */
   addresses?(iface: string): Promise<Set<string>>
@@ -33,12 +33,20 @@ export interface Platform {
   readonly vmacs?: VirtualMacs
 }
 
+/** A vhid that gets a macvlan: its interface, and which address families its VIPs have. */
+export interface VmacVhid {
+  vhid: number
+  parent: string
+  ipv4: boolean
+  ipv6: boolean
+}
+
 export interface VirtualMacs {
   /**
    * Makes a macvlan per vhid; returns the name of each one made (the others use ARP
    * only). `others`: the vhids without one, whose macvlan a killed run may have left.
    */
-  setUp(vhids: readonly { vhid: number; parent: string }[], others?: readonly number[]): Promise<Map<number, string>>
+  setUp(vhids: readonly VmacVhid[], others?: readonly number[]): Promise<Map<number, string>>
   /** Brings a vhid's macvlan up (before its VIPs go on) or down (after they are off). */
   link(vhid: number, up: boolean): Promise<void>
   /** Deletes the macvlans and puts back every sysctl setUp changed. */

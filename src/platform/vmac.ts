@@ -10,8 +10,12 @@
 // macvlans (private mode) to that macvlan alone, so the backup would never hear the
 // master's adverts on its interface (the lab showed both boards MASTER). A master
 // hears a second master's adverts on its own macvlan, where the CARP socket joins the
-// group by the VIP (io/udp.ts). IPv6 is off on it (no link-local address, no DAD, no
-// router solicitation from a MAC the other board may use). The sysctls are keepalived's
+// group by the VIP (io/udp.ts). A vhid with IPv6 VIPs has IPv6 on without any address
+// of its own (addr_gen_mode 1: no link-local address the other board's macvlan would
+// have too), no DAD and no router advertisements taken; a vhid with only IPv6 VIPs
+// uses VRRP's IPv6 MAC, 00:00:5e:00:02:VHID. On an IPv4-only vhid IPv6 is off (no
+// link-local address, no DAD, no router solicitation from a MAC the other board may
+// use). The sysctls are keepalived's
 // (vrrp_if_config.c): on the macvlan arp_ignore=1 (it answers ARP for its VIPs only,
 // never for the board's own address), accept_local=1 and rp_filter=0 (packets to the
 // VIP come in on it while the routes point at the parent); on the parent arp_ignore=1
@@ -27,17 +31,23 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import type { Logger } from '../io/log.js'
 import type { Runner } from './exec.js'
 import { COMMAND_TIMEOUT_MS } from './linux.js'
-import type { Argv, VirtualMacs } from './types.js'
+import type { Argv, VirtualMacs, VmacVhid } from './types.js'
 
 /** The macvlan of a vhid: short enough for IFNAMSIZ (15) with any vhid. */
 export function vmacName(vhid: number): string {
   return `carp${vhid}`
 }
 
-/** VRRP's IPv4 virtual MAC (RFC 5798 §7.3), which carp(4) uses too. */
-export function vmacAddress(vhid: number): string {
-  return `00:00:5e:00:01:${vhid.toString(16).padStart(2, '0')}`
+/** VRRP's virtual MACs (RFC 5798 §7.3): IPv4's (carp(4) uses it too), or IPv6's for a vhid with only IPv6 VIPs. */
+export function vmacAddress(vhid: number, ipv6Only = false): string {
+  return `00:00:5e:00:0${ipv6Only ? 2 : 1}:${vhid.toString(16).padStart(2, '0')}`
 }
+
+/** The IPv6 sysctls of a macvlan that carries IPv6 VIPs (see the top of this file). */
+const IPV6_KNOBS: readonly [string, string][] = [['addr_gen_mode', '1'], ['accept_dad', '0'], ['accept_ra', '0'], ['disable_ipv6', '0']]
+/** Every per-macvlan sysctl setUp sets, for the repair of a deleted macvlan. */
+const MACVLAN_KNOBS: readonly string[] = ['addr_gen_mode', 'accept_dad', 'accept_ra', 'disable_ipv6', 'arp_ignore', 'accept_local', 'rp_filter']
+const V6_KNOB = new Set(['addr_gen_mode', 'accept_dad', 'accept_ra', 'disable_ipv6'])
 
 /** Reads and writes /proc/sys; injected for tests and the dry run. */
 export interface SysctlIo {
@@ -112,15 +122,16 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
     set(`${V4}/all/rp_filter`, '0')
   }
 
-  const makeOne = async (vhid: number, parent: string): Promise<string> => {
+  const makeOne = async ({ vhid, parent, ipv4, ipv6 }: VmacVhid): Promise<string> => {
     const name = vmacName(vhid)
-    const mac = vmacAddress(vhid)
+    const mac = vmacAddress(vhid, ipv6 && !ipv4)
     if (await exists(name)) {
       log.event('platform', `vhid=${vhid} ${name} left from an earlier run: deleting it`)
       await exec(['ip', 'link', 'del', 'dev', name])
     }
     await exec(['ip', 'link', 'add', 'link', parent, 'name', name, 'address', mac, 'type', 'macvlan', 'mode', 'private'])
-    set(`${V6}/${name}/disable_ipv6`, '1')
+    if (ipv6) for (const [knob, value] of IPV6_KNOBS) set(`${V6}/${name}/${knob}`, value)
+    else set(`${V6}/${name}/disable_ipv6`, '1')
     set(`${V4}/${name}/arp_ignore`, '1')
     set(`${V4}/${name}/accept_local`, '1')
     set(`${V4}/${name}/rp_filter`, '0')
@@ -146,10 +157,11 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
       } catch (err) {
         log.event('platform', `cannot relax net.ipv4.conf.all.rp_filter: ${(err as Error).message}`)
       }
-      for (const { vhid, parent } of vhids) {
+      for (const one of vhids) {
+        const { vhid, parent } = one
         try {
-          ready.set(vhid, await makeOne(vhid, parent))
-          log.event('platform', `vhid=${vhid} virtual MAC ${vmacAddress(vhid)} on ${vmacName(vhid)} (macvlan over ${parent})`)
+          ready.set(vhid, await makeOne(one))
+          log.event('platform', `vhid=${vhid} virtual MAC ${made.get(vhid)?.mac} on ${vmacName(vhid)} (macvlan over ${parent})`)
         } catch (err) {
           log.event('platform', `vhid=${vhid} no virtual MAC, gratuitous ARP only: ${(err as Error).message}`)
           await run(['ip', 'link', 'del', 'dev', vmacName(vhid)], COMMAND_TIMEOUT_MS).catch(() => undefined)
@@ -190,8 +202,8 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
         if (await exists(m.name)) continue
         try {
           await exec(['ip', 'link', 'add', 'link', m.parent, 'name', m.name, 'address', m.mac, 'type', 'macvlan', 'mode', 'private'])
-          for (const knob of ['disable_ipv6', 'arp_ignore', 'accept_local', 'rp_filter']) {
-            const path = `${knob === 'disable_ipv6' ? V6 : V4}/${m.name}/${knob}`
+          for (const knob of MACVLAN_KNOBS) {
+            const path = `${V6_KNOB.has(knob) ? V6 : V4}/${m.name}/${knob}`
             const value = wanted.get(path)
             if (value !== undefined) sysctl.write(path, value)
           }

@@ -24,6 +24,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { internetChecksum } from './checksum.js'
 import { PreparedHmac } from './hmac.js'
+import { ipv4ToUint32, ipv6Bytes, isIpv6 } from './ip.js'
 
 export const CARP_VERSION = 2
 export const CARP_TYPE_ADVERTISEMENT = 1
@@ -104,8 +105,9 @@ export function decodeCarp(bytes: Uint8Array): CarpDecodeResult {
 }
 
 /**
- * HMAC-SHA1 keyed by the vhid's password over version, type, vhid, the VIPs sorted
- * numerically (4 bytes each) and the counter, as carp_hmac_prepare() does. Binding
+ * HMAC-SHA1 keyed by the vhid's password over version, type, vhid, the IPv4 VIPs sorted
+ * numerically (4 bytes each), then the IPv6 VIPs sorted bytewise (16 bytes each), and
+ * the counter, as carp_hmac_prepare() does. Binding
  * the VIPs means two pairs that share a password but not addresses ignore each other.
  * Prepared once per vhid (key pads and the fixed part of the message): an advert
  * then costs two one-shot hashes.
@@ -118,10 +120,12 @@ export class CarpAuth {
 
   constructor(pass: string, vhid: number, vips: readonly string[]) {
     this.hmac = new PreparedHmac('sha1', pass)
-    const sorted = vips.map(ipv4ToUint32).sort((a, b) => a - b)
-    this.fixed = Buffer.alloc(3 + sorted.length * 4)
+    const v4 = vips.filter((a) => !isIpv6(a)).map(ipv4ToUint32).sort((a, b) => a - b)
+    const v6 = vips.filter(isIpv6).map(ipv6Bytes).sort(Buffer.compare)
+    this.fixed = Buffer.alloc(3 + v4.length * 4 + v6.length * 16)
     this.fixed.set([CARP_VERSION, CARP_TYPE_ADVERTISEMENT, vhid])
-    sorted.forEach((addr, i) => this.fixed.writeUInt32BE(addr, 3 + i * 4))
+    v4.forEach((addr, i) => this.fixed.writeUInt32BE(addr, 3 + i * 4))
+    v6.forEach((addr, i) => this.fixed.set(addr, 3 + v4.length * 4 + i * 16))
   }
 
   sign(counter: bigint): Buffer {
@@ -146,7 +150,4 @@ export function carpHmacValid(advert: CarpAdvert, pass: string, vips: readonly s
   return new CarpAuth(pass, advert.vhid, vips).valid(advert)
 }
 
-/** Dotted quad to an unsigned 32-bit number; the caller passes validated addresses. */
-export function ipv4ToUint32(address: string): number {
-  return address.split('.').reduce((acc, part) => acc * 256 + Number(part), 0)
-}
+export { ipv4ToUint32 }

@@ -449,8 +449,8 @@ t.test('reload: a multicast vhid on an interface the socket never joined waits f
   lab.clock.advance(4000)
   const notes = a.agent.reload(makeConfig('a', [vhidConfig({ interface: 'lan9' }), vhidConfig({ vhid: 2, interface: 'lan9' })]))
   t.same(notes, [
-    'vhid 1: multicast on lan9 takes effect after a restart',
-    'vhid 2: multicast on lan9 takes effect after a restart',
+    'vhid 1: multicast to 224.0.0.18 on lan9 takes effect after a restart',
+    'vhid 2: multicast to 224.0.0.18 on lan9 takes effect after a restart',
   ])
   t.same(a.agent.status().vhids.map((v) => [v.vhid, v.interface, v.state]), [[1, 'lan0', 'MASTER']], 'vhid 1 kept, vhid 2 not started')
   const more = a.agent.reload(makeConfig('a', [vhidConfig()], { preempt: false, preemptHolddownMs: 2000 }))
@@ -876,4 +876,50 @@ t.test('virtual MAC: a reload that restarts a vhid leaves it on gratuitous ARP u
   await lab.settle()
   t.ok(a.platform.calls.includes('add lan0 192.0.2.9/24'), 'the new VIP on lan0')
   t.notOk(a.agent.status().vhids[0]!.vmac)
+})
+
+t.test('IPv6: a vhid with only IPv6 VIPs advertises to ff02::12, hears link-local sources only, and holds its VIPs', async (t) => {
+  const lab = new Lab()
+  const vips = [{ address: '2001:db8::1', prefix: 64 }]
+  const a = lab.add('a', 'fe80::a', makeConfig('a', [vhidConfig({ vips })]))
+  const b = lab.add('b', 'fe80::b', makeConfig('b', [vhidConfig({ vips, advskew: 100 })]))
+  a.agent.start()
+  b.agent.start()
+  runChecked(t, lab, 10_000)
+  t.same(lab.masters(), ['a'])
+  t.ok(lab.net.log.length > 5 && lab.net.log.every((p) => p.to.address === 'ff02::12'), 'every advert to ff02::12')
+  await lab.settle()
+  t.ok(['add lan0 2001:db8::1/64', 'garp lan0 2001:db8::1'].every((c) => a.platform.calls.includes(c)), 'the VIP goes on and is announced')
+  t.match(a.agent.status().vhids[0], { transport: 'multicast ff02::12' })
+  const adv = lab.net.log.filter((p) => p.from.address === 'fe80::a').at(-1)!
+  for (const from of ['2001:db8::99', '192.0.2.9']) lab.net.inject({ address: from, port: CARP_PORT }, { address: 'ff02::12', port: CARP_PORT }, adv.payload)
+  lab.clock.advance(2)
+  t.equal(b.agent.status().drops.unknownSender, 2, 'a global source that is no VIP, and an IPv4 source, are refused')
+  // The master's cable is pulled: the backup takes over.
+  lab.net.cut({ address: 'fe80::a', port: CARP_PORT })
+  lab.clock.advance(5000)
+  t.equal(lab.state('b'), 'MASTER')
+})
+
+t.test('IPv6: unicast IPv6 peers; a vhid with IPv4 and IPv6 VIPs advertises over IPv4 and announces both', async (t) => {
+  const lab = new Lab()
+  const vips = [{ address: '2001:db8::1', prefix: 64 }]
+  const a = lab.add('a', '2001:db8::a', makeConfig('a', [vhidConfig({ vips, peers: [{ address: '2001:db8::b', port: 0 }] })]))
+  lab.add('b', '2001:db8::b', makeConfig('b', [vhidConfig({ vips, advskew: 100, peers: [{ address: '2001:db8::a', port: 0 }] })]))
+  for (const n of lab.nodes.values()) n.agent.start()
+  runChecked(t, lab, 10_000)
+  t.same(lab.masters(), ['a'])
+  t.ok(lab.net.log.every((p) => p.to.address === '2001:db8::b' || p.to.address === '2001:db8::a'), 'unicast to the IPv6 peer')
+  t.match(a.agent.status().vhids[0], { transport: 'unicast 2001:db8::b' })
+
+  const mixed = new Lab()
+  const both = [{ address: '192.0.2.1', prefix: 24 }, { address: '2001:db8::1', prefix: 64 }]
+  const m = mixed.add('a', A, makeConfig('a', [vhidConfig({ vips: both })]))
+  mixed.add('b', B, makeConfig('b', [vhidConfig({ vips: both, advskew: 100 })]))
+  for (const n of mixed.nodes.values()) n.agent.start()
+  runChecked(t, mixed, 10_000)
+  t.same(mixed.masters(), ['a'])
+  t.ok(mixed.net.log.every((p) => p.to.address === '224.0.0.18'), 'adverts over IPv4')
+  await mixed.settle()
+  t.ok(['add lan0 192.0.2.1/24', 'add lan0 2001:db8::1/64', 'garp lan0 192.0.2.1', 'garp lan0 2001:db8::1'].every((c) => m.platform.calls.includes(c)), `both VIPs on and announced: ${m.platform.calls.join(', ')}`)
 })

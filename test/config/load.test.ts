@@ -666,3 +666,15 @@ t.test('conflict: a WAN cannot need more probe answers than it has targets', asy
     t.match(ok.config.wanProbe, { intervalMs: 500, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
   }
 })
+
+t.test('IPv6: a vhid with only IPv6 VIPs advertises over IPv6, so its peers must be IPv6; one with an IPv4 VIP, IPv4', async (t) => {
+  const v6 = ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 2001:db8::1/64', 'carp.1.pass = s3cret']
+  const ok = configOf(t, [...v6, 'carp.1.peer = [2001:db8::12]:8240'].join('\n'))
+  t.same(ok.carp.vhids[0]!.vips, [{ address: '2001:db8::1', prefix: 64 }])
+  t.same(ok.carp.vhids[0]!.peers, [{ address: '2001:db8::12', port: 8240 }])
+  const e = onlyError(t, [...v6, 'carp.1.peer = 192.0.2.12'].join('\n'))
+  t.match(e, { code: 'conflict', key: 'carp.1.peer', line: 5 })
+  t.match(e.message, /vhid 1 has only IPv6 VIPs, so it advertises over IPv6: its peers must be IPv6 addresses \(192\.0\.2\.12 is not\)/)
+  const mixed = onlyError(t, ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 192.0.2.1/24, 2001:db8::1/64', 'carp.1.pass = s3cret', 'carp.1.peer = 2001:db8::12'].join('\n'))
+  t.match(mixed.message, /vhid 1 has an IPv4 VIP, so it advertises over IPv4: its peers must be IPv4 addresses \(2001:db8::12 is not\)/)
+})

@@ -96,7 +96,7 @@ t.test('formatErrors: one message per line', async (t) => {
       '/cf/carpd.conf:2: platfrom: unknown key (did you mean platform?)',
       '/cf/carpd.conf:3: carp.1.advskew = x: not a whole number (allowed: 0..254 (1/256 s))',
       '/cf/carpd.conf:3: carp.1.interface: missing required key (allowed: an interface name: up to 15 letters, digits, _ . - starting with a letter or digit)',
-      '/cf/carpd.conf:3: carp.1.vip: missing required key (allowed: IPv4/prefix (prefix 0..32), comma separated, e.g. 192.0.2.1/24)',
+      '/cf/carpd.conf:3: carp.1.vip: missing required key (allowed: IPv4/prefix (0..32) or IPv6/prefix (0..128), comma separated, e.g. 192.0.2.1/24, 2001:db8::1/64)',
       '/cf/carpd.conf:3: carp.1.pass: missing: set carp.1.pass or carp.1.passfile (allowed: any text)',
       '',
     ].join('\n'),

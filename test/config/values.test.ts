@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { rowByKey, type KeyRow } from '../../src/config/schema.js'
-import { emptyValue, parseIpv4, parseValue } from '../../src/config/values.js'
+import { cidrFromText, emptyValue, endpointText, parseIpv4, parseValue } from '../../src/config/values.js'
 
 function row(key: string): KeyRow {
   const found = rowByKey(key)
@@ -138,6 +138,28 @@ t.test('cidr list: the prefix is required, 0..32', async (t) => {
   ])
 })
 
+t.test('cidr list: IPv6 VIPs, canonical as ip(8) prints them, prefix 0..128, mixed with IPv4', async (t) => {
+  good(t, 'carp.N.vip', [
+    ['2001:DB8:0:0::1/64', [{ address: '2001:db8::1', prefix: 64 }], '2001:db8::1/64'],
+    ['192.0.2.1/24, 2001:db8::1/128', [{ address: '192.0.2.1', prefix: 24 }, { address: '2001:db8::1', prefix: 128 }], '192.0.2.1/24, 2001:db8::1/128'],
+    ['fe80::1/64', [{ address: 'fe80::1', prefix: 64 }], 'fe80::1/64'],
+  ])
+  bad(t, 'carp.N.vip', [
+    ['2001:db8::1', 'badValue'],
+    ['2001:db8::1/129', 'outOfRange'],
+    ['2001:db8::g/64', 'badValue'],
+    ['fe80::1%eth0/64', 'badValue'],
+  ])
+  for (const [text, why] of [['::/0', /:: cannot be a VIP/], ['::1/128', /::1 cannot be a VIP/], ['ff02::12/64', /multicast/], ['::ffff:192.0.2.1/128', /IPv4-mapped/]] as const) {
+    t.match(parseValue(row('carp.N.vip'), text), { ok: false, code: 'badValue', why }, text)
+  }
+  t.same(cidrFromText('2001:db8::1/64'), { address: '2001:db8::1', prefix: 64 }, 'fence lines carry IPv6 VIPs')
+  t.equal(cidrFromText('2001:db8::1/129'), null)
+  t.equal(cidrFromText('ff02::1/64'), null)
+  t.same(cidrFromText('192.0.2.1/24'), { address: '192.0.2.1', prefix: 24 })
+  t.equal(cidrFromText('192.0.2.1/33'), null)
+})
+
 t.test('endpoint: IPv4 with an optional port; no port = port 0 (the default)', async (t) => {
   good(t, 'sync.peer', [
     ['198.51.100.2', { address: '198.51.100.2', port: 0 }, '198.51.100.2'],
@@ -158,6 +180,22 @@ t.test('endpoint list', async (t) => {
     ['192.0.2.3, 192.0.2.4:9000', [{ address: '192.0.2.3', port: 0 }, { address: '192.0.2.4', port: 9000 }], '192.0.2.3, 192.0.2.4:9000'],
   ])
   bad(t, 'carp.N.peer', [['192.0.2.3,192.0.2.4:0', 'outOfRange'], ['192.0.2.3;192.0.2.4', 'badValue']])
+  good(t, 'carp.N.peer', [
+    ['2001:DB8::2', [{ address: '2001:db8::2', port: 0 }], '2001:db8::2'],
+    ['[2001:db8::2]:9000, fe80::2', [{ address: '2001:db8::2', port: 9000 }, { address: 'fe80::2', port: 0 }], '[2001:db8::2]:9000, fe80::2'],
+    ['[2001:db8::2]', [{ address: '2001:db8::2', port: 0 }], '2001:db8::2'],
+  ])
+  bad(t, 'carp.N.peer', [
+    ['[2001:db8::2]:0', 'outOfRange'],
+    ['[2001:db8::2]:x', 'badValue'],
+    ['[2001:db8::2', 'badValue'],
+    ['2001:db8::2:9000:1:2:3:4', 'badValue'],
+    ['ff02::12', 'badValue'],
+    ['[::]:8240', 'badValue'],
+  ])
+  t.equal(endpointText({ address: '2001:db8::2', port: 9000 }), '[2001:db8::2]:9000')
+  t.equal(endpointText({ address: '2001:db8::2', port: 0 }), '2001:db8::2')
+  t.equal(endpointText({ address: '192.0.2.2', port: 9000 }), '192.0.2.2:9000')
 })
 
 t.test('path: absolute, no control characters', async (t) => {

@@ -6,6 +6,7 @@ import type { Config } from '../../src/config/types.js'
 import { Board, type BoardIo, openBoard } from '../../src/daemon/board.js'
 import { Demotions } from '../../src/daemon/demotion.js'
 import type { Transport } from '../../src/io/transport.js'
+import type { UdpOptions } from '../../src/io/udp.js'
 import type { SyncBackend } from '../../src/sync/backend.js'
 import { makeConfig, memIo, RecordingPlatform, vhidConfig } from '../helpers/agents.js'
 import { FakeClock } from '../helpers/clock.js'
@@ -135,4 +136,22 @@ t.test('the demotion counter: shares by reason, capped, a change heard once', as
   d.set('link:lan0', 0, 'up')
   t.same(heard, ['240 down', '255 waiting', '32 up'])
   t.equal(d.get('link:lan0'), 0)
+})
+
+t.test('openBoard: an IPv6-only vhid gets an IPv6 socket on the CARP port joining ff02::12 on its interface, no IPv4 address needed', async (t) => {
+  const clock = new FakeClock(0)
+  const events: string[] = []
+  const opened: UdpOptions[] = []
+  const config = makeConfig('a', [vhidConfig(), vhidConfig({ vhid: 2, interface: 'lan6', vips: [{ address: '2001:db8::1', prefix: 64 }], vmac: true })])
+  const io = edges(clock, events, { interfaceNet: (iface) => (iface === 'lan0' ? NET : undefined) })
+  const openUdp = io.openUdp
+  const board = await openBoard(deps(config, clock, { ...io, openUdp: (opts) => (opened.push(opts), openUdp(opts)) }))
+  if (typeof board === 'string') throw new Error(board)
+  t.same(events.slice(0, 2), ['open 0.0.0.0:8240 ttl 255 join 224.0.0.18', 'open :::8240 ttl 255 join ff02::12'])
+  t.match(opened[1], { ipv6: true, bindAddress: '::', multicastGroup: 'ff02::12' })
+  t.same([...opened[1]!.multicastInterfaces], [['lan6', '::%lan6']], 'joined on the interface, named as the scope of ::')
+  t.same([...opened[1]!.sendInterfaces!], [['carp2', '::%carp2']], 'its virtual MAC sends by scope too')
+  t.same([...opened[0]!.multicastInterfaces], [['lan0', '192.0.2.2']], 'the IPv4 socket joins only where IPv4 vhids are')
+  await board.stop()
+  t.ok(events.includes('close :::8240') && events.includes('close 0.0.0.0:8240'), 'both closed')
 })

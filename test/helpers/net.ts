@@ -2,7 +2,7 @@
 // through the fake clock after a latency, multicast to every member but the sender.
 import type { Endpoint } from '../../src/config/types.js'
 import type { Transport } from '../../src/io/transport.js'
-import { CARP_MULTICAST_GROUP } from '../../src/carp/constants.js'
+import { CARP_MULTICAST_GROUP, CARP_MULTICAST_GROUP6 } from '../../src/carp/constants.js'
 import type { FakeClock } from './clock.js'
 
 type Handler = (payload: Buffer, from: Endpoint) => void
@@ -61,7 +61,7 @@ export class MemNet {
     if (sender?.cut) return
     this.log.push({ atMs: this.clock.now(), from, to, payload, ...(iface === undefined ? {} : { iface }) })
     const targets =
-      to.address === CARP_MULTICAST_GROUP
+      to.address === CARP_MULTICAST_GROUP || to.address === CARP_MULTICAST_GROUP6
         ? [...this.members.values()].filter((m) => m.ep.port === to.port && m !== sender)
         : [this.members.get(`${to.address}:${to.port}`)].filter((m) => m !== undefined)
     for (const m of targets) {

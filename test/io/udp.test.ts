@@ -5,6 +5,7 @@ import { Agent } from '../../src/carp/agent.js'
 import { Demotions } from '../../src/daemon/demotion.js'
 import { realClock } from '../../src/io/clock.js'
 import { openUdpTransport } from '../../src/io/udp.js'
+import { dualTransport } from '../../src/io/transport.js'
 import { decodeCarp } from '../../src/wire/carp.js'
 import { makeConfig, RecordingPlatform, vhidConfig } from '../helpers/agents.js'
 import { freeUdpPort } from '../helpers/ports.js'
@@ -132,4 +133,18 @@ t.test('multicast interfaces without a group are refused, and the socket is not 
   await t.rejects(openUdpTransport({ port, bindAddress: '0.0.0.0', multicastInterfaces: new Map([['lo', LO]]) }), /without a group/)
   const again = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
   await again.close()
+})
+
+t.test('IPv6: a v6-only socket on ::1 and a v4 one on the same port, one receiver through dualTransport', async (t) => {
+  const port = await freeUdpPort()
+  const v4 = await openUdpTransport({ port, bindAddress: LO, multicastInterfaces: new Map() })
+  const v6 = await openUdpTransport({ port, bindAddress: '::1', ipv6: true, multicastInterfaces: new Map(), ttl: 255 })
+  const both = dualTransport(v4, v6)
+  t.teardown(() => both.close())
+  const got: string[] = []
+  both.onPacket((payload, from) => got.push(`${payload.toString()} from ${from.address}`))
+  await both.send(Buffer.from('four'), { address: LO, port })
+  await both.send(Buffer.from('six'), { address: '::1', port })
+  for (let i = 0; i < 50 && got.length < 2; i++) await sleep(10)
+  t.same(got.sort(), ['four from 127.0.0.1', 'six from ::1'], 'each family by its own socket, the sender as the kernel names it')
 })

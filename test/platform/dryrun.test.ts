@@ -16,6 +16,14 @@ t.test('dry-run logs the exact Linux commands and runs nothing', async (t) => {
     'platform dry-run: ip -4 addr del 192.0.2.1/24 dev lan0',
     "platform dry-run: '/cf/my hook.sh' 1 lan0 192.0.2.1 MASTER",
   ])
+  lines.length = 0
+  const v6 = { address: '2001:db8::1', prefix: 64 }
+  await p.addVip('lan0', v6)
+  await p.garp('lan0', v6)
+  t.same(lines, [
+    'platform dry-run: ip -6 addr add 2001:db8::1/64 dev lan0 nodad',
+    'platform dry-run: na6 -i lan0 -s 2001:db8::1 -d ff02::1 -t 2001:db8::1 -o -e',
+  ], 'IPv6: without DAD, and an unsolicited neighbour advertisement')
 })
 
 t.test('quoteForDisplay', async (t) => {

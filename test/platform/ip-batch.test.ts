@@ -49,6 +49,7 @@ t.test('batchable: VIP and link changes with plain arguments, nothing else', asy
   t.equal(batchable(['ip', '-4', 'addr', 'add', '192.0.2.1/24', 'dev', 'carp1']), 'addr add 192.0.2.1/24 dev carp1')
   t.equal(batchable(['ip', 'addr', 'del', '192.0.2.1/24', 'dev', 'eth0']), 'addr del 192.0.2.1/24 dev eth0')
   t.equal(batchable(['ip', 'link', 'set', 'dev', 'carp1', 'up']), 'link set dev carp1 up')
+  t.equal(batchable(['ip', '-6', 'addr', 'add', '2001:db8::1/64', 'dev', 'carp1', 'nodad']), 'addr add 2001:db8::1/64 dev carp1 nodad', 'IPv6: ip takes the family from the address')
   t.equal(batchable(['ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0']), null, 'output wanted: its own process')
   t.equal(batchable(['ip', 'link', 'add', 'link', 'eth0', 'name', 'carp1']), null)
   t.equal(batchable(['arping', '-U', '192.0.2.1']), null)

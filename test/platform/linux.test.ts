@@ -111,3 +111,38 @@ t.test('prepare() detects the arping once at start; only Habets may announce bef
   await iputils.prepare()
   t.equal(iputils.garpBeforeAddress, false, 'iputils binds to the address: wait for it')
 })
+
+t.test('IPv6 VIPs: ip -6 with nodad (no DAD delay); the unsolicited NA with na6, detected once; without na6 the call fails loudly', async (t) => {
+  const v6 = { address: '2001:db8::1', prefix: 64 }
+  const r = fakeRunner([
+    ['ip -6 addr add', exit(2, 'Error: ipv6: address already assigned.')],
+    ['ip -6 addr del', exit(2, 'Error: ipv6: address not found.')],
+    ['na6 -h', exit(1, 'usage: na6 -i INTERFACE ...')],
+  ])
+  const p = linuxPlatform({ run: r.run, log })
+  await p.addVip('carp1', v6)
+  await p.removeVip('carp1', v6)
+  await p.garp('carp1', v6)
+  await p.garp('carp1', v6)
+  t.same(r.calls, [
+    'ip -6 addr add 2001:db8::1/64 dev carp1 nodad (5000 ms)',
+    'ip -6 addr del 2001:db8::1/64 dev carp1 (5000 ms)',
+    'na6 -h (5000 ms)',
+    'na6 -i carp1 -s 2001:db8::1 -d ff02::1 -t 2001:db8::1 -o -e (5000 ms)',
+    'na6 -i carp1 -s 2001:db8::1 -d ff02::1 -t 2001:db8::1 -o -e (5000 ms)',
+  ])
+  const missing = linuxPlatform({ run: fakeRunner([['na6', exit(-1, 'ENOENT: spawn na6 ENOENT')]]).run, log })
+  await t.rejects(missing.garp('lan0', v6), { code: 'notSupported', message: /no na6 .*ipv6toolkit/ })
+  const failing = fakeRunner([['na6 -h', exit(1, 'na6: usage')], ['na6 -i', exit(1, 'Error opening device')]])
+  const f = linuxPlatform({ run: failing.run, log })
+  await t.rejects(f.garp('lan0', v6), { code: 'commandFailed', message: /na6 -i lan0 .*: Error opening device/ })
+  await t.rejects(f.garp('lan0', v6))
+  t.equal(failing.calls.filter((c) => c.startsWith('na6 -h')).length, 2, 'looked for again after a failure')
+})
+
+t.test('the self-repair check reads IPv4 and IPv6 addresses', async (t) => {
+  const json = JSON.stringify([{ ifname: 'carp1', addr_info: [{ family: 'inet', local: '192.0.2.1' }, { family: 'inet6', local: '2001:db8::1' }, { family: 'inet6', local: 'fe80::1' }, { family: 'other', local: 'x' }] }])
+  const r = fakeRunner([['ip -j addr show dev carp1', ok(json)]])
+  const p = linuxPlatform({ run: r.run, log })
+  t.same([...(await p.addresses!('carp1'))], ['192.0.2.1', '2001:db8::1', 'fe80::1'])
+})

@@ -51,7 +51,7 @@ t.test('names and MACs: carpN, 00:00:5e:00:01:NN (RFC 5798 §7.3)', async (t) =>
 t.test('setUp: a leftover is deleted, the macvlan made down, the sysctls set; tearDown puts everything back', async (t) => {
   const h = host(['lan0', 'carp1'], base())
   const before = { ...h.sysctl }
-  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
   t.same([...ready], [[1, 'carp1']])
   t.same(h.calls, [
     'ip link show dev carp1',
@@ -83,14 +83,14 @@ t.test('setUp: a leftover is deleted, the macvlan made down, the sysctls set; te
 
 t.test('a macvlan that cannot be made leaves that vhid on ARP only, and the others go on', async (t) => {
   const h = host(['lan0', 'lan1'], base(), /name carp1 /)
-  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }, { vhid: 2, parent: 'lan1' }])
+  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }, { vhid: 2, parent: 'lan1', ipv4: true, ipv6: false }])
   t.same([...ready], [[2, 'carp2']])
   t.match(h.lines.join('\n'), /vhid=1 no virtual MAC, gratuitous ARP only: ip link add .*Operation not supported/)
 })
 
 t.test('check: a deleted macvlan is made again (up if it was), a sysctl changed back is set again; each is one repair line', async (t) => {
   const h = host(['lan0'], base())
-  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
   t.same(await h.vmacs.check(), [], 'nothing to repair')
   await h.vmacs.link(1, true)
   h.present.delete('carp1')
@@ -102,7 +102,7 @@ t.test('check: a deleted macvlan is made again (up if it was), a sysctl changed 
   t.equal(h.sysctl['/proc/sys/net/ipv4/conf/carp1/arp_ignore'], '1', 'the new macvlan has its sysctls')
   // A host that refuses: logged, tried again at the next check.
   const refusing = host(['lan0'], base())
-  await refusing.vmacs.setUp([{ vhid: 3, parent: 'lan0' }])
+  await refusing.vmacs.setUp([{ vhid: 3, parent: 'lan0', ipv4: true, ipv6: false }])
   refusing.present.delete('carp3')
   const broken = host(['lan0'], base(), /name carp3 /)
   t.same(await broken.vmacs.check(), [], 'nothing made yet: nothing to check')
@@ -111,7 +111,31 @@ t.test('check: a deleted macvlan is made again (up if it was), a sysctl changed 
 
 t.test('all.rp_filter already 0: no interface is touched for it', async (t) => {
   const h = host(['lan0'], { ...base(), '/proc/sys/net/ipv4/conf/all/rp_filter': '0' })
-  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0' }])
+  await h.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
   t.equal(h.sysctl['/proc/sys/net/ipv4/conf/wan0/rp_filter'], '1')
   t.equal(h.sysctl['/proc/sys/net/ipv4/conf/lan0/rp_filter'], '0')
+})
+
+t.test('a vhid with IPv6 VIPs: IPv6 on without an address of its own, no DAD, no RAs; IPv6-only takes VRRP\'s IPv6 MAC', async (t) => {
+  const h = host(['lan0'], base())
+  for (const name of ['carp1', 'carp2']) {
+    for (const [knob, value] of [['addr_gen_mode', '0'], ['accept_dad', '1'], ['accept_ra', '1']]) h.sysctl[`/proc/sys/net/ipv6/conf/${name}/${knob}`] = value!
+  }
+  const ready = await h.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: true }, { vhid: 2, parent: 'lan0', ipv4: false, ipv6: true }])
+  t.same([...ready], [[1, 'carp1'], [2, 'carp2']])
+  t.match(h.calls.join('\n'), /name carp1 address 00:00:5e:00:01:01 /, 'IPv4 and IPv6 VIPs: the IPv4 MAC, as carp(4)')
+  t.match(h.calls.join('\n'), /name carp2 address 00:00:5e:00:02:02 /, 'IPv6 only: 00:00:5e:00:02:VHID')
+  t.equal(vmacAddress(2, true), '00:00:5e:00:02:02')
+  for (const name of ['carp1', 'carp2']) {
+    const v6 = (knob: string) => h.sysctl[`/proc/sys/net/ipv6/conf/${name}/${knob}`]
+    t.same([v6('addr_gen_mode'), v6('accept_dad'), v6('accept_ra'), v6('disable_ipv6')], ['1', '0', '0', '0'], `${name}: no link-local address, no DAD, no RAs, IPv6 on`)
+  }
+  t.ok(h.lines.some((l) => /vhid=2 virtual MAC 00:00:5e:00:02:02 on carp2/.test(l)), 'the console names the MAC in use')
+  // Deleted by someone else: made again with the same IPv6 settings.
+  h.present.delete('carp2')
+  h.sysctl['/proc/sys/net/ipv6/conf/carp2/addr_gen_mode'] = '0'
+  const repairs = await h.vmacs.check()
+  t.match(repairs.join('\n'), /carp2 was deleted by someone else/)
+  t.equal(h.sysctl['/proc/sys/net/ipv6/conf/carp2/addr_gen_mode'], '1', 'its addr_gen_mode set again')
+  t.match(h.calls.join('\n'), /link add link lan0 name carp2 address 00:00:5e:00:02:02 type macvlan mode private\n.*link add link lan0 name carp2 address 00:00:5e:00:02:02/s)
 })

@@ -45,3 +45,19 @@ t.test('hmacOf: the same as createHmac for each key, across more keys than it ke
   }
   t.same(hmacOf('sha1', 'key-1', Buffer.from('x')), createHmac('sha1', 'key-1').update('x').digest(), 'the algorithm is part of the prepared key')
 })
+
+t.test('CarpAuth with IPv6 VIPs: the IPv4 VIPs sorted, then the IPv6 ones sorted bytewise, 16 bytes each (carp_hmac_prepare)', async (t) => {
+  const vips = ['2001:db8::20', '192.0.2.9', 'fe80::1', '2001:db8::3', '192.0.2.1']
+  const msg = Buffer.concat([
+    Buffer.from([2, 1, 9]),
+    Buffer.from([192, 0, 2, 1, 192, 0, 2, 9]),
+    Buffer.from('20010db8000000000000000000000003', 'hex'),
+    Buffer.from('20010db8000000000000000000000020', 'hex'),
+    Buffer.from('fe800000000000000000000000000001', 'hex'),
+    Buffer.from('0000000500000007', 'hex'),
+  ])
+  const want = createHmac('sha1', 'pw').update(msg).digest()
+  t.same(new CarpAuth('pw', 9, vips).sign((5n << 32n) | 7n), want)
+  t.same(carpHmac('pw', 9, [...vips].reverse(), (5n << 32n) | 7n), want, 'in any order')
+  t.not(carpHmac('pw', 9, ['2001:db8::3'], 1n).equals(carpHmac('pw', 9, ['2001:db8::4'], 1n)), true, 'the addresses are bound')
+})
