@@ -17,7 +17,7 @@ import { openUdpTransport } from '../io/udp.js'
 import { conntrackBackend } from '../platform/conntrack.js'
 import { dryRunPlatform, dryRunSyncBackend } from '../platform/dryrun.js'
 import { type Runner, execRunner } from '../platform/exec.js'
-import { spawnFence } from '../platform/fence.js'
+import { endOldFences, spawnFence } from '../platform/fence.js'
 import { addressNow, interfaceNet, linkMtu } from '../platform/host.js'
 import { linuxPlatform } from '../platform/linux.js'
 import { ipBatchRunner } from '../platform/ip-batch.js'
@@ -107,6 +107,13 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     serialPort: (opts) => new SerialLine({ ...opts, run: dryRun ? logOnly : execRunner, clock, log }),
     wanApplier: () => (dryRun ? dryRunWanApplier(log) : linuxWanApplier({ run: execRunner, log })),
     reversePathWarning: (iface) => reversePathWarning(iface, (path) => readFileSync(path, 'utf8')),
-    spawnFence: (onExpired) => (dryRun ? null : spawnFence({ argv: [process.execPath, process.argv[1]!, 'fence', config.node], log, onExpired })),
+    spawnFence: (onExpired) => {
+      if (dryRun) return null
+      const argv = [process.execPath, process.argv[1]!, 'fence', config.node]
+      // A fence of an earlier run still watching over its VIPs must not take ours off.
+      const told = endOldFences(argv)
+      if (told > 0) log.event('fence', `${told} fence(s) of an earlier run told to stop watching`)
+      return spawnFence({ argv, log, onExpired })
+    },
   }
 }

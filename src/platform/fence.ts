@@ -11,12 +11,18 @@
 // The fence removes the VIPs of a vhid whose hold ran out, says so on the console and
 // answers `expired <vhid>` so carpd, when it runs again, knows the addresses are gone.
 // When carpd goes away (its end of the pipe closes) the fence removes whatever it
-// still guards and exits: nobody renews those leases any more.
+// still guards: nobody renews those leases any more. A command carpd started just
+// before it died (a slow `ip addr add`) may still land after that (simulator, seed
+// 20000923: 1.8 s later, and the peer took over next to it), so for
+// FENCE_AFTERMATH_MS the fence keeps looking and takes such a VIP off again, then
+// exits. A carpd started again meanwhile ends that watch first (SIGUSR2 to the fences
+// of its node that are not its own), so the two never fight over a VIP.
 //
 // It is the same bundle started as `carpd fence` (one file on the CF card); it runs
 // only `ip addr del` through the platform adapter.
 
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Cidr } from '../config/types.js'
@@ -34,6 +40,8 @@ export interface FenceCoreDeps {
   clock: Clock
   log: Logger
   removeVip(iface: string, vip: Cidr): Promise<void>
+  /** The addresses on an interface now (the watch after carpd died); absent: no watch. */
+  addresses?(iface: string): Promise<Set<string>>
   /** A line back to carpd. */
   reply(line: string): void
 }
@@ -41,6 +49,14 @@ export interface FenceCoreDeps {
 /** A failed removal is tried again this often, this many times in all. */
 export const FENCE_RETRY_MS = 1000
 export const FENCE_REMOVE_TRIES = 10
+/**
+ * After carpd died, the guarded VIPs are kept off this long: carpd gives a command
+ * COMMAND_TIMEOUT_MS (platform/linux.ts) before it kills it, and a dead carpd kills
+ * nothing, so one it started last is given as long and a second more...
+ */
+export const FENCE_AFTERMATH_MS = 6000
+/** ...looking this often. */
+export const FENCE_AFTERMATH_CHECK_MS = 250
 
 interface Guard {
   iface: string
@@ -52,7 +68,10 @@ interface Guard {
 export class FenceCore {
   private readonly guards = new Map<number, Guard>()
   private buffer = ''
+  private stopped = false
   badLines = 0
+  /** VIPs taken off again by the watch after carpd died. */
+  lateRemovals = 0
 
   constructor(private readonly deps: FenceCoreDeps) {}
 
@@ -70,10 +89,36 @@ export class FenceCore {
     }
   }
 
-  /** carpd is gone: nothing renews the leases, so what is guarded goes now. */
+  /**
+   * carpd is gone: nothing renews the leases, so what is guarded goes now, and stays
+   * off for FENCE_AFTERMATH_MS (see the top of this file). Resolves when the watch ends.
+   */
   async end(): Promise<void> {
+    const guarded = [...this.guards.values()].map((g) => ({ iface: g.iface, vips: g.vips }))
     const pending = [...this.guards.keys()].map((vhid) => this.expire(vhid, 'carpd exited'))
     await Promise.all(pending)
+    const addresses = this.deps.addresses
+    if (!addresses || guarded.length === 0) return
+    const { clock } = this.deps
+    const until = clock.now() + FENCE_AFTERMATH_MS
+    while (!this.stopped && clock.now() < until) {
+      await new Promise<void>((resolve) => clock.at(clock.now() + FENCE_AFTERMATH_CHECK_MS, resolve))
+      for (const g of guarded) {
+        if (this.stopped) return
+        const present = await addresses.call(this.deps, g.iface).catch(() => new Set<string>())
+        for (const vip of g.vips.filter((v) => present.has(v.address))) {
+          if (this.stopped) return
+          this.lateRemovals++
+          this.deps.log.event('fence', `${vip.address} came back on ${g.iface} after carpd exited (a command it started before): removing it again`)
+          await this.deps.removeVip(g.iface, vip).catch((err: Error) => this.deps.log.event('fence', `removing ${vip.address} again failed: ${err.message}`))
+        }
+      }
+    }
+  }
+
+  /** A carpd started again: it owns the VIPs now, so the watch after the old one's death ends. */
+  stop(): void {
+    this.stopped = true
   }
 
   get guarded(): number[] {
@@ -198,4 +243,31 @@ export function spawnFence(opts: FenceProcessOptions): Fence {
       child?.stdin!.end()
     },
   }
+}
+
+/**
+ * Ends the watch of fences an earlier carpd of this node left (see the top of this
+ * file): SIGUSR2 to every process whose command line is `argv` (the same bundle,
+ * `fence NODE`). Returns how many were told. Linux /proc; elsewhere none are found.
+ */
+export function endOldFences(argv: readonly string[], proc = '/proc'): number {
+  const want = argv.slice(1).join('\0')
+  let told = 0
+  let pids: string[] = []
+  try {
+    pids = readdirSync(proc).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+  } catch {
+    return 0
+  }
+  for (const pid of pids) {
+    try {
+      const args = readFileSync(`${proc}/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1)
+      if (args.slice(1).join('\0') !== want) continue
+      process.kill(Number(pid), 'SIGUSR2')
+      told++
+    } catch {
+      // Gone meanwhile, or not ours to signal.
+    }
+  }
+  return told
 }

@@ -28,6 +28,7 @@ export interface LinuxOptions {
 }
 
 export interface LinuxPlatform extends Platform {
+  addresses(iface: string): Promise<Set<string>>
   linkUp(iface: string): boolean
   readonly garpBeforeAddress: boolean
   prepare(): Promise<void>

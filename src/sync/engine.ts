@@ -445,6 +445,11 @@ export class SyncEngine {
     return this.newRecords
   }
 
+  /** A vhid of this board is MASTER (promoted() and stoppedServing() say so). */
+  get isServing(): boolean {
+    return this.serving
+  }
+
   /**
    * After a commit (and its echoes): peer records came in while it ran, or a peer
    * record is newer than the kernel's entry (one came in after its flow was planned):

@@ -373,6 +373,8 @@ class SimBoard {
   commandDelayMs = COMMAND_MS
   commandsFail = false
   fence: FenceCore | null = null
+  /** The fence of a crashed run, still watching its VIPs until this board starts again. */
+  oldFence: FenceCore | null = null
   /** Its connection table: the kernel's, so it outlives carpd's crashes. */
   readonly kernel: SimKernel
   readonly lines: string[] = []
@@ -411,9 +413,12 @@ class SimBoard {
   /**
    * The OS as one process sees it. `alive` says whether that process still runs: a
    * dead carpd's promise chains go on in this simulation, but a dead process spawns
-   * no command (one spawned before it died still completes).
+   * no command (one spawned before it died still completes). `deliver` hands a
+   * command's end to the process: a paused carpd learns it only when it runs again
+   * (the command's effect happens on time all the same: simulator seed 10001205, where
+   * a paused carpd read the addresses, found its VIP gone and put it back).
    */
-  platform(alive: () => boolean = () => true): Platform {
+  platform(alive: () => boolean = () => true, deliver: (fn: () => void) => void = (fn) => fn()): Platform {
     const world = this.world
     const op = (what: (() => void) | null): Promise<void> =>
       new Promise((resolve, reject) => {
@@ -421,9 +426,9 @@ class SimBoard {
         const fail = this.commandsFail
         world.clock.at(world.clock.now() + this.commandDelayMs, () => {
           world.platformSettled = true
-          if (fail) return reject(new Error('command failed'))
+          if (fail) return deliver(() => reject(new Error('command failed')))
           what?.()
-          resolve()
+          deliver(resolve)
         })
       })
     return {
@@ -439,8 +444,9 @@ class SimBoard {
           const fail = this.commandsFail
           world.clock.at(world.clock.now() + this.commandDelayMs, () => {
             world.platformSettled = true
-            if (fail) return reject(new Error('command failed'))
-            resolve(new Set([VIP.address].filter((a) => world.holding(a).includes(this.index))))
+            if (fail) return deliver(() => reject(new Error('command failed')))
+            const held = new Set([VIP.address].filter((a) => world.holding(a).includes(this.index)))
+            deliver(() => resolve(held))
           })
         }),
     }
@@ -452,12 +458,15 @@ class SimBoard {
     this.crashed = false
     const alive = () => gen === this.gen && !this.crashed
     const clock: Clock = { now: () => world.clock.now(), wall: () => world.clock.wall(), at: (at, fn) => world.clock.at(at, this.gate(gen, fn)) }
-    const platform = this.platform(alive)
+    const platform = this.platform(alive, (fn) => this.gate(gen, fn)())
     const fencePlatform = this.platform()
     // The fence is a process of its own: it runs while carpd is paused, and removes
     // what it guards when carpd dies.
+    // A carpd started again ends the watch of the fence its dead predecessor left (SIGUSR2).
+    this.oldFence?.stop()
+    this.oldFence = null
     const fence = this.world.scenario.mode === 'witness'
-      ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => fencePlatform.removeVip(iface, vip), reply: (line) => {
+      ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => fencePlatform.removeVip(iface, vip), addresses: (iface) => fencePlatform.addresses!(iface), reply: (line) => {
         const m = /^expired (\d+)/.exec(line)
         if (m) world.clock.at(world.clock.now() + 1, this.gate(gen, () => this.board?.agent.fenceExpired(Number(m[1]))))
       } })
@@ -514,6 +523,7 @@ class SimBoard {
     this.queue.length = 0
     this.board = null
     void this.fence?.end()
+    this.oldFence = this.fence
     this.fence = null
   }
 
@@ -720,17 +730,19 @@ export class World {
    */
   checkCommit(b: SimBoard, waited = 0): void {
     const sync = b.board?.sync
-    const engine = (sync as unknown as { engine?: { peer: Map<string, string>; localReady: boolean } } | null)?.engine
+    const engine = (sync as unknown as { engine?: { peer: Map<string, string>; localReady: boolean; newDuringCommit: boolean; moreToCommit(): boolean } } | null)?.engine
     // A board that stepped down meanwhile no longer serves the flows: the peer does.
     // With both MASTER (a two-node split), both serve and each one's states are news
     // to the other: there is no single newest table to judge.
     const master = (x: SimBoard | undefined) => x?.board?.status().vhids.some((v) => v.state === 'MASTER') ?? false
     if (!sync || !engine || !master(b) || master(this.boards[1 - b.index])) return
-    if (!engine.localReady) {
-      // Its first table read is still running (slow commands): the commit that
-      // follows the read is the one to judge.
+    // Waits 30 s at most; then the kernel is judged as it is.
+    if ((!engine.localReady || (engine.newDuringCommit && engine.moreToCommit())) && waited < 600) {
+      // Its first table read is still running (slow commands), or peer records came
+      // in after the last commit was planned (the old master forwards during its
+      // release grace): the commit that follows is the one to judge.
       const gen = b.gen
-      if (waited < 600) this.clock.at(this.clock.now() + 50, () => void sync.commitsDone().then(() => (b.gen === gen ? this.checkCommit(b, waited + 1) : undefined)))
+      this.clock.at(this.clock.now() + 50, () => void sync.commitsDone().then(() => (b.gen === gen ? this.checkCommit(b, waited + 1) : undefined)))
       return
     }
     let missing = 0

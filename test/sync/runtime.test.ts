@@ -359,3 +359,27 @@ t.test('review: a board that stops serving while a table it wants is outstanding
   b.link.stoppedServing()
   t.same(b.demotes.at(-1), ['sync', DEMOTE_SYNC_BULK], 'demoted by 32 until the table is in')
 })
+
+t.test('serving: what the old master changed during its release grace, after the takeover commits, goes into the kernel (simulator seed 10001359)', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(1, 120, 1), flow(2)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  await b.link.promoted()
+  await settle(300)
+  const loads = b.backend.loaded.length
+  // a still forwards for a moment: flow 1 becomes ESTABLISHED there, a new flow 3 starts.
+  a.backend.onChange({ op: 'upsert', flow: flow(1, 7000, 3) })
+  a.backend.onChange({ op: 'upsert', flow: flow(3) })
+  await settle(50)
+  t.equal(b.backend.loaded.length, loads, 'not at once: a commit a settle time after the first record')
+  await settle(200)
+  const late = b.backend.loaded.slice(loads)
+  t.same(late.map((f) => [f.orig.src, f.tcpState]).sort(), [[flow(1).orig.src, 3], [flow(3).orig.src, 3]], 'the newer state of flow 1 and the new flow 3 are loaded')
+  t.same(src(b.backend.removed), [flow(1).orig.src], 'flow 1\'s older entry replaced')
+  // A board that serves nothing loads nothing of what comes in.
+  b.link.stoppedServing()
+  a.backend.onChange({ op: 'upsert', flow: flow(4) })
+  await settle(300)
+  t.equal(b.backend.loaded.length, loads + 2, 'a backup only keeps its copy')
+})
