@@ -66,6 +66,8 @@ export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, 
   return {
     send(payload, to, iface) {
       const ifaceAddr = iface === undefined ? undefined : ifaces.get(iface)
+      // A link-local unicast peer is reached through the named interface (its zone).
+      if (iface !== undefined && /^fe[89ab]/i.test(to.address)) return sendNow(payload, { address: `${to.address}%${iface}`, port: to.port })
       if (to.address !== group || ifaceAddr === undefined) return sendNow(payload, to)
       const sent = multicastChain.then(() => {
         sock.setMulticastInterface(ifaceAddr)
@@ -76,7 +78,9 @@ export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, 
     },
     onPacket(handler) {
       sock.removeAllListeners('message')
-      sock.on('message', (msg, rinfo) => handler(msg, { address: rinfo.address, port: rinfo.port }))
+      // A link-local IPv6 source comes with the zone it arrived in ("fe80::1%eth0"):
+      // the address alone is what the configuration and the checks name.
+      sock.on('message', (msg, rinfo) => handler(msg, { address: rinfo.address.replace(/%.*$/, ''), port: rinfo.port }))
     },
     close: () => new Promise((resolve) => sock.close(() => resolve())),
   }

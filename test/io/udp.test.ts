@@ -148,3 +148,24 @@ t.test('IPv6: a v6-only socket on ::1 and a v4 one on the same port, one receive
   for (let i = 0; i < 50 && got.length < 2; i++) await sleep(10)
   t.same(got.sort(), ['four from 127.0.0.1', 'six from ::1'], 'each family by its own socket, the sender as the kernel names it')
 })
+
+t.test('IPv6 link-local: a unicast peer is sent to through the named interface; a source comes without its zone', async (t) => {
+  const { udpTransport } = await import('../../src/io/udp.js')
+  const sent: string[] = []
+  let onMessage: ((msg: Buffer, rinfo: { address: string; port: number }) => void) | null = null
+  const fake = {
+    setMulticastInterface: () => {},
+    send: (_p: Buffer, port: number, addr: string, cb: (err: Error | null) => void) => (sent.push(`${addr} ${port}`), cb(null)),
+    removeAllListeners: () => {},
+    on: (_e: string, fn: typeof onMessage) => (onMessage = fn),
+  }
+  const tr = udpTransport(fake as never, new Map([['lan0', '::%lan0']]), 'ff02::12')
+  await tr.send(Buffer.alloc(1), { address: 'fe80::2', port: 8240 }, 'lan0')
+  await tr.send(Buffer.alloc(1), { address: '2001:db8::2', port: 8240 }, 'lan0')
+  t.same(sent, ['fe80::2%lan0 8240', '2001:db8::2 8240'], 'the zone only where the address needs one')
+  const got: string[] = []
+  tr.onPacket((_p, from) => got.push(`${from.address} ${from.port}`))
+  onMessage!(Buffer.alloc(1), { address: 'fe80::1%lan0', port: 8240 })
+  onMessage!(Buffer.alloc(1), { address: '192.0.2.1', port: 8240 })
+  t.same(got, ['fe80::1 8240', '192.0.2.1 8240'])
+})
