@@ -6,8 +6,11 @@
 // ucarp when they are installed. For carpd the client also records the master's last
 // advert, so the outage can be set against carp(4)'s theoretical master-down time.
 // Planned switchover: pings lost around `carpd ctl maint on`.
+// Low-power stand-in (CARPD_BENCH_QUOTA=0 skips it): the sub-second settings again,
+// carpd and keepalived alike each confined to QUOTA_PCT % of one core by a cgroup v1
+// CPU quota (cpu.cfs_quota_us of cpu.cfs_period_us), a rough model of a 1 GHz board.
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs'
 import { importTs, median } from './bench-lib.mjs'
 import { join } from 'node:path'
 
@@ -37,6 +40,40 @@ const KEEPALIVED_PAIRS = {
   'sub-second, advskew 3/4 (≈0.016 s)': ['advert_int 0.01', 0.01],
 }
 const key = (label, vmac) => `${label}, ${vmac ? 'virtual MAC' : 'ARP only'}`
+/** The CPU share of one core each daemon gets in the quota series, and the cgroup v1 controller it uses. */
+const QUOTA_PCT = 25
+const CPU_CGROUP = '/sys/fs/cgroup/cpu'
+const QUOTA_SETTINGS = ['sub-second, advskew 26/29 (≈0.11 s)', 'sub-second, advskew 12/13 (≈0.05 s)', 'sub-second, advskew 3/4 (≈0.016 s)']
+/** Groups made for this run, removed after each lab (their processes are gone by then). */
+const groups = new Set()
+
+/** A cgroup for one router's daemon with `pct` % of one core; its path. */
+function quotaGroup(name, pct) {
+  const dir = `${CPU_CGROUP}/carpdbench-${process.pid}-${name}`
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(`${dir}/cpu.cfs_period_us`, '100000')
+  writeFileSync(`${dir}/cpu.cfs_quota_us`, String(pct * 1000))
+  groups.add(dir)
+  return dir
+}
+
+function removeGroups() {
+  for (const dir of groups) {
+    try {
+      rmdirSync(dir)
+      groups.delete(dir)
+    } catch {
+      // a process still in it: tried again after the next lab
+    }
+  }
+}
+
+/** Starts a daemon in a router's namespace, inside its quota group when the setting has one (children follow). */
+function spawnDaemon(lab, name, argv, s) {
+  if (!s.quotaPct) return lab.spawnLines(name, argv)
+  const group = quotaGroup(name, s.quotaPct)
+  return lab.spawnLines(name, ['sh', '-c', `echo $$ > ${group}/cgroup.procs && exec "$@"`, 'sh', ...argv])
+}
 
 
 const loadLab = () => importTs('test/lab/netlab.ts', 'netlab.mjs')
@@ -148,13 +185,16 @@ vrrp_instance VI_1 {
 `
 
 const IMPLEMENTATIONS = {
-  carpd: (lab, name, s) => lab.startCarpd(name, carpdConfig(name, s)),
+  carpd: (lab, name, s) => {
+    const conf = lab.writeFile(`${name}.conf`, carpdConfig(name, s))
+    return spawnDaemon(lab, name, [process.execPath, lab.carpdPath, 'run', '-c', conf], s)
+  },
   keepalived: (lab, name, s) => {
     const conf = lab.writeFile(`${name}.keepalived.conf`, keepalivedConfig(name, s))
-    return lab.spawnLines(name, [
+    return spawnDaemon(lab, name, [
       'keepalived', '--dont-fork', '--log-console', '--vrrp', `--use-file=${conf}`,
       `--pid=${lab.dir}/${name}.pid`, `--vrrp_pid=${lab.dir}/${name}.vrrp.pid`,
-    ])
+    ], s)
   },
   ucarp: (lab, name, s) => {
     const up = lab.writeFile(`${name}.up.sh`, '#!/bin/sh\nexec ip addr add "$2"/24 dev "$1"\n')
@@ -198,6 +238,7 @@ async function outageRun(labMod, impl, setting) {
     return { outageMs, lost, theoryMs: last + setting.masterDownMs - cutAt, overMs: backAtMs - (last + setting.masterDownMs) }
   } finally {
     await lab.teardown()
+    removeGroups()
   }
 }
 
@@ -269,6 +310,21 @@ export async function failoverBench() {
       outageRun(labMod, 'ucarp', { advbase: 1, skews: [0, 100], masterDownMs: 3000 + (100 * 1000) / 256, settleMs: 1500 }),
     )
   } else result.missing.push('ucarp')
+  if (process.env.CARPD_BENCH_QUOTA === '0') result.quota = { skipped: 'CARPD_BENCH_QUOTA=0' }
+  else if (!existsSync(`${CPU_CGROUP}/cpu.cfs_quota_us`)) result.quota = { skipped: `no cgroup v1 CPU controller at ${CPU_CGROUP}` }
+  else {
+    result.quota = { pct: QUOTA_PCT, carpd: {}, keepalived: {} }
+    for (const label of QUOTA_SETTINGS) {
+      const s = { ...CARPD_SETTINGS[label], vmac: true, quotaPct: QUOTA_PCT }
+      result.quota.carpd[label] = await series(`carpd ${key(label, true)}, ${QUOTA_PCT} % CPU`, () => outageRun(labMod, 'carpd', s))
+      if (!installed('keepalived')) continue
+      const advertInt = KEEPALIVED_PAIRS[label][1]
+      const masterDownMs = (3 + (256 - KEEPALIVED_BACKUP_PRIORITY) / 256) * advertInt * 1000
+      result.quota.keepalived[label] = await series(`keepalived ${KEEPALIVED_PAIRS[label][0]}, use_vmac, ${QUOTA_PCT} % CPU`, () =>
+        outageRun(labMod, 'keepalived', { advertInt, masterDownMs, settleMs: 1500, vmac: true, quotaPct: QUOTA_PCT }),
+      )
+    }
+  }
   return result
 }
 
@@ -304,5 +360,28 @@ export function failoverRows(r) {
     r.switchover.worstLost <= 1,
   ])
   if (r.missing.length) rows.push(['not measured (not installed)', r.missing.join(', '), 'apt-get install ' + r.missing.join(' '), null])
+  rows.push(...quotaRows(r, ms))
+  return rows
+}
+
+/** The quota series against the same settings unconfined: within 10 % (carpd), keepalived beside it. */
+function quotaRows(r, ms) {
+  const q = r.quota
+  if (!q) return []
+  if (q.skipped) return [['failover under a CPU quota', `skipped: ${q.skipped}`, '', null]]
+  const rows = []
+  for (const [label, c] of Object.entries(q.carpd)) {
+    const free = r.carpd[key(label, true)]
+    const k = q.keepalived[label]
+    const kFree = r.keepalived[key(KEEPALIVED_PAIRS[label][0], true)]
+    const pct = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${a >= b ? '+' : ''}${(((a - b) / b) * 100).toFixed(0)} %` : 'n/a')
+    rows.push([
+      `failover outage at ${q.pct} % of a core, carpd ${key(label, true)}`,
+      `${ms(c.outageMs)} (unconfined ${ms(free?.outageMs)}, ${pct(c.outageMs, free?.outageMs)})` +
+        (k ? `; keepalived ${KEEPALIVED_PAIRS[label][0]} use_vmac: ${ms(k.outageMs)} (unconfined ${ms(kFree?.outageMs)}, ${pct(k.outageMs, kFree?.outageMs)})` : ''),
+      'within 10 % of unconfined',
+      Number.isFinite(c.outageMs) && free !== undefined && c.outageMs <= free.outageMs * 1.1,
+    ])
+  }
   return rows
 }

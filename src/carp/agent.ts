@@ -85,6 +85,8 @@ export interface AgentDeps {
    * them (reload cannot add any).
    */
   multicastInterfaces: ReadonlySet<string>
+  /** The transport has an IPv6 socket (reload cannot add one). */
+  ipv6Socket?: boolean
 }
 
 /** What the agent needs of state sync (sync-link.ts), when it is configured. */
@@ -322,7 +324,7 @@ export class Agent {
     // numbers (it is in every advert, under the HMAC), whatever addresses and routes
     // the datagrams take.
     const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: epoch }
-    this.dispatch(v, { type: 'advert', from: `${from.address}:${from.port}`, prio })
+    this.dispatch(v, { type: 'advert', from: isIpv6(from.address) ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`, prio })
   }
 
   /**
@@ -333,7 +335,10 @@ export class Agent {
    */
   private senderAllowed(vc: VhidConfig, from: Endpoint): boolean {
     if (vc.peers.length > 0) {
-      return vc.peers.some((p) => p.address === from.address && (p.port || this.config.port) === from.port)
+      // Or from one of the vhid's VIPs: IPv6 may pick a VIP as the source of an advert
+      // to a peer whose address shares a longer prefix with it than the board's own.
+      const own = vc.vips.some((vip) => vip.address === from.address)
+      return vc.peers.some((p) => (p.address === from.address || own) && (p.port || this.config.port) === from.port)
     }
     // Or the vhid's own VIP: the advert a new master sends from its virtual MAC.
     if (vc.vips.some((vip) => vip.address === from.address)) return true
@@ -355,11 +360,14 @@ export class Agent {
     // nothing and claim MASTER: keep what runs (or leave it out) until a restart.
     const wanted = new Map<number, VhidConfig>()
     for (const vc of next.vhids) {
-      if (vc.peers.length > 0 || this.deps.multicastInterfaces.has(multicastKey(vc))) {
+      const socket = !advertsOverIpv6(vc) || this.deps.ipv6Socket === true
+      if (socket && (vc.peers.length > 0 || this.deps.multicastInterfaces.has(multicastKey(vc)))) {
         wanted.set(vc.vhid, vc)
         continue
       }
-      notes.push(`vhid ${vc.vhid}: multicast to ${multicastGroup(vc)} on ${vc.interface} takes effect after a restart`)
+      // An IPv6-only vhid on a board started without one has no socket for its adverts:
+      // it would hear nothing and claim MASTER next to the peer.
+      notes.push(socket ? `vhid ${vc.vhid}: multicast to ${multicastGroup(vc)} on ${vc.interface} takes effect after a restart` : `vhid ${vc.vhid}: adverts over IPv6 take effect after a restart`)
       const running = this.vhids.get(vc.vhid)
       if (running) wanted.set(vc.vhid, running.config)
     }
@@ -425,7 +433,7 @@ export class Agent {
     return {
       vhid: v.config.vhid,
       interface: v.config.interface,
-      ...(hasVmac(v) ? { vmac: `${v.vipIface} ${vmacAddress(v.config.vhid)}` } : {}),
+      ...(hasVmac(v) ? { vmac: `${v.vipIface} ${vmacAddress(v.config.vhid, advertsOverIpv6(v.config))}` } : {}),
       vips: v.config.vips.map((c) => `${c.address}/${c.prefix}`),
       state: v.state.state,
       forMs: Math.round(now - v.state.sinceMs),

@@ -1,7 +1,7 @@
 // `carpd fence NODE`: the child that guards a master's VIPs (platform/fence.ts). It
 // ignores the signals a terminal sends to the whole process group, so carpd drops its
 // holds first; it ends when carpd's end of the pipe closes and its watch after that is
-// over, or on SIGUSR2 from a carpd started again (which owns the VIPs then).
+// over.
 
 import { EXIT_OK } from '../config/constants.js'
 import { realClock } from '../io/clock.js'
@@ -23,10 +23,6 @@ export function fence(node: string): Promise<number> {
   })
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {})
   return new Promise((resolve) => {
-    process.on('SIGUSR2', () => {
-      core.stop()
-      resolve(EXIT_OK)
-    })
     process.stdin.setEncoding('utf8').on('data', (chunk: string) => core.push(chunk))
     process.stdin.on('end', () => void core.end().then(() => resolve(EXIT_OK)))
   })

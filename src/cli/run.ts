@@ -17,8 +17,8 @@ import { openUdpTransport } from '../io/udp.js'
 import { conntrackBackend } from '../platform/conntrack.js'
 import { dryRunPlatform, dryRunSyncBackend } from '../platform/dryrun.js'
 import { type Runner, execRunner } from '../platform/exec.js'
-import { endOldFences, spawnFence } from '../platform/fence.js'
-import { addressNow, interfaceNet, linkMtu } from '../platform/host.js'
+import { FENCE_AFTERMATH_MS, earlierFences, spawnFence } from '../platform/fence.js'
+import { addressNow, hasInterface, interfaceNet, linkMtu } from '../platform/host.js'
 import { linuxPlatform } from '../platform/linux.js'
 import { ipBatchRunner } from '../platform/ip-batch.js'
 import type { Platform } from '../platform/types.js'
@@ -95,9 +95,11 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     log.event('dry-run', argv.join(' '))
     return { code: 0, stdout: '', stderr: '', timedOut: false }
   }
+  const fenceArgv = [process.execPath, process.argv[1]!, 'fence', config.node]
   return {
     platform: dryRun ? dryRunPlatform(log) : linuxPlatformWithBatch(log),
     interfaceNet,
+    hasInterface,
     addressNow,
     linkMtu,
     openUdp: openUdpTransport,
@@ -107,13 +109,18 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     serialPort: (opts) => new SerialLine({ ...opts, run: dryRun ? logOnly : execRunner, clock, log }),
     wanApplier: () => (dryRun ? dryRunWanApplier(log) : linuxWanApplier({ run: execRunner, log })),
     reversePathWarning: (iface) => reversePathWarning(iface, (path) => readFileSync(path, 'utf8')),
-    spawnFence: (onExpired) => {
-      if (dryRun) return null
-      const argv = [process.execPath, process.argv[1]!, 'fence', config.node]
-      // A fence of an earlier run still watching over its VIPs must not take ours off.
-      const told = endOldFences(argv)
-      if (told > 0) log.event('fence', `${told} fence(s) of an earlier run told to stop watching`)
-      return spawnFence({ argv, log, onExpired })
+    spawnFence: (onExpired) => (dryRun ? null : spawnFence({ argv: fenceArgv, log, onExpired })),
+    earlierFencesGone: dryRun ? undefined : async () => {
+      // A fence an earlier, killed carpd left still watches its VIPs for a few seconds;
+      // starting next to it, it could take the VIPs this run adds off again.
+      const until = Date.now() + FENCE_AFTERMATH_MS + 2000
+      for (let said = false; Date.now() < until; said = true) {
+        const pids = earlierFences(fenceArgv)
+        if (pids.length === 0) return
+        if (!said) log.event('fence', `the fence of an earlier run (pid ${pids.join(', ')}) still watches its VIPs: starting when it is done (${FENCE_AFTERMATH_MS / 1000} s at most)`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      log.event('fence', 'the fence of an earlier run is still there: starting anyway')
     },
   }
 }

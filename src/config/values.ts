@@ -156,6 +156,8 @@ function vipIpv6(text: string): string | { why: string } | null {
   if (address === '::' || address === '::1') return { why: `${address} cannot be a VIP` }
   if (groups[0]! >= 0xff00) return { why: `${address} is a multicast address` }
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return { why: `${address} is an IPv4-mapped address: write the IPv4 address` }
+  // ::/96, IPv4-compatible (deprecated): ip prints them as ::a.b.c.d, which would never match.
+  if (groups.slice(0, 6).every((g) => g === 0)) return { why: `${address} is an IPv4-compatible address (::/96)` }
   return address
 }
 
@@ -176,12 +178,12 @@ function parseCidr(text: string): Parsed {
 /** A unicast CARP peer: IPv4[:port], an IPv6 address alone, or [IPv6]:port. */
 function parsePeer(text: string): Parsed {
   if (!text.startsWith('[') && (text.match(/:/g) ?? []).length < 2) return parseEndpoint(text)
-  const match = /^\[([^\]]+)\](?::(.*))?$/.exec(text) ?? /^([^[\]]+)()$/.exec(text)
+  const match = /^\[([^\]]+)\](?::(.*))?$/.exec(text) ?? /^([^[\]]+)$/.exec(text)
   const groups = match === null ? null : ipv6Groups(match[1]!)
   if (match === null || groups === null) return bad(`"${text}" is not an IPv6 address, alone or as [address]:port`)
   const address = ipv6Text(groups)
   if (groups[0]! >= 0xff00 || address === '::') return bad(`${address} cannot be a unicast peer`)
-  if (match[2] === undefined || match[2] === '') return ok({ address, port: 0 }, address)
+  if (match[2] === undefined) return ok({ address, port: 0 }, address)
   const port = parseInt(match[2], PORT_MIN, PORT_MAX)
   if (!port.ok) return port.code === 'outOfRange' ? outOfRange(`port ${match[2]} is out of range`) : bad(`port "${match[2]}" is not a number`)
   return ok({ address, port: port.value as number }, `[${address}]:${port.text}`)

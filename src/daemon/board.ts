@@ -67,6 +67,13 @@ export interface BoardIo {
   reversePathWarning(iface: string): string | null
   /** The fence child process (platform/fence.ts); null where there is none (dry run). */
   spawnFence(onExpired: (vhid: number) => void): Fence | null
+  /**
+   * Resolves once no fence of an earlier run of this node still watches its VIPs
+   * (platform/fence.ts: after a killed carpd); absent: there are none (dry run, tests).
+   */
+  earlierFencesGone?(): Promise<void>
+  /** Does the interface exist (an IPv6 vhid's, which needs no IPv4 address)? */
+  hasInterface(iface: string): boolean
 }
 
 export interface BoardDeps {
@@ -86,6 +93,8 @@ export interface BoardSockets {
   /** Any port, for the witness; null without one. */
   witness: Transport | null
   nets: ReadonlyMap<string, Cidr>
+  /** The CARP transport has an IPv6 socket (some vhid advertised over IPv6 at start). */
+  ipv6?: boolean
 }
 
 type Closer = () => void | Promise<void>
@@ -97,8 +106,10 @@ type Closer = () => void | Promise<void>
 export async function openBoard(deps: BoardDeps): Promise<Board | string> {
   const { config, io } = deps
   const nets = new Map<string, Cidr>()
-  // A vhid that advertises over IPv6 needs no IPv4 address on its interface.
+  // A vhid that advertises over IPv6 needs no IPv4 address on its interface, but the
+  // interface (ff02::12 joined on a missing one would join anywhere, silently).
   for (const vc of config.carp.vhids) {
+    if (advertsOverIpv6(vc) && !io.hasInterface(vc.interface)) return `carp.${vc.vhid}.interface = ${vc.interface}: no such interface`
     if (nets.has(vc.interface) || advertsOverIpv6(vc)) continue
     const net = io.interfaceNet(vc.interface)
     if (net === undefined) return `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`
@@ -130,8 +141,8 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
     port: config.carp.port,
     bindAddress: '0.0.0.0',
     multicastInterfaces: multicast,
-    // A vhid with a virtual MAC sends its multicast adverts from its macvlan, named by its first VIP.
-    sendInterfaces: new Map(vmacSenders.filter((vc) => !advertsOverIpv6(vc)).map((vc) => [vmacName(vc.vhid), vc.vips[0]!.address])),
+    // A vhid with a virtual MAC sends its multicast adverts from its macvlan, named by its first IPv4 VIP.
+    sendInterfaces: new Map(vmacSenders.filter((vc) => !advertsOverIpv6(vc)).map((vc) => [vmacName(vc.vhid), vc.vips.find((vip) => !isIpv6(vip.address))!.address])),
     multicastGroup: CARP_MULTICAST_GROUP,
     ttl: CARP_TTL,
   })
@@ -171,7 +182,7 @@ export async function openBoard(deps: BoardDeps): Promise<Board | string> {
     if (typeof made === 'string') return made
     witness = made
   }
-  const board = new Board(deps, { carp, sync: syncSocket, witness, nets })
+  const board = new Board(deps, { carp, sync: syncSocket, witness, nets, ipv6: carp !== carp4 })
   try {
     const control = await io.startControl(config.controlPort, (bytes) => answerRequest(bytes, (req) => board.control(req)))
     board.onStop(() => control.close())
@@ -221,6 +232,7 @@ export class Board {
       random,
       interfaceNet: (iface) => sockets.nets.get(iface),
       multicastInterfaces: new Set(config.carp.vhids.filter((vc) => vc.peers.length === 0).map(multicastKey)),
+      ipv6Socket: sockets.ipv6 === true,
     })
 
     // The sync link: one socket shared by state sync and the quorum's heartbeats and votes.
@@ -349,9 +361,11 @@ export class Board {
     // The virtual MACs exist before the first VIP goes up (platform/vmac.ts).
     const vmacs = io.platform.vmacs
     const vhids = this.config.carp.vhids
+    const fenced = this.quorum?.mode === 'witness' && io.earlierFencesGone !== undefined
     // Nothing to prepare: everything starts now (tests drive a fake clock right after).
-    if (!io.platform.prepare && !vmacs) return rest()
+    if (!io.platform.prepare && !vmacs && !fenced) return rest()
     const prepare = async (): Promise<void> => {
+      if (fenced) await io.earlierFencesGone!()
       await io.platform.prepare?.()
       if (!vmacs || vhids.length === 0) return
       const wanted = vhids.filter((vc) => vc.vmac).map((vc) => ({
@@ -397,11 +411,13 @@ export class Board {
     const running = new Set(this.agent.status().vhids.map((v) => v.interface))
     const fresh = [...new Set(next.carp.vhids.filter((vc) => !advertsOverIpv6(vc)).map((vc) => vc.interface))].filter((iface) => !running.has(iface))
     const missing = new Set(fresh.filter((iface) => io.interfaceNet(iface) === undefined))
-    if (missing.size > 0) {
+    const gone = next.carp.vhids.filter((vc) => advertsOverIpv6(vc) && !io.hasInterface(vc.interface))
+    if (missing.size > 0 || gone.length > 0) {
       log.event('config', 'reload rejected, keeping the running configuration:')
       for (const vc of next.carp.vhids) {
-        if (missing.has(vc.interface)) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`)
+        if (missing.has(vc.interface) && !advertsOverIpv6(vc)) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface with an IPv4 address`)
       }
+      for (const vc of gone) log.event('config', `carp.${vc.vhid}.interface = ${vc.interface}: no such interface`)
       return null
     }
     this.desk.reloaded(next)

@@ -15,8 +15,8 @@
 // before it died (a slow `ip addr add`) may still land after that (simulator, seed
 // 20000923: 1.8 s later, and the peer took over next to it), so for
 // FENCE_AFTERMATH_MS the fence keeps looking and takes such a VIP off again, then
-// exits. A carpd started again meanwhile ends that watch first (SIGUSR2 to the fences
-// of its node that are not its own), so the two never fight over a VIP.
+// exits. A carpd started again meanwhile waits for that watch to end before it starts
+// (earlierFences()), so the two never fight over a VIP.
 //
 // It is the same bundle started as `carpd fence` (one file on the CF card); it runs
 // only `ip addr del` through the platform adapter.
@@ -68,7 +68,6 @@ interface Guard {
 export class FenceCore {
   private readonly guards = new Map<number, Guard>()
   private buffer = ''
-  private stopped = false
   badLines = 0
   /** VIPs taken off again by the watch after carpd died. */
   lateRemovals = 0
@@ -101,24 +100,17 @@ export class FenceCore {
     if (!addresses || guarded.length === 0) return
     const { clock } = this.deps
     const until = clock.now() + FENCE_AFTERMATH_MS
-    while (!this.stopped && clock.now() < until) {
+    while (clock.now() < until) {
       await new Promise<void>((resolve) => clock.at(clock.now() + FENCE_AFTERMATH_CHECK_MS, resolve))
       for (const g of guarded) {
-        if (this.stopped) return
         const present = await addresses.call(this.deps, g.iface).catch(() => new Set<string>())
         for (const vip of g.vips.filter((v) => present.has(v.address))) {
-          if (this.stopped) return
           this.lateRemovals++
           this.deps.log.event('fence', `${vip.address} came back on ${g.iface} after carpd exited (a command it started before): removing it again`)
           await this.deps.removeVip(g.iface, vip).catch((err: Error) => this.deps.log.event('fence', `removing ${vip.address} again failed: ${err.message}`))
         }
       }
     }
-  }
-
-  /** A carpd started again: it owns the VIPs now, so the watch after the old one's death ends. */
-  stop(): void {
-    this.stopped = true
   }
 
   get guarded(): number[] {
@@ -246,28 +238,30 @@ export function spawnFence(opts: FenceProcessOptions): Fence {
 }
 
 /**
- * Ends the watch of fences an earlier carpd of this node left (see the top of this
- * file): SIGUSR2 to every process whose command line is `argv` (the same bundle,
- * `fence NODE`). Returns how many were told. Linux /proc; elsewhere none are found.
+ * The fences an earlier carpd of this node left, still watching (see the top of this
+ * file): processes whose command line is `argv` (the same bundle, `fence NODE`) that
+ * are not this process's children. Linux /proc; elsewhere none are found.
  */
-export function endOldFences(argv: readonly string[], proc = '/proc'): number {
+export function earlierFences(argv: readonly string[], proc = '/proc'): number[] {
   const want = argv.slice(1).join('\0')
-  let told = 0
   let pids: string[] = []
   try {
     pids = readdirSync(proc).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
   } catch {
-    return 0
+    return []
   }
+  const found: number[] = []
   for (const pid of pids) {
     try {
-      const args = readFileSync(`${proc}/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a !== '' || i < all.length - 1)
+      const args = readFileSync(`${proc}/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0')
       if (args.slice(1).join('\0') !== want) continue
-      process.kill(Number(pid), 'SIGUSR2')
-      told++
+      // Field 4 of stat is the parent (after the name in parentheses, which may hold spaces).
+      const stat = readFileSync(`${proc}/${pid}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid !== process.pid) found.push(Number(pid))
     } catch {
-      // Gone meanwhile, or not ours to signal.
+      // Gone meanwhile.
     }
   }
-  return told
+  return found
 }

@@ -1,7 +1,7 @@
 // What the board asks of its own interfaces: addresses and MTU, read from the system
 // (`ip -j`, os.networkInterfaces(), sysfs).
 
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os'
 import type { Cidr } from '../config/types.js'
 import { SYNC_MTU_DEFAULT } from '../sync/constants.js'
@@ -40,4 +40,9 @@ export function linkMtu(iface: string): number {
   } catch {
     return SYNC_MTU_DEFAULT
   }
+}
+
+/** Does the interface exist (sysfs; the name was validated by the configuration)? */
+export function hasInterface(iface: string): boolean {
+  return existsSync(`/sys/class/net/${iface}`)
 }

@@ -8,9 +8,12 @@ import type { Argv } from './types.js'
 /**
  * An IPv6 VIP goes on without duplicate address detection (nodad): the peer holds it
  * until the takeover, so DAD would only delay it (a second or more) and then fail.
+ * And deprecated (preferred_lft 0), as keepalived does: the board never picks it as
+ * the source of its own packets, such as an advert to a unicast peer whose address
+ * shares a longer prefix with the VIP than with the board's own.
  */
 export function addVipArgv(iface: string, vip: Cidr): Argv {
-  if (isIpv6(vip.address)) return ['ip', '-6', 'addr', 'add', `${vip.address}/${vip.prefix}`, 'dev', iface, 'nodad']
+  if (isIpv6(vip.address)) return ['ip', '-6', 'addr', 'add', `${vip.address}/${vip.prefix}`, 'dev', iface, 'nodad', 'preferred_lft', '0']
   return ['ip', '-4', 'addr', 'add', `${vip.address}/${vip.prefix}`, 'dev', iface]
 }
 

@@ -74,3 +74,9 @@ export const BACKEND_FAIL_HOLD_MS = 60_000
 export const COMMIT_FOLLOW_UPS = 3
 /** How long a takeover's commit waits for the kernel's events of its loads before looking again. */
 export const COMMIT_SETTLE_MS = 100
+/**
+ * Peer records that come in this long after a promotion are committed too: the old
+ * master keeps forwarding for its release grace (carp VIP_RELEASE_GRACE_MS, 250 ms)
+ * and its changes cross the sync link after that; a margin for a loaded link.
+ */
+export const LATE_COMMIT_WINDOW_MS = 3000

@@ -445,6 +445,11 @@ export class SyncEngine {
     return this.newRecords
   }
 
+  /** The records that came in since the last plan need no commit (the kernel has them): not new any more. */
+  newRecordsSeen(): void {
+    this.newRecords = false
+  }
+
   /** A vhid of this board is MASTER (promoted() and stoppedServing() say so). */
   get isServing(): boolean {
     return this.serving

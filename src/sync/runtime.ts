@@ -10,7 +10,7 @@ import type { Endpoint } from '../config/types.js'
 import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
-import { BACKEND_FAIL_HOLD_MS, COMMIT_FOLLOW_UPS, COMMIT_SETTLE_MS, DEMOTE_SYNC_BACKEND } from './constants.js'
+import { BACKEND_FAIL_HOLD_MS, COMMIT_FOLLOW_UPS, COMMIT_SETTLE_MS, DEMOTE_SYNC_BACKEND, LATE_COMMIT_WINDOW_MS } from './constants.js'
 import type { FlowChange, SyncBackend } from './backend.js'
 import { type CommitPlan, type SyncAction, SyncEngine } from './engine.js'
 import type { CommitInfo, SyncRuntimeStatus } from './status.js'
@@ -72,6 +72,7 @@ export class SyncRuntime {
   private retryTimer: TimerHandle | null = null
   private lossTimer: TimerHandle | null = null
   private lateTimer: TimerHandle | null = null
+  private promotedMs = -Infinity
   private commitQueue: Promise<void> = Promise.resolve()
   private lastCommit: (CommitInfo & { endMs: number }) | null = null
 
@@ -130,6 +131,7 @@ export class SyncRuntime {
    * only what changed in between.
    */
   promoted(): Promise<void> {
+    this.promotedMs = this.deps.clock.now()
     this.carryOut(this.engine.promoted())
     return this.queueCommit()
   }
@@ -139,14 +141,19 @@ export class SyncRuntime {
    * old master still forwards during its release grace (VIP_RELEASE_GRACE_MS), and
    * what its kernel changed then is newer than ours (simulator seed 10001359: a flow
    * that became ESTABLISHED there stayed SYN_SENT here). One more commit, a
-   * COMMIT_SETTLE_MS after the first such record, loads them; a backup's records come
-   * only in those moments, so a master that serves alone never runs it.
+   * COMMIT_SETTLE_MS after the first such record, loads them, within
+   * LATE_COMMIT_WINDOW_MS of the promotion.
    */
   private commitLate(): void {
-    if (this.lateTimer !== null) return
-    this.lateTimer = this.deps.clock.at(this.deps.clock.now() + COMMIT_SETTLE_MS, () => {
+    const now = this.deps.clock.now()
+    // Only around a takeover: a master that serves alone hears no records, and the
+    // backup's own flows (its DNS, NTP) are never this board's to load.
+    if (this.lateTimer !== null || now - this.promotedMs > LATE_COMMIT_WINDOW_MS) return
+    this.lateTimer = this.deps.clock.at(now + COMMIT_SETTLE_MS, () => {
       this.lateTimer = null
-      if (this.running && this.engine.moreToCommit()) void this.queueCommit()
+      if (!this.running) return
+      if (this.engine.moreToCommit()) void this.queueCommit()
+      else this.engine.newRecordsSeen()
     })
   }
 

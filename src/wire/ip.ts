@@ -32,13 +32,14 @@ export function ipv6Groups(text: string): number[] | null {
   if (!/^[0-9a-fA-F:.]+$/.test(text) || text.length > 45) return null
   const halves = text.split('::')
   if (halves.length > 2) return null
-  const parse = (part: string): number[] | null => {
+  // A dotted quad may only end the whole address.
+  const parse = (part: string, last: boolean): number[] | null => {
     if (part === '') return []
     const groups: number[] = []
     const items = part.split(':')
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
-      if (i === items.length - 1 && item.includes('.')) {
+      if (last && i === items.length - 1 && item.includes('.')) {
         const v4 = parseIpv4(item)
         if (v4 === null) return null
         const n = ipv4ToUint32(v4)
@@ -51,8 +52,8 @@ export function ipv6Groups(text: string): number[] | null {
     }
     return groups
   }
-  const head = parse(halves[0]!)
-  const tail = halves.length === 2 ? parse(halves[1]!) : []
+  const head = parse(halves[0]!, halves.length === 1)
+  const tail = halves.length === 2 ? parse(halves[1]!, true) : []
   if (head === null || tail === null) return null
   if (halves.length === 1) return head.length === 8 ? head : null
   const zeros = 8 - head.length - tail.length

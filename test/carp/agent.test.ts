@@ -923,3 +923,29 @@ t.test('IPv6: unicast IPv6 peers; a vhid with IPv4 and IPv6 VIPs advertises over
   await mixed.settle()
   t.ok(['add lan0 192.0.2.1/24', 'add lan0 2001:db8::1/64', 'garp lan0 192.0.2.1', 'garp lan0 2001:db8::1'].every((c) => m.platform.calls.includes(c)), `both VIPs on and announced: ${m.platform.calls.join(', ')}`)
 })
+
+t.test('IPv6: a reload cannot add adverts over IPv6 to a board started without an IPv6 socket; a unicast advert from the vhid\'s own VIP is heard', async (t) => {
+  const lab = new Lab()
+  const a = lab.add('a', A, makeConfig('a', [vhidConfig()]))
+  a.agent.start()
+  lab.clock.advance(4000)
+  const v6 = vhidConfig({ vhid: 2, vips: [{ address: '2001:db8::1', prefix: 64 }], peers: [{ address: '2001:db8::b', port: 0 }] })
+  const notes = a.agent.reload(makeConfig('a', [vhidConfig(), v6]))
+  t.same(notes, ['vhid 2: adverts over IPv6 take effect after a restart'])
+  t.same(a.agent.status().vhids.map((v) => v.vhid), [1], 'vhid 2 waits for a restart')
+
+  const u = new Lab()
+  const vips = [{ address: '2001:db8::3', prefix: 64 }]
+  u.add('a', '2001:db8::1', makeConfig('a', [vhidConfig({ vips, peers: [{ address: '2001:db8::2', port: 0 }] })]))
+  const b = u.add('b', '2001:db8::2', makeConfig('b', [vhidConfig({ vips, advskew: 100, peers: [{ address: '2001:db8::1', port: 0 }] })]))
+  for (const n of u.nodes.values()) n.agent.start()
+  u.clock.advance(10_000)
+  t.same(u.masters(), ['a'])
+  const adv = u.net.log.filter((p) => p.from.address === '2001:db8::1').at(-1)!
+  // The kernel picked the VIP as the source (longest prefix match with the peer).
+  u.net.inject({ address: '2001:db8::3', port: CARP_PORT }, { address: '2001:db8::2', port: CARP_PORT }, adv.payload)
+  u.net.inject({ address: '2001:db8::3', port: 40000 }, { address: '2001:db8::2', port: CARP_PORT }, adv.payload)
+  u.clock.advance(2)
+  t.equal(b.agent.status().drops.unknownSender, 1, 'from the VIP at the CARP port: heard (a replay, here); from another port: refused')
+  t.match(b.agent.status().vhids[0], { master: { from: '[2001:db8::1]:8240' } }, 'an IPv6 sender shows as [address]:port')
+})

@@ -150,7 +150,7 @@ t.test('cidr list: IPv6 VIPs, canonical as ip(8) prints them, prefix 0..128, mix
     ['2001:db8::g/64', 'badValue'],
     ['fe80::1%eth0/64', 'badValue'],
   ])
-  for (const [text, why] of [['::/0', /:: cannot be a VIP/], ['::1/128', /::1 cannot be a VIP/], ['ff02::12/64', /multicast/], ['::ffff:192.0.2.1/128', /IPv4-mapped/]] as const) {
+  for (const [text, why] of [['::/0', /:: cannot be a VIP/], ['::1/128', /::1 cannot be a VIP/], ['ff02::12/64', /multicast/], ['::ffff:192.0.2.1/128', /IPv4-mapped/], ['::c000:201/128', /IPv4-compatible/], ['::192.0.2.1/128', /IPv4-compatible/]] as const) {
     t.match(parseValue(row('carp.N.vip'), text), { ok: false, code: 'badValue', why }, text)
   }
   t.same(cidrFromText('2001:db8::1/64'), { address: '2001:db8::1', prefix: 64 }, 'fence lines carry IPv6 VIPs')
@@ -192,6 +192,8 @@ t.test('endpoint list', async (t) => {
     ['2001:db8::2:9000:1:2:3:4', 'badValue'],
     ['ff02::12', 'badValue'],
     ['[::]:8240', 'badValue'],
+    ['[2001:db8::2]:', 'badValue'],
+    ['1.2.3.4::5', 'badValue'],
   ])
   t.equal(endpointText({ address: '2001:db8::2', port: 9000 }), '[2001:db8::2]:9000')
   t.equal(endpointText({ address: '2001:db8::2', port: 0 }), '2001:db8::2')

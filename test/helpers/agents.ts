@@ -158,5 +158,6 @@ export function memIo(platform: Platform, net: { address: string; prefix: number
     wanApplier: none('WAN rule loader'),
     reversePathWarning: () => null,
     spawnFence: () => null,
+    hasInterface: () => true,
   }
 }

@@ -21,7 +21,7 @@ t.test('dry-run logs the exact Linux commands and runs nothing', async (t) => {
   await p.addVip('lan0', v6)
   await p.garp('lan0', v6)
   t.same(lines, [
-    'platform dry-run: ip -6 addr add 2001:db8::1/64 dev lan0 nodad',
+    'platform dry-run: ip -6 addr add 2001:db8::1/64 dev lan0 nodad preferred_lft 0',
     'platform dry-run: na6 -i lan0 -s 2001:db8::1 -d ff02::1 -t 2001:db8::1 -o -e',
   ], 'IPv6: without DAD, and an unsolicited neighbour advertisement')
 })

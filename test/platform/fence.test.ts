@@ -1,9 +1,8 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FENCE_AFTERMATH_CHECK_MS, FENCE_AFTERMATH_MS, FENCE_REMOVE_TRIES, FENCE_RETRY_MS, FenceCore, endOldFences, holdLine, spawnFence } from '../../src/platform/fence.js'
+import { FENCE_AFTERMATH_CHECK_MS, FENCE_AFTERMATH_MS, FENCE_REMOVE_TRIES, FENCE_RETRY_MS, FenceCore, earlierFences, holdLine, spawnFence } from '../../src/platform/fence.js'
 import { FakeClock } from '../helpers/clock.js'
 
 function core() {
@@ -117,86 +116,64 @@ t.test('spawnFence: a command that cannot start is logged', async (t) => {
   t.ok(logs.some((l) => /cannot start the fence: spawn \/nonexistent\/carpd-fence ENOENT/.test(l)))
 })
 
-t.test('after carpd died: a VIP a command of its put back is removed again for FENCE_AFTERMATH_MS; a carpd started again ends that watch (simulator seed 20000923)', async (t) => {
+t.test('after carpd died: a VIP a command of its put back is removed again for FENCE_AFTERMATH_MS (simulator seed 20000923)', async (t) => {
   const clock = new FakeClock(0)
   const lines: string[] = []
   const present = new Set<string>(['192.0.2.1'])
   const reads: string[] = []
-  const make = () => new FenceCore({
+  const c = new FenceCore({
     clock,
     log: { event: (sub, msg) => lines.push(`${sub} ${msg}`) },
     removeVip: async (_iface, vip) => void present.delete(vip.address),
     addresses: async (iface) => (reads.push(iface), new Set(present)),
     reply: () => {},
   })
-  const c = make()
   c.push(holdLine(1, 60_000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
   let ended = false
   void c.end().then(() => (ended = true))
   await settle()
   t.equal(present.has('192.0.2.1'), false, 'removed at once')
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms; i += 50) {
+      clock.advance(50)
+      await settle()
+    }
+  }
   // The `ip addr add` carpd started before it died lands 1.8 s later.
-  for (let ms = 0; ms < 1800; ms += 50) {
-    clock.advance(50)
-    await settle()
-  }
+  await run(1800)
   present.add('192.0.2.1')
-  for (let ms = 0; ms < FENCE_AFTERMATH_CHECK_MS + 50; ms += 50) {
-    clock.advance(50)
-    await settle()
-  }
+  await run(FENCE_AFTERMATH_CHECK_MS + 50)
   t.equal(present.has('192.0.2.1'), false, `removed again within ${FENCE_AFTERMATH_CHECK_MS} ms`)
   t.equal(c.lateRemovals, 1)
   t.match(lines.join('\n'), /192\.0\.2\.1 came back on eth0 after carpd exited/)
-  for (let ms = 0; ms < FENCE_AFTERMATH_MS; ms += 50) {
-    clock.advance(50)
-    await settle()
-  }
+  await run(FENCE_AFTERMATH_MS)
   t.equal(ended, true, 'the watch ends after FENCE_AFTERMATH_MS')
   const readsThen = reads.length
-  clock.advance(5000)
-  await settle()
+  await run(2000)
   t.equal(reads.length, readsThen, 'and looks no more')
-
-  // A carpd started again owns the VIPs: the old fence stops watching at once.
-  const d = make()
-  d.push(holdLine(1, 60_000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
-  present.add('192.0.2.1')
-  let dEnded = false
-  void d.end().then(() => (dEnded = true))
-  await settle()
-  d.stop()
-  present.add('192.0.2.1') // the new carpd's VIP
-  for (let ms = 0; ms < 1000; ms += 50) {
-    clock.advance(50)
-    await settle()
-  }
-  t.equal(dEnded, true)
-  t.equal(present.has('192.0.2.1'), true, 'the new carpd\'s VIP stays')
+  // Nothing guarded when carpd went (a clean stop drops its holds first): no watch at all.
+  const idle = new FenceCore({ clock, log: { event: () => {} }, removeVip: async () => {}, addresses: async () => (reads.push('x'), new Set()), reply: () => {} })
+  await idle.end()
+  await run(1000)
+  t.equal(reads.length, readsThen, 'nothing to watch')
 })
 
-t.test('endOldFences: SIGUSR2 to the processes whose command line is this node\'s fence, not to others', async (t) => {
+t.test('earlierFences: the processes whose command line is this node\'s fence and that are not our children', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'carpd-proc-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const argv = ['/usr/bin/node', '/cf/carpd.js', 'fence', 'fw-a']
-  // A real process to signal: a sleeping child whose cmdline we fake under its pid.
-  const child = spawn(process.execPath, ['-e', 'process.on("SIGUSR2", () => { console.log("usr2"); process.exit(0) }); console.log("ready"); setTimeout(() => {}, 10000)'], { stdio: ['ignore', 'pipe', 'ignore'] })
-  t.teardown(() => void child.kill())
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20))
-  const write = (pid: number | string, args: string[]) => {
+  const write = (pid: number, ppid: number, args: string[], name = 'node') => {
     mkdirSync(join(dir, String(pid)))
     writeFileSync(join(dir, String(pid), 'cmdline'), args.join('\0') + '\0')
+    writeFileSync(join(dir, String(pid), 'stat'), `${pid} (${name}) S ${ppid} ${pid} ${pid} 0 -1\n`)
   }
-  write(child.pid!, ['/usr/local/bin/node', '/cf/carpd.js', 'fence', 'fw-a'])
-  write(999_999_1, ['/usr/bin/node', '/cf/carpd.js', 'fence', 'fw-b'])
-  write(999_999_2, ['/usr/bin/node', '/cf/carpd.js', 'run'])
-  write(process.pid, argv)
+  write(101, 1, ['/usr/local/bin/node', '/cf/carpd.js', 'fence', 'fw-a'], 'no de) x') // orphaned: an earlier run's
+  write(102, process.pid, argv) // our own fence
+  write(103, 1, ['/usr/bin/node', '/cf/carpd.js', 'fence', 'fw-b']) // another node's
+  write(104, 1, ['/usr/bin/node', '/cf/carpd.js', 'run']) // a carpd
+  write(process.pid, 1, argv)
   mkdirSync(join(dir, 'self'))
-  const exited = new Promise((r) => child.on('exit', r))
-  t.equal(endOldFences(argv, dir), 1, 'only fw-a\'s fence (any node binary), not fw-b\'s, not carpd, not ourselves')
-  await exited
-  t.equal(out.trim(), 'ready\nusr2')
-  t.equal(endOldFences(argv, join(dir, 'nosuch')), 0, 'no /proc: none')
+  mkdirSync(join(dir, '105')) // gone meanwhile: no files
+  t.same(earlierFences(argv, dir), [101], 'fw-a\'s orphaned fence only (any node binary, a name with ") " in it)')
+  t.same(earlierFences(argv, join(dir, 'nosuch')), [], 'no /proc: none')
 })

@@ -125,7 +125,7 @@ t.test('IPv6 VIPs: ip -6 with nodad (no DAD delay); the unsolicited NA with na6,
   await p.garp('carp1', v6)
   await p.garp('carp1', v6)
   t.same(r.calls, [
-    'ip -6 addr add 2001:db8::1/64 dev carp1 nodad (5000 ms)',
+    'ip -6 addr add 2001:db8::1/64 dev carp1 nodad preferred_lft 0 (5000 ms)',
     'ip -6 addr del 2001:db8::1/64 dev carp1 (5000 ms)',
     'na6 -h (5000 ms)',
     'na6 -i carp1 -s 2001:db8::1 -d ff02::1 -t 2001:db8::1 -o -e (5000 ms)',

@@ -373,8 +373,10 @@ class SimBoard {
   commandDelayMs = COMMAND_MS
   commandsFail = false
   fence: FenceCore | null = null
-  /** The fence of a crashed run, still watching its VIPs until this board starts again. */
-  oldFence: FenceCore | null = null
+  /** The watch of a crashed run's fence (it ends FENCE_AFTERMATH_MS after the crash); null when none. */
+  oldFenceWatch: Promise<void> | null = null
+  /** Counts start and crash requests: a start that waited for an old fence is void when another came. */
+  private starts = 0
   /** Its connection table: the kernel's, so it outlives carpd's crashes. */
   readonly kernel: SimKernel
   readonly lines: string[] = []
@@ -452,7 +454,22 @@ class SimBoard {
     }
   }
 
+  /**
+   * Starts carpd; after a crash in witness mode, once the dead run's fence has ended
+   * its watch (cli/run.ts waits for it the same way: earlierFencesGone).
+   */
   start(): void {
+    const token = ++this.starts
+    const watch = this.oldFenceWatch
+    if (watch === null) return this.startNow()
+    void watch.then(() => {
+      if (token !== this.starts) return
+      this.oldFenceWatch = null
+      this.startNow()
+    })
+  }
+
+  private startNow(): void {
     const world = this.world
     const gen = ++this.gen
     this.crashed = false
@@ -462,9 +479,6 @@ class SimBoard {
     const fencePlatform = this.platform()
     // The fence is a process of its own: it runs while carpd is paused, and removes
     // what it guards when carpd dies.
-    // A carpd started again ends the watch of the fence its dead predecessor left (SIGUSR2).
-    this.oldFence?.stop()
-    this.oldFence = null
     const fence = this.world.scenario.mode === 'witness'
       ? new FenceCore({ clock: world.clock, log: { event: () => {} }, removeVip: (iface, vip) => fencePlatform.removeVip(iface, vip), addresses: (iface) => fencePlatform.addresses!(iface), reply: (line) => {
         const m = /^expired (\d+)/.exec(line)
@@ -522,8 +536,8 @@ class SimBoard {
     this.crashed = true
     this.queue.length = 0
     this.board = null
-    void this.fence?.end()
-    this.oldFence = this.fence
+    this.starts++
+    if (this.fence) this.oldFenceWatch = this.fence.end()
     this.fence = null
   }
 
