@@ -99,7 +99,7 @@ if (why !== null) {
     const st = status(lab, 'r2')
     t.equal(st.vhids[0].state, 'BACKUP')
     t.equal(st.vhids[0].transport, 'multicast ff02::12')
-    t.match(st.vhids[0].master.from, /^fe80::[0-9a-f:]+:8240$/, `r2 hears r1's adverts from its link-local address (${st.vhids[0].master.from})`)
+    t.match(st.vhids[0].master.from, /^\[fe80::[0-9a-f:]+\]:8240$/, `r2 hears r1's adverts from its link-local address (${st.vhids[0].master.from})`)
     t.notOk(lab.exec('r1', ['ip', '-6', 'addr', 'show', 'dev', 'carp1']).includes('fe80'), 'carp1 has no link-local address of its own')
     t.ok(ping6(lab, VIP6), 'the client reaches the VIP')
     t.equal(lab.neighMac('client', VIP6), '00:00:5e:00:02:01', 'its neighbour entry is the virtual MAC')
