@@ -10,7 +10,7 @@
 // carpd and keepalived alike each confined to QUOTA_PCT % of one core by a cgroup v1
 // CPU quota (cpu.cfs_quota_us of cpu.cfs_period_us), a rough model of a 1 GHz board.
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { importTs, median } from './bench-lib.mjs'
 import { join } from 'node:path'
 
@@ -57,6 +57,16 @@ function quotaGroup(name, pct) {
   return dir
 }
 
+/** nr_throttled of a router's quota group (cgroup v1 cpu.stat); 0 when unreadable. */
+function throttledPeriods(name) {
+  try {
+    const stat = readFileSync(`${CPU_CGROUP}/carpdbench-${process.pid}-${name}/cpu.stat`, 'utf8')
+    return Number(/nr_throttled (\d+)/.exec(stat)?.[1] ?? 0)
+  } catch {
+    return 0
+  }
+}
+
 function removeGroups() {
   for (const dir of groups) {
     try {
@@ -68,11 +78,16 @@ function removeGroups() {
   }
 }
 
-/** Starts a daemon in a router's namespace, inside its quota group when the setting has one (children follow). */
+/**
+ * Starts a daemon in a router's namespace, inside its quota group when the setting has
+ * one. The host side moves it (`ip netns exec` mounts a sysfs of its own, without the
+ * cgroup tree) as soon as it is spawned: `ip netns exec` execs the daemon in the same
+ * process, before it has started any child of its own, and children follow.
+ */
 function spawnDaemon(lab, name, argv, s) {
-  if (!s.quotaPct) return lab.spawnLines(name, argv)
-  const group = quotaGroup(name, s.quotaPct)
-  return lab.spawnLines(name, ['sh', '-c', `echo $$ > ${group}/cgroup.procs && exec "$@"`, 'sh', ...argv])
+  const d = lab.spawnLines(name, argv)
+  if (s.quotaPct) writeFileSync(`${quotaGroup(name, s.quotaPct)}/cgroup.procs`, String(d.child.pid))
+  return d
 }
 
 
@@ -235,7 +250,9 @@ async function outageRun(labMod, impl, setting) {
     const { outageMs, backAtMs, lost } = outageOf(await ping.stop())
     adverts.stop()
     const last = adverts.lastBefore(cutAt)
-    return { outageMs, lost, theoryMs: last + setting.masterDownMs - cutAt, overMs: backAtMs - (last + setting.masterDownMs) }
+    // Evidence that the quota bit: periods in which a daemon's group was throttled.
+    const throttled = setting.quotaPct ? ['r1', 'r2'].reduce((n, r) => n + throttledPeriods(r), 0) : undefined
+    return { outageMs, lost, theoryMs: last + setting.masterDownMs - cutAt, overMs: backAtMs - (last + setting.masterDownMs), throttled }
   } finally {
     await lab.teardown()
     removeGroups()
@@ -278,7 +295,7 @@ async function series(name, fn) {
   const pick = (k) => median(runs.map((r) => r[k]))
   const worstLost = Math.max(...runs.map((r) => r.lost ?? Infinity))
   process.stderr.write(`  ${name}: ${runs.map((r) => r.error ?? `${r.outageMs} ms${Number.isFinite(r.overMs) ? ` (+${r.overMs.toFixed(0)})` : ''}`).join(', ')}\n`)
-  return { name, runs, outageMs: pick('outageMs'), lost: pick('lost'), worstLost, theoryMs: pick('theoryMs'), overMs: pick('overMs') }
+  return { name, runs, outageMs: pick('outageMs'), lost: pick('lost'), worstLost, theoryMs: pick('theoryMs'), overMs: pick('overMs'), throttled: pick('throttled') }
 }
 
 export async function failoverBench() {
@@ -377,8 +394,8 @@ function quotaRows(r, ms) {
     const pct = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${a >= b ? '+' : ''}${(((a - b) / b) * 100).toFixed(0)} %` : 'n/a')
     rows.push([
       `failover outage at ${q.pct} % of a core, carpd ${key(label, true)}`,
-      `${ms(c.outageMs)} (unconfined ${ms(free?.outageMs)}, ${pct(c.outageMs, free?.outageMs)})` +
-        (k ? `; keepalived ${KEEPALIVED_PAIRS[label][0]} use_vmac: ${ms(k.outageMs)} (unconfined ${ms(kFree?.outageMs)}, ${pct(k.outageMs, kFree?.outageMs)})` : ''),
+      `${ms(c.outageMs)} (unconfined ${ms(free?.outageMs)}, ${pct(c.outageMs, free?.outageMs)}; throttled in ${c.throttled ?? 'n/a'} periods of 100 ms)` +
+        (k ? `; keepalived ${KEEPALIVED_PAIRS[label][0]} use_vmac: ${ms(k.outageMs)} (unconfined ${ms(kFree?.outageMs)}, ${pct(k.outageMs, kFree?.outageMs)}; throttled in ${k.throttled ?? 'n/a'})` : ''),
       'within 10 % of unconfined',
       Number.isFinite(c.outageMs) && free !== undefined && c.outageMs <= free.outageMs * 1.1,
     ])

@@ -260,6 +260,8 @@ export class SyncEngine {
   private readonly echoes = new Map<string, string>()
   /** Keys of echoes whose peer flow ended, oldest first. */
   private readonly orphanEchoes = new Set<string>()
+  /** The last records of peer flows that ended, oldest first, at most MAX_ORPHAN_ECHOES (see apply()). */
+  private readonly recentlyEnded = new Map<string, string>()
   /** Likewise the entries a commit removes to replace them. */
   private readonly removals = new Set<string>()
   /** Peer records came in since the last commit plan was taken. */
@@ -795,9 +797,16 @@ export class SyncEngine {
           for (const rec of section.records) {
             const record = rec.toString('latin1')
             const key = record.slice(0, KEY_RECORD_LEN)
+            // Only a changed record is news: the same one again (a bulk transfer, or a
+            // peer that replaced its entry with what it had: a delete, then the same
+            // record) says nothing about the kernel's entry here, which may have moved
+            // on since (simulator seed 30001546: a paused board's own newer state was
+            // replaced by the peer's copy of its older one).
+            const before = this.peer.get(key) ?? this.recentlyEnded.get(key)
             this.peer.set(key, record)
+            this.recentlyEnded.delete(key)
             this.orphanEchoes.delete(key)
-            this.markNewer(key, record)
+            if (before !== record) this.markNewer(key, record)
             this.newRecords = true
             this.receiving?.stale.delete(key)
           }
@@ -847,7 +856,10 @@ export class SyncEngine {
 
   /** The peer no longer has this flow (it ended there, or its table was flushed). */
   private peerEnded(key: string): void {
-    if (!this.peer.delete(key)) return
+    const record = this.peer.get(key)
+    if (record === undefined || !this.peer.delete(key)) return
+    this.recentlyEnded.set(key, record)
+    if (this.recentlyEnded.size > MAX_ORPHAN_ECHOES) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value as string)
     this.peerNewer.delete(key)
     if (this.echoes.has(key)) this.orphanEcho(key)
     this.removals.delete(key)

@@ -669,3 +669,24 @@ t.test('expected echoes of ended peer flows are bounded', async (t) => {
   t.equal(echoes.has(key(flow(0))), false)
   t.equal(echoes.has(key(flow(n - 1))), true)
 })
+
+t.test('only a changed peer record is newer than the kernel\'s entry: the same record again (a bulk, a delete then the same record) is not (simulator seed 30001546)', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 300, 3)], [])
+  p.run(SETTLE_MS)
+  // b's kernel moves on (a packet through b while it was paused) after a's record came in.
+  p.handle('b', p.b.localUpsert(record(flow(0, 9000, 3)), p.now))
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit().replace, [], 'b\'s own newer entry stays')
+  // a replaces its entry with the same record it had (a delete, then the same state)...
+  p.remove('a', flow(0))
+  p.run(20)
+  p.upsert('a', flow(0, 300, 3))
+  p.run(50)
+  t.equal(p.b.staleWhileServing(), false, 'the same record again is no news')
+  t.same(p.b.takeCommit().replace, [])
+  // ...but a changed one is.
+  p.upsert('a', flow(0, 500, 3))
+  p.run(50)
+  t.same(p.b.takeCommit().replace, [key(flow(0))], 'a changed record replaces it')
+})
