@@ -8,7 +8,8 @@ import type { FileImports } from './imports.js'
  * for; daemon/ composes everything; cli/ runs commands; main.ts only dispatches.
  */
 export const MAY_IMPORT: Record<string, readonly string[]> = {
-  config: [],
+  // config/ parses addresses with wire/ip.ts (pure, and wire/ imports nothing).
+  config: ['wire'],
   wire: [],
   io: ['config'],
   sync: ['config', 'io', 'wire'],
