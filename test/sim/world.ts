@@ -350,6 +350,24 @@ class SimKernel implements SyncBackend {
   stop(): void {
     this.onChange = null
   }
+
+  /**
+   * The table as one carpd process uses it: a dead process starts no `conntrack` (one
+   * started before it died still completes), though its promise chains go on in this
+   * simulation (seed 50010583: a killed board's commit went on loading an older state
+   * after its restart had read the table).
+   */
+  forProcess(alive: () => boolean): SyncBackend {
+    const never = new Promise<never>(() => {})
+    return {
+      counters: this.counters,
+      watch: (onChange) => this.watch(onChange),
+      snapshot: (onFlow) => (alive() ? this.snapshot(onFlow) : never),
+      load: (flows) => (alive() ? this.load(flows) : never),
+      remove: (flows) => (alive() ? this.remove(flows) : never),
+      stop: () => this.stop(),
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------
@@ -501,7 +519,7 @@ class SimBoard {
     const io = {
       ...memIo(platform, { address: LAN[this.index]!, prefix: 24 }),
       serialPort: () => serialPort,
-      syncBackend: () => this.kernel,
+      syncBackend: () => this.kernel.forProcess(alive),
       spawnFence: () => fence && {
         hold: (vhid: number, atMs: number, iface: string, vips: readonly Cidr[]) => fence.push(holdLine(vhid, atMs, iface, vips)),
         drop: (vhid: number) => fence.push(`drop ${vhid}\n`),
