@@ -324,7 +324,7 @@ export class Agent {
     // numbers (it is in every advert, under the HMAC), whatever addresses and routes
     // the datagrams take.
     const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: epoch }
-    this.dispatch(v, { type: 'advert', from: isIpv6(from.address) ? `[${from.address}]:${from.port}` : `${from.address}:${from.port}`, prio })
+    this.dispatch(v, { type: 'advert', from: endpointText(from), prio })
   }
 
   /**
