@@ -653,6 +653,7 @@ function buildConfig(load: Load): Config {
   const num = (key: string): number => numberOf(load, key)!
   const str = (key: string): string => stringOf(load, key)
   const syncInterface = str('sync.interface')
+  const vhids = blockNumbers(load, 'carp').map((n) => buildVhid(load, n))
   return {
     file: load.file,
     node: str('node'),
@@ -665,7 +666,7 @@ function buildConfig(load: Load): Config {
       preemptHolddownMs: num('carp.preempt.holddown'),
       upscript: str('carp.upscript'),
       downscript: str('carp.downscript'),
-      vhids: blockNumbers(load, 'carp').map((n) => buildVhid(load, n)),
+      vhids,
     },
     sync: {
       interface: syncInterface,
@@ -685,7 +686,7 @@ function buildConfig(load: Load): Config {
       listen: endpointOf(load, 'witness.listen'),
       state: str('witness.state'),
     },
-    wans: blockNumbers(load, 'wan').map((n) => buildWan(load, n)),
+    wans: blockNumbers(load, 'wan').map((n) => buildWan(load, n, vhids)),
     wanRules: str('wan.rules') as Config['wanRules'],
     wanProbe: {
       intervalMs: num('wan.probe.interval'),
@@ -716,8 +717,12 @@ function buildVhid(load: Load, n: number): VhidConfig {
   }
 }
 
-function buildWan(load: Load, n: number): WanConfig {
+function buildWan(load: Load, n: number, vhids: VhidConfig[]): WanConfig {
   const key = (name: string): string => `wan.${n}.${name}`
+  const iface = stringOf(load, key('interface'))
+  // A pair shares its WAN address as a VIP: connections NATed to it survive a
+  // takeover, where NAT to a board's own address would die with that board.
+  const shared = vhids.filter((v) => v.interface === iface).flatMap((v) => v.vips.filter((c) => !isIpv6(c.address)))[0]
   return {
     wan: n,
     interface: stringOf(load, key('interface')),
@@ -726,6 +731,7 @@ function buildWan(load: Load, n: number): WanConfig {
     tier: numberOf(load, key('tier'))!,
     probes: listOf<string>(load, key('probe')),
     probeNeed: numberOf(load, key('probe.need'))!,
+    natAddress: shared?.address ?? null,
   }
 }
 

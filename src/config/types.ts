@@ -72,6 +72,12 @@ export interface WanConfig {
   tier: number
   probes: string[]
   probeNeed: number // k of n: targets that must answer for a good round
+  /**
+   * The address new connections are NATed to when a carp.N block shares this WAN's
+   * interface: that block's first IPv4 VIP, so a pair's synced NAT mappings hold on
+   * whichever board serves; null: the interface's own address.
+   */
+  natAddress: string | null
 }
 
 /**

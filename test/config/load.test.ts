@@ -154,11 +154,35 @@ wan.probe.latency.up = 150ms
     state: '/var/db/witness',
   })
   t.same(config.wans, [
-    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'], probeNeed: 1 },
-    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1 },
+    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'], probeNeed: 1, natAddress: null },
+    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1, natAddress: null },
   ])
   t.equal(config.wanRules, 'nft')
   t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
+})
+
+t.test("a WAN that shares its interface with a carp block NATs to that block's first IPv4 VIP", async (t) => {
+  const text = [
+    MINIMAL,
+    'carp.2.interface = wan0',
+    'carp.2.vip = 2001:db8::1/64, 203.0.113.4/28, 203.0.113.5/28',
+    'carp.2.pass = two',
+    'wan.1.interface = wan0',
+    'wan.1.gateway = 203.0.113.1',
+    'wan.1.probe = 203.0.113.53',
+    'wan.2.interface = wan1',
+    'wan.2.gateway = 198.51.100.1',
+    'wan.2.probe = 198.51.100.53',
+  ].join('\n')
+  const config = configOf(t, text)
+  t.same(
+    config.wans.map((w) => [w.interface, w.natAddress]),
+    [
+      ['wan0', '203.0.113.4'],
+      ['wan1', null],
+    ],
+    'the pair shares 203.0.113.4 on wan0 (the IPv6 VIP is not a NAT address); wan1 has no VIP: its own address',
+  )
 })
 
 // ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ export function wanConfig(wan: number, over: Partial<WanConfig> = {}): WanConfig
     tier: 1,
     probes: [`198.18.${wan}.53`],
     probeNeed: 1,
+    natAddress: null,
     ...over,
   }
 }

@@ -26,9 +26,9 @@ import { load } from '../helpers/config-fixtures.js'
 
 /** Two WANs sharing tier 1 by 3:1 (one with a known address: SNAT; one without: MASQUERADE), an LTE backup in tier 2. */
 const WANS: WanSpec[] = [
-  { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, address: '203.0.113.10' },
-  { wan: 2, interface: 'wan1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, address: null },
-  { wan: 3, interface: 'lte0', gateway: '192.0.2.254', weight: 1, tier: 2, probes: ['192.0.2.53'], probeNeed: 1, address: '192.0.2.10' },
+  { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, natAddress: null, address: '203.0.113.10' },
+  { wan: 2, interface: 'wan1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, natAddress: null, address: null },
+  { wan: 3, interface: 'lte0', gateway: '192.0.2.254', weight: 1, tier: 2, probes: ['192.0.2.53'], probeNeed: 1, natAddress: null, address: '192.0.2.10' },
 ]
 
 const ALL_UP: WanPlan = { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 3 }, { wan: 2, weight: 1 }] }
@@ -230,6 +230,15 @@ t.test('pf without LAN interfaces is an error with a code', async (t) => {
     caught = err
   }
   t.ok(caught instanceof RulesError, 'a RulesError, for the CLI to tell from a bug')
+})
+
+t.test("a pair's shared VIP on a WAN is the NAT address in every flavour, before the board's own", async (t) => {
+  const shared: WanSpec[] = [{ ...WANS[0]!, natAddress: '203.0.113.4' }, { ...WANS[1]!, natAddress: '198.51.100.4' }]
+  t.match(renderIptables(shared, ALL_UP), /-A CARPD_WAN_NAT -o wan0 -m mark --mark 0x100\/0xff00 -j SNAT --to-source 203\.0\.113\.4\n/)
+  t.match(renderIptables(shared, ALL_UP), /-A CARPD_WAN_NAT -o wan1 -m mark --mark 0x200\/0xff00 -j SNAT --to-source 198\.51\.100\.4\n/, 'instead of MASQUERADE')
+  t.match(renderNft(shared, ALL_UP), /oifname "wan0" meta mark & 0xff00 == 0x100 snat to 203\.0\.113\.4\n/)
+  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /match out on wan1 from any to any nat-to 198\.51\.100\.4\n/)
+  t.match(renderPf(shared, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), /nat on wan0 from any to any -> 203\.0\.113\.4\n/)
 })
 
 // ---------------------------------------------------------------------------

@@ -81,9 +81,10 @@ export function renderIptables(wans: WanSpec[], plan: WanPlan): string {
     `:${IPT_CHAIN_NAT} - [0:0]`,
     `-F ${IPT_CHAIN_NAT}`,
     ...wans.map((w) => {
-      // A known address gives SNAT, which survives the address staying put; without
-      // one MASQUERADE follows whatever address the interface has (DHCP, PPPoE).
-      const target = w.address === null ? 'MASQUERADE' : `SNAT --to-source ${w.address}`
+      // The pair's shared VIP on this WAN, else a known own address, gives SNAT;
+      // without one MASQUERADE follows whatever address the interface has (DHCP, PPPoE).
+      const to = w.natAddress ?? w.address
+      const target = to === null ? 'MASQUERADE' : `SNAT --to-source ${to}`
       return `-A ${IPT_CHAIN_NAT} -o ${w.interface} -m mark --mark ${markOf(w.wan)} -j ${target}`
     }),
     'COMMIT',

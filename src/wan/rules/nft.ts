@@ -50,9 +50,10 @@ export function renderNft(wans: WanSpec[], plan: WanPlan): string {
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority 100; policy accept;',
     ...wans.map((w) => {
-      // A known address gives snat; without one masquerade follows whatever address
-      // the interface has (DHCP, PPPoE).
-      const action = w.address === null ? 'masquerade' : `snat to ${w.address}`
+      // The pair's shared VIP on this WAN, else a known own address, gives snat;
+      // without one masquerade follows whatever address the interface has (DHCP, PPPoE).
+      const to = w.natAddress ?? w.address
+      const action = to === null ? 'masquerade' : `snat to ${to}`
       return `\t\toifname "${w.interface}" meta mark & ${mask} == ${hex(wanMark(w.wan))} ${action}`
     }),
     '\t}',

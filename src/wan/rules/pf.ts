@@ -67,9 +67,9 @@ export function renderPf(wans: WanSpec[], plan: WanPlan, opts: PfOptions): strin
     // WAN gateway: route-to would send it there whatever its destination.
     `table ${LOCAL_TABLE} const { self, ${opts.lanInterfaces.map((i) => `${i}:network`).join(', ')} }`,
     ...wans.map((w) => {
-      // A known address is used as it is; `(wan0)` follows the interface's address
-      // as it changes (DHCP, PPPoE), like MASQUERADE.
-      const to = w.address ?? `(${w.interface})`
+      // The pair's shared VIP, else a known address, is used as it is; `(wan0)`
+      // follows the interface's address as it changes (DHCP, PPPoE), like MASQUERADE.
+      const to = w.natAddress ?? w.address ?? `(${w.interface})`
       return opts.dialect === 'openbsd'
         ? `match out on ${w.interface} from any to any nat-to ${to}`
         : `nat on ${w.interface} from any to any -> ${to}`
