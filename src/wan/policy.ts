@@ -53,10 +53,13 @@ export function planChanged(a: WanPlan, b: WanPlan): boolean {
 /**
  * Pair awareness (SPEC "Multi-WAN"): a board whose WANs are all offline while the
  * peer, heard on a sync or serial path, has a healthy one should hand the VIPs over.
- * Returns the reason to demote, or null. Without news of the peer: never.
+ * Returns the reason to demote, or null. Without news of the peer: never. A WAN not
+ * judged yet (`judged` false: a board starting, its first good rounds still to
+ * come) is no verdict: the master of a pair that started together came up a moment
+ * after its peer's WANs and handed the VIPs over and back (the pair's lab).
  */
-export function wanDemotion(own: readonly { state: WanState }[], peer: readonly { state: 'U' | 'G' | 'D' }[] | null): string | null {
-  if (own.length === 0 || own.some((w) => w.state !== 'offline')) return null
+export function wanDemotion(own: readonly { state: WanState; judged?: boolean }[], peer: readonly { state: 'U' | 'G' | 'D' }[] | null): string | null {
+  if (own.length === 0 || own.some((w) => w.state !== 'offline' || w.judged === false)) return null
   if (peer === null || !peer.some((w) => w.state !== 'D')) return null
   return 'every WAN offline while the peer has a healthy one'
 }

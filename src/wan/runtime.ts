@@ -265,8 +265,16 @@ export class WanRuntime {
   }
 
   /** Every WAN's state, for the peer (pair awareness) and the console. */
-  states(): { wan: number; state: WanState }[] {
-    return this.wans.map((w) => ({ wan: w.spec.wan, state: w.state }))
+  /**
+   * Each WAN's state; `judged` is false for one offline only because it has not been
+   * up yet nor failed wan.probe.down.rounds rounds in a row (a board starting, its
+   * first good rounds still to come): no verdict that should hand the VIPs over.
+   */
+  states(): { wan: number; state: WanState; judged: boolean }[] {
+    return this.wans.map((w) => {
+      const h = w.health.status()
+      return { wan: w.spec.wan, state: w.state, judged: h.everUp || h.failedInRow >= this.config.wanProbe.downRounds }
+    })
   }
 
   status(): WanRuntimeStatus {

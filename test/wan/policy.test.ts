@@ -99,4 +99,7 @@ t.test('pair awareness: demote only when every own WAN is offline and the peer h
   t.equal(wanDemotion([off], [{ state: 'D' }]), null, 'the peer is no better off')
   t.equal(wanDemotion([off], null), null, 'nothing known of the peer')
   t.equal(wanDemotion([], [{ state: 'U' }]), null, 'no WANs here')
+  const pending = { state: 'offline' as const, judged: false }
+  t.equal(wanDemotion([off, pending], [{ state: 'U' }]), null, 'a WAN not judged yet (a board starting) is no verdict')
+  t.equal(wanDemotion([off, { ...pending, judged: true }], [{ state: 'U' }]), 'every WAN offline while the peer has a healthy one', 'judged dead: demoted')
 })

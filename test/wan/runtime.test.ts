@@ -49,10 +49,14 @@ t.test('start loads the first plan, routes first: every WAN offline, new connect
     t.equal(s.address, address, `wan${wan}'s socket is bound to its own address`)
     t.same(s.sent.map((p) => p.to), [{ address: target, port: 53 }], `wan${wan} asked its resolver, on port 53`)
   }
-  t.same(h.link.states(), [
-    { wan: 1, state: 'offline' },
-    { wan: 2, state: 'offline' },
-  ])
+  t.same(
+    h.link.states(),
+    [
+      { wan: 1, state: 'offline', judged: false },
+      { wan: 2, state: 'offline', judged: false },
+    ],
+    'offline, but not judged yet: no reason to hand the VIPs to the peer',
+  )
   const s = h.link.status()
   t.equal(s.plan, ALL_DOWN_3_1, 'the plan in the kernel')
   t.equal(s.wanted, null, 'nothing waits to be loaded')
@@ -174,10 +178,14 @@ t.test('a WAN with no address says it cannot probe and stays offline', async (t)
   t.equal(h.lines[0], 'wan wan2 wan2 has no IPv4 address: probes cannot leave through it, counted as failed')
   t.notOk(h.sockets.has(2), 'no socket for it')
   await h.step(5000)
-  t.same(h.link.states(), [
-    { wan: 1, state: 'online' },
-    { wan: 2, state: 'offline' },
-  ])
+  t.same(
+    h.link.states(),
+    [
+      { wan: 1, state: 'online', judged: true },
+      { wan: 2, state: 'offline', judged: true },
+    ],
+    'wan2 never came up, but its failed rounds in a row are a verdict',
+  )
   const s = h.link.status()
   t.equal(s.plan, 'tier 1: wan1 x3')
   t.equal(s.wans[1]!.address, null)
