@@ -14,7 +14,7 @@ import { type Clock, realClock } from '../io/clock.js'
 import { startControlServer } from '../io/control.js'
 import { type Logger, lineLogger } from '../io/log.js'
 import { openUdpTransport } from '../io/udp.js'
-import { conntrackBackend } from '../platform/conntrack.js'
+import { conntrackBackend, pickupWarning } from '../platform/conntrack.js'
 import { dryRunPlatform, dryRunSyncBackend } from '../platform/dryrun.js'
 import { type Runner, execRunner } from '../platform/exec.js'
 import { FENCE_AFTERMATH_MS, earlierFences, spawnFence } from '../platform/fence.js'
@@ -109,6 +109,8 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     serialPort: (opts) => new SerialLine({ ...opts, run: dryRun ? logOnly : execRunner, clock, log }),
     wanApplier: () => (dryRun ? dryRunWanApplier(log) : linuxWanApplier({ run: execRunner, log })),
     reversePathWarning: (iface) => reversePathWarning(iface, (path) => readFileSync(path, 'utf8')),
+    // A dry run loads nothing: the host's kernel settings are not its concern.
+    pickupWarning: dryRun ? undefined : () => pickupWarning((path) => readFileSync(path, 'utf8')),
     spawnFence: (onExpired) => (dryRun ? null : spawnFence({ argv: fenceArgv, log, onExpired })),
     earlierFencesGone: dryRun ? undefined : async () => {
       // A fence an earlier, killed carpd left still watches its VIPs for a few seconds;

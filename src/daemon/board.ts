@@ -65,6 +65,8 @@ export interface BoardIo {
   wanApplier(): WanApplier
   /** A warning when the kernel's reverse-path filter would drop a WAN's replies. */
   reversePathWarning(iface: string): string | null
+  /** A warning when the kernel picks up mid-stream TCP flows (state sync's loads are then refused). */
+  pickupWarning?(): string | null
   /** The fence child process (platform/fence.ts); null where there is none (dry run). */
   spawnFence(onExpired: (vhid: number) => void): Fence | null
   /**
@@ -344,6 +346,10 @@ export class Board {
     for (const w of this.config.wans) {
       const warning = io.reversePathWarning(w.interface)
       if (warning) log.event('wan', `warning: ${warning}`)
+    }
+    if (this.config.sync.backend === 'conntrack') {
+      const warning = io.pickupWarning?.() ?? null
+      if (warning) log.event('sync', `warning: ${warning}`)
     }
     // With a witness a master holds its VIPs on a lease; the fence removes them when the
     // lease runs out and this process could not (SIGSTOP, hang).

@@ -54,6 +54,26 @@ export const WATCH_RESTART_MAX_MS = 30_000
 /** ...and back to the minimum once a reader has lived this long. */
 export const WATCH_STABLE_MS = 60_000
 
+/**
+ * Loose TCP pickup (the kernel's default, nf_conntrack_tcp_loose=1) makes an entry
+ * for a mid-stream packet of a flow the kernel does not know. In a takeover the
+ * flows' first packets come before the peer's states are loaded: the entries picked
+ * up are marked and NATed afresh, and the peer's states are then refused ("Such
+ * conntrack exists"): the pair's lab lost 30 of 35 that way. Returns a warning with
+ * what fixes it, or null (pickup off, or no conntrack module to ask).
+ */
+export function pickupWarning(read: (path: string) => string): string | null {
+  try {
+    if (read('/proc/sys/net/netfilter/nf_conntrack_tcp_loose').trim() !== '1') return null
+  } catch {
+    return null
+  }
+  return (
+    "nf_conntrack_tcp_loose=1: a takeover's first packets make new entries before the peer's states are loaded, and those states are then refused; " +
+    'run: sysctl -w net.netfilter.nf_conntrack_tcp_loose=0, and drop "ct state invalid" in the forward and input chains (a packet that comes before its state is then sent again, not reset)'
+  )
+}
+
 export interface ConntrackOptions {
   log: Logger
   /** Runs the commands; tests pass a fake. */

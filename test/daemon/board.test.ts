@@ -82,13 +82,16 @@ t.test('a board with sync, serial line, witness and multi-WAN: built from the ed
     wans: [wanConfig(1), wanConfig(2)],
   }
   let fenced = 0
-  const board = await openBoard(deps(config, clock, edges(clock, events, { spawnFence: () => (fenced++, { hold: () => {}, drop: () => {}, close: () => void events.push('fence close') }) })))
+  const lines: string[] = []
+  const io = edges(clock, events, { spawnFence: () => (fenced++, { hold: () => {}, drop: () => {}, close: () => void events.push('fence close') }), pickupWarning: () => 'pickup is on' })
+  const board = await openBoard({ ...deps(config, clock, io), log: { event: (sub: string, text: string) => void lines.push(`${sub} ${text}`) } })
   if (typeof board === 'string') throw new Error(board)
   t.ok(board.sync && board.quorum && board.wan, 'every subsystem built')
   t.equal(board.quorum!.mode, 'witness')
   t.same(events, ['open 0.0.0.0:8240 ttl 255 join 224.0.0.18', 'open 192.0.2.2:8242 ttl 255', 'open 0.0.0.0:0', 'control 8239'])
   await board.start()
   t.equal(fenced, 1, 'the fence is spawned at start, with a witness')
+  t.ok(lines.includes('sync warning: pickup is on'), "the kernel's loose TCP pickup is warned about at start, with sync on conntrack")
   t.ok(events.includes('serial start'))
   const status = board.status()
   t.equal(status.node, 'a')

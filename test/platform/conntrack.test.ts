@@ -10,6 +10,7 @@ import {
   WATCH_STABLE_MS,
   conntrackBackend,
   type ConntrackOptions,
+  pickupWarning,
 } from '../../src/platform/conntrack.js'
 import { MAX_LINE_CHARS, execStream, type StreamOptions, type StreamResult } from '../../src/platform/exec.js'
 import type { Argv } from '../../src/platform/types.js'
@@ -860,3 +861,14 @@ if (why !== null && LAB_REQUIRED) {
     t.same(udpProbe(ns, '10.1.1.1:8080', '198.51.100.2:3001', ['198.51.100.2:3001', '10.0.0.41:7000']), [{ at: '198.51.100.2:3001', from: '10.1.1.1:8080' }], 'old line, both: neither')
   })
 }
+
+t.test('pickupWarning: loose TCP pickup on warns with the fix; off, or no conntrack module, is quiet', async (t) => {
+  const reading = (value: string | null) => (path: string) => {
+    t.equal(path, '/proc/sys/net/netfilter/nf_conntrack_tcp_loose')
+    if (value === null) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' })
+    return value
+  }
+  t.match(pickupWarning(reading('1\n')), /^nf_conntrack_tcp_loose=1: .*run: sysctl -w net\.netfilter\.nf_conntrack_tcp_loose=0, and drop "ct state invalid"/)
+  t.equal(pickupWarning(reading('0\n')), null)
+  t.equal(pickupWarning(reading(null)), null, 'no module loaded: nothing to say')
+})
