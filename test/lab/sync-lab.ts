@@ -24,22 +24,31 @@ const ROUTERS = {
 } as const
 type Router = keyof typeof ROUTERS
 
-// Only established flows and new connections from the LAN pass; anything conntrack
-// does not know (a mid-stream packet without state) is INVALID and dropped, also when
-// addressed to the router itself (else the kernel would answer it with a reset).
-const FIREWALL = `
+/**
+ * The stateful firewall state sync needs (src/sync/README.md): only established flows
+ * and new connections from the LAN (its interface or the virtual MAC's carp1) to the
+ * WAN interfaces pass; anything conntrack does not know (a mid-stream packet without
+ * state, with nf_conntrack_tcp_loose=0) is INVALID and dropped, also when addressed
+ * to the router itself (else the kernel would answer it with a reset).
+ */
+export function statefulFilter(wanInterfaces: readonly string[]): string {
+  return `
 table inet fw {
   chain forward {
     type filter hook forward priority 0; policy drop;
     ct state established,related accept
     ct state invalid drop
-    iifname { "lan0", "carp1" } oifname "wan0" tcp flags & (fin|syn|rst|ack) == syn ct state new accept
+    iifname { "lan0", "carp1" } oifname { ${wanInterfaces.map((i) => `"${i}"`).join(', ')} } tcp flags & (fin|syn|rst|ack) == syn ct state new accept
   }
   chain input {
     type filter hook input priority 0; policy accept;
     ct state invalid drop
   }
 }
+`
+}
+
+const FIREWALL = `${statefulFilter(['wan0'])}
 table ip nat {
   chain postrouting {
     type nat hook postrouting priority 100;
