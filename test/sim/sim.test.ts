@@ -63,13 +63,27 @@ t.test('seeds that found defects stay fixed', async (t) => {
   // peer's copy of a paused board's older state came back (its commit replaced an entry
   // with the same record) and was taken for newer than the board's own later state.
   // 50010583 (60 s): the simulator let a killed carpd's commit start a conntrack load
-  // after its death (fixed there: a dead process starts no command).
-  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60], [100494, 60], [104475, 60], [100628, 60], [100977, 60], [111238, 60], [210772, 60], [303391, 60], [1004257, 60], [2002693, 60], [7001212, 60], [8001902, 60], [20000923, 60], [10001205, 60], [10001359, 60], [30001546, 60], [50010583, 60]] as const) {
+  // after its death (fixed there: a dead process starts no command). 100006279 (60 s):
+  // the simulator's witness bound took each failing-command window alone, while a
+  // removal's retry chained two of them (13.4 s of failing `ip addr del`).
+  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60], [100494, 60], [104475, 60], [100628, 60], [100977, 60], [111238, 60], [210772, 60], [303391, 60], [1004257, 60], [2002693, 60], [7001212, 60], [8001902, 60], [20000923, 60], [10001205, 60], [10001359, 60], [30001546, 60], [50010583, 60], [100006279, 60]] as const) {
     const r = await simulate(seed, seconds * 1000)
     t.same(r.violations, [], `seed ${seed}\n${report(r)}`)
     if (r.scenario.mode === 'witness') t.ok(r.maxOverlapMs <= witnessBoundMs(r.scenario), `seed ${seed}: overlap ${r.maxOverlapMs} ms within the bound ${witnessBoundMs(r.scenario)} ms`)
     t.equal(r.settledAtMs !== null && r.violations.length === 0, true, `seed ${seed}: one holder after the faults`)
   }
+})
+
+t.test('the witness bound: failing-command windows of one board chain when a retry can land in the next', async (t) => {
+  const base = drawScenario(100006279, 60_000)
+  const slow = (atMs: number, board: 0 | 1, delayMs: number, fail: boolean, forMs: number) => ({ atMs, kind: 'slowCommands' as const, board, delayMs, fail, forMs })
+  const margin = base.leaseMs * 0.01 + 300
+  const bound = (faults: ReturnType<typeof slow>[]) => witnessBoundMs({ ...base, faults })
+  t.equal(bound([]), 0, 'commands at their usual speed: no overlap allowed')
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000)]), Math.ceil(2000 + 1500 + 1000 - margin), 'one window: its length, a delay and a retry')
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 1, 1500, true, 5000)]), Math.ceil(14_000 + 5000 + 1500 + 1000 - 10_000 - margin), 'the next starts before the retry (14.5 s): one chain')
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 0, 1500, true, 5000)]), Math.ceil(5000 + 1500 + 1000 - margin), 'windows of two boards never chain')
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(20_000, 1, 1500, false, 5000)]), Math.ceil(4500 - margin), 'a slow window after the retry: apart')
 })
 
 t.test('a seed replays exactly', async (t) => {
