@@ -176,7 +176,7 @@ export class Agent {
   constructor(private readonly deps: AgentDeps) {
     this.config = deps.carp
     this.epoch = deps.random(4).readUInt32BE(0)
-    deps.transport.onPacket((payload, from) => this.receive(payload, from))
+    deps.transport.onPacket((payload, from, iface) => this.receive(payload, from, iface))
   }
 
   /** Starts every vhid in BACKUP; none may claim before a full master-down interval. */
@@ -295,13 +295,13 @@ export class Agent {
   }
 
   /** Handles one datagram from the CARP socket: the ladder of input checks. */
-  receive(payload: Buffer, from: Endpoint): void {
+  receive(payload: Buffer, from: Endpoint, iface?: string): void {
     const decoded = decodeCarp(payload)
     if (!decoded.ok) return this.drop(decoded.error)
     const advert = decoded.advert
     const v = this.vhids.get(advert.vhid)
     if (!v) return this.drop('unknownVhid')
-    if (!this.senderAllowed(v.config, from)) return this.drop('unknownSender')
+    if (!this.senderAllowed(v.config, from, iface)) return this.drop('unknownSender')
     if (!v.auth.valid(advert)) return this.drop('badAuth')
     const epoch = Number(advert.counter >> 32n)
     // Our own multicast looped back (or a reflection): same epoch as ours.
@@ -331,9 +331,11 @@ export class Agent {
    * Unicast: only the configured peers, address and port. Multicast: only sources on
    * the vhid interface's own subnet (adverts are link-local: RFC 5798 §5.1.1.3 asks
    * for TTL 255, which a UDP socket cannot read, so the subnet is the check we have);
-   * over IPv6, link-local sources (where adverts to ff02::12 come from).
+   * over IPv6, link-local sources (where adverts to ff02::12 come from) that came in
+   * on the vhid's interface or its virtual MAC's (`iface`, the source's zone: every
+   * link has the same fe80::/64, so the address alone cannot tell another segment).
    */
-  private senderAllowed(vc: VhidConfig, from: Endpoint): boolean {
+  private senderAllowed(vc: VhidConfig, from: Endpoint, iface?: string): boolean {
     if (vc.peers.length > 0) {
       // Or from one of the vhid's VIPs: IPv6 may pick a VIP as the source of an advert
       // to a peer whose address shares a longer prefix with it than the board's own.
@@ -342,7 +344,7 @@ export class Agent {
     }
     // Or the vhid's own VIP: the advert a new master sends from its virtual MAC.
     if (vc.vips.some((vip) => vip.address === from.address)) return true
-    if (advertsOverIpv6(vc)) return isIpv6LinkLocal(from.address)
+    if (advertsOverIpv6(vc)) return isIpv6LinkLocal(from.address) && (iface === undefined || iface === vc.interface || iface === this.vmacs.get(vc.vhid))
     const net = this.deps.interfaceNet(vc.interface)
     return net !== undefined && inSubnet(net, from.address)
   }

@@ -8,7 +8,7 @@ import type { Transport } from './transport.js'
 export function demux(t: Transport, firstByte: number): [Transport, Transport] {
   type Handler = Parameters<Transport['onPacket']>[0]
   const handlers: [Handler | null, Handler | null] = [null, null]
-  t.onPacket((payload, from) => handlers[payload.length > 0 && payload[0] === firstByte ? 0 : 1]?.(payload, from))
+  t.onPacket((payload, from, iface) => handlers[payload.length > 0 && payload[0] === firstByte ? 0 : 1]?.(payload, from, iface))
   let closed: Promise<void> | null = null
   const side = (i: 0 | 1): Transport => ({
     send: (payload, to, iface) => t.send(payload, to, iface),

@@ -10,7 +10,8 @@ export interface Transport {
    */
   send(payload: Buffer, to: Endpoint, iface?: string): Promise<void>
   /** Registers the single receiver of incoming datagrams. */
-  onPacket(handler: (payload: Buffer, from: Endpoint) => void): void
+  /** `iface`: the interface a link-local IPv6 datagram came in on (its zone), where the socket says. */
+  onPacket(handler: (payload: Buffer, from: Endpoint, iface?: string) => void): void
   close(): Promise<void>
 }
 

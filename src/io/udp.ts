@@ -79,8 +79,13 @@ export function udpTransport(sock: Socket, ifaces: ReadonlyMap<string, string>, 
     onPacket(handler) {
       sock.removeAllListeners('message')
       // A link-local IPv6 source comes with the zone it arrived in ("fe80::1%eth0"):
-      // the address alone is what the configuration and the checks name.
-      sock.on('message', (msg, rinfo) => handler(msg, { address: rinfo.address.replace(/%.*$/, ''), port: rinfo.port }))
+      // the address alone is what the configuration and the checks name; the zone
+      // says which interface it came in on.
+      sock.on('message', (msg, rinfo) => {
+        const zone = rinfo.address.indexOf('%')
+        if (zone < 0) handler(msg, { address: rinfo.address, port: rinfo.port })
+        else handler(msg, { address: rinfo.address.slice(0, zone), port: rinfo.port }, rinfo.address.slice(zone + 1))
+      })
     },
     close: () => new Promise((resolve) => sock.close(() => resolve())),
   }

@@ -895,6 +895,11 @@ t.test('IPv6: a vhid with only IPv6 VIPs advertises to ff02::12, hears link-loca
   for (const from of ['2001:db8::99', '192.0.2.9']) lab.net.inject({ address: from, port: CARP_PORT }, { address: 'ff02::12', port: CARP_PORT }, adv.payload)
   lab.clock.advance(2)
   t.equal(b.agent.status().drops.unknownSender, 2, 'a global source that is no VIP, and an IPv4 source, are refused')
+  // fe80::/64 is on every link: an advert that came in on another interface is not the peer's.
+  b.agent.agent.receive(adv.payload, { address: 'fe80::a', port: CARP_PORT }, 'wan0')
+  t.equal(b.agent.status().drops.unknownSender, 3, 'a link-local source that came in on another interface is refused')
+  b.agent.agent.receive(adv.payload, { address: 'fe80::a', port: CARP_PORT }, 'lan0')
+  t.equal(b.agent.status().drops.unknownSender, 3, "one that came in on the vhid's interface is not")
   // The master's cable is pulled: the backup takes over.
   lab.net.cut({ address: 'fe80::a', port: CARP_PORT })
   lab.clock.advance(5000)

@@ -149,7 +149,7 @@ t.test('IPv6: a v6-only socket on ::1 and a v4 one on the same port, one receive
   t.same(got.sort(), ['four from 127.0.0.1', 'six from ::1'], 'each family by its own socket, the sender as the kernel names it')
 })
 
-t.test('IPv6 link-local: a unicast peer is sent to through the named interface; a source comes without its zone', async (t) => {
+t.test('IPv6 link-local: a unicast peer is sent to through the named interface; a source comes without its zone, which names the interface', async (t) => {
   const { udpTransport } = await import('../../src/io/udp.js')
   const sent: string[] = []
   let onMessage: ((msg: Buffer, rinfo: { address: string; port: number }) => void) | null = null
@@ -164,8 +164,8 @@ t.test('IPv6 link-local: a unicast peer is sent to through the named interface; 
   await tr.send(Buffer.alloc(1), { address: '2001:db8::2', port: 8240 }, 'lan0')
   t.same(sent, ['fe80::2%lan0 8240', '2001:db8::2 8240'], 'the zone only where the address needs one')
   const got: string[] = []
-  tr.onPacket((_p, from) => got.push(`${from.address} ${from.port}`))
+  tr.onPacket((_p, from, iface) => got.push(`${from.address} ${from.port} ${iface}`))
   onMessage!(Buffer.alloc(1), { address: 'fe80::1%lan0', port: 8240 })
   onMessage!(Buffer.alloc(1), { address: '192.0.2.1', port: 8240 })
-  t.same(got, ['fe80::1 8240', '192.0.2.1 8240'])
+  t.same(got, ['fe80::1 8240 lan0', '192.0.2.1 8240 undefined'], 'the zone comes apart, as the interface it came in on')
 })
