@@ -22,7 +22,7 @@ import { addressNow, hasInterface, interfaceNet, linkMtu } from '../platform/hos
 import { linuxPlatform } from '../platform/linux.js'
 import { ipBatchRunner } from '../platform/ip-batch.js'
 import type { Platform } from '../platform/types.js'
-import { linuxVmacs, procInterfaces, procSysctl } from '../platform/vmac.js'
+import { fileLedger, linuxVmacs, procInterfaces, procSysctl } from '../platform/vmac.js'
 import { SerialLine } from '../platform/serial.js'
 import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from '../platform/wan.js'
 import { type Args, DEFAULT_CONFIG } from './args.js'
@@ -86,7 +86,7 @@ export async function run(args: Args): Promise<number> {
 /** The Linux platform: VIP and macvlan changes through one running `ip -batch` (platform/ip-batch.ts). */
 function linuxPlatformWithBatch(log: Logger): Platform {
   const run = ipBatchRunner(execRunner)
-  return linuxPlatform({ run, log, vmacs: linuxVmacs({ run, log, sysctl: procSysctl, interfaces: procInterfaces }) })
+  return linuxPlatform({ run, log, vmacs: linuxVmacs({ run, log, sysctl: procSysctl, interfaces: procInterfaces, ledger: fileLedger() }) })
 }
 
 /** The real edges; --dry-run logs the OS commands (ip, arping, stty, hooks, rules) instead. */

@@ -27,7 +27,7 @@
 // Every value changed is put back at tearDown(); a macvlan left by a killed run is
 // deleted and made again at start.
 
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import type { Logger } from '../io/log.js'
 import type { Runner } from './exec.js'
 import { COMMAND_TIMEOUT_MS } from './linux.js'
@@ -80,12 +80,59 @@ export function procInterfaces(): string[] {
 const V4 = '/proc/sys/net/ipv4/conf'
 const V6 = '/proc/sys/net/ipv6/conf'
 
+/**
+ * Where the sysctls' values from before carpd changed them are kept while it runs,
+ * so that a run killed without its tear-down (SIGKILL, a crash, the OOM killer) does
+ * not leave them changed for good: the next run puts them back first, then reads
+ * them as the originals (it would otherwise take the killed run's values for them).
+ */
+export interface SysctlLedger {
+  /** path -> original value, in the order they were changed; empty when none is kept. */
+  read(): [string, string][]
+  write(entries: [string, string][]): void
+  remove(): void
+}
+
+/**
+ * A ledger in a file under /run (a tmpfs, emptied at boot, as the sysctls are), one
+ * per network namespace (/proc/sys/net is per namespace, /run is not).
+ */
+export function fileLedger(dir = '/run/carpd'): SysctlLedger {
+  let file: string
+  try {
+    file = `${dir}/sysctl-${readlinkSync('/proc/self/ns/net').replace(/\D/g, '')}.json`
+  } catch {
+    file = `${dir}/sysctl.json`
+  }
+  return {
+    read() {
+      try {
+        const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'))
+        if (!Array.isArray(parsed)) return []
+        return parsed.filter((e): e is [string, string] => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && e[0].startsWith('/proc/sys/') && !e[0].includes('..') && typeof e[1] === 'string')
+      } catch {
+        return []
+      }
+    },
+    write(entries) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      writeFileSync(`${file}.tmp`, JSON.stringify(entries), { mode: 0o600 })
+      renameSync(`${file}.tmp`, file)
+    },
+    remove() {
+      rmSync(file, { force: true })
+    },
+  }
+}
+
 export interface LinuxVmacOptions {
   run: Runner
   log: Logger
   sysctl: SysctlIo
   /** The interfaces of the host (for pushing all.rp_filter down); /proc/sys/net/ipv4/conf by default. */
   interfaces: () => string[]
+  /** The originals kept across a kill (none: tests, and a board that cannot write /run). */
+  ledger?: SysctlLedger
 }
 
 export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
@@ -101,12 +148,39 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
     if (r.timedOut) throw new Error(`${argv.join(' ')}: timed out`)
     if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr.trim().split('\n')[0] || `exit code ${r.code}`}`)
   }
+  const keep = (): void => {
+    try {
+      opts.ledger?.write([...original])
+    } catch (err) {
+      log.event('platform', `cannot keep the sysctls' original values: ${(err as Error).message}`)
+    }
+  }
   const set = (path: string, value: string): void => {
     const now = sysctl.read(path)
     if (now === null) return // no such knob here (IPv6 off in the kernel, say)
-    if (!original.has(path)) original.set(path, now)
+    if (!original.has(path)) {
+      original.set(path, now)
+      keep()
+    }
     wanted.set(path, value)
     if (now !== value) sysctl.write(path, value)
+  }
+  /** What a killed earlier run changed goes back first (in reverse, as tearDown does). */
+  const restoreLeftovers = (): void => {
+    const left = opts.ledger?.read() ?? []
+    if (left.length === 0) return
+    const back: string[] = []
+    for (const [path, value] of [...left].reverse()) {
+      const now = sysctl.read(path)
+      if (now === null || now === value) continue
+      try {
+        sysctl.write(path, value)
+        back.push(`${path.replace('/proc/sys/', '').replaceAll('/', '.')}=${value}`)
+      } catch (err) {
+        log.event('platform', `cannot put ${path} back to ${value}: ${(err as Error).message}`)
+      }
+    }
+    if (back.length > 0) log.event('platform', `sysctls an earlier run changed and did not put back, back now: ${back.join(' ')}`)
   }
   const exists = async (name: string): Promise<boolean> => (await run(['ip', 'link', 'show', 'dev', name], COMMAND_TIMEOUT_MS)).code === 0
 
@@ -145,6 +219,7 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
   return {
     async setUp(vhids, others = []) {
       const ready = new Map<number, string>()
+      if (original.size === 0) restoreLeftovers()
       // A vhid now set to vmac = no: a macvlan left up with its VIP would answer for
       // it next to the peer.
       for (const vhid of others) {
@@ -194,6 +269,11 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
       }
       original.clear()
       wanted.clear()
+      try {
+        opts.ledger?.remove()
+      } catch (err) {
+        log.event('platform', `cannot remove the sysctls' ledger: ${(err as Error).message}`)
+      }
     },
 
     async check() {

@@ -1,12 +1,15 @@
 import t from 'tap'
 import type { CommandResult, Runner } from '../../src/platform/exec.js'
-import { type SysctlIo, linuxVmacs, vmacAddress, vmacName } from '../../src/platform/vmac.js'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type SysctlIo, type SysctlLedger, fileLedger, linuxVmacs, vmacAddress, vmacName } from '../../src/platform/vmac.js'
 
 const ok: CommandResult = { code: 0, stdout: '', stderr: '', timedOut: false }
 const fail = (stderr: string): CommandResult => ({ code: 2, stdout: '', stderr, timedOut: false })
 
 /** A host: the links that exist, the commands run, and /proc/sys as a map. */
-function host(links: string[], sysctl: Record<string, string>, failing: RegExp | null = null) {
+function host(links: string[], sysctl: Record<string, string>, failing: RegExp | null = null, ledger?: SysctlLedger) {
   const present = new Set(links)
   const calls: string[] = []
   const run: Runner = async (argv) => {
@@ -27,7 +30,7 @@ function host(links: string[], sysctl: Record<string, string>, failing: RegExp |
   const io: SysctlIo = { read: (path) => sysctl[path] ?? null, write: (path, value) => void (sysctl[path] = value) }
   const lines: string[] = []
   const log = { event: (sub: string, msg: string) => void lines.push(`${sub} ${msg}`) }
-  const vmacs = linuxVmacs({ run, log, sysctl: io, interfaces: () => Object.keys(sysctl).filter((k) => k.startsWith('/proc/sys/net/ipv4/conf/') && k.endsWith('/rp_filter')).map((k) => k.split('/')[6]!) })
+  const vmacs = linuxVmacs({ run, log, sysctl: io, ledger, interfaces: () => Object.keys(sysctl).filter((k) => k.startsWith('/proc/sys/net/ipv4/conf/') && k.endsWith('/rp_filter')).map((k) => k.split('/')[6]!) })
   return { vmacs, calls, sysctl, present, lines }
 }
 
@@ -138,4 +141,41 @@ t.test('a vhid with IPv6 VIPs: IPv6 on without an address of its own, no DAD, no
   t.match(repairs.join('\n'), /carp2 was deleted by someone else/)
   t.equal(h.sysctl['/proc/sys/net/ipv6/conf/carp2/addr_gen_mode'], '1', 'its addr_gen_mode set again')
   t.match(h.calls.join('\n'), /link add link lan0 name carp2 address 00:00:5e:00:02:02 type macvlan mode private\n.*link add link lan0 name carp2 address 00:00:5e:00:02:02/s)
+})
+
+t.test('a run killed without its tear-down: the next run puts its sysctls back first and restores the true originals at its own end', async (t) => {
+  let kept: [string, string][] = []
+  const ledger: SysctlLedger = { read: () => kept, write: (e) => void (kept = e), remove: () => void (kept = []) }
+  const sysctl: Record<string, string> = base()
+  const before = { ...sysctl }
+  const first = host(['lan0'], sysctl, null, ledger)
+  await first.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
+  t.equal(sysctl['/proc/sys/net/ipv4/conf/lan0/arp_ignore'], '1', 'the first run changed the parent')
+  t.ok(kept.some(([p, v]) => p === '/proc/sys/net/ipv4/conf/all/rp_filter' && v === '2'), 'and kept what all.rp_filter was')
+  // SIGKILL: no tearDown. A second run on the same host (the macvlan is still there).
+  const second = host(['lan0', 'carp1'], sysctl, null, ledger)
+  await second.vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
+  t.match(second.lines.join('\n'), /sysctls an earlier run changed and did not put back, back now: .*net\.ipv4\.conf\.lan0\.arp_ignore=0/)
+  t.equal(sysctl['/proc/sys/net/ipv4/conf/lan0/arp_ignore'], '1', 'then set again by this run')
+  await second.vmacs.tearDown()
+  for (const key of Object.keys(before)) t.equal(sysctl[key], before[key], `${key} back to its value from before the first run`)
+  t.same(kept, [], 'a clean end leaves no ledger')
+})
+
+t.test('fileLedger: one file per network namespace under the directory; a bad or foreign file reads as empty', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'carpd-ledger-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const l = fileLedger(join(dir, 'run'))
+  t.same(l.read(), [], 'nothing kept yet')
+  l.write([['/proc/sys/net/ipv4/conf/all/rp_filter', '2']])
+  t.same(l.read(), [['/proc/sys/net/ipv4/conf/all/rp_filter', '2']])
+  const [file] = readdirSync(join(dir, 'run'))
+  t.match(file, /^sysctl-\d+\.json$/, 'named by the namespace')
+  writeFileSync(join(dir, 'run', file!), JSON.stringify([['/etc/passwd', 'x'], ['/proc/sys/../../etc/x', '1'], ['/proc/sys/net/ipv4/conf/lan0/arp_ignore', '0'], [1, 2]]))
+  t.same(l.read(), [['/proc/sys/net/ipv4/conf/lan0/arp_ignore', '0']], 'only /proc/sys paths, without ..')
+  writeFileSync(join(dir, 'run', file!), '{not json')
+  t.same(l.read(), [])
+  t.equal(readFileSync(join(dir, 'run', file!), 'utf8'), '{not json')
+  l.remove()
+  t.same(l.read(), [])
 })
