@@ -74,16 +74,22 @@ t.test('seeds that found defects stay fixed', async (t) => {
   }
 })
 
-t.test('the witness bound: failing-command windows of one board chain when a retry can land in the next', async (t) => {
+t.test('the witness bound: the slowest removal with commands as the world runs them, less the lease margin', async (t) => {
   const base = drawScenario(100006279, 60_000)
   const slow = (atMs: number, board: 0 | 1, delayMs: number, fail: boolean, forMs: number) => ({ atMs, kind: 'slowCommands' as const, board, delayMs, fail, forMs })
   const margin = base.leaseMs * 0.01 + 300
   const bound = (faults: ReturnType<typeof slow>[]) => witnessBoundMs({ ...base, faults })
+  const less = (ms: number) => Math.max(0, Math.ceil(ms - margin))
   t.equal(bound([]), 0, 'commands at their usual speed: no overlap allowed')
-  t.equal(bound([slow(10_000, 1, 1500, true, 2000)]), Math.ceil(2000 + 1500 + 1000 - margin), 'one window: its length, a delay and a retry')
-  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 1, 1500, true, 5000)]), Math.ceil(14_000 + 5000 + 1500 + 1000 - 10_000 - margin), 'the next starts before the retry (14.5 s): one chain')
-  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 0, 1500, true, 5000)]), Math.ceil(5000 + 1500 + 1000 - margin), 'windows of two boards never chain')
-  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(20_000, 1, 1500, false, 5000)]), Math.ceil(4500 - margin), 'a slow window after the retry: apart')
+  // Failing at 1.5 s a try, again a second later: every start is done 2.5 s later.
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000)]), less(2502), 'one failing window: a failed try, the retry after it')
+  // A try begun at 11.999 s fails at 13.499 s; its retry at 14.499 s is in the next window.
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 1, 1500, true, 5000)]), less(7502), 'a retry that lands in the next window chains the two')
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 0, 1500, true, 5000)]), less(5002), "another board's window never chains")
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(20_000, 1, 1500, false, 5000)]), less(2502), 'a slow window after the last retry: apart')
+  t.equal(bound([slow(10_000, 1, 1500, false, 100), slow(11_000, 1, 1500, false, 15_000)]), less(1500), 'slow but succeeding windows never chain (review)')
+  // The world's semantics: the latest start wins, the first end puts the board back to normal.
+  t.equal(bound([slow(10_000, 1, 1000, true, 10_000), slow(12_000, 1, 500, false, 1000)]), less(2500), 'an inner window ends the outer one')
 })
 
 t.test('a seed replays exactly', async (t) => {

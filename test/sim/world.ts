@@ -1015,28 +1015,50 @@ export function witnessBoundMs(s: Scenario): number {
   return Math.max(0, Math.ceil(slowestRemovalMs(s.faults) - margin))
 }
 
+/** carpd tries a failed VIP removal again after this (REMOVE_RETRY_MS, FENCE_RETRY_MS). */
+const REMOVAL_RETRY_MS = 1000
+
 /**
- * The longest a board's `ip addr del` can stay undone. One failing window: from its
- * start to its end, plus the delay of a command started at its last instant, plus
- * the retry a second later. A retry that lands in the board's next window goes on
- * failing there, so windows chain when the next starts before that retry
- * (simulator, seed 100006279: a removal started 85 ms before one window ended
- * failed, and its retry fell into the next window, 13.4 s of failures in all).
+ * The longest a board's `ip addr del` can stay undone, with commands as the world
+ * runs them: a slowCommands fault sets the board's delay (and failure) at its start,
+ * the latest start wins, and any fault's end puts the board back to normal. A
+ * removal begun at t0 runs with the mode in force then, and a failed one runs again a
+ * second later, possibly in another window (simulator, seed 100006279: a removal
+ * begun 85 ms before one window ended failed and its retry fell into the next one,
+ * 13.4 s of failures in all). Every start time on a 10 ms grid and at each window's
+ * edges is tried.
  */
 function slowestRemovalMs(faults: readonly Fault[]): number {
   let slowest = COMMAND_MS
   for (const board of [0, 1] as const) {
-    const windows = faults.filter((f): f is Extract<Fault, { kind: 'slowCommands' }> => f.kind === 'slowCommands' && f.board === board).sort((a, b) => a.atMs - b.atMs)
-    let start = 0
-    let end = -Infinity
-    for (const w of windows) {
-      // A failing window holds the removal until after its end. A non-failing one
-      // delays one command, which then succeeds: the removal that starts with it
-      // takes its delay, a retry that lands in it at most until its end and a delay.
-      const chained = w.atMs <= end
-      if (!chained) start = w.atMs
-      end = Math.max(end, w.atMs + w.delayMs + (w.fail ? w.forMs + 1000 : chained ? w.forMs : 0))
-      slowest = Math.max(slowest, end - start)
+    const windows = faults.filter((f): f is Extract<Fault, { kind: 'slowCommands' }> => f.kind === 'slowCommands' && f.board === board)
+    if (windows.length === 0) continue
+    // The board's command mode changes at these instants: a window's start, any end.
+    const events = windows
+      .flatMap((w) => [
+        { atMs: w.atMs, mode: w as { delayMs: number; fail: boolean } | null },
+        { atMs: w.atMs + w.forMs, mode: null },
+      ])
+      .sort((a, b) => a.atMs - b.atMs)
+    const modeAt = (t: number): { delayMs: number; fail: boolean } => {
+      let mode: { delayMs: number; fail: boolean } | null = null
+      for (const e of events) if (e.atMs <= t) mode = e.mode
+      return mode ?? { delayMs: COMMAND_MS, fail: false }
+    }
+    const first = events[0]!.atMs
+    const last = events[events.length - 1]!.atMs
+    const starts = new Set<number>()
+    for (let t = first; t <= last; t += 10) starts.add(t)
+    for (const e of events) for (const t of [e.atMs - 1, e.atMs]) starts.add(t)
+    for (const t0 of starts) {
+      let t = t0
+      for (let attempt = 0; attempt < 10_000; attempt++) {
+        const mode = modeAt(t)
+        t += mode.delayMs
+        if (!mode.fail) break
+        t += REMOVAL_RETRY_MS
+      }
+      slowest = Math.max(slowest, t - t0)
     }
   }
   return slowest
