@@ -19,6 +19,8 @@ import type { WanRuntimeStatus } from './status.js'
 import { type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
+/** A WAN that never came up counts as judged after this many windows of probe rounds (see states()). */
+const JUDGED_AFTER_WINDOWS = 2
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
 const ADDRESS_CHECK_MS = 5000
 /** A failed rules load is tried again this long after. */
@@ -264,16 +266,20 @@ export class WanRuntime {
     await this.queue
   }
 
-  /** Every WAN's state, for the peer (pair awareness) and the console. */
   /**
-   * Each WAN's state; `judged` is false for one offline only because it has not been
-   * up yet nor failed wan.probe.down.rounds rounds in a row (a board starting, its
-   * first good rounds still to come): no verdict that should hand the VIPs over.
+   * Every WAN's state, for the peer (pair awareness) and the console. `judged` is
+   * false for one offline only because it has not been up yet, nor failed
+   * wan.probe.down.rounds rounds in a row, within its first two windows of rounds (a
+   * board starting, its first good rounds still to come): no verdict that should
+   * hand the VIPs over. After that a WAN that never came up is judged whatever its
+   * rounds (one between the up and down thresholds, say: review).
    */
   states(): { wan: number; state: WanState; judged: boolean }[] {
+    const { downRounds, window } = this.config.wanProbe
     return this.wans.map((w) => {
       const h = w.health.status()
-      return { wan: w.spec.wan, state: w.state, judged: h.everUp || h.failedInRow >= this.config.wanProbe.downRounds }
+      const judged = h.everUp || h.failedInRow >= downRounds || w.prober.status().rounds >= JUDGED_AFTER_WINDOWS * window
+      return { wan: w.spec.wan, state: w.state, judged }
     })
   }
 

@@ -651,7 +651,7 @@ t.test('reload: a removed WAN loses its rules, table and connections; an added o
   await h.settle()
   t.ok(h.sockets.get(2)!.closed, "wan2's probe socket closed")
   const routes = h.applier.calls.filter((c) => c.what === 'routes').at(-1)!
-  t.same(routes.cmds!.del.slice(0, 3), [['ip', 'rule', 'del', 'pref', '10002'], ['ip', 'rule', 'del', 'pref', '10102'], ['ip', 'route', 'flush', 'table', '102']], "wan2's rules and table first")
+  t.same(routes.cmds!.del.slice(0, 4), [['ip', 'rule', 'del', 'pref', '10002'], ['ip', 'rule', 'del', 'pref', '10102'], ['ip', 'rule', 'del', 'pref', '10202'], ['ip', 'route', 'flush', 'table', '102']], "wan2's rules and table first")
   t.ok(routes.cmds!.add.some((argv) => argv.join(' ').includes('table 103')), "wan3's routes go in")
   t.match(h.grep(/wan2 removed from the configuration/), ["wan wan2 removed from the configuration: removed its 4 connections; other WANs' connections untouched"])
   t.match(h.link.status().wans.map((w) => [w.wan, w.state]), [[1, 'online'], [3, 'offline']])
@@ -712,4 +712,16 @@ t.test('self-repair: rules, jumps or routes removed by someone else go in again 
   const after = h.applier.driftChecks
   await h.step(10_000)
   t.equal(h.applier.driftChecks, after, 'no check after stop')
+})
+
+t.test('a WAN that never came up is judged after two windows of rounds, even one that never fails (between the thresholds)', async (t) => {
+  // Answers in 300 ms: above latency.up (never up), below latency.down (never a failed round).
+  const h = pair({ latencyMs: 300, probe: { latencyUpMs: 250, latencyDownMs: 800, timeoutMs: 1000 } })
+  await h.link.start()
+  const window = h.config.wanProbe.window
+  await h.step(h.config.wanProbe.intervalMs * (window + 1))
+  t.same(h.link.states().map((w) => [w.state, w.judged]), [['offline', false], ['offline', false]], 'one window in: still waiting for a verdict')
+  await h.step(h.config.wanProbe.intervalMs * (window + 2))
+  t.same(h.link.states().map((w) => [w.state, w.judged]), [['offline', true], ['offline', true]], 'two windows in: offline is a verdict (the pair may hand the VIPs over)')
+  await h.link.stop()
 })
