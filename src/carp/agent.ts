@@ -189,6 +189,11 @@ export class Agent {
     if (this.deps.platform.addresses) this.scheduleRepairCheck()
   }
 
+  /** The vhids as the agent runs them (a reload may hold some back until a restart). */
+  runningVhids(): readonly VhidConfig[] {
+    return this.config.vhids
+  }
+
   /**
    * The macvlan of each vhid with a virtual MAC (platform/vmac.ts), made before
    * start(); the others keep their VIPs on their interface. A vhid added by a reload

@@ -1,5 +1,6 @@
 // `carpd rules -c FILE`: the multi-WAN rules carpd would load for these WAN states
-// (all up by default), with each WAN's SNAT address as the board has it now.
+// (all up by default), with each WAN's own address as the board has it now (SNAT
+// goes to the pair's VIP on a WAN instead where a carp.N block shares its interface).
 
 import { EXIT_OK, EXIT_USAGE } from '../config/constants.js'
 import { interfaceNet } from '../platform/host.js'

@@ -8,6 +8,11 @@ export const IFNAME_MAX = 15
 export const VHID_MIN = 1
 export const VHID_MAX = 255
 
+/** The macvlan of a vhid with carp.N.vmac (platform/vmac.ts makes it): short enough for IFNAMSIZ with any vhid. */
+export function vmacName(vhid: number): string {
+  return `carp${vhid}`
+}
+
 /** wan.N: enough uplinks for any board with a handful of ports and VLANs. */
 export const WAN_MIN = 1
 export const WAN_MAX = 32

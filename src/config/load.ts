@@ -5,8 +5,8 @@
 //
 // Every error is collected (a user fixing a card at a serial console wants them all at
 // once), none is thrown. Pure: the file system is reached only through deps.readFile.
-import { isIpv6 } from '../wire/ip.js'
-import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, MASTER_DOWN_INTERVALS, NODE_NAME_MAX_CHARS, SKEW_UNIT_MS } from './constants.js'
+import { inSubnet, isIpv6 } from '../wire/ip.js'
+import { HEARTBEAT_TIMEOUT_MIN_INTERVALS, MASTER_DOWN_INTERVALS, NODE_NAME_MAX_CHARS, SKEW_UNIT_MS, vmacName } from './constants.js'
 import { configError } from './errors.js'
 import { lex, type Entry } from './lexer.js'
 import {
@@ -720,9 +720,7 @@ function buildVhid(load: Load, n: number): VhidConfig {
 function buildWan(load: Load, n: number, vhids: VhidConfig[]): WanConfig {
   const key = (name: string): string => `wan.${n}.${name}`
   const iface = stringOf(load, key('interface'))
-  // A pair shares its WAN address as a VIP: connections NATed to it survive a
-  // takeover, where NAT to a board's own address would die with that board.
-  const shared = vhids.filter((v) => v.interface === iface).flatMap((v) => v.vips.filter((c) => !isIpv6(c.address)))[0]
+  const gateway = stringOf(load, key('gateway'))
   return {
     wan: n,
     interface: stringOf(load, key('interface')),
@@ -731,8 +729,21 @@ function buildWan(load: Load, n: number, vhids: VhidConfig[]): WanConfig {
     tier: numberOf(load, key('tier'))!,
     probes: listOf<string>(load, key('probe')),
     probeNeed: numberOf(load, key('probe.need'))!,
-    natAddress: shared?.address ?? null,
+    ...wanShare(iface, gateway, vhids),
   }
+}
+
+/**
+ * What a pair shares on a WAN: the carp.N blocks on its interface. New connections
+ * are NATed to the first IPv4 VIP on the gateway's subnet (lowest vhid first): they
+ * survive a takeover, where NAT to a board's own address dies with that board; none
+ * there, the board's own address. Traffic to the VIPs of a vhid with a virtual MAC
+ * comes in on its macvlan. A reload passes only the vhids the agent runs.
+ */
+export function wanShare(iface: string, gateway: string, vhids: readonly VhidConfig[]): Pick<WanConfig, 'natAddress' | 'vipInterfaces'> {
+  const here = vhids.filter((v) => v.interface === iface)
+  const shared = here.flatMap((v) => v.vips).find((c) => !isIpv6(c.address) && inSubnet(c, gateway))
+  return { natAddress: shared?.address ?? null, vipInterfaces: here.filter((v) => v.vmac).map((v) => vmacName(v.vhid)) }
 }
 
 /**

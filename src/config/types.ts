@@ -74,10 +74,13 @@ export interface WanConfig {
   probeNeed: number // k of n: targets that must answer for a good round
   /**
    * The address new connections are NATed to when a carp.N block shares this WAN's
-   * interface: that block's first IPv4 VIP, so a pair's synced NAT mappings hold on
-   * whichever board serves; null: the interface's own address.
+   * interface: the first IPv4 VIP on the gateway's subnet (lowest vhid first), so a
+   * pair's synced NAT mappings hold on whichever board serves; null: the interface's
+   * own address. See wanShare in config/load.ts.
    */
   natAddress: string | null
+  /** The macvlans (carpN) of the vhids with a virtual MAC on this interface: traffic to their VIPs comes in there. */
+  vipInterfaces: string[]
 }
 
 /**

@@ -13,6 +13,7 @@ import { CARP_MULTICAST_GROUP, CARP_MULTICAST_GROUP6, CARP_TTL, DEMOTE_WAN } fro
 import { masterDownMs } from '../carp/vhid.js'
 import { VERSION } from '../config/constants.js'
 import { restartChanges, restartNote } from '../config/diff.js'
+import { wanShare } from '../config/load.js'
 import type { Cidr, Config, Endpoint } from '../config/types.js'
 import { type ControlReply, type ControlRequest, answerRequest } from '../control/protocol.js'
 import type { BoardStatus } from '../control/status.js'
@@ -427,7 +428,11 @@ export class Board {
       return null
     }
     this.desk.reloaded(next)
-    const notes = [...restartChanges(this.config, next).map(restartNote), ...this.agent.reload(next.carp), ...(this.wan && next.wans.length > 0 ? this.wan.reload(next) : [])]
+    const carpNotes = this.agent.reload(next.carp)
+    // A WAN is NATed to a VIP only of a vhid the agent runs: one it holds back until a
+    // restart (a new multicast interface) has no board answering for its address.
+    const wans = next.wans.map((w) => ({ ...w, ...wanShare(w.interface, w.gateway, this.agent.runningVhids()) }))
+    const notes = [...restartChanges(this.config, next).map(restartNote), ...carpNotes, ...(this.wan && next.wans.length > 0 ? this.wan.reload({ ...next, wans }) : [])]
     for (const note of notes) log.event('config', `reload: ${note}`)
     return notes
   }

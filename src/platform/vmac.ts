@@ -28,15 +28,13 @@
 // deleted and made again at start.
 
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { vmacName } from '../config/constants.js'
 import type { Logger } from '../io/log.js'
 import type { Runner } from './exec.js'
 import { COMMAND_TIMEOUT_MS } from './linux.js'
 import type { Argv, VirtualMacs, VmacVhid } from './types.js'
 
-/** The macvlan of a vhid: short enough for IFNAMSIZ (15) with any vhid. */
-export function vmacName(vhid: number): string {
-  return `carp${vhid}`
-}
+export { vmacName }
 
 /** VRRP's virtual MACs (RFC 5798 §7.3): IPv4's (carp(4) uses it too), or IPv6's for a vhid with only IPv6 VIPs. */
 export function vmacAddress(vhid: number, ipv6Only = false): string {

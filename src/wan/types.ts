@@ -12,9 +12,11 @@ export const WAN_MARK_MASK = 0xff00
 export const WAN_MARK_SHIFT = 8
 /** Routing table of WAN N: 100 + N. */
 export const WAN_TABLE_BASE = 100
-/** `ip rule` priorities: marks at 10000 + N, each WAN's own source address at 10100 + N. */
+/** `ip rule` priorities: marks at 10000 + N, each WAN's own source address at 10100 + N... */
 export const WAN_RULE_PREF_MARK = 10_000
 export const WAN_RULE_PREF_SOURCE = 10_100
+/** ...and the pair's VIP on it (natAddress) at 10200 + N. */
+export const WAN_RULE_PREF_SHARED = 10_200
 
 /** carpd's own names in the firewall. */
 export const IPT_CHAIN_MANGLE = 'CARPD_WAN'
@@ -41,7 +43,7 @@ export type WanState = 'online' | 'degraded' | 'offline'
 
 /** A WAN as the rule generators see it: its configuration and, when known, its own address. */
 export interface WanSpec extends WanConfig {
-  /** The WAN interface's own IPv4 address (for SNAT and the source rule); null: MASQUERADE / unknown. */
+  /** The WAN interface's own IPv4 address (the probes' and the source rule's; SNAT's without a natAddress); null: unknown. */
   address: string | null
 }
 

@@ -154,8 +154,8 @@ wan.probe.latency.up = 150ms
     state: '/var/db/witness',
   })
   t.same(config.wans, [
-    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'], probeNeed: 1, natAddress: null },
-    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1, natAddress: null },
+    { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53', '1.1.1.1'], probeNeed: 1, natAddress: null, vipInterfaces: [] },
+    { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1, natAddress: null, vipInterfaces: [] },
   ])
   t.equal(config.wanRules, 'nft')
   t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
@@ -176,13 +176,15 @@ t.test("a WAN that shares its interface with a carp block NATs to that block's f
   ].join('\n')
   const config = configOf(t, text)
   t.same(
-    config.wans.map((w) => [w.interface, w.natAddress]),
+    config.wans.map((w) => [w.interface, w.natAddress, w.vipInterfaces]),
     [
-      ['wan0', '203.0.113.4'],
-      ['wan1', null],
+      ['wan0', '203.0.113.4', ['carp2']],
+      ['wan1', null, []],
     ],
-    'the pair shares 203.0.113.4 on wan0 (the IPv6 VIP is not a NAT address); wan1 has no VIP: its own address',
+    "the pair shares 203.0.113.4 on wan0 (the IPv6 VIP is not a NAT address), and traffic to it comes in on carp2; wan1 has no VIP: its own address",
   )
+  const offNet = configOf(t, `${text}\ncarp.3.interface = wan1\ncarp.3.vip = 192.0.2.200/28\ncarp.3.pass = three\ncarp.3.vmac = no`)
+  t.same(offNet.wans[1], { ...offNet.wans[1], natAddress: null, vipInterfaces: [] }, "a VIP off the gateway's subnet is never the NAT address; without a virtual MAC, no macvlan to mark")
 })
 
 // ---------------------------------------------------------------------------

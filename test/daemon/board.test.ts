@@ -128,6 +128,27 @@ t.test('reload: a missing interface is refused; otherwise CARP changes in place 
   await board.stop()
 })
 
+t.test("reload: a WAN is NATed to a VIP only when the agent runs its vhid (review: one held back until a restart has no board answering for it)", async (t) => {
+  const clock = new FakeClock(0)
+  const applier = new FakeWanApplier(clock)
+  const WAN0 = { address: '203.0.113.2', prefix: 28 }
+  const wans = [wanConfig(1, { interface: 'wan0', gateway: '203.0.113.1' })]
+  const config: Config = { ...makeConfig('a', [vhidConfig()]), wans }
+  const netOf = (iface: string) => (iface === 'lan0' ? NET : iface === 'wan0' ? WAN0 : undefined)
+  const io = { ...edges(clock, []), wanApplier: () => applier, interfaceNet: netOf, addressNow: (iface: string) => netOf(iface)?.address ?? null }
+  const board = new Board({ ...deps(config, clock, io) }, { carp: new MemNet(clock, 1).transport({ address: NET.address, port: 8240 }), sync: null, witness: null, nets: new Map([['lan0', NET]]) })
+  await board.start()
+  const onWan0 = vhidConfig({ vhid: 2, interface: 'wan0', vips: [{ address: '203.0.113.4', prefix: 28 }] })
+  const notes = board.reload({ ...config, carp: { ...config.carp, vhids: [vhidConfig(), onWan0] }, wans: [{ ...wans[0]!, natAddress: '203.0.113.4', vipInterfaces: ['carp2'] }] })
+  t.match(notes, ['vhid 2: multicast to 224.0.0.18 on wan0 takes effect after a restart'], 'vhid 2 waits for a restart (the socket never joined wan0)')
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  const loads = applier.calls.filter((c) => c.what === 'loadRules')
+  t.ok(loads.length > 0, 'the rules were loaded')
+  t.notOk(loads.some((c) => c.text!.includes('203.0.113.4')), 'no rule NATs to the VIP no board holds yet')
+  t.match(loads.at(-1)!.text, /SNAT --to-source 203\.0\.113\.2/, "the board's own address instead")
+  await board.stop()
+})
+
 t.test('the demotion counter: shares by reason, capped, a change heard once', async (t) => {
   const heard: string[] = []
   const d = new Demotions((total, why) => heard.push(`${total} ${why}`))

@@ -33,6 +33,7 @@ export function wanConfig(wan: number, over: Partial<WanConfig> = {}): WanConfig
     probes: [`198.18.${wan}.53`],
     probeNeed: 1,
     natAddress: null,
+    vipInterfaces: [],
     ...over,
   }
 }

@@ -124,6 +124,9 @@ if (why !== null) {
     for (const vhid of [1, 2, 3]) await r1.waitFor(new RegExp(`vhid=${vhid} .*->MASTER`), 15_000)
     await r2.waitFor(/bulk transfer \d+ from the peer done/, 15_000)
     for (const r of [r1, r2]) await r.waitFor(/new connections: tier 1: wan1 x1, wan2 x1/, 15_000)
+    const mangle = lab.exec('r1', ['iptables-save', '-t', 'mangle'])
+    t.match(mangle, /-A CARPD_WAN -i carp3 -j MARK --set-xmark 0x200\/0xff00/, "a new connection to WAN 2's VIP comes in on its macvlan carp3 and is marked for WAN 2 there")
+    t.match(lab.exec('r1', ['ip', 'rule', 'show']), /10202:\s+from 203\.0\.113\.20 lookup 102/, "the router's own traffic from WAN 2's VIP leaves through WAN 2")
 
     // r2's port on ISP 2's segment goes bad: ISP 2 drops every frame from it. r2's
     // probes on WAN 2 fail and it judges WAN 2 dead; r1 sees nothing of it.

@@ -22,8 +22,8 @@ const WAN_KEYS = [
 const CARP = 'carp.1.interface = lan0\ncarp.1.vip = 192.168.1.1/24\ncarp.1.passfile = /nonexistent/carp.pass\n'
 
 const WANS: WanSpec[] = [
-  { wan: 1, interface: 'crtest0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, natAddress: null, address: null },
-  { wan: 2, interface: 'crtest1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, natAddress: null, address: null },
+  { wan: 1, interface: 'crtest0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, natAddress: null, vipInterfaces: [], address: null },
+  { wan: 2, interface: 'crtest1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, natAddress: null, vipInterfaces: [], address: null },
 ]
 const ALL_UP: WanPlan = { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 3 }, { wan: 2, weight: 1 }] }
 const WAN2_DOWN: WanPlan = { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 3 }] }

@@ -26,9 +26,9 @@ import { load } from '../helpers/config-fixtures.js'
 
 /** Two WANs sharing tier 1 by 3:1 (one with a known address: SNAT; one without: MASQUERADE), an LTE backup in tier 2. */
 const WANS: WanSpec[] = [
-  { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, natAddress: null, address: '203.0.113.10' },
-  { wan: 2, interface: 'wan1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, natAddress: null, address: null },
-  { wan: 3, interface: 'lte0', gateway: '192.0.2.254', weight: 1, tier: 2, probes: ['192.0.2.53'], probeNeed: 1, natAddress: null, address: '192.0.2.10' },
+  { wan: 1, interface: 'wan0', gateway: '203.0.113.1', weight: 3, tier: 1, probes: ['203.0.113.53'], probeNeed: 1, natAddress: null, vipInterfaces: [], address: '203.0.113.10' },
+  { wan: 2, interface: 'wan1', gateway: '198.51.100.1', weight: 1, tier: 1, probes: ['198.51.100.53'], probeNeed: 1, natAddress: null, vipInterfaces: [], address: null },
+  { wan: 3, interface: 'lte0', gateway: '192.0.2.254', weight: 1, tier: 2, probes: ['192.0.2.53'], probeNeed: 1, natAddress: null, vipInterfaces: [], address: '192.0.2.10' },
 ]
 
 const ALL_UP: WanPlan = { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 3 }, { wan: 2, weight: 1 }] }
@@ -239,6 +239,39 @@ t.test("a pair's shared VIP on a WAN is the NAT address in every flavour, before
   t.match(renderNft(shared, ALL_UP), /oifname "wan0" meta mark & 0xff00 == 0x100 snat to 203\.0\.113\.4\n/)
   t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /match out on wan1 from any to any nat-to 198\.51\.100\.4\n/)
   t.match(renderPf(shared, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), /nat on wan0 from any to any -> 203\.0\.113\.4\n/)
+  // A virtual MAC: a port forward to the VIP comes in on its macvlan, and is marked for its WAN there too.
+  const vmac: WanSpec[] = [{ ...shared[0]!, vipInterfaces: ['carp2'] }, shared[1]!]
+  t.match(renderIptables(vmac, ALL_UP), /-A CARPD_WAN -i wan0 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i carp2 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i wan1 -j MARK/)
+  t.match(renderNft(vmac, ALL_UP), /iifname \{ "wan0", "carp2" \} meta mark set 0x100 ct mark set meta mark accept\n\t\tiifname "wan1" meta mark set 0x200/)
+  // The router's own services bound to the VIP answer through its WAN.
+  const routes = routeCommands(shared)
+  t.ok(routes.add.some((a) => a.join(' ') === 'ip rule add pref 10201 from 203.0.113.4 table 101'), 'a source rule for the VIP')
+  t.ok(routes.del.some((d) => d.join(' ') === 'ip rule del pref 10201'), 'deleted first, like every carpd rule')
+  t.notOk(routeCommands(WANS).add.some((a) => a.includes('10201')), 'none without a shared VIP')
+})
+
+t.test('pf from a pair file: a carp.N block on a WAN interface is no LAN to route from', async (t) => {
+  const text = [
+    'node = fw-a',
+    'platform = openbsd',
+    'sync.backend = none',
+    'wan.rules = pf',
+    'carp.1.interface = lan0',
+    'carp.1.vip = 192.0.2.1/24',
+    'carp.1.pass = one',
+    'carp.2.interface = wan0',
+    'carp.2.vip = 203.0.113.4/28',
+    'carp.2.pass = two',
+    'wan.1.interface = wan0',
+    'wan.1.gateway = 203.0.113.1',
+    'wan.1.probe = 203.0.113.53',
+  ].join('\n')
+  const r = load(text)
+  if (!r.ok) throw new Error(r.errors.map((e) => e.message).join())
+  const out = renderRules(r.config, null, { routes: false })
+  t.match(out, /table <carpd_wan_local> const \{ self, lan0:network \}/)
+  t.match(out, /match out on wan0 from any to any nat-to 203\.0\.113\.4/)
+  t.match(out, /pass in on lan0 from any/, 'routes from the LAN only')
 })
 
 // ---------------------------------------------------------------------------
@@ -246,7 +279,7 @@ t.test("a pair's shared VIP on a WAN is the NAT address in every flavour, before
 
 t.test('routes: deletes first (every carpd preference), then a table and rules per WAN', async (t) => {
   const cmds = routeCommands(WANS)
-  t.same(cmds.del, [9999, 10001, 10101, 10002, 10102, 10003, 10103].map((p) => ['ip', 'rule', 'del', 'pref', String(p)]))
+  t.same(cmds.del, [9999, 10001, 10101, 10201, 10002, 10102, 10202, 10003, 10103, 10203].map((p) => ['ip', 'rule', 'del', 'pref', String(p)]))
   t.same(cmds.add, [
     ['ip', 'rule', 'add', 'pref', '9999', 'table', 'main', 'suppress_prefixlength', '0'],
     ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '101'],
@@ -271,8 +304,10 @@ t.test('routes as text: one shell-quoted command per line', async (t) => {
       'ip rule del pref 9999',
       'ip rule del pref 10001',
       'ip rule del pref 10101',
+      'ip rule del pref 10201',
       'ip rule del pref 10002',
       'ip rule del pref 10102',
+      'ip rule del pref 10202',
       '# then add them',
       'ip rule add pref 9999 table main suppress_prefixlength 0',
       'ip route replace unreachable default metric 4294967295 table 101',

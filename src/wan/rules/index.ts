@@ -60,7 +60,9 @@ export function renderRules(config: Config, states: WanState[] | null, opts: Ren
     case 'nft':
       return renderNft(wans, plan)
     case 'pf': {
-      const lanInterfaces = [...new Set(config.carp.vhids.map((v) => v.interface))]
+      // A carp.N block on a WAN interface shares the pair's address there: no LAN.
+      const wanInterfaces = new Set(config.wans.map((w) => w.interface))
+      const lanInterfaces = [...new Set(config.carp.vhids.map((v) => v.interface))].filter((i) => !wanInterfaces.has(i))
       // Only freebsd writes the FreeBSD dialect; linux can only print (pf does not
       // run there), in OpenBSD's.
       return renderPf(wans, plan, { dialect: config.platform === 'freebsd' ? 'freebsd' : 'openbsd', lanInterfaces })

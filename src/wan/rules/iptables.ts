@@ -13,6 +13,7 @@
 //   marked: RETURN                      (nothing else to decide)
 //   not NEW: RETURN                     never move a connection carpd did not mark
 //   NEW in on WAN N: mark N             replies leave by the WAN the request came in on
+//                                       (in on its interface, or a VIP's macvlan there)
 //   NEW to the router itself: skip      no WAN to choose (and a drain must not cut it)
 //   save an inbound mark                into the connection (port forwards)
 //   NEW, still unmarked: split          by weight over plan.active (statistic random),
@@ -21,8 +22,9 @@
 // WAN N's mark saves it into its connection. So only connections that really leave
 // by a WAN carry its mark: a LAN-to-DMZ or VPN connection the split marked but the
 // main table routed elsewhere keeps no mark, and draining a dead WAN never cuts it.
-// nat, CARPD_WAN_NAT (hooked from POSTROUTING): per WAN, SNAT to its address or
-// MASQUERADE, only for packets leaving on that WAN with that WAN's mark.
+// nat, CARPD_WAN_NAT (hooked from POSTROUTING): per WAN, SNAT to the pair's VIP on
+// it or its own address, or MASQUERADE, only for packets leaving on that WAN with
+// that WAN's mark.
 
 import {
   IPT_CHAIN_MANGLE,
@@ -70,7 +72,8 @@ export function renderIptables(wans: WanSpec[], plan: WanPlan): string {
     `${m} -j CONNMARK --restore-mark ${MASKS}`,
     `${m} -m mark ! --mark 0x0/${hex(WAN_MARK_MASK)} -j RETURN`,
     `${m} -m conntrack ! --ctstate NEW -j RETURN`,
-    ...wans.map((w) => `${m} -i ${w.interface} -j MARK --set-xmark ${markOf(w.wan)}`),
+    // In on the WAN, or on the macvlan of a VIP there (a virtual MAC: a port forward to the pair's address).
+    ...wans.flatMap((w) => [w.interface, ...w.vipInterfaces].map((i) => `${m} -i ${i} -j MARK --set-xmark ${markOf(w.wan)}`)),
     `${m} -m mark ! --mark 0x0/${hex(WAN_MARK_MASK)} -j CONNMARK --save-mark ${MASKS}`,
     ...splitRules(plan).map((rule) => `${m} ${UNMARKED} -m addrtype ! --dst-type LOCAL ${rule}`),
     `:${IPT_CHAIN_MANGLE_OUT} - [0:0]`,

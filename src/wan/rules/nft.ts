@@ -20,7 +20,8 @@
 // save (filter, hook postrouting, priority mangle): a packet leaving on WAN N with
 // WAN N's mark saves it into its connection, so only connections that really leave
 // by a WAN carry its mark and a drain never cuts a LAN-to-DMZ or VPN connection.
-// postrouting (nat, priority srcnat): per WAN, snat to its address or masquerade.
+// postrouting (nat, priority srcnat): per WAN, snat to the pair's VIP on it or its
+// own address, or masquerade.
 // Priorities are numbers (-150 mangle, 100 srcnat): nft before 0.9.1 has no names.
 
 import { NFT_TABLE, WAN_MARK_MASK, type WanPlan, type WanSpec, hex, wanMark } from '../types.js'
@@ -37,7 +38,11 @@ export function renderNft(wans: WanSpec[], plan: WanPlan): string {
     '\t\ttype filter hook prerouting priority -150; policy accept;',
     `\t\tct mark & ${mask} != 0x0 meta mark set ct mark accept`,
     '\t\tct state != new accept',
-    ...wans.map((w) => `\t\tiifname "${w.interface}" meta mark set ${hex(wanMark(w.wan))} ct mark set meta mark accept`),
+    // In on the WAN, or on the macvlan of a VIP there (a virtual MAC: a port forward to the pair's address).
+    ...wans.map((w) => {
+      const ins = [w.interface, ...w.vipInterfaces].map((i) => `"${i}"`)
+      return `\t\tiifname ${ins.length === 1 ? ins[0] : `{ ${ins.join(', ')} }`} meta mark set ${hex(wanMark(w.wan))} ct mark set meta mark accept`
+    }),
     '\t\tfib daddr type local accept',
     // No active WAN (an empty plan): new connections stay unmarked and follow the
     // main routing table.

@@ -10,11 +10,14 @@
 //   pref 10000 + N: packets with WAN N's mark (the firewall rules set it)
 //   pref 10100 + N: packets from WAN N's own address: the router's own traffic, such
 //                   as the health probes bound to that address, leaves through its WAN
+//   pref 10200 + N: packets from the pair's VIP on WAN N (natAddress): a service of
+//                   the router bound to it (a VPN, SSH) answers through that WAN
 // carpd owns these preferences and tables and nothing else.
 
 import {
   WAN_MARK_MASK,
   WAN_RULE_PREF_MARK,
+  WAN_RULE_PREF_SHARED,
   WAN_RULE_PREF_SOURCE,
   type WanSpec,
   hex,
@@ -42,7 +45,7 @@ const UNREACHABLE_METRIC = 4294967295
 export function routeCommands(wans: WanSpec[]): RouteCommands {
   // A source rule is deleted even when the address is unknown now: an earlier load
   // may have added it for an address the WAN has since lost.
-  const prefs = [WAN_RULE_PREF_MAIN, ...wans.flatMap((w) => [WAN_RULE_PREF_MARK + w.wan, WAN_RULE_PREF_SOURCE + w.wan])]
+  const prefs = [WAN_RULE_PREF_MAIN, ...wans.flatMap((w) => [WAN_RULE_PREF_MARK + w.wan, WAN_RULE_PREF_SOURCE + w.wan, WAN_RULE_PREF_SHARED + w.wan])]
   const del = prefs.map((pref) => ['ip', 'rule', 'del', 'pref', String(pref)])
   const add = [['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MAIN), 'table', 'main', 'suppress_prefixlength', '0']]
   for (const w of wans) {
@@ -54,6 +57,7 @@ export function routeCommands(wans: WanSpec[]): RouteCommands {
     add.push(['ip', 'route', 'replace', 'default', 'via', w.gateway, 'dev', w.interface, 'onlink', 'table', table])
     add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MARK + w.wan), 'fwmark', `${hex(wanMark(w.wan))}/${hex(WAN_MARK_MASK)}`, 'table', table])
     if (w.address !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SOURCE + w.wan), 'from', w.address, 'table', table])
+    if (w.natAddress !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SHARED + w.wan), 'from', w.natAddress, 'table', table])
   }
   return { del, add }
 }
