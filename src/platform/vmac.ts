@@ -163,10 +163,24 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
     wanted.set(path, value)
     if (now !== value) sysctl.write(path, value)
   }
-  /** What a killed earlier run changed goes back first (in reverse, as tearDown does). */
-  const restoreLeftovers = (): void => {
+  /**
+   * What a killed earlier run changed goes back first (in reverse, as tearDown does),
+   * once per run, whether or not this run sets anything up. Its macvlans go first:
+   * one left up with the VIPs would otherwise be answered for by the parent (its
+   * arp_* back to 0) and announce the virtual MAC from here (review).
+   */
+  let leftoversDone = false
+  const restoreLeftovers = async (): Promise<void> => {
+    if (leftoversDone) return
+    leftoversDone = true
     const left = opts.ledger?.read() ?? []
     if (left.length === 0) return
+    const macvlans = new Set(left.map(([path]) => /\/conf\/(carp\d+)\//.exec(path)?.[1]).filter((n): n is string => n !== undefined))
+    for (const name of macvlans) {
+      if (!(await exists(name))) continue
+      log.event('platform', `${name} left from an earlier run: deleting it`)
+      await run(['ip', 'link', 'del', 'dev', name], COMMAND_TIMEOUT_MS)
+    }
     const back: string[] = []
     for (const [path, value] of [...left].reverse()) {
       const now = sysctl.read(path)
@@ -217,7 +231,7 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
   return {
     async setUp(vhids, others = []) {
       const ready = new Map<number, string>()
-      if (original.size === 0) restoreLeftovers()
+      await restoreLeftovers()
       // A vhid now set to vmac = no: a macvlan left up with its VIP would answer for
       // it next to the peer.
       for (const vhid of others) {
@@ -251,6 +265,8 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
     },
 
     async tearDown() {
+      // A run that set nothing up (no vhid, say) still owes the host a killed run's values.
+      await restoreLeftovers()
       for (const { name } of made.values()) {
         await exec(['ip', 'link', 'del', 'dev', name]).catch((err: Error) => log.event('platform', `cannot delete ${name}: ${err.message}`))
       }

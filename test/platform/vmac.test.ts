@@ -160,6 +160,14 @@ t.test('a run killed without its tear-down: the next run puts its sysctls back f
   await second.vmacs.tearDown()
   for (const key of Object.keys(before)) t.equal(sysctl[key], before[key], `${key} back to its value from before the first run`)
   t.same(kept, [], 'a clean end leaves no ledger')
+  t.ok(second.calls.indexOf('ip link del dev carp1') >= 0, "the killed run's macvlan was deleted before its parent's sysctls went back")
+
+  // Killed again; the next run has no vhid to set up: its stop still puts them back.
+  await host(['lan0'], sysctl, null, ledger).vmacs.setUp([{ vhid: 1, parent: 'lan0', ipv4: true, ipv6: false }])
+  const third = host(['lan0', 'carp1'], sysctl, null, ledger)
+  await third.vmacs.tearDown()
+  for (const key of Object.keys(before)) t.equal(sysctl[key], before[key], `${key} back without a setUp`)
+  t.same(kept, [])
 })
 
 t.test('fileLedger: one file per network namespace under the directory; a bad or foreign file reads as empty', async (t) => {
