@@ -90,6 +90,9 @@ t.test('the witness bound: the slowest removal with commands as the world runs t
   t.equal(bound([slow(10_000, 1, 1500, false, 100), slow(11_000, 1, 1500, false, 15_000)]), less(1500), 'slow but succeeding windows never chain (review)')
   // The world's semantics: the latest start wins, the first end puts the board back to normal.
   t.equal(bound([slow(10_000, 1, 1000, true, 10_000), slow(12_000, 1, 500, false, 1000)]), less(2500), 'an inner window ends the outer one')
+  // A chain that only a start in a 1 ms wide interval reaches (review: 11.503 s here).
+  const bForMs = 3 + 14 * 1020 + 1
+  t.equal(bound([slow(10_000, 1, 1500, true, 2000), slow(14_000, 1, 20, true, bForMs), slow(14_000 + bForMs + 1019, 1, 2000, true, 15_000)]), less(32_802), 'every start to the millisecond')
 })
 
 t.test('a seed replays exactly', async (t) => {
