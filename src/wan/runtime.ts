@@ -19,7 +19,7 @@ import type { WanRuntimeStatus } from './status.js'
 import { type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
-/** A WAN that never came up counts as judged after this many windows of probe rounds (see states()). */
+/** A WAN that never came up counts as judged after the time of this many windows of probe rounds (see states()). */
 const JUDGED_AFTER_WINDOWS = 2
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
 const ADDRESS_CHECK_MS = 5000
@@ -69,6 +69,7 @@ interface Wan {
   reason: string
   transport: Transport | null
   drained: boolean // its connections were removed in this outage
+  probedSinceMs: number | null // when its probing started (start(), or its reload add); a reload of its probes keeps it
 }
 
 export class WanRuntime {
@@ -115,6 +116,7 @@ export class WanRuntime {
       reason: 'no probe round yet',
       transport: null,
       drained: false,
+      probedSinceMs: this.running ? this.deps.clock.now() : null,
     }
   }
 
@@ -192,6 +194,7 @@ export class WanRuntime {
   /** Opens the probe sockets, loads the routes and the first plan, starts probing. */
   async start(): Promise<void> {
     this.running = true
+    for (const w of this.wans) w.probedSinceMs ??= this.deps.clock.now()
     const { log } = this.deps
     for (const w of this.wans) {
       if (!w.spec.address) {
@@ -269,17 +272,19 @@ export class WanRuntime {
   /**
    * Every WAN's state, for the peer (pair awareness) and the console. `judged` is
    * false for one offline only because it has not been up yet, nor failed
-   * wan.probe.down.rounds rounds in a row, within its first two windows of rounds (a
-   * board starting, its first good rounds still to come): no verdict that should
-   * hand the VIPs over. After that a WAN that never came up is judged whatever its
-   * rounds (one between the up and down thresholds, say: review).
+   * wan.probe.down.rounds rounds in a row, within the time of its first two windows
+   * of rounds (a board starting, its first good rounds still to come): no verdict
+   * that should hand the VIPs over. After that a WAN that never came up is judged
+   * whatever its rounds (one between the up and down thresholds, say), and a reload
+   * of its probe settings does not start that time again (review).
    */
   states(): { wan: number; state: WanState; judged: boolean }[] {
-    const { downRounds, window } = this.config.wanProbe
+    const { downRounds, window, intervalMs } = this.config.wanProbe
+    const now = this.deps.clock.now()
     return this.wans.map((w) => {
       const h = w.health.status()
-      const judged = h.everUp || h.failedInRow >= downRounds || w.prober.status().rounds >= JUDGED_AFTER_WINDOWS * window
-      return { wan: w.spec.wan, state: w.state, judged }
+      const grace = w.probedSinceMs === null || now - w.probedSinceMs < JUDGED_AFTER_WINDOWS * window * intervalMs
+      return { wan: w.spec.wan, state: w.state, judged: h.everUp || h.failedInRow >= downRounds || !grace }
     })
   }
 

@@ -723,5 +723,8 @@ t.test('a WAN that never came up is judged after two windows of rounds, even one
   t.same(h.link.states().map((w) => [w.state, w.judged]), [['offline', false], ['offline', false]], 'one window in: still waiting for a verdict')
   await h.step(h.config.wanProbe.intervalMs * (window + 2))
   t.same(h.link.states().map((w) => [w.state, w.judged]), [['offline', true], ['offline', true]], 'two windows in: offline is a verdict (the pair may hand the VIPs over)')
+  h.link.reload({ ...h.config, wans: [wanConfig(1, { weight: 3, probes: ['198.18.1.54'] }), wanConfig(2)] })
+  await h.step(10)
+  t.same(h.link.states().map((w) => w.judged), [true, true], 'new probe targets do not start the grace again (review)')
   await h.link.stop()
 })
