@@ -194,6 +194,11 @@ export class Agent {
     return this.config.vhids
   }
 
+  /** The macvlan a vhid's VIPs are on, if it has a virtual MAC (a reload changes that only at a restart). */
+  vmacOf(vhid: number): string | undefined {
+    return this.vmacs.get(vhid)
+  }
+
   /**
    * The macvlan of each vhid with a virtual MAC (platform/vmac.ts), made before
    * start(); the others keep their VIPs on their interface. A vhid added by a reload
@@ -341,6 +346,8 @@ export class Agent {
    * link has the same fe80::/64, so the address alone cannot tell another segment).
    */
   private senderAllowed(vc: VhidConfig, from: Endpoint, iface?: string): boolean {
+    // A link-local source names a host on the link it came in on: the vhid's (or its macvlan's).
+    if (iface !== undefined && isIpv6LinkLocal(from.address) && iface !== vc.interface && iface !== this.vmacs.get(vc.vhid)) return false
     if (vc.peers.length > 0) {
       // Or from one of the vhid's VIPs: IPv6 may pick a VIP as the source of an advert
       // to a peer whose address shares a longer prefix with it than the board's own.
@@ -349,7 +356,7 @@ export class Agent {
     }
     // Or the vhid's own VIP: the advert a new master sends from its virtual MAC.
     if (vc.vips.some((vip) => vip.address === from.address)) return true
-    if (advertsOverIpv6(vc)) return isIpv6LinkLocal(from.address) && (iface === undefined || iface === vc.interface || iface === this.vmacs.get(vc.vhid))
+    if (advertsOverIpv6(vc)) return isIpv6LinkLocal(from.address)
     const net = this.deps.interfaceNet(vc.interface)
     return net !== undefined && inSubnet(net, from.address)
   }

@@ -735,15 +735,23 @@ function buildWan(load: Load, n: number, vhids: VhidConfig[]): WanConfig {
 
 /**
  * What a pair shares on a WAN: the carp.N blocks on its interface. New connections
- * are NATed to the first IPv4 VIP on the gateway's subnet (lowest vhid first): they
- * survive a takeover, where NAT to a board's own address dies with that board; none
- * there, the board's own address. Traffic to the VIPs of a vhid with a virtual MAC
- * comes in on its macvlan. A reload passes only the vhids the agent runs.
+ * are NATed to the first IPv4 VIP on the gateway's subnet (lowest vhid first), else
+ * to the first IPv4 VIP (a /32 or routed one): they survive a takeover, where NAT to
+ * a board's own address dies with that board; no VIP, the board's own address.
+ * Traffic to the VIPs of a vhid with a virtual MAC comes in on its macvlan. A reload
+ * passes the vhids and macvlans the agent runs (changes wait for a restart there).
  */
-export function wanShare(iface: string, gateway: string, vhids: readonly VhidConfig[]): Pick<WanConfig, 'natAddress' | 'vipInterfaces'> {
+export function wanShare(
+  iface: string,
+  gateway: string,
+  vhids: readonly VhidConfig[],
+  macvlanOf: (vc: VhidConfig) => string | undefined = (vc) => (vc.vmac ? vmacName(vc.vhid) : undefined),
+): Pick<WanConfig, 'natAddress' | 'vipInterfaces'> {
   const here = vhids.filter((v) => v.interface === iface)
-  const shared = here.flatMap((v) => v.vips).find((c) => !isIpv6(c.address) && inSubnet(c, gateway))
-  return { natAddress: shared?.address ?? null, vipInterfaces: here.filter((v) => v.vmac).map((v) => vmacName(v.vhid)) }
+  const v4 = here.flatMap((v) => v.vips).filter((c) => !isIpv6(c.address))
+  // On the gateway's subnet first; else (a /32 or routed VIP) the first one.
+  const shared = v4.find((c) => inSubnet(c, gateway)) ?? v4[0]
+  return { natAddress: shared?.address ?? null, vipInterfaces: here.map(macvlanOf).filter((n): n is string => n !== undefined) }
 }
 
 /**

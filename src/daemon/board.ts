@@ -431,7 +431,7 @@ export class Board {
     const carpNotes = this.agent.reload(next.carp)
     // A WAN is NATed to a VIP only of a vhid the agent runs: one it holds back until a
     // restart (a new multicast interface) has no board answering for its address.
-    const wans = next.wans.map((w) => ({ ...w, ...wanShare(w.interface, w.gateway, this.agent.runningVhids()) }))
+    const wans = next.wans.map((w) => ({ ...w, ...wanShare(w.interface, w.gateway, this.agent.runningVhids(), (vc) => this.agent.vmacOf(vc.vhid)) }))
     const notes = [...restartChanges(this.config, next).map(restartNote), ...carpNotes, ...(this.wan && next.wans.length > 0 ? this.wan.reload({ ...next, wans }) : [])]
     for (const note of notes) log.event('config', `reload: ${note}`)
     return notes

@@ -9,8 +9,10 @@ export interface Transport {
    * `iface` names the interface a multicast datagram must leave by.
    */
   send(payload: Buffer, to: Endpoint, iface?: string): Promise<void>
-  /** Registers the single receiver of incoming datagrams. */
-  /** `iface`: the interface a link-local IPv6 datagram came in on (its zone), where the socket says. */
+  /**
+   * Registers the single receiver of incoming datagrams. `iface`: the interface a
+   * link-local IPv6 datagram came in on (its zone), where the socket says.
+   */
   onPacket(handler: (payload: Buffer, from: Endpoint, iface?: string) => void): void
   close(): Promise<void>
 }

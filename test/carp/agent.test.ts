@@ -900,6 +900,20 @@ t.test('IPv6: a vhid with only IPv6 VIPs advertises to ff02::12, hears link-loca
   t.equal(b.agent.status().drops.unknownSender, 3, 'a link-local source that came in on another interface is refused')
   b.agent.agent.receive(adv.payload, { address: 'fe80::a', port: CARP_PORT }, 'lan0')
   t.equal(b.agent.status().drops.unknownSender, 3, "one that came in on the vhid's interface is not")
+  // A unicast link-local peer is on the vhid's link too.
+  const u = new Lab()
+  const peerCfg = (peer: string) => makeConfig('x', [vhidConfig({ vips, peers: [{ address: peer, port: 0 }] })])
+  const ua = u.add('a', 'fe80::a', peerCfg('fe80::b'))
+  const ub = u.add('b', 'fe80::b', peerCfg('fe80::a'))
+  ua.agent.start()
+  ub.agent.start()
+  u.clock.advance(5000)
+  const uAdv = u.net.log.filter((p) => p.from.address === 'fe80::a').at(-1)!
+  const refused = ub.agent.status().drops.unknownSender
+  ub.agent.agent.receive(uAdv.payload, { address: 'fe80::a', port: CARP_PORT }, 'wan0')
+  t.equal(ub.agent.status().drops.unknownSender, refused + 1, 'a unicast link-local peer heard on another interface is refused')
+  ub.agent.agent.receive(uAdv.payload, { address: 'fe80::a', port: CARP_PORT }, 'lan0')
+  t.equal(ub.agent.status().drops.unknownSender, refused + 1, "and heard on the vhid's interface, it is not")
   // The master's cable is pulled: the backup takes over.
   lab.net.cut({ address: 'fe80::a', port: CARP_PORT })
   lab.clock.advance(5000)

@@ -183,8 +183,10 @@ t.test("a WAN that shares its interface with a carp block NATs to that block's f
     ],
     "the pair shares 203.0.113.4 on wan0 (the IPv6 VIP is not a NAT address), and traffic to it comes in on carp2; wan1 has no VIP: its own address",
   )
-  const offNet = configOf(t, `${text}\ncarp.3.interface = wan1\ncarp.3.vip = 192.0.2.200/28\ncarp.3.pass = three\ncarp.3.vmac = no`)
-  t.same(offNet.wans[1], { ...offNet.wans[1], natAddress: null, vipInterfaces: [] }, "a VIP off the gateway's subnet is never the NAT address; without a virtual MAC, no macvlan to mark")
+  const both = configOf(t, `${text}\ncarp.3.interface = wan1\ncarp.3.vip = 192.0.2.200/32, 198.51.100.4/24\ncarp.3.pass = three\ncarp.3.vmac = no`)
+  t.same([both.wans[1]!.natAddress, both.wans[1]!.vipInterfaces], ['198.51.100.4', []], "the VIP on the gateway's subnet first; without a virtual MAC, no macvlan to mark")
+  const routed = configOf(t, `${text}\ncarp.3.interface = wan1\ncarp.3.vip = 192.0.2.200/32\ncarp.3.pass = three`)
+  t.same([routed.wans[1]!.natAddress, routed.wans[1]!.vipInterfaces], ['192.0.2.200', ['carp3']], 'none there: the first IPv4 VIP (a /32, a routed block)')
 })
 
 // ---------------------------------------------------------------------------
