@@ -15,7 +15,8 @@
 // before it died (a slow `ip addr add`) may still land after that (simulator, seed
 // 20000923: 1.8 s later, and the peer took over next to it), so for
 // FENCE_AFTERMATH_MS the fence keeps looking and takes such a VIP off again, then
-// exits. A carpd started again meanwhile waits for that watch to end before it starts
+// exits. It does the same after it removed the VIPs at a lease's end while carpd
+// lives (stopped, say), until carpd holds the vhid again. A carpd started again meanwhile waits for that watch to end before it starts
 // (earlierFences()), so the two never fight over a VIP.
 //
 // It is the same bundle started as `carpd fence` (one file on the CF card); it runs
@@ -67,6 +68,10 @@ interface Guard {
 /** The child's side, without the process: lines in, timers, removals. */
 export class FenceCore {
   private readonly guards = new Map<number, Guard>()
+  /** The watch after a removal, per vhid; a hold for the vhid ends it. */
+  private readonly watchTokens = new Map<number, object>()
+  private readonly watches = new Set<Promise<void>>()
+  private ended = false
   private buffer = ''
   badLines = 0
   /** VIPs taken off again by the watch after carpd died. */
@@ -93,24 +98,44 @@ export class FenceCore {
    * off for FENCE_AFTERMATH_MS (see the top of this file). Resolves when the watch ends.
    */
   async end(): Promise<void> {
-    const guarded = [...this.guards.values()].map((g) => ({ iface: g.iface, vips: g.vips }))
+    this.ended = true
     const pending = [...this.guards.keys()].map((vhid) => this.expire(vhid, 'carpd exited'))
     await Promise.all(pending)
+    // The watches after each removal (this one's, and any after an earlier lease's end).
+    await Promise.all([...this.watches])
+  }
+
+  /**
+   * After the fence took a vhid's VIPs off, a command carpd started before may still
+   * add them (a slow `ip addr add` queued behind others): for FENCE_AFTERMATH_MS the
+   * fence looks again and takes such a VIP off again, until carpd holds the vhid anew
+   * (simulator, seed 110007078: a paused carpd's add landed 0.9 s after the lease's
+   * end, next to the peer, for 12 s).
+   */
+  private watchOff(vhid: number, iface: string, vips: readonly Cidr[], after: string): Promise<void> {
     const addresses = this.deps.addresses
-    if (!addresses || guarded.length === 0) return
+    if (!addresses) return Promise.resolve()
     const { clock } = this.deps
     const until = clock.now() + FENCE_AFTERMATH_MS
-    while (clock.now() < until) {
-      await new Promise<void>((resolve) => clock.at(clock.now() + FENCE_AFTERMATH_CHECK_MS, resolve))
-      for (const g of guarded) {
-        const present = await addresses.call(this.deps, g.iface).catch(() => new Set<string>())
-        for (const vip of g.vips.filter((v) => present.has(v.address))) {
+    const token = {}
+    this.watchTokens.set(vhid, token)
+    const watching = async (): Promise<void> => {
+      while (clock.now() < until) {
+        await new Promise<void>((resolve) => clock.at(clock.now() + FENCE_AFTERMATH_CHECK_MS, resolve))
+        if (this.watchTokens.get(vhid) !== token) return // held again: carpd's VIPs now
+        const present = await addresses.call(this.deps, iface).catch(() => new Set<string>())
+        if (this.watchTokens.get(vhid) !== token) return
+        for (const vip of vips.filter((v) => present.has(v.address))) {
           this.lateRemovals++
-          this.deps.log.event('fence', `${vip.address} came back on ${g.iface} after carpd exited (a command it started before): removing it again`)
-          await this.deps.removeVip(g.iface, vip).catch((err: Error) => this.deps.log.event('fence', `removing ${vip.address} again failed: ${err.message}`))
+          this.deps.log.event('fence', `${vip.address} came back on ${iface} after ${after} (a command carpd started before): removing it again`)
+          await this.deps.removeVip(iface, vip).catch((err: Error) => this.deps.log.event('fence', `removing ${vip.address} again failed: ${err.message}`))
         }
       }
+      if (this.watchTokens.get(vhid) === token) this.watchTokens.delete(vhid)
     }
+    const p = watching().finally(() => this.watches.delete(p))
+    this.watches.add(p)
+    return p
   }
 
   get guarded(): number[] {
@@ -133,6 +158,7 @@ export class FenceCore {
       return
     }
     this.guards.get(vhid)?.timer.cancel()
+    this.watchTokens.delete(vhid)
     const timer = this.deps.clock.at(atMs, () => void this.expire(vhid, 'no lease renewal from carpd before the lease ended (stopped or hung?)'))
     this.guards.set(vhid, { iface: f[3]!, vips: vips as Cidr[], timer })
   }
@@ -145,6 +171,7 @@ export class FenceCore {
     this.deps.log.event('fence', `vhid=${vhid} ${why}: removing ${g.vips.map((v) => `${v.address}/${v.prefix}`).join(',')} from ${g.iface}`)
     for (const vip of g.vips) await this.removeUntilGone(vhid, g.iface, vip)
     this.deps.reply(`expired ${vhid}`)
+    void this.watchOff(vhid, g.iface, g.vips, this.ended ? 'carpd exited' : 'the lease ended')
   }
 
   /**

@@ -158,6 +158,39 @@ t.test('after carpd died: a VIP a command of its put back is removed again for F
   t.equal(reads.length, readsThen, 'nothing to watch')
 })
 
+t.test('after a lease ran out: a VIP a slow add of a stopped carpd puts back is removed again, until carpd holds the vhid anew (simulator seed 110007078)', async (t) => {
+  const clock = new FakeClock(0)
+  const lines: string[] = []
+  const present = new Set<string>(['192.0.2.1'])
+  const c = new FenceCore({
+    clock,
+    log: { event: (sub, msg) => lines.push(`${sub} ${msg}`) },
+    removeVip: async (_iface, vip) => void present.delete(vip.address),
+    addresses: async () => new Set(present),
+    reply: () => {},
+  })
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms; i += 50) {
+      clock.advance(50)
+      await settle()
+    }
+  }
+  c.push(holdLine(1, 500, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
+  await run(600)
+  t.equal(present.has('192.0.2.1'), false, 'removed at the end of the hold')
+  await run(900)
+  present.add('192.0.2.1') // the add carpd started before it was stopped
+  await run(FENCE_AFTERMATH_CHECK_MS + 50)
+  t.equal(present.has('192.0.2.1'), false, 'removed again')
+  t.match(lines.join('\n'), /192\.0\.2\.1 came back on eth0 after the lease ended/)
+  // carpd runs again and holds the vhid: its VIPs stay.
+  c.push(holdLine(1, clock.now() + 60_000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
+  present.add('192.0.2.1')
+  await run(FENCE_AFTERMATH_MS)
+  t.equal(present.has('192.0.2.1'), true, 'a new hold ends the watch')
+  t.equal(c.lateRemovals, 1)
+})
+
 t.test('earlierFences: the processes whose command line is this node\'s fence and that are not our children', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'carpd-proc-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
