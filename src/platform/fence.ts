@@ -41,7 +41,7 @@ export interface FenceCoreDeps {
   clock: Clock
   log: Logger
   removeVip(iface: string, vip: Cidr): Promise<void>
-  /** The addresses on an interface now (the watch after carpd died); absent: no watch. */
+  /** The addresses on an interface now (the watch after a removal); absent: no watch. */
   addresses?(iface: string): Promise<Set<string>>
   /** A line back to carpd. */
   reply(line: string): void
@@ -51,9 +51,10 @@ export interface FenceCoreDeps {
 export const FENCE_RETRY_MS = 1000
 export const FENCE_REMOVE_TRIES = 10
 /**
- * After carpd died, the guarded VIPs are kept off this long: carpd gives a command
- * COMMAND_TIMEOUT_MS (platform/linux.ts) before it kills it, and a dead carpd kills
- * nothing, so one it started last is given as long and a second more...
+ * After a removal (carpd died, or a lease ended), the VIPs are kept off this long:
+ * carpd gives a command COMMAND_TIMEOUT_MS (platform/linux.ts) before it kills it,
+ * and a dead or stopped carpd kills nothing, so one it started last is given as long
+ * and a second more...
  */
 export const FENCE_AFTERMATH_MS = 6000
 /** ...looking this often. */
@@ -71,10 +72,12 @@ export class FenceCore {
   /** The watch after a removal, per vhid; a hold for the vhid ends it. */
   private readonly watchTokens = new Map<number, object>()
   private readonly watches = new Set<Promise<void>>()
+  /** Removals under way (a lease's end, or carpd's exit). */
+  private readonly expiring = new Set<Promise<void>>()
   private ended = false
   private buffer = ''
   badLines = 0
-  /** VIPs taken off again by the watch after carpd died. */
+  /** VIPs taken off again by the watch after a removal (at a lease's end, or after carpd died). */
   lateRemovals = 0
 
   constructor(private readonly deps: FenceCoreDeps) {}
@@ -99,9 +102,10 @@ export class FenceCore {
    */
   async end(): Promise<void> {
     this.ended = true
-    const pending = [...this.guards.keys()].map((vhid) => this.expire(vhid, 'carpd exited'))
-    await Promise.all(pending)
-    // The watches after each removal (this one's, and any after an earlier lease's end).
+    for (const vhid of [...this.guards.keys()]) this.expire(vhid, 'carpd exited')
+    // The removals under way (these, and any a lease's end started), then the watches
+    // after each of them.
+    await Promise.all([...this.expiring])
     await Promise.all([...this.watches])
   }
 
@@ -126,6 +130,8 @@ export class FenceCore {
         const present = await addresses.call(this.deps, iface).catch(() => new Set<string>())
         if (this.watchTokens.get(vhid) !== token) return
         for (const vip of vips.filter((v) => present.has(v.address))) {
+          // Each removal may take seconds: a hold meanwhile makes the rest carpd's.
+          if (this.watchTokens.get(vhid) !== token) return
           this.lateRemovals++
           this.deps.log.event('fence', `${vip.address} came back on ${iface} after ${after} (a command carpd started before): removing it again`)
           await this.deps.removeVip(iface, vip).catch((err: Error) => this.deps.log.event('fence', `removing ${vip.address} again failed: ${err.message}`))
@@ -159,19 +165,25 @@ export class FenceCore {
     }
     this.guards.get(vhid)?.timer.cancel()
     this.watchTokens.delete(vhid)
-    const timer = this.deps.clock.at(atMs, () => void this.expire(vhid, 'no lease renewal from carpd before the lease ended (stopped or hung?)'))
+    const timer = this.deps.clock.at(atMs, () => this.expire(vhid, 'no lease renewal from carpd before the lease ended (stopped or hung?)'))
     this.guards.set(vhid, { iface: f[3]!, vips: vips as Cidr[], timer })
   }
 
-  private async expire(vhid: number, why: string): Promise<void> {
+  /** Removes a vhid's VIPs, then watches; kept in `expiring` meanwhile, so end() waits for both. */
+  private expire(vhid: number, why: string): void {
     const g = this.guards.get(vhid)
     if (!g) return
     g.timer.cancel()
     this.guards.delete(vhid)
-    this.deps.log.event('fence', `vhid=${vhid} ${why}: removing ${g.vips.map((v) => `${v.address}/${v.prefix}`).join(',')} from ${g.iface}`)
-    for (const vip of g.vips) await this.removeUntilGone(vhid, g.iface, vip)
-    this.deps.reply(`expired ${vhid}`)
-    void this.watchOff(vhid, g.iface, g.vips, this.ended ? 'carpd exited' : 'the lease ended')
+    const after = this.ended ? 'carpd exited' : 'the lease ended'
+    const removing = (async () => {
+      this.deps.log.event('fence', `vhid=${vhid} ${why}: removing ${g.vips.map((v) => `${v.address}/${v.prefix}`).join(',')} from ${g.iface}`)
+      for (const vip of g.vips) await this.removeUntilGone(vhid, g.iface, vip)
+      this.deps.reply(`expired ${vhid}`)
+      // A hold that came during the removal: the vhid is carpd's again, nothing to watch.
+      if (!this.guards.has(vhid)) void this.watchOff(vhid, g.iface, g.vips, after)
+    })().finally(() => this.expiring.delete(removing))
+    this.expiring.add(removing)
   }
 
   /**

@@ -191,6 +191,43 @@ t.test('after a lease ran out: a VIP a slow add of a stopped carpd puts back is 
   t.equal(c.lateRemovals, 1)
 })
 
+t.test('a lease-end removal under way: end() waits for it and its watch; a hold during it leaves nothing to watch (review)', async (t) => {
+  const clock = new FakeClock(0)
+  const present = new Set<string>(['192.0.2.1'])
+  let reads = 0
+  const slowRemove = async (_iface: string, vip: { address: string }) => {
+    await new Promise<void>((r) => clock.at(clock.now() + 1000, r)) // a slow `ip addr del`
+    present.delete(vip.address)
+  }
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms; i += 50) {
+      clock.advance(50)
+      await settle()
+    }
+  }
+  const c = new FenceCore({ clock, log: { event: () => {} }, removeVip: slowRemove, addresses: async () => (reads++, new Set(present)), reply: () => {} })
+  c.push(holdLine(1, 100, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
+  await run(200) // the lease ended: the removal runs
+  let ended = false
+  void c.end().then(() => (ended = true))
+  await run(500)
+  t.equal(ended, false, 'carpd gone mid-removal: end() waits for it')
+  await run(1000 + FENCE_AFTERMATH_CHECK_MS)
+  t.ok(reads > 0, 'then watches')
+  await run(FENCE_AFTERMATH_MS)
+  t.equal(ended, true, 'and ends after the watch')
+
+  const d = new FenceCore({ clock, log: { event: () => {} }, removeVip: slowRemove, addresses: async () => (reads++, new Set(present)), reply: () => {} })
+  present.add('192.0.2.1')
+  d.push(holdLine(1, clock.now() + 100, 'eth0', [{ address: '192.0.2.1', prefix: 24 }]))
+  await run(200)
+  d.push(holdLine(1, clock.now() + 60_000, 'eth0', [{ address: '192.0.2.1', prefix: 24 }])) // carpd holds it again mid-removal
+  const before = reads
+  await run(1000 + FENCE_AFTERMATH_MS)
+  t.equal(reads, before, 'no watch over a vhid carpd holds again')
+  t.same(d.guarded, [1])
+})
+
 t.test('earlierFences: the processes whose command line is this node\'s fence and that are not our children', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'carpd-proc-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
