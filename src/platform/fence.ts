@@ -16,8 +16,9 @@
 // 20000923: 1.8 s later, and the peer took over next to it), so for
 // FENCE_AFTERMATH_MS the fence keeps looking and takes such a VIP off again, then
 // exits. It does the same after it removed the VIPs at a lease's end while carpd
-// lives (stopped, say), until carpd holds the vhid again. A carpd started again meanwhile waits for that watch to end before it starts
-// (earlierFences()), so the two never fight over a VIP.
+// lives (stopped, say), until carpd holds the vhid again. A carpd started again
+// meanwhile waits for that watch to end before it starts (earlierFences()), so the
+// two never fight over a VIP.
 //
 // It is the same bundle started as `carpd fence` (one file on the CF card); it runs
 // only `ip addr del` through the platform adapter.

@@ -75,6 +75,11 @@ export function procInterfaces(): string[] {
   }
 }
 
+/** A /proc/sys path as sysctl(8) names it: net.ipv4.conf.lan0.arp_ignore. */
+function knobName(path: string): string {
+  return path.replace('/proc/sys/', '').replaceAll('/', '.')
+}
+
 const V4 = '/proc/sys/net/ipv4/conf'
 const V6 = '/proc/sys/net/ipv6/conf'
 
@@ -187,7 +192,7 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
       if (now === null || now === value) continue
       try {
         sysctl.write(path, value)
-        back.push(`${path.replace('/proc/sys/', '').replaceAll('/', '.')}=${value}`)
+        back.push(`${knobName(path)}=${value}`)
       } catch (err) {
         log.event('platform', `cannot put ${path} back to ${value}: ${(err as Error).message}`)
       }
@@ -312,7 +317,7 @@ export function linuxVmacs(opts: LinuxVmacOptions): VirtualMacs {
         if (now === null || now === value) continue
         try {
           sysctl.write(path, value)
-          repairs.push(`${path.replace('/proc/sys/', '').replaceAll('/', '.')} was ${now}: set to ${value} again`)
+          repairs.push(`${knobName(path)} was ${now}: set to ${value} again`)
         } catch (err) {
           log.event('platform', `cannot set ${path} to ${value}: ${(err as Error).message}`)
         }
