@@ -413,7 +413,16 @@ export class SyncEngine {
   takeCommit(): CommitPlan {
     this.newRecords = false
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
-    for (const key of this.peer.keys()) if (!this.local.has(key)) plan.load.push(key)
+    for (const [key, record] of this.peer) {
+      if (this.local.has(key)) continue
+      // An earlier commit's load of an older record whose kernel event has not come
+      // yet: the entry is there, an insert would be refused as "there already" and
+      // leave the older state (simulator, seed 200005318: a second promotion's
+      // commit planned before the first one's events): replaced instead.
+      const echo = this.echoes.get(key)
+      if (echo !== undefined && echo !== record) plan.replace.push(key)
+      else plan.load.push(key)
+    }
     // Keys the kernel lacks stay: a read still running may list an older entry yet.
     for (const key of this.peerNewer) {
       if (!this.local.has(key)) continue

@@ -631,6 +631,23 @@ t.test('an echo of the last term\'s commit that comes after the next takeover is
   t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces it with the newest')
 })
 
+t.test('a commit planned before the last commit\'s load came back replaces that entry when the peer moved on (simulator seed 200005318)', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 300, 1), flow(1, 300, 1)], [])
+  p.run(SETTLE_MS)
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit().load.length, 2)
+  for (const f of [flow(0, 300, 1), flow(1, 300, 1)]) p.b.expectEcho(key(f), record(f))
+  // The slow load has not come back; b steps down, a's newer state of flow 0 comes, b serves again.
+  p.handle('b', p.b.stoppedServing())
+  p.upsert('a', flow(0, 7000, 3))
+  p.run(50)
+  p.handle('b', p.b.promoted())
+  const plan = p.b.takeCommit()
+  t.same(plan.replace, [key(flow(0))], 'flow 0: the entry the last commit put in is older than the peer now has: replaced (an insert would be refused)')
+  t.same(plan.load, [key(flow(1))], 'flow 1: the peer has not moved on: a load, which the kernel counts as there already')
+})
+
 t.test('a load whose echo comes after the peer replaced its entry (a delete, then the new record) is still known for ours (simulator seed 7001212)', async (t) => {
   const p = new SyncPair()
   p.start([flow(0, 300, 3)], [flow(0, 7000, 3)]) // b's kernel has its own newer state of flow 0
