@@ -83,7 +83,7 @@ function bulkText(b: BulkInfo): string {
 }
 
 function commitText(c: CommitInfo): string {
-  return `${c.loaded} states loaded, ${c.replaced} stale replaced, ${c.expired} ended removed (${c.skipped} present, ${c.failed} failed)`
+  return `${c.loaded} states loaded, ${c.replaced} stale replaced, ${c.expired} ended removed (${c.skipped} present, ${c.failed} failed${c.leftOut ? `, ${c.leftOut} left out` : ''})`
 }
 
 function quorumLines(q: QuorumStatus): string[] {

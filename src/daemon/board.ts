@@ -260,9 +260,10 @@ export class Board {
           random,
           demote: (reason, value, why) => this.demotions.set(reason, value, why),
           ignoreAddresses: [...(own ? [own] : []), peer.address, ...[...sockets.nets.values()].map((n) => n.address)],
+          leaveOut: (flow) => this.wan?.deadFor(flow.mark) ?? null,
         })
-        // A takeover loads the peer's connections; multi-WAN then removes those of a
-        // WAN that is dead on this board (it is created below, hence the look-up).
+        // A takeover loads the peer's connections but those of a WAN that is dead on
+        // this board, which multi-WAN then drains (it is created below, hence the look-ups).
         const link = this.sync
         this.agent.attachSync({
           promoted: () => link.promoted().then(() => this.wan?.promoted()),

@@ -55,6 +55,12 @@ export interface SyncRuntimeDeps {
    * nothing on the other board; conntrackd calls this IgnoreTrafficFor).
    */
   ignoreAddresses: readonly string[]
+  /**
+   * Why a peer connection is not loaded at a takeover, or null to load it: multi-WAN
+   * answers for one marked for a WAN that is dead on this board (it could only hang,
+   * and the WAN's drain removes what is loaded of it).
+   */
+  leaveOut?: (flow: Flow) => string | null
 }
 
 export class SyncRuntime {
@@ -207,7 +213,7 @@ export class SyncRuntime {
       peerAddress: `${this.deps.peer.address}:${this.deps.peer.port}`,
       backend: { ...this.deps.backend.counters, snapshots: this.snapshots, snapshotFailures: this.snapshotFailures, unsyncable: this.unsyncable },
       sendErrors: this.sendErrors,
-      lastCommit: c && { loaded: c.loaded, replaced: c.replaced, expired: c.expired, skipped: c.skipped, failed: c.failed, ms: c.ms, agoMs: Math.round(now - c.endMs) },
+      lastCommit: c && { loaded: c.loaded, replaced: c.replaced, expired: c.expired, skipped: c.skipped, failed: c.failed, leftOut: c.leftOut, ms: c.ms, agoMs: Math.round(now - c.endMs) },
     }
   }
 
@@ -297,9 +303,11 @@ export class SyncRuntime {
    */
   private async commit(): Promise<void> {
     const plan = this.engine.takeCommit()
+    const left = this.leaveOut(plan)
     const total = plan.load.length + plan.replace.length + plan.expire.length
     if (total === 0) {
-      if (this.engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel holds the newest state of all ${this.engine.peer.size} peer flows already`)
+      if (left.count > 0) this.deps.log.event('sync', `MASTER: nothing to load of ${this.engine.peer.size} peer flows${left.text}`)
+      else if (this.engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel holds the newest state of all ${this.engine.peer.size} peer flows already`)
       return
     }
     const started = this.deps.clock.now()
@@ -340,16 +348,41 @@ export class SyncRuntime {
     // finds it missing and loads it again.
     const failed = loadResult.failed + replaceFailed
     const ms = Math.round(this.deps.clock.now() - started)
-    this.lastCommit = { loaded: loadResult.loaded, replaced, expired, skipped, failed, ms, agoMs: 0, endMs: this.deps.clock.now() }
+    this.lastCommit = { loaded: loadResult.loaded, replaced, expired, skipped, failed, leftOut: left.count, ms, agoMs: 0, endMs: this.deps.clock.now() }
     this.deps.log.event(
       'sync',
       `MASTER: kernel table made current in ${ms} ms: ${loadResult.loaded} peer states loaded, ${replaced} stale entries replaced by the peer's, ` +
-        `${expired} entries of ended flows removed (${skipped} there already, ${failed} failed)`,
+        `${expired} entries of ended flows removed (${skipped} there already, ${failed} failed)${left.text}`,
     )
     // A few refusals are normal under traffic (a flow the kernel made meanwhile);
     // a load that mostly failed means this board cannot serve the connections.
     const attempted = plan.load.length + plan.replace.length
     if (failed > attempted - failed) this.backendFailed(`${failed} of ${attempted} peer states could not be loaded`)
+  }
+
+  /**
+   * Takes the peer flows this board must not load out of the plan's loads and
+   * replaces (deps.leaveOut): they stay the peer's, and every later commit asks again.
+   */
+  private leaveOut(plan: CommitPlan): { count: number; text: string } {
+    const ask = this.deps.leaveOut
+    if (!ask) return { count: 0, text: '' }
+    const why = new Map<string, number>()
+    const keep = (key: string): boolean => {
+      const record = this.engine.peer.get(key)
+      const decoded = record === undefined ? null : decodeFlowRecord(Buffer.from(record, 'latin1'))
+      const reason = decoded?.ok ? ask(decoded.flow) : null
+      if (reason !== null) why.set(reason, (why.get(reason) ?? 0) + 1)
+      return reason === null
+    }
+    plan.load = plan.load.filter(keep)
+    const replace = plan.replace
+    plan.replace = replace.filter(keep)
+    // The engine counts a planned replace as done: one left out is planned again.
+    if (plan.replace.length < replace.length) this.engine.replaceAgain(replace.filter((key) => !plan.replace.includes(key)))
+    let count = 0
+    for (const n of why.values()) count += n
+    return { count, text: count === 0 ? '' : `; ${count} left out (${[...why].map(([reason, n]) => `${n}: ${reason}`).join(', ')})` }
   }
 
   /** The peer's current records of these flows, lazily (one may be gone meanwhile). */

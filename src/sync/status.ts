@@ -12,6 +12,7 @@ export interface CommitInfo {
   expired: number // kernel entries of flows that ended while the peer served, removed
   skipped: number // there already (the kernel made them meanwhile)
   failed: number
+  leftOut: number // marked for a WAN that is dead on this board: not loaded (they could only hang)
   ms: number
   agoMs: number
 }

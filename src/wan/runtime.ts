@@ -16,7 +16,7 @@ import { WanHealth } from './health.js'
 import { describePlan, plan as makePlan, planChanged } from './policy.js'
 import { WanProber } from './probe.js'
 import type { WanRuntimeStatus } from './status.js'
-import { type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
+import { WAN_MARK_MASK, WAN_MARK_SHIFT, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
 /** A WAN that never came up counts as judged after the time of this many windows of probe rounds (see states()). */
@@ -184,11 +184,28 @@ export class WanRuntime {
    * (wan.probe.down.rounds failed rounds in a row).
    */
   promoted(): Promise<void> {
-    for (const w of this.wans) {
-      if (w.state === 'offline' && w.health.status().failedInRow >= this.config.wanProbe.downRounds) this.toFlush.add(w.spec.wan)
-    }
+    for (const w of this.wans) if (this.judgedDead(w)) this.toFlush.add(w.spec.wan)
     if (this.toFlush.size > 0 && this.running) this.queueFlush('after the takeover')
     return this.queue
+  }
+
+  /**
+   * Why a connection carrying this mark must not be loaded on this board (the sync
+   * asks before it loads the peer's connections at a takeover), or null: it is marked
+   * for a WAN that is dead here and that the loaded rules no longer use (the
+   * connections promoted() and a local outage remove; loaded later, a sync commit
+   * would put back what the drain just removed).
+   */
+  deadFor(mark: number): string | null {
+    const wan = (mark & WAN_MARK_MASK) >>> WAN_MARK_SHIFT
+    const w = this.wans.find((x) => x.spec.wan === wan)
+    if (!w || !this.judgedDead(w) || !this.loaded || this.loaded.active.some((a) => a.wan === wan)) return null
+    return `wan${wan} is offline here`
+  }
+
+  /** Offline for wan.probe.down.rounds failed rounds in a row: its connections may go. */
+  private judgedDead(w: Wan): boolean {
+    return w.state === 'offline' && w.health.status().failedInRow >= this.config.wanProbe.downRounds
   }
 
   /** Opens the probe sockets, loads the routes and the first plan, starts probing. */

@@ -79,7 +79,7 @@ t.test('status text with state sync', async (t) => {
     peerAddress: '198.51.100.2:8242',
     backend: { badLines: 1, otherFamily: 0, watchRestarts: 0, loadFailures: 0, snapshots: 2, snapshotFailures: 0, unsyncable: 0 },
     sendErrors: 0,
-    lastCommit: { loaded: 98, replaced: 3, expired: 1, skipped: 2, failed: 0, ms: 40, agoMs: 5000 },
+    lastCommit: { loaded: 98, replaced: 3, expired: 1, skipped: 2, failed: 0, leftOut: 0, ms: 40, agoMs: 5000 },
   }
   const drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as BoardStatus['drops']
   const s: BoardStatus = { node: 'fw-b', version: '0.1.0', uptimeMs: 1000, maint: false, demote: { total: 0, reasons: {} }, vhids: [], drops, sendErrors: 0, platformFailures: 0, repairs: 0, links: {}, sync, quorum: null, wan: null, bugs: 0 }
@@ -88,6 +88,8 @@ t.test('status text with state sync', async (t) => {
   t.match(text, '  lag: 2 queued, 1 frames unacked (oldest 4 ms)\n')
   t.match(text, "  bulk: waiting for the peer's table (operator); receiving 40/100 states for 0.0s; sending 60/100 states for 0.0s; last in: 100 states in 12 ms, 1m05s ago; last out: none\n")
   t.match(text, 'last load on promotion: 98 states loaded, 3 stale replaced, 1 ended removed (2 present, 0 failed) in 40 ms, 5.0s ago\n')
+  const leftOut = renderStatus({ ...s, sync: { ...sync, lastCommit: { ...sync.lastCommit!, leftOut: 7 } } })
+  t.match(leftOut, '(2 present, 0 failed, 7 left out) in 40 ms', 'connections of a WAN dead on this board, not loaded, are counted')
   t.match(text, '  sync drops: badAuth=2\n')
   const quiet = renderStatus({ ...s, sync: { ...sync, peer: { state: 'unknown', heardMsAgo: null, epoch: null }, drops: {} as never, lastCommit: null, bulk: { wanted: null, receiving: null, sending: null, lastIn: null, lastOut: bulk('out', 100) } } })
   t.match(quiet, 'sync peer 198.51.100.2:8242 unknown (never heard)')

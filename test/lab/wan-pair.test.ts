@@ -2,8 +2,9 @@
 // each ISP's segment, sync their connections, and NAT them to the shared WAN VIPs,
 // so a connection survives a takeover. r2's own path to ISP 2 is broken (ISP 2 drops
 // every frame from r2's port): r2 has judged WAN 2 dead before r1 dies. When r2
-// takes over it loads r1's connections and at once removes those marked for WAN 2
-// (they could only hang there), while those on WAN 1 go on through it untouched.
+// takes over it loads r1's connections but those marked for WAN 2 (they could only
+// hang there; no later commit puts them back), while those on WAN 1 go on through it
+// untouched.
 //
 //   client ── [lan] ─┬─ r1 ─┬─ [seg1] ── isp1 ──┐
 //                    │  ║  └─ [seg2] ── isp2 ──┴── [inet] ── server (whoami)
@@ -111,7 +112,7 @@ if (why !== null) {
   if (LAB_REQUIRED) t.fail(`CARPD_LAB=required but the lab cannot run: ${why}`)
   else t.plan(0, `lab skipped: ${why}`)
 } else {
-  t.test('a takeover keeps the connections of WANs alive on the new master and removes those of a WAN dead there', async (t) => {
+  t.test('a takeover keeps the connections of WANs alive on the new master and leaves out those of a WAN dead there', async (t) => {
     const lab = new NetLab()
     t.teardown(() => lab.teardown())
     buildLab(lab)
@@ -157,10 +158,11 @@ if (why !== null) {
     lab.killAll('r1')
     for (const iface of ['lan0', 'wan1', 'wan2', 'sync0']) lab.linkSet('r1', iface, 'down')
     await r2.waitFor(/vhid=1 .*BACKUP->MASTER/, 10_000)
-    const drainLine = await r2.waitFor(/wan wan2 offline after the takeover: removed its (\d+) connections?/, 10_000)
-    const removed = Number(/removed its (\d+)/.exec(drainLine)![1])
-    t.ok(removed >= onWan(2, before), `r2 removed ${removed} connections of WAN 2 after the takeover (${Date.now() - cutAt} ms after the power-off); ${onWan(2, before)} were held`)
-    t.equal(marked(lab, 2), 0, "no connection marked for WAN 2 is left in r2's kernel")
+    const commitLine = await r2.waitFor(/MASTER: kernel table made current .*left out \((\d+): wan2 is offline here\)/, 10_000)
+    const leftOut = Number(/left out \((\d+): wan2/.exec(commitLine)![1])
+    t.ok(leftOut >= onWan(2, before), `r2's takeover left out ${leftOut} connections of WAN 2 (${Date.now() - cutAt} ms after the power-off); ${onWan(2, before)} were held`)
+    await r2.waitFor(/wan wan2 offline after the takeover: removed its/, 10_000)
+    t.equal(marked(lab, 2), 0, "no connection marked for WAN 2 is in r2's kernel")
     t.ok(marked(lab, 1) >= onWan(1, before), `r2's kernel keeps the ${onWan(1, before)} connections of WAN 1 (${marked(lab, 1)} marked for it)`)
 
     // WAN 1's connections go on through r2; new connections all take WAN 1.
@@ -168,6 +170,7 @@ if (why !== null) {
     const mid = lastReport(client)
     await sleep(2000)
     const after = lastReport(client)
+    t.equal(marked(lab, 2), 0, "3.5 s on, past the late commits after a takeover: still none marked for WAN 2 (CI once found 2 put back)")
     const wan1 = after.map((c, i) => ({ c, i })).filter(({ c }) => c.wan === 1)
     const flowing = wan1.filter(({ c, i }) => c.error === null && c.bytes > mid[i]!.bytes).length
     t.equal(flowing, wan1.length, `${flowing} of the ${wan1.length} connections on WAN 1 keep receiving through r2`)

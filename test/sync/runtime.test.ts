@@ -60,7 +60,7 @@ interface Board {
 
 const SYNC = { a: { address: '198.51.100.1', port: 8242 }, b: { address: '198.51.100.2', port: 8242 } }
 
-function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}) {
+function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}, bDeps: Partial<SyncRuntimeDeps> = {}) {
   const clock = new FakeClock()
   const net = new MemNet(clock, 1)
   const make = (name: 'a' | 'b', extra: Partial<SyncRuntimeDeps> = {}): Board => {
@@ -89,7 +89,7 @@ function pair(t: Test, tables: { a?: Flow[]; b?: Flow[] } = {}) {
     return board
   }
   const a = make('a')
-  const b = make('b')
+  const b = make('b', bDeps)
   const settle = async (ms: number) => {
     for (let i = 0; i < ms; i += 5) {
       clock.advance(5)
@@ -145,12 +145,34 @@ t.test('promotion: peer flows the kernel lacks are loaded, entries it holds are 
   const three = b.backend.loaded.find((f) => f.orig.src === flow(3).orig.src)
   t.same([three?.tcpState, three?.timeoutS], [3, 300], "flow 3 now has the peer's state, not the kernel's older one")
   t.match(b.lines.join('\n'), /MASTER: kernel table made current in \d+ ms: 2 peer states loaded, 1 stale entries replaced by the peer's, 0 entries of ended flows removed \(0 there already, 0 failed\)/)
-  t.same(b.link.status().lastCommit && { ...b.link.status().lastCommit, ms: 0, agoMs: 0 }, { loaded: 2, replaced: 1, expired: 0, skipped: 0, failed: 0, ms: 0, agoMs: 0 })
+  t.same(b.link.status().lastCommit && { ...b.link.status().lastCommit, ms: 0, agoMs: 0 }, { loaded: 2, replaced: 1, expired: 0, skipped: 0, failed: 0, leftOut: 0, ms: 0, agoMs: 0 })
   // A second vhid becoming MASTER finds nothing new: no state is loaded or replaced twice.
   const before = [b.backend.loaded.length, b.backend.removed.length]
   await b.link.promoted()
   t.same([b.backend.loaded.length, b.backend.removed.length], before, 'a second commit redoes nothing')
   t.match(b.lines.join('\n'), /MASTER: the kernel holds the newest state of all 3 peer flows already/)
+})
+
+t.test('promotion: peer flows marked for a WAN dead on this board are left out, every commit asks again (multi-WAN on a pair)', async (t) => {
+  const onWan2 = (f: Flow): Flow => ({ ...f, mark: 0x200 })
+  let wan2Dead = true
+  const leaveOut = (f: Flow): string | null => (wan2Dead && f.mark === 0x200 ? 'wan2 is offline here' : null)
+  const { a, b, settle } = pair(t, { a: [flow(1), onWan2(flow(2)), onWan2(flow(3))], b: [onWan2(flow(3, 40, 2))] }, { leaveOut })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  await b.link.promoted()
+  t.same(src(b.backend.loaded), src([flow(1)]), 'only the connection of a live WAN goes in')
+  t.same(b.backend.removed, [], "flow 3's older entry is not replaced either (the drain removes it)")
+  t.match(b.lines.join('\n'), /1 peer states loaded, 0 stale entries replaced by the peer's, 0 entries of ended flows removed \(0 there already, 0 failed\); 2 left out \(2: wan2 is offline here\)/)
+  t.match(b.link.status().lastCommit, { loaded: 1, replaced: 0, failed: 0, leftOut: 2 })
+  await b.link.promoted()
+  t.same(src(b.backend.loaded), src([flow(1)]), 'a second commit leaves them out again')
+  t.equal(b.lines.at(-1), 'sync MASTER: nothing to load of 3 peer flows; 2 left out (2: wan2 is offline here)', 'flow 3 among them: its replace is planned again')
+  wan2Dead = false
+  await b.link.promoted()
+  t.same(src(b.backend.loaded), src([flow(1), flow(2), flow(3)]), 'the WAN back: the next commit loads them')
+  t.same(src(b.backend.removed), [flow(3).orig.src], "and replaces flow 3's older entry")
 })
 
 t.test('failback: entries of an earlier term are replaced, flows the peer ended are removed, live ones stay', async (t) => {

@@ -678,6 +678,24 @@ t.test('after a takeover, the connections of a WAN dead on this board go; not th
   await h.link.stop()
 })
 
+t.test('a takeover asks which peer connections not to load: those marked for a WAN judged dead here, while the rules avoid it', async (t) => {
+  const h = pair()
+  await h.link.start()
+  t.equal(h.link.deadFor(0x200), null, 'at boot nothing is judged dead yet')
+  await h.step(6000)
+  t.same([h.link.deadFor(0x100), h.link.deadFor(0x200)], [null, null], 'both WANs up')
+  h.answering.delete(T2)
+  await until(t, h, /wan2 offline: removed its/)
+  t.equal(h.link.deadFor(0x200), 'wan2 is offline here')
+  t.equal(h.link.deadFor(0x10207), 'wan2 is offline here', 'only the WAN bits of the mark count')
+  t.same([h.link.deadFor(0x100), h.link.deadFor(0), h.link.deadFor(0x900)], [null, null, null], 'a live WAN, no WAN, an unknown WAN')
+  h.answering.delete(T1)
+  await until(t, h, /wan1 (online|degraded)->offline/)
+  await h.settle()
+  t.equal(h.link.deadFor(0x200), null, 'every WAN down: the rules use them all again, and their connections stay')
+  await h.link.stop()
+})
+
 t.test('self-repair: rules, jumps or routes removed by someone else go in again within a check; each repair counted', async (t) => {
   const h = pair()
   await h.link.start()
