@@ -260,7 +260,7 @@ export class Board {
           random,
           demote: (reason, value, why) => this.demotions.set(reason, value, why),
           ignoreAddresses: [...(own ? [own] : []), peer.address, ...[...sockets.nets.values()].map((n) => n.address)],
-          leaveOut: (flow) => this.wan?.deadFor(flow.mark) ?? null,
+          leaveOut: () => this.wan?.deadFor() ?? null,
         })
         // A takeover loads the peer's connections but those of a WAN that is dead on
         // this board, which multi-WAN then drains (it is created below, hence the look-ups).

@@ -51,6 +51,12 @@ export const MAX_PENDING_CHANGES = 100_000
  */
 export const MAX_ORPHAN_ECHOES = 4096
 /**
+ * How long after a commit loaded a record its kernel event may still be on the way
+ * (the event reader lags the load; a 100,000-flow load takes seconds): a key the
+ * kernel table lacks whose echo is younger is taken to be in the kernel already.
+ */
+export const ECHO_IN_FLIGHT_MS = 10_000
+/**
  * A bulk request whose transfer has not begun after this long is asked again (a
  * request can be lost with a session the peer refused). pfsync(4) retries every 5 s.
  */

@@ -32,6 +32,7 @@ import {
   FAST_RESEND_MS,
   FLUSH_DELAY_MS,
   KEEPALIVE_MS,
+  ECHO_IN_FLIGHT_MS,
   MAX_ORPHAN_ECHOES,
   MAX_PENDING_CHANGES,
   PEER_TIMEOUT_MS,
@@ -257,7 +258,7 @@ export class SyncEngine {
    * change of the kernel, the older state loaded was kept over the newer one). Keys
    * of the peer table, plus at most MAX_ORPHAN_ECHOES whose peer flow ended.
    */
-  private readonly echoes = new Map<string, string>()
+  private readonly echoes = new Map<string, { record: string; atMs: number }>()
   /** Keys of echoes whose peer flow ended, oldest first. */
   private readonly orphanEchoes = new Set<string>()
   /** The last records of peer flows that ended, oldest first, at most MAX_ORPHAN_ECHOES (see apply()). */
@@ -297,7 +298,7 @@ export class SyncEngine {
     const key = record.slice(0, KEY_RECORD_LEN)
     this.snapshotTouched?.add(key)
     this.idle?.touched.add(key)
-    if (this.echoes.get(key) === record) {
+    if (this.echoes.get(key)?.record === record) {
       // Our load of the peer's record: newer than the peer's only if the peer has
       // not moved on since (simulator: a record that came in during the commit was
       // then taken for older than the stale one just loaded).
@@ -410,17 +411,19 @@ export class SyncEngine {
    * removed. A kernel entry the peer never knew is left alone: it may be a flow this
    * board carried while carpd was restarting.
    */
-  takeCommit(): CommitPlan {
+  takeCommit(now: number): CommitPlan {
     this.newRecords = false
     const plan: CommitPlan = { load: [], replace: [], expire: [] }
     for (const [key, record] of this.peer) {
       if (this.local.has(key)) continue
-      // An earlier commit's load of an older record whose kernel event has not come
+      // A recent commit's load of an older record whose kernel event has not come
       // yet: the entry is there, an insert would be refused as "there already" and
       // leave the older state (simulator, seed 200005318: a second promotion's
-      // commit planned before the first one's events): replaced instead.
+      // commit planned before the first one's events): replaced instead. An older
+      // echo is a load that never went in (failed, or refused): a plain load then,
+      // not a removal that scans the kernel's table for nothing.
       const echo = this.echoes.get(key)
-      if (echo !== undefined && echo !== record) plan.replace.push(key)
+      if (echo !== undefined && echo.record !== record && now - echo.atMs <= ECHO_IN_FLIGHT_MS) plan.replace.push(key)
       else plan.load.push(key)
     }
     // Keys the kernel lacks stay: a read still running may list an older entry yet.
@@ -438,8 +441,8 @@ export class SyncEngine {
   }
 
   /** The commit is about to load this peer record into the kernel. */
-  expectEcho(key: string, record: string): void {
-    this.echoes.set(key, record)
+  expectEcho(key: string, record: string, now: number): void {
+    this.echoes.set(key, { record, atMs: now })
     this.orphanEchoes.delete(key)
   }
 

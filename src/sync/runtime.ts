@@ -56,11 +56,12 @@ export interface SyncRuntimeDeps {
    */
   ignoreAddresses: readonly string[]
   /**
-   * Why a peer connection is not loaded at a takeover, or null to load it: multi-WAN
-   * answers for one marked for a WAN that is dead on this board (it could only hang,
-   * and the WAN's drain removes what is loaded of it).
+   * Asked once per commit: why a peer connection is not loaded, or null to load it
+   * (null for none: nothing to leave out). Multi-WAN answers for one marked for a WAN
+   * that is dead on this board (it could only hang, and the WAN's drain removes what
+   * is loaded of it).
    */
-  leaveOut?: (flow: Flow) => string | null
+  leaveOut?: () => ((flow: Flow) => string | null) | null
 }
 
 export class SyncRuntime {
@@ -81,6 +82,8 @@ export class SyncRuntime {
   private promotedMs = -Infinity
   private commitQueue: Promise<void> = Promise.resolve()
   private lastCommit: (CommitInfo & { endMs: number }) | null = null
+  /** A commit since the last promotion said that it left everything it had out. */
+  private leftOutSaid = false
 
   private readonly ignore: ReadonlySet<string>
 
@@ -138,6 +141,7 @@ export class SyncRuntime {
    */
   promoted(): Promise<void> {
     this.promotedMs = this.deps.clock.now()
+    this.leftOutSaid = false
     this.carryOut(this.engine.promoted())
     return this.queueCommit()
   }
@@ -302,12 +306,16 @@ export class SyncRuntime {
    * serves.
    */
   private async commit(): Promise<void> {
-    const plan = this.engine.takeCommit()
+    const plan = this.engine.takeCommit(this.deps.clock.now())
     const left = this.leaveOut(plan)
     const total = plan.load.length + plan.replace.length + plan.expire.length
     if (total === 0) {
-      if (left.count > 0) this.deps.log.event('sync', `MASTER: nothing to load of ${this.engine.peer.size} peer flows${left.text}`)
-      else if (this.engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel holds the newest state of all ${this.engine.peer.size} peer flows already`)
+      if (left.count > 0) {
+        this.lastCommit = { loaded: 0, replaced: 0, expired: 0, skipped: 0, failed: 0, leftOut: left.count, ms: 0, agoMs: 0, endMs: this.deps.clock.now() }
+        // Once per takeover: the late commits after it would say the same again.
+        if (!this.leftOutSaid) this.deps.log.event('sync', `MASTER: nothing to load of ${this.engine.peer.size} peer flows${left.text}`)
+        this.leftOutSaid = true
+      } else if (this.engine.peer.size > 0) this.deps.log.event('sync', `MASTER: the kernel holds the newest state of all ${this.engine.peer.size} peer flows already`)
       return
     }
     const started = this.deps.clock.now()
@@ -316,16 +324,22 @@ export class SyncRuntime {
     let replaced = 0
     let replaceFailed = 0
     let skipped = loadResult.skipped
+    // Replaces of entries an earlier commit's load put in, whose kernel events have
+    // not come yet (SyncEngine.takeCommit): the table does not list them.
+    const inFlight = new Set(plan.replace.filter((key) => !this.engine.local.has(key)))
     for (let i = 0; i < plan.replace.length; i += REPLACE_CHUNK_FLOWS) {
-      const chunk = plan.replace.slice(i, i + REPLACE_CHUNK_FLOWS)
+      let chunk = plan.replace.slice(i, i + REPLACE_CHUNK_FLOWS)
       for (const key of chunk) this.engine.expectRemoval(key)
       try {
-        await backend.remove(this.peerFlows(chunk))
+        await backend.remove(this.peerRecords(chunk))
       } catch (err) {
         // Entries not removed stay (the insert below finds them "there already"): the
-        // next commit replaces them again.
+        // next commit replaces them again. One in flight is not inserted over: its
+        // event must still be known for our own load, not taken for a kernel change
+        // newer than the peer's record (the next commit replaces it then).
         this.deps.log.event('sync', `MASTER: removing stale states failed: ${(err as Error).message}`)
         this.engine.replaceAgain(chunk)
+        chunk = chunk.filter((key) => !inFlight.has(key))
       }
       // One the kernel made again meanwhile (a packet of the flow, with loose pickup)
       // is there already: counted so, not as a failure.
@@ -365,7 +379,7 @@ export class SyncRuntime {
    * replaces (deps.leaveOut): they stay the peer's, and every later commit asks again.
    */
   private leaveOut(plan: CommitPlan): { count: number; text: string } {
-    const ask = this.deps.leaveOut
+    const ask = this.deps.leaveOut?.()
     if (!ask) return { count: 0, text: '' }
     const why = new Map<string, number>()
     const keep = (key: string): boolean => {
@@ -376,22 +390,33 @@ export class SyncRuntime {
       return reason === null
     }
     plan.load = plan.load.filter(keep)
+    // The engine counts a planned replace as done: one left out is planned again.
     const replace = plan.replace
     plan.replace = replace.filter(keep)
-    // The engine counts a planned replace as done: one left out is planned again.
-    if (plan.replace.length < replace.length) this.engine.replaceAgain(replace.filter((key) => !plan.replace.includes(key)))
+    if (plan.replace.length < replace.length) {
+      const kept = new Set(plan.replace)
+      this.engine.replaceAgain(replace.filter((key) => !kept.has(key)))
+    }
     let count = 0
     for (const n of why.values()) count += n
     return { count, text: count === 0 ? '' : `; ${count} left out (${[...why].map(([reason, n]) => `${n}: ${reason}`).join(', ')})` }
   }
 
-  /** The peer's current records of these flows, lazily (one may be gone meanwhile). */
+  /** The peer's current records of these flows, to load, lazily (one may be gone meanwhile). */
   private *peerFlows(keys: string[]): Iterable<Flow> {
     for (const key of keys) {
       const record = this.engine.peer.get(key)
       if (record === undefined) continue
-      this.engine.expectEcho(key, record)
+      this.engine.expectEcho(key, record, this.deps.clock.now())
       yield* flowsOf([record])
+    }
+  }
+
+  /** The same, to remove the kernel's entries of these flows: no echo is expected. */
+  private *peerRecords(keys: string[]): Iterable<Flow> {
+    for (const key of keys) {
+      const record = this.engine.peer.get(key)
+      if (record !== undefined) yield* flowsOf([record])
     }
   }
 

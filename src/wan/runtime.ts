@@ -68,7 +68,7 @@ interface Wan {
   sinceMs: number
   reason: string
   transport: Transport | null
-  drained: boolean // its connections were removed in this outage
+  drained: boolean // its connections were removed since it was last judged dead
   probedSinceMs: number | null // when its probing started (start(), or its reload add); a reload of its probes keeps it
 }
 
@@ -190,17 +190,21 @@ export class WanRuntime {
   }
 
   /**
-   * Why a connection carrying this mark must not be loaded on this board (the sync
-   * asks before it loads the peer's connections at a takeover), or null: it is marked
+   * Which connections must not be loaded on this board now (the sync asks at each
+   * commit of the peer's connections), by their mark, or null for none: those marked
    * for a WAN that is dead here and that the loaded rules no longer use (the
    * connections promoted() and a local outage remove; loaded later, a sync commit
    * would put back what the drain just removed).
    */
-  deadFor(mark: number): string | null {
-    const wan = (mark & WAN_MARK_MASK) >>> WAN_MARK_SHIFT
-    const w = this.wans.find((x) => x.spec.wan === wan)
-    if (!w || !this.judgedDead(w) || !this.loaded || this.loaded.active.some((a) => a.wan === wan)) return null
-    return `wan${wan} is offline here`
+  deadFor(): ((flow: { mark: number }) => string | null) | null {
+    const plan = this.loaded
+    if (!plan) return null
+    const dead = new Map<number, string>()
+    for (const w of this.wans) {
+      if (this.judgedDead(w) && !plan.active.some((a) => a.wan === w.spec.wan)) dead.set(w.spec.wan, `wan${w.spec.wan} is offline here`)
+    }
+    if (dead.size === 0) return null
+    return (flow) => dead.get((flow.mark & WAN_MARK_MASK) >>> WAN_MARK_SHIFT) ?? null
   }
 
   /** Offline for wan.probe.down.rounds failed rounds in a row: its connections may go. */
@@ -426,6 +430,10 @@ export class WanRuntime {
         // saturated line (bufferbloat) must not have its downloads cut. Its
         // connections are removed once it is dead, down.rounds failed rounds in a row.
         const hs = w.health.status()
+        // A good round of an offline WAN ends its verdict: a takeover meanwhile loads
+        // the peer's connections of it (SyncRuntime leaves out only a dead WAN's), and
+        // they go when it is judged dead again.
+        if (w.state === 'offline' && hs.failedInRow < this.config.wanProbe.downRounds) w.drained = false
         // (Not at boot, before it was ever up: it carried nothing.)
         if (w.state === 'offline' && !w.drained && hs.everUp && hs.failedInRow >= this.config.wanProbe.downRounds) {
           w.drained = true

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BULK_RETRY_MS, DEMOTE_SYNC_BULK, GAP_WAIT_MS, MAX_ORPHAN_ECHOES, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
+import { BULK_RETRY_MS, DEMOTE_SYNC_BULK, ECHO_IN_FLIGHT_MS, GAP_WAIT_MS, MAX_ORPHAN_ECHOES, PEER_TIMEOUT_MS } from '../../src/sync/constants.js'
 
 /** Long enough for any session change and transfer in these tests. */
 const SETTLE_MS = 1500
@@ -556,13 +556,13 @@ t.test('a takeover commit: its own loads coming back do not hide peer records th
   p.start(range(3), [flow(1, 40, 2)]) // b's kernel has flow 1 from an earlier term
   p.run(50)
   p.handle('b', p.b.promoted())
-  const plan = p.b.takeCommit()
+  const plan = p.b.takeCommit(p.now)
   t.same([plan.load.length, plan.replace.length], [2, 1], 'flows 0 and 2 to load, flow 1 to replace')
   t.equal(p.b.newDuringCommit, false)
   // The runtime loads a's records and removes b's stale flow 1 ...
-  for (const f of [flow(0), flow(2)]) p.b.expectEcho(key(f), record(f))
+  for (const f of [flow(0), flow(2)]) p.b.expectEcho(key(f), record(f), p.now)
   p.b.expectRemoval(key(flow(1)))
-  p.b.expectEcho(key(flow(1)), record(flow(1)))
+  p.b.expectEcho(key(flow(1)), record(flow(1)), p.now)
   // ... while a's newest state of flows 1 and 2 comes in (the old master's last changes).
   p.upsert('a', flow(1, 7000, 4))
   p.upsert('a', flow(2, 7000, 4))
@@ -573,7 +573,7 @@ t.test('a takeover commit: its own loads coming back do not hide peer records th
   for (const f of [flow(0), flow(1), flow(2)]) p.handle('b', p.b.localUpsert(record(f), p.now))
   t.equal(p.b.staleWhileServing(), true, 'the kernel holds older states than the peer now has')
   t.equal(p.b.moreToCommit(), true)
-  const again = p.b.takeCommit()
+  const again = p.b.takeCommit(p.now)
   t.same(again.replace.map((k) => k === key(flow(1)) || k === key(flow(2))), [true, true], 'the next commit replaces flows 1 and 2 with their newest states')
   t.equal(again.replace.length, 2, 'and nothing else: flow 0 came back as loaded, the peer has not moved on')
   for (const f of [flow(1, 7000, 4), flow(2, 7000, 4)]) p.handle('b', p.b.localUpsert(record(f), p.now))
@@ -592,7 +592,7 @@ t.test('a peer state that is an earlier stage of the flow than the kernel\'s ent
   p.start([], [flow(1, 300, 3), flow(2, 300, 3)])
   p.run(SETTLE_MS)
   p.handle('b', p.b.promoted())
-  t.same(p.b.takeCommit().replace, [], 'nothing to replace at first')
+  t.same(p.b.takeCommit(p.now).replace, [], 'nothing to replace at first')
   // a restarted and read what its kernel kept from an earlier term: flow 1 still
   // SYN_SENT (b has it ESTABLISHED), flow 2 at b's stage but newer (arrival order).
   p.upsert('a', flow(1, 120, 1))
@@ -600,7 +600,7 @@ t.test('a peer state that is an earlier stage of the flow than the kernel\'s ent
   p.run(50)
   t.equal(p.b.status(p.now).counters.staleRecords, 1, 'the earlier stage is counted')
   t.equal(p.b.staleWhileServing(), true, 'flow 2 is newer')
-  t.same(p.b.takeCommit().replace, [key(flow(2))], 'only flow 2 is replaced: flow 1 keeps its ESTABLISHED entry')
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(2))], 'only flow 2 is replaced: flow 1 keeps its ESTABLISHED entry')
   // A read that lists a later stage after the peer's record came in wins too.
   p.upsert('a', flow(3, 120, 1))
   p.run(50)
@@ -610,7 +610,7 @@ t.test('a peer state that is an earlier stage of the flow than the kernel\'s ent
   p.handle('b', p.b.snapshotUpsert(record(flow(2, 7000, 3)), p.now))
   p.handle('b', p.b.snapshotEnd(p.now))
   t.equal(p.b.staleWhileServing(), false, 'the read found flow 3 further on than the peer\'s record')
-  t.same(p.b.takeCommit().replace, [])
+  t.same(p.b.takeCommit(p.now).replace, [])
 })
 
 t.test('an echo of the last term\'s commit that comes after the next takeover is still known for ours (simulator seed 303391)', async (t) => {
@@ -618,9 +618,9 @@ t.test('an echo of the last term\'s commit that comes after the next takeover is
   p.start([flow(0, 300, 1)], [])
   p.run(SETTLE_MS)
   p.handle('b', p.b.promoted())
-  const plan = p.b.takeCommit()
+  const plan = p.b.takeCommit(p.now)
   t.same(plan.load, [key(flow(0))])
-  p.b.expectEcho(key(flow(0)), record(flow(0, 300, 1)))
+  p.b.expectEcho(key(flow(0)), record(flow(0, 300, 1)), p.now)
   // The load is slow: b steps down and takes over again, and a's newer state comes in, before it lands.
   p.handle('b', p.b.stoppedServing())
   p.upsert('a', flow(0, 7000, 3))
@@ -628,7 +628,7 @@ t.test('an echo of the last term\'s commit that comes after the next takeover is
   p.handle('b', p.b.promoted())
   p.handle('b', p.b.localUpsert(record(flow(0, 300, 1)), p.now))
   t.equal(p.b.staleWhileServing(), true, 'the older state just loaded is not taken for a change of the kernel')
-  t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces it with the newest')
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(0))], 'the next commit replaces it with the newest')
 })
 
 t.test('a commit planned before the last commit\'s load came back replaces that entry when the peer moved on (simulator seed 200005318)', async (t) => {
@@ -636,16 +636,31 @@ t.test('a commit planned before the last commit\'s load came back replaces that 
   p.start([flow(0, 300, 1), flow(1, 300, 1)], [])
   p.run(SETTLE_MS)
   p.handle('b', p.b.promoted())
-  t.same(p.b.takeCommit().load.length, 2)
-  for (const f of [flow(0, 300, 1), flow(1, 300, 1)]) p.b.expectEcho(key(f), record(f))
+  t.same(p.b.takeCommit(p.now).load.length, 2)
+  for (const f of [flow(0, 300, 1), flow(1, 300, 1)]) p.b.expectEcho(key(f), record(f), p.now)
   // The slow load has not come back; b steps down, a's newer state of flow 0 comes, b serves again.
   p.handle('b', p.b.stoppedServing())
   p.upsert('a', flow(0, 7000, 3))
   p.run(50)
   p.handle('b', p.b.promoted())
-  const plan = p.b.takeCommit()
+  const plan = p.b.takeCommit(p.now)
   t.same(plan.replace, [key(flow(0))], 'flow 0: the entry the last commit put in is older than the peer now has: replaced (an insert would be refused)')
   t.same(plan.load, [key(flow(1))], 'flow 1: the peer has not moved on: a load, which the kernel counts as there already')
+})
+
+t.test('an echo older than ECHO_IN_FLIGHT_MS is a load that never went in: a plain load, no removal that scans the table', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 300, 1)], [])
+  p.run(SETTLE_MS)
+  p.handle('b', p.b.promoted())
+  t.same(p.b.takeCommit(p.now).load, [key(flow(0))])
+  p.b.expectEcho(key(flow(0)), record(flow(0, 300, 1)), p.now) // the load failed: no event ever comes
+  p.handle('b', p.b.stoppedServing())
+  p.upsert('a', flow(0, 7000, 3))
+  p.run(ECHO_IN_FLIGHT_MS + 1)
+  p.handle('b', p.b.promoted())
+  const plan = p.b.takeCommit(p.now)
+  t.same([plan.load, plan.replace], [[key(flow(0))], []])
 })
 
 t.test('a load whose echo comes after the peer replaced its entry (a delete, then the new record) is still known for ours (simulator seed 7001212)', async (t) => {
@@ -655,9 +670,9 @@ t.test('a load whose echo comes after the peer replaced its entry (a delete, the
   p.upsert('a', flow(0, 500, 3)) // a sends a record after b's: taken for the newer
   p.run(50)
   p.handle('b', p.b.promoted())
-  t.same(p.b.takeCommit().replace, [key(flow(0))])
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(0))])
   p.b.expectRemoval(key(flow(0)))
-  p.b.expectEcho(key(flow(0)), record(flow(0, 500, 3)))
+  p.b.expectEcho(key(flow(0)), record(flow(0, 500, 3)), p.now)
   p.handle('b', p.b.stoppedServing())
   p.remove('b', flow(0)) // the removal
   // a replaces its own entry meanwhile (it served too): a delete, then its newest state.
@@ -667,7 +682,7 @@ t.test('a load whose echo comes after the peer replaced its entry (a delete, the
   p.run(20)
   p.handle('b', p.b.localUpsert(record(flow(0, 500, 3)), p.now)) // the load lands
   p.handle('b', p.b.promoted())
-  t.same(p.b.takeCommit().replace, [key(flow(0))], 'the next commit replaces the loaded state with the newest')
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(0))], 'the next commit replaces the loaded state with the newest')
 })
 
 t.test('expected echoes of ended peer flows are bounded', async (t) => {
@@ -676,8 +691,8 @@ t.test('expected echoes of ended peer flows are bounded', async (t) => {
   p.start(range(n), [])
   p.run(SETTLE_MS + 3000)
   p.handle('b', p.b.promoted())
-  t.equal(p.b.takeCommit().load.length, n)
-  for (const f of range(n)) p.b.expectEcho(key(f), record(f))
+  t.equal(p.b.takeCommit(p.now).load.length, n)
+  for (const f of range(n)) p.b.expectEcho(key(f), record(f), p.now)
   for (const f of range(n)) p.remove('a', f)
   p.run(3000)
   t.equal(p.b.peer.size, 0, 'the peer\'s flows ended')
@@ -694,16 +709,16 @@ t.test('only a changed peer record is newer than the kernel\'s entry: the same r
   // b's kernel moves on (a packet through b while it was paused) after a's record came in.
   p.handle('b', p.b.localUpsert(record(flow(0, 9000, 3)), p.now))
   p.handle('b', p.b.promoted())
-  t.same(p.b.takeCommit().replace, [], 'b\'s own newer entry stays')
+  t.same(p.b.takeCommit(p.now).replace, [], 'b\'s own newer entry stays')
   // a replaces its entry with the same record it had (a delete, then the same state)...
   p.remove('a', flow(0))
   p.run(20)
   p.upsert('a', flow(0, 300, 3))
   p.run(50)
   t.equal(p.b.staleWhileServing(), false, 'the same record again is no news')
-  t.same(p.b.takeCommit().replace, [])
+  t.same(p.b.takeCommit(p.now).replace, [])
   // ...but a changed one is.
   p.upsert('a', flow(0, 500, 3))
   p.run(50)
-  t.same(p.b.takeCommit().replace, [key(flow(0))], 'a changed record replaces it')
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(0))], 'a changed record replaces it')
 })

@@ -30,6 +30,9 @@ class FakeBackend implements SyncBackend {
     for (const f of this.table) onFlow(f)
   }
   failLoads = 0
+  failRemoves = 0
+  /** Events of loads and removals wait here while set (a slow event reader), until released. */
+  held: FlowChange[] | null = null
   async load(flows: Iterable<Flow>) {
     const list = [...flows]
     if (this.failLoads > 0) {
@@ -38,13 +41,26 @@ class FakeBackend implements SyncBackend {
     }
     this.loaded.push(...list)
     // The kernel reports what went in (conntrack -E prints -R's inserts too).
-    for (const flow of list) this.onChange({ op: 'upsert', flow })
+    for (const flow of list) this.event({ op: 'upsert', flow })
     return { loaded: list.length, skipped: 0, failed: 0 }
   }
   async remove(flows: Iterable<Flow>): Promise<void> {
     const list = [...flows]
+    if (this.failRemoves > 0) {
+      this.failRemoves--
+      throw new Error('conntrack -D: timed out')
+    }
     this.removed.push(...list)
-    for (const flow of list) this.onChange({ op: 'delete', flow })
+    for (const flow of list) this.event({ op: 'delete', flow })
+  }
+  private event(change: FlowChange): void {
+    if (this.held) this.held.push(change)
+    else this.onChange(change)
+  }
+  release(): void {
+    const held = this.held ?? []
+    this.held = null
+    for (const change of held) this.onChange(change)
   }
   stop(): void {
     this.stopped = true
@@ -156,7 +172,7 @@ t.test('promotion: peer flows the kernel lacks are loaded, entries it holds are 
 t.test('promotion: peer flows marked for a WAN dead on this board are left out, every commit asks again (multi-WAN on a pair)', async (t) => {
   const onWan2 = (f: Flow): Flow => ({ ...f, mark: 0x200 })
   let wan2Dead = true
-  const leaveOut = (f: Flow): string | null => (wan2Dead && f.mark === 0x200 ? 'wan2 is offline here' : null)
+  const leaveOut = () => (wan2Dead ? (f: Flow) => (f.mark === 0x200 ? 'wan2 is offline here' : null) : null)
   const { a, b, settle } = pair(t, { a: [flow(1), onWan2(flow(2)), onWan2(flow(3))], b: [onWan2(flow(3, 40, 2))] }, { leaveOut })
   a.link.start()
   b.link.start()
@@ -168,11 +184,34 @@ t.test('promotion: peer flows marked for a WAN dead on this board are left out, 
   t.match(b.link.status().lastCommit, { loaded: 1, replaced: 0, failed: 0, leftOut: 2 })
   await b.link.promoted()
   t.same(src(b.backend.loaded), src([flow(1)]), 'a second commit leaves them out again')
+  t.match(b.link.status().lastCommit, { loaded: 0, replaced: 0, leftOut: 2 }, 'status counts a commit that left everything out')
   t.equal(b.lines.at(-1), 'sync MASTER: nothing to load of 3 peer flows; 2 left out (2: wan2 is offline here)', 'flow 3 among them: its replace is planned again')
   wan2Dead = false
   await b.link.promoted()
   t.same(src(b.backend.loaded), src([flow(1), flow(2), flow(3)]), 'the WAN back: the next commit loads them')
   t.same(src(b.backend.removed), [flow(3).orig.src], "and replaces flow 3's older entry")
+})
+
+t.test('a replace of an entry whose load has not echoed yet, whose removal fails, is not inserted over: the next commit replaces it (review of seed 200005318\'s fix)', async (t) => {
+  const { a, b, settle } = pair(t, { a: [flow(0, 300, 1)] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  b.backend.held = [] // the kernel's events of b's loads come late
+  await b.link.promoted()
+  t.same(b.backend.loaded.map((f) => f.tcpState), [1], "a's SYN_SENT state of flow 0 went in")
+  b.link.stoppedServing()
+  a.backend.onChange({ op: 'upsert', flow: flow(0, 7000, 3) })
+  await settle(50)
+  b.backend.failRemoves = 1
+  await b.link.promoted()
+  t.match(b.lines.join('\n'), /removing stale states failed: conntrack -D: timed out/)
+  t.same(b.backend.loaded.map((f) => f.tcpState), [1], 'the newer state is not inserted over the entry the removal left')
+  b.backend.release()
+  await settle(10)
+  await b.link.promoted()
+  t.same(src(b.backend.removed), [flow(0).orig.src], 'the next commit removes the older entry...')
+  t.same(b.backend.loaded.map((f) => f.tcpState), [1, 3], "...and loads a's ESTABLISHED state")
 })
 
 t.test('failback: entries of an earlier term are replaced, flows the peer ended are removed, live ones stay', async (t) => {

@@ -678,21 +678,43 @@ t.test('after a takeover, the connections of a WAN dead on this board go; not th
   await h.link.stop()
 })
 
-t.test('a takeover asks which peer connections not to load: those marked for a WAN judged dead here, while the rules avoid it', async (t) => {
+t.test('an offline WAN that answers one round and fails again is drained again (a takeover may have loaded its connections between)', async (t) => {
   const h = pair()
   await h.link.start()
-  t.equal(h.link.deadFor(0x200), null, 'at boot nothing is judged dead yet')
   await h.step(6000)
-  t.same([h.link.deadFor(0x100), h.link.deadFor(0x200)], [null, null], 'both WANs up')
   h.answering.delete(T2)
   await until(t, h, /wan2 offline: removed its/)
-  t.equal(h.link.deadFor(0x200), 'wan2 is offline here')
-  t.equal(h.link.deadFor(0x10207), 'wan2 is offline here', 'only the WAN bits of the mark count')
-  t.same([h.link.deadFor(0x100), h.link.deadFor(0), h.link.deadFor(0x900)], [null, null, null], 'a live WAN, no WAN, an unknown WAN')
+  const flushes = () => h.applier.calls.filter((c) => c.what === 'flushConnections').length
+  t.equal(flushes(), 1)
+  const { intervalMs, downRounds, upRounds } = h.config.wanProbe
+  t.ok(upRounds > 1, 'one good round does not bring it back')
+  h.answering.add(T2)
+  await h.step(intervalMs)
+  h.answering.delete(T2)
+  await h.step(intervalMs * (downRounds + 1))
+  t.equal(h.link.status().wans[1]!.state, 'offline', 'it stayed offline throughout')
+  t.equal(flushes(), 2, 'judged dead again: drained again')
+  await h.step(intervalMs * (downRounds + 1))
+  t.equal(flushes(), 2, 'not again while it stays dead')
+  await h.link.stop()
+})
+
+t.test('a takeover asks which peer connections not to load: those marked for a WAN judged dead here, while the rules avoid it', async (t) => {
+  const h = pair()
+  const deadFor = (mark: number) => h.link.deadFor()?.({ mark }) ?? null
+  await h.link.start()
+  t.equal(h.link.deadFor(), null, 'at boot nothing is judged dead yet: nothing to ask about')
+  await h.step(6000)
+  t.equal(h.link.deadFor(), null, 'both WANs up')
+  h.answering.delete(T2)
+  await until(t, h, /wan2 offline: removed its/)
+  t.equal(deadFor(0x200), 'wan2 is offline here')
+  t.equal(deadFor(0x10207), 'wan2 is offline here', 'only the WAN bits of the mark count')
+  t.same([deadFor(0x100), deadFor(0), deadFor(0x900)], [null, null, null], 'a live WAN, no WAN, an unknown WAN')
   h.answering.delete(T1)
   await until(t, h, /wan1 (online|degraded)->offline/)
   await h.settle()
-  t.equal(h.link.deadFor(0x200), null, 'every WAN down: the rules use them all again, and their connections stay')
+  t.equal(h.link.deadFor(), null, 'every WAN down: the rules use them all again, and their connections stay')
   await h.link.stop()
 })
 
