@@ -1,7 +1,9 @@
 // The failover section of npm run bench (needs root: network namespaces).
 //
 // A client pings the VIP every 10 ms while the master is cut off (its LAN link set
-// down); the outage is the longest run of unanswered pings. Median of RUNS runs per
+// down); the outage is the longest run of unanswered pings. iputils' ping sends at
+// 16-20 ms then (seen with tcpdump), more than the 5 ms the goal allows over theory:
+// CARPD_BENCH_PING_MS=2 resolves the takeover finer, for both daemons alike. Median of RUNS runs per
 // setting, for carpd and, in the same lab and the same run, keepalived (VRRPv3) and
 // ucarp when they are installed. For carpd the client also records the master's last
 // advert, so the outage can be set against carp(4)'s theoretical master-down time.
@@ -17,7 +19,7 @@ import { join } from 'node:path'
 const root = new URL('..', import.meta.url).pathname
 const VIP = '192.0.2.1'
 const ADDR = { r1: '192.0.2.2', r2: '192.0.2.3', client: '192.0.2.10' }
-const PING_INTERVAL_MS = 10
+const PING_INTERVAL_MS = Number(process.env.CARPD_BENCH_PING_MS ?? 10)
 /**
  * VRRPv3 backup skew is (256 - priority)/256 of an interval: 156 gives the same
  * 100/256 as carpd's advskew 100, so at advert_int 1 both wait 3.39 s.
