@@ -20,14 +20,15 @@
 // Whatever goes into a -R line comes from a Flow's typed fields, checked here again
 // (dotted quads, integer ranges), so nothing a peer sends can become an option.
 
-import { FAMILY_IPV4, type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES, type Tuple, dstNatAddress, srcNatAddress } from '../wire/flow.js'
+import { FAMILY_IPV4, FAMILY_IPV6, type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES, type Tuple, dstNatAddress, srcNatAddress } from '../wire/flow.js'
+import { ipv6Groups, ipv6Text } from '../wire/ip.js'
 
 export type ConntrackEvent = 'NEW' | 'UPDATE' | 'DESTROY'
 
 /**
- * Why a line gave no flow: `otherFamily` (IPv6), `unsupported` (an IPv4 flow carpd
- * cannot carry: a protocol other than TCP, UDP and ICMP, or zones that differ per
- * direction), `bad` (unreadable or out of range), `blank`.
+ * Why a line gave no flow: `otherFamily` (not IPv4 or IPv6), `unsupported` (a flow
+ * carpd cannot carry: a protocol other than TCP, UDP and ICMP (TCP and UDP for IPv6),
+ * or zones that differ per direction), `bad` (unreadable or out of range), `blank`.
  */
 export type ParseFailure = 'otherFamily' | 'unsupported' | 'bad' | 'blank'
 
@@ -131,17 +132,22 @@ export function parseConntrackLine(line: string): ParsedLine {
     token = next()
   }
 
-  // Layer 3: `ipv4 2` (IPv6 is `ipv6 10`).
-  if (token === 'ipv6') return OTHER_FAMILY
-  if (token !== 'ipv4' || next() !== '2') return BAD
+  // Layer 3: `ipv4 2` or `ipv6 10`.
+  let family: Flow['family']
+  const l3Number = next()
+  if (token === 'ipv4' && l3Number === '2') family = FAMILY_IPV4
+  else if (token === 'ipv6' && l3Number === '10') family = FAMILY_IPV6
+  // libnetfilter_conntrack names every other family "unknown".
+  else return token === 'unknown' && parseUint(l3Number ?? '', 255) >= 0 ? OTHER_FAMILY : BAD
+  const address = family === FAMILY_IPV4 ? (text: string) => (isIpv4(text) ? text : null) : canonicalIpv6
 
   // Layer 4: name and number, which must agree.
   const protoName = next()
   const protoNumber = parseUint(next() ?? '', 255)
   if (protoName === undefined || protoNumber < 0) return BAD
   const proto = PROTO_NAMES.get(protoName)
-  // Others (gre, sctp, dccp, udplite, "unknown" ...) are real flows carpd does not carry.
-  if (proto === undefined) return /^[a-z][a-z0-9]*$/.test(protoName) ? UNSUPPORTED : BAD
+  // Others (gre, sctp, dccp, udplite, icmpv6, "unknown" ...) are real flows carpd does not carry.
+  if (proto === undefined || (proto === PROTO_ICMP && family === FAMILY_IPV6)) return /^[a-z][a-z0-9]*$/.test(protoName) ? UNSUPPORTED : BAD
   if (proto !== protoNumber) return BAD
 
   // Then the timeout (absent on some DESTROY events) and the TCP state.
@@ -189,18 +195,21 @@ export function parseConntrackLine(line: string): ParsedLine {
     const key = token.slice(0, eq)
     const value = token.slice(eq + 1)
     if (key === 'src') {
-      if (++tuples > 2 || !isIpv4(value)) return BAD
-      ;(tuples === 1 ? orig : reply).src = value
+      const src = address(value)
+      if (++tuples > 2 || src === null) return BAD
+      ;(tuples === 1 ? orig : reply).src = src
       inTuple = true
       continue
     }
     if (inTuple) {
       const tuple = tuples === 1 ? orig : reply
       switch (key) {
-        case 'dst':
-          if (!isIpv4(value)) return BAD
-          tuple.dst = value
+        case 'dst': {
+          const dst = address(value)
+          if (dst === null) return BAD
+          tuple.dst = dst
           continue
+        }
         case 'sport':
         case 'dport':
         case 'id':
@@ -230,7 +239,7 @@ export function parseConntrackLine(line: string): ParsedLine {
     ok: true,
     event,
     flow: {
-      family: FAMILY_IPV4,
+      family,
       proto,
       orig: origTuple,
       reply: replyTuple,
@@ -242,6 +251,12 @@ export function parseConntrackLine(line: string): ParsedLine {
       assured,
     },
   }
+}
+
+/** An IPv6 address as conntrack prints it, in RFC 5952 text (the form the sync records decode to), or null. */
+function canonicalIpv6(text: string): string | null {
+  const groups = ipv6Groups(text)
+  return groups === null ? null : ipv6Text(groups)
 }
 
 function toTuple(proto: number, t: TupleText): Tuple | null {
@@ -265,13 +280,20 @@ function checkedUint(value: number, max: number, what: string): string {
   return String(value)
 }
 
-function checkedIpv4(value: string, what: string): string {
+/** An address of the flow's family, as conntrack reads it (never an option). */
+function checkedAddress(flow: Flow, value: string, what: string): string {
+  if (flow.family === FAMILY_IPV6) {
+    const text = typeof value === 'string' ? canonicalIpv6(value) : null
+    if (text === null) throw new FlowTextError(`${what} ${JSON.stringify(value)} is not an IPv6 address`)
+    return text
+  }
   if (typeof value !== 'string' || !isIpv4(value)) throw new FlowTextError(`${what} ${JSON.stringify(value)} is not a dotted-quad IPv4 address`)
   return value
 }
 
 function protoName(flow: Flow): 'tcp' | 'udp' | 'icmp' {
-  if (flow.family !== FAMILY_IPV4) throw new FlowTextError(`family ${String(flow.family)} is not IPv4`)
+  if (flow.family !== FAMILY_IPV4 && flow.family !== FAMILY_IPV6) throw new FlowTextError(`family ${String(flow.family)} is not IPv4 or IPv6`)
+  if (flow.family === FAMILY_IPV6 && flow.proto !== PROTO_TCP && flow.proto !== PROTO_UDP) throw new FlowTextError(`protocol ${String(flow.proto)} of an IPv6 flow is not tcp or udp`)
   switch (flow.proto) {
     case PROTO_TCP:
       return 'tcp'
@@ -287,7 +309,8 @@ function protoName(flow: Flow): 'tcp' | 'udp' | 'icmp' {
 /** The original tuple as conntrack options: what identifies a flow, with its zone. */
 function origArgs(flow: Flow, name: 'tcp' | 'udp' | 'icmp'): string[] {
   const { orig } = flow
-  const args = ['-p', name, '-s', checkedIpv4(orig.src, 'original source'), '-d', checkedIpv4(orig.dst, 'original destination')]
+  // No -f: conntrack 1.4.7 refuses it with -I (exit 2) and takes the family from -s.
+  const args = ['-p', name, '-s', checkedAddress(flow, orig.src, 'original source'), '-d', checkedAddress(flow, orig.dst, 'original destination')]
   if (name === 'icmp') {
     checkedUint(orig.dport, U16_MAX, 'ICMP type and code')
     args.push('--icmp-type', String(orig.dport >> 8), '--icmp-code', String(orig.dport & 0xff), '--icmp-id', checkedUint(orig.sport, U16_MAX, 'ICMP id'))
@@ -311,8 +334,14 @@ export function insertLine(flow: Flow): string {
   const name = protoName(flow)
   const args = ['-I', ...origArgs(flow, name)]
   const { reply } = flow
-  const natTarget = (address: string, port: number, what: string): string =>
-    name === 'icmp' ? checkedIpv4(address, what) : `${checkedIpv4(address, what)}:${checkedUint(port, U16_MAX, `${what} port`)}`
+  // An IPv6 address with a port goes in brackets (`[2001:db8::9]:2000`): without
+  // them conntrack reads the port as the address's last group.
+  const natTarget = (address: string, port: number, what: string): string => {
+    const text = checkedAddress(flow, address, what)
+    if (name === 'icmp') return text
+    const portText = checkedUint(port, U16_MAX, `${what} port`)
+    return flow.family === FAMILY_IPV6 ? `[${text}]:${portText}` : `${text}:${portText}`
+  }
   const snat = srcNatAddress(flow)
   if (snat !== null) args.push('--src-nat', natTarget(snat, reply.dport, 'source NAT address'))
   const dnat = dstNatAddress(flow)

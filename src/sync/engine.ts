@@ -44,7 +44,7 @@ import {
 } from './constants.js'
 import {
   FLOW_RECORD_LEN,
-  KEY_RECORD_LEN,
+  recordKey,
   SECTION_HEADER_LEN,
   SYNC_HEADER_LEN,
   SYNC_HMAC_LEN,
@@ -295,7 +295,7 @@ export class SyncEngine {
 
   /** A flow of this board's table was created or changed (its 40-byte record, latin1). */
   localUpsert(record: string, now: number): SyncAction[] {
-    const key = record.slice(0, KEY_RECORD_LEN)
+    const key = recordKey(record)
     this.snapshotTouched?.add(key)
     this.idle?.touched.add(key)
     if (this.echoes.get(key)?.record === record) {
@@ -326,7 +326,7 @@ export class SyncEngine {
    * the same flow during the read is newer than the read's line: the line is ignored.
    */
   snapshotUpsert(record: string, now: number): SyncAction[] {
-    const key = record.slice(0, KEY_RECORD_LEN)
+    const key = recordKey(record)
     this.snapshotSeen?.add(key)
     if (!this.snapshotTouched?.has(key)) this.setLocal(key, record, now)
     return this.take()
@@ -808,7 +808,7 @@ export class SyncEngine {
         case 'update':
           for (const rec of section.records) {
             const record = rec.toString('latin1')
-            const key = record.slice(0, KEY_RECORD_LEN)
+            const key = recordKey(record)
             // Only a changed record is news: the same one again (a bulk transfer, or a
             // peer that replaced its entry with what it had: a delete, then the same
             // record) says nothing about the kernel's entry here, which may have moved
@@ -1018,15 +1018,18 @@ export class SyncEngine {
     while (this.control.length > 0 && b.fits(this.control[0]!)) sections.push(b.take(this.control.shift()!))
 
     // Live changes, in order; consecutive ones of a kind share a section.
+    // A section holds records of one family (IPv6 ones are longer): a change of family
+    // begins a section too.
     let open: Buffer[] | null = null
     let openKind = ''
     for (const [key, record] of this.pending) {
       const kind = record === '' ? 'delete' : 'update'
-      const fresh = kind !== openKind
-      if (!b.room(kind === 'delete' ? KEY_RECORD_LEN : FLOW_RECORD_LEN, fresh)) break
+      const bytes = record === '' ? key.length : record.length
+      const fresh = `${kind}${bytes}` !== openKind
+      if (!b.room(bytes, fresh)) break
       if (fresh) {
         open = []
-        openKind = kind
+        openKind = `${kind}${bytes}`
         sections.push(kind === 'delete' ? { type: 'delete', keys: open } : { type: 'update', records: open })
       }
       open!.push(Buffer.from(kind === 'delete' ? key : record, 'latin1'))
@@ -1046,16 +1049,19 @@ export class SyncEngine {
         p.started = true
       }
       if (p.started) {
-        let inserts: Buffer[] | null = null
+        let inserts: Buffer[] = []
+        let insertsLength = 0 // of the open section's records (one family's); 0: none open
         while (p.index < p.keys.length) {
           const record = this.local.get(p.keys[p.index]!)
           if (record === undefined) {
             p.index++ // deleted since the transfer began: costs no room
             continue
           }
-          if (!b.room(FLOW_RECORD_LEN, inserts === null)) break
+          const fresh = record.length !== insertsLength
+          if (!b.room(record.length, fresh)) break
           p.index++
-          if (inserts === null) {
+          if (fresh) {
+            insertsLength = record.length
             inserts = []
             sections.push({ type: 'insert', records: inserts })
           }
@@ -1164,10 +1170,10 @@ function sectionBytes(section: SyncSection): number {
     case 'ack':
       return SECTION_HEADER_LEN + 8 * section.ranges.length
     case 'delete':
-      return SECTION_HEADER_LEN + KEY_RECORD_LEN * section.keys.length
+      return section.keys.reduce((sum, key) => sum + key.length, SECTION_HEADER_LEN)
     case 'insert':
     case 'update':
-      return SECTION_HEADER_LEN + FLOW_RECORD_LEN * section.records.length
+      return section.records.reduce((sum, record) => sum + record.length, SECTION_HEADER_LEN)
     default:
       return assertNever(section)
   }

@@ -14,7 +14,8 @@ import { BACKEND_FAIL_HOLD_MS, COMMIT_FOLLOW_UPS, COMMIT_SETTLE_MS, DEMOTE_SYNC_
 import type { FlowChange, SyncBackend } from './backend.js'
 import { type CommitPlan, type SyncAction, SyncEngine } from './engine.js'
 import type { CommitInfo, SyncRuntimeStatus } from './status.js'
-import type { Flow } from '../wire/flow.js'
+import { FAMILY_IPV6, type Flow } from '../wire/flow.js'
+import { isIpv6, isIpv6LinkLocal } from '../wire/ip.js'
 import { senderId } from '../wire/ids.js'
 import { decodeFlowRecord, encodeFlowRecord, encodeKeyRecord } from '../wire/sync.js'
 
@@ -221,10 +222,13 @@ export class SyncRuntime {
     }
   }
 
-  /** Flows of the boards themselves and multicast (CARP adverts) stay local. */
+  /**
+   * Flows of the boards themselves, multicast (CARP adverts) and IPv6 link-local ones
+   * (never forwarded: neighbour discovery, adverts from fe80::) stay local.
+   */
   private ignored(flow: Flow): boolean {
     const { src, dst } = flow.orig
-    return this.ignore.has(src) || this.ignore.has(dst) || isMulticast(dst)
+    return this.ignore.has(src) || this.ignore.has(dst) || isMulticast(dst) || (flow.family === FAMILY_IPV6 && (isIpv6LinkLocal(src) || isIpv6LinkLocal(dst)))
   }
 
   private localChange(change: FlowChange): void {
@@ -487,7 +491,9 @@ function* flowsOf(records: string[]): Iterable<Flow> {
   }
 }
 
+/** 224.0.0.0/4, or ff00::/8. */
 function isMulticast(address: string): boolean {
+  if (isIpv6(address)) return address.startsWith('ff')
   const first = Number(address.slice(0, address.indexOf('.')))
   return first >= 224 && first <= 239
 }

@@ -3,8 +3,9 @@
 // the zone. The backends turn their table's text into Flows (sync/conntrack-text.ts
 // for Linux); wire/sync.ts turns Flows into fixed-size records.
 
-/** Address family: only IPv4 for now (carpd's VIPs and tuples are IPv4). */
+/** Address family, as the sync records carry it. */
 export const FAMILY_IPV4 = 4
+export const FAMILY_IPV6 = 6
 
 export const PROTO_ICMP = 1
 export const PROTO_TCP = 6
@@ -34,14 +35,14 @@ export type TcpState = (typeof TCP_STATES)[number]
  * `type << 8 | code`, as conntrack keys ICMP flows by type, code and id.
  */
 export interface Tuple {
-  src: string // dotted IPv4
+  src: string // dotted IPv4, or IPv6 in RFC 5952 text
   dst: string
   sport: number // 0..65535
   dport: number
 }
 
 export interface Flow {
-  family: typeof FAMILY_IPV4
+  family: typeof FAMILY_IPV4 | typeof FAMILY_IPV6
   proto: number // IP protocol number, 0..255
   orig: Tuple // as the first packet saw it
   reply: Tuple // as the answer travels; differs from orig swapped when NAT applies

@@ -58,11 +58,20 @@
 // |                       Timeout (seconds)                       | 36
 // +---------------------------------------------------------------+ 40
 //   R = seen reply, A = assured.
+//
+// IPv6 flows have records of their own, in sections of their own (types 9-11: an
+// older peer drops such a frame as 'unknownSection'): the same fields with 16-byte
+// addresses, Family 6. Key record (40 bytes): Family, Proto, Zone (4), original
+// source (16), destination (16), source and destination port (4). Flow record (88
+// bytes): the key record, reply source (16), destination (16), ports (4), then TCP
+// state, flags, reserved, mark and timeout as above (12). In both families those
+// last 12 bytes end the record.
 
 import { asBuffer, checkedInteger } from './bytes.js'
 import { timingSafeEqual } from 'node:crypto'
 import { hmacOf } from './hmac.js'
-import { FAMILY_IPV4, PROTO_TCP, TCP_STATES, type Flow } from './flow.js'
+import { FAMILY_IPV4, FAMILY_IPV6, PROTO_TCP, TCP_STATES, type Flow } from './flow.js'
+import { ipv6Bytes, ipv6Groups, ipv6Text } from './ip.js'
 
 export const SYNC_VERSION = 1
 export const SYNC_HEADER_LEN = 24
@@ -70,6 +79,9 @@ export const SYNC_HMAC_LEN = 32
 export const SECTION_HEADER_LEN = 4
 export const KEY_RECORD_LEN = 16
 export const FLOW_RECORD_LEN = 40
+/** The IPv6 records: 16-byte addresses. */
+export const KEY6_RECORD_LEN = 40
+export const FLOW6_RECORD_LEN = 88
 /** The largest UDP payload over IPv4 (65535 - 20 - 8); the length field could say more. */
 export const SYNC_MAX_FRAME = 65507
 /** Header flag: no reliable content, seq not consumed (keepalives and pure acks). */
@@ -92,18 +104,13 @@ const OFF_FAMILY = 0
 const OFF_PROTO = 1
 const OFF_ZONE = 2
 const OFF_ORIG_SRC = 4
-const OFF_ORIG_DST = 8
-const OFF_ORIG_SPORT = 12
-const OFF_ORIG_DPORT = 14
-const OFF_REPLY_SRC = 16
-const OFF_REPLY_DST = 20
-const OFF_REPLY_SPORT = 24
-const OFF_REPLY_DPORT = 26
-const OFF_TCP_STATE = 28
-const OFF_FLOW_FLAGS = 29
-const OFF_FLOW_RESERVED = 30
-const OFF_MARK = 32
-const OFF_TIMEOUT = 36
+// The state, flags, mark and timeout end both records: offsets from the record's end.
+const TAIL_LEN = 12
+const TAIL_TCP_STATE = 0
+const TAIL_FLOW_FLAGS = 1
+const TAIL_FLOW_RESERVED = 2
+const TAIL_MARK = 4
+const TAIL_TIMEOUT = 8
 
 const FLOW_FLAG_SEEN_REPLY = 0x01
 const FLOW_FLAG_ASSURED = 0x02
@@ -167,51 +174,58 @@ export class SyncEncodeError extends RangeError {
 // ---------------------------------------------------------------------------------
 // Records
 
-/** The 16-byte key of a flow: what identifies it in both boards' tables. */
+/** The key record of a flow (16 bytes, 40 for IPv6): what identifies it in both boards' tables. */
 export function encodeKeyRecord(flow: Flow): Buffer {
-  const out = Buffer.alloc(KEY_RECORD_LEN)
+  const out = Buffer.alloc(flow.family === FAMILY_IPV6 ? KEY6_RECORD_LEN : KEY_RECORD_LEN)
   writeKey(flow, out)
   return out
 }
 
-/** The 40-byte record of a flow. Throws SyncEncodeError for a flow decode would refuse. */
+/** The record of a flow (40 bytes, 88 for IPv6). Throws SyncEncodeError for a flow decode would refuse. */
 export function encodeFlowRecord(flow: Flow): Buffer {
-  const out = Buffer.alloc(FLOW_RECORD_LEN)
-  writeKey(flow, out)
-  out.writeUInt32BE(ipv4ToU32(flow.reply.src), OFF_REPLY_SRC)
-  out.writeUInt32BE(ipv4ToU32(flow.reply.dst), OFF_REPLY_DST)
-  out.writeUInt16BE(u16(flow.reply.sport, 'reply.sport'), OFF_REPLY_SPORT)
-  out.writeUInt16BE(u16(flow.reply.dport, 'reply.dport'), OFF_REPLY_DPORT)
+  const v6 = flow.family === FAMILY_IPV6
+  const out = Buffer.alloc(v6 ? FLOW6_RECORD_LEN : FLOW_RECORD_LEN)
+  const at = writeKey(flow, out)
+  writeTuple(flow.family, flow.reply, 'reply', out, at)
+  const tail = out.length - TAIL_LEN
   const tcpState = integer(flow.tcpState, 0, TCP_STATES.length - 1, 'tcpState')
   // conntrack keeps a protocol state only for TCP; any other protocol says NONE.
   if (tcpState !== 0 && flow.proto !== PROTO_TCP) throw new SyncEncodeError(`tcpState ${tcpState} for protocol ${flow.proto}`)
-  out[OFF_TCP_STATE] = tcpState
-  out[OFF_FLOW_FLAGS] = (flow.seenReply ? FLOW_FLAG_SEEN_REPLY : 0) | (flow.assured ? FLOW_FLAG_ASSURED : 0)
-  out.writeUInt32BE(integer(flow.mark, 0, 0xffffffff, 'mark'), OFF_MARK)
-  out.writeUInt32BE(integer(flow.timeoutS, 0, 0xffffffff, 'timeoutS'), OFF_TIMEOUT)
+  out[tail + TAIL_TCP_STATE] = tcpState
+  out[tail + TAIL_FLOW_FLAGS] = (flow.seenReply ? FLOW_FLAG_SEEN_REPLY : 0) | (flow.assured ? FLOW_FLAG_ASSURED : 0)
+  out.writeUInt32BE(integer(flow.mark, 0, 0xffffffff, 'mark'), tail + TAIL_MARK)
+  out.writeUInt32BE(integer(flow.timeoutS, 0, 0xffffffff, 'timeoutS'), tail + TAIL_TIMEOUT)
   return out
 }
 
 /** The key record inside a flow record (a view, not a copy). */
 export function flowKeyRecord(flowRecord: Buffer): Buffer {
-  return flowRecord.subarray(0, KEY_RECORD_LEN)
+  return flowRecord.subarray(0, flowRecord[OFF_FAMILY] === FAMILY_IPV6 ? KEY6_RECORD_LEN : KEY_RECORD_LEN)
+}
+
+/** The key inside a flow record as the engine keeps both (latin1 strings). */
+export function recordKey(record: string): string {
+  return record.slice(0, record.charCodeAt(OFF_FAMILY) === FAMILY_IPV6 ? KEY6_RECORD_LEN : KEY_RECORD_LEN)
 }
 
 /** A flow record back to a Flow; never throws. */
 export function decodeFlowRecord(buf: Uint8Array): FlowDecodeResult {
-  if (buf.length !== FLOW_RECORD_LEN || !flowRecordValid(buf, 0)) return { ok: false, error: 'badRecord' }
+  const family = buf[OFF_FAMILY] === FAMILY_IPV6 ? FAMILY_IPV6 : FAMILY_IPV4
+  if (buf.length !== flowRecordLength(family) || !flowRecordValid(buf, 0, family)) return { ok: false, error: 'badRecord' }
   const b = asBuffer(buf)
-  const flags = b[OFF_FLOW_FLAGS]!
+  const tail = b.length - TAIL_LEN
+  const flags = b[tail + TAIL_FLOW_FLAGS]!
+  const keyLength = family === FAMILY_IPV6 ? KEY6_RECORD_LEN : KEY_RECORD_LEN
   return {
     ok: true,
     flow: {
-      family: FAMILY_IPV4,
+      family,
       proto: b[OFF_PROTO]!,
-      orig: readTuple(b, OFF_ORIG_SRC),
-      reply: readTuple(b, OFF_REPLY_SRC),
-      tcpState: b[OFF_TCP_STATE]!,
-      timeoutS: b.readUInt32BE(OFF_TIMEOUT),
-      mark: b.readUInt32BE(OFF_MARK),
+      orig: readTuple(b, OFF_ORIG_SRC, family),
+      reply: readTuple(b, keyLength, family),
+      tcpState: b[tail + TAIL_TCP_STATE]!,
+      timeoutS: b.readUInt32BE(tail + TAIL_TIMEOUT),
+      mark: b.readUInt32BE(tail + TAIL_MARK),
       zone: b.readUInt16BE(OFF_ZONE),
       seenReply: (flags & FLOW_FLAG_SEEN_REPLY) !== 0,
       assured: (flags & FLOW_FLAG_ASSURED) !== 0,
@@ -235,11 +249,13 @@ const TCP_STAGE = [0, 1, 3, 4, 5, 5, 6, 7, 8, 2]
  * kernel kept from an earlier term and sends them; they must not replace the live ones.
  */
 export function recordBehind(a: string, b: string): boolean {
-  const stageA = TCP_STAGE[a.charCodeAt(OFF_TCP_STATE)] ?? 0
-  const stageB = TCP_STAGE[b.charCodeAt(OFF_TCP_STATE)] ?? 0
+  const tailA = a.length - TAIL_LEN
+  const tailB = b.length - TAIL_LEN
+  const stageA = TCP_STAGE[a.charCodeAt(tailA + TAIL_TCP_STATE)] ?? 0
+  const stageB = TCP_STAGE[b.charCodeAt(tailB + TAIL_TCP_STATE)] ?? 0
   if (stageA !== stageB) return stageA < stageB
-  const flagsA = a.charCodeAt(OFF_FLOW_FLAGS)
-  const flagsB = b.charCodeAt(OFF_FLOW_FLAGS)
+  const flagsA = a.charCodeAt(tailA + TAIL_FLOW_FLAGS)
+  const flagsB = b.charCodeAt(tailB + TAIL_FLOW_FLAGS)
   return (flagsA & ~flagsB) === 0 && (flagsB & ~flagsA) !== 0
 }
 
@@ -248,40 +264,62 @@ export type FlowKey = Pick<Flow, 'family' | 'proto' | 'zone' | 'orig'>
 
 /** A key record back to its fields; never throws. */
 export function decodeKeyRecord(buf: Uint8Array): { ok: true; key: FlowKey } | { ok: false; error: 'badRecord' } {
-  if (buf.length !== KEY_RECORD_LEN || !keyRecordValid(buf, 0)) return { ok: false, error: 'badRecord' }
+  const family = buf[OFF_FAMILY] === FAMILY_IPV6 ? FAMILY_IPV6 : FAMILY_IPV4
+  if (buf.length !== keyRecordLength(family) || !keyRecordValid(buf, 0, family)) return { ok: false, error: 'badRecord' }
   const b = asBuffer(buf)
-  return { ok: true, key: { family: FAMILY_IPV4, proto: b[OFF_PROTO]!, zone: b.readUInt16BE(OFF_ZONE), orig: readTuple(b, OFF_ORIG_SRC) } }
+  return { ok: true, key: { family, proto: b[OFF_PROTO]!, zone: b.readUInt16BE(OFF_ZONE), orig: readTuple(b, OFF_ORIG_SRC, family) } }
 }
 
-function writeKey(flow: Flow, out: Buffer): void {
-  if (flow.family !== FAMILY_IPV4) throw new SyncEncodeError(`family ${String(flow.family)}: only IPv4 is carried`)
-  out[OFF_FAMILY] = FAMILY_IPV4
+const keyRecordLength = (family: Flow['family']): number => (family === FAMILY_IPV6 ? KEY6_RECORD_LEN : KEY_RECORD_LEN)
+const flowRecordLength = (family: Flow['family']): number => (family === FAMILY_IPV6 ? FLOW6_RECORD_LEN : FLOW_RECORD_LEN)
+
+/** Writes the key's fields; returns where the key record ends. */
+function writeKey(flow: Flow, out: Buffer): number {
+  if (flow.family !== FAMILY_IPV4 && flow.family !== FAMILY_IPV6) throw new SyncEncodeError(`family ${String(flow.family)}: only IPv4 and IPv6 are carried`)
+  out[OFF_FAMILY] = flow.family
   out[OFF_PROTO] = integer(flow.proto, 0, 0xff, 'proto')
   out.writeUInt16BE(u16(flow.zone, 'zone'), OFF_ZONE)
-  out.writeUInt32BE(ipv4ToU32(flow.orig.src), OFF_ORIG_SRC)
-  out.writeUInt32BE(ipv4ToU32(flow.orig.dst), OFF_ORIG_DST)
-  out.writeUInt16BE(u16(flow.orig.sport, 'orig.sport'), OFF_ORIG_SPORT)
-  out.writeUInt16BE(u16(flow.orig.dport, 'orig.dport'), OFF_ORIG_DPORT)
+  return writeTuple(flow.family, flow.orig, 'orig', out, OFF_ORIG_SRC)
+}
+
+/** Source, destination, ports at `at`; returns where they end. */
+function writeTuple(family: Flow['family'], t: Flow['orig'], what: string, out: Buffer, at: number): number {
+  if (family === FAMILY_IPV6) {
+    ipv6ToBytes(t.src, `${what}.src`).copy(out, at)
+    ipv6ToBytes(t.dst, `${what}.dst`).copy(out, at + 16)
+    at += 32
+  } else {
+    out.writeUInt32BE(ipv4ToU32(t.src), at)
+    out.writeUInt32BE(ipv4ToU32(t.dst), at + 4)
+    at += 8
+  }
+  out.writeUInt16BE(u16(t.sport, `${what}.sport`), at)
+  out.writeUInt16BE(u16(t.dport, `${what}.dport`), at + 2)
+  return at + 4
 }
 
 // Validation works on the bytes in place, so a frame of 35 records costs no objects.
-function keyRecordValid(b: Uint8Array, off: number): boolean {
-  return b[off + OFF_FAMILY] === FAMILY_IPV4
+function keyRecordValid(b: Uint8Array, off: number, family: Flow['family']): boolean {
+  return b[off + OFF_FAMILY] === family
 }
 
-function flowRecordValid(b: Uint8Array, off: number): boolean {
-  const tcpState = b[off + OFF_TCP_STATE]!
+function flowRecordValid(b: Uint8Array, off: number, family: Flow['family']): boolean {
+  const tail = off + flowRecordLength(family) - TAIL_LEN
+  const tcpState = b[tail + TAIL_TCP_STATE]!
   return (
-    keyRecordValid(b, off) &&
+    keyRecordValid(b, off, family) &&
     tcpState < TCP_STATES.length &&
     (tcpState === 0 || b[off + OFF_PROTO] === PROTO_TCP) &&
-    (b[off + OFF_FLOW_FLAGS]! & ~FLOW_FLAGS_KNOWN) === 0 &&
-    b[off + OFF_FLOW_RESERVED] === 0 &&
-    b[off + OFF_FLOW_RESERVED + 1] === 0
+    (b[tail + TAIL_FLOW_FLAGS]! & ~FLOW_FLAGS_KNOWN) === 0 &&
+    b[tail + TAIL_FLOW_RESERVED] === 0 &&
+    b[tail + TAIL_FLOW_RESERVED + 1] === 0
   )
 }
 
-function readTuple(b: Buffer, off: number): Flow['orig'] {
+function readTuple(b: Buffer, off: number, family: Flow['family']): Flow['orig'] {
+  if (family === FAMILY_IPV6) {
+    return { src: bytesToIpv6(b, off), dst: bytesToIpv6(b, off + 16), sport: b.readUInt16BE(off + 32), dport: b.readUInt16BE(off + 34) }
+  }
   return { src: u32ToIpv4(b.readUInt32BE(off)), dst: u32ToIpv4(b.readUInt32BE(off + 4)), sport: b.readUInt16BE(off + 8), dport: b.readUInt16BE(off + 10) }
 }
 
@@ -301,16 +339,33 @@ type Of<T extends SyncSectionType> = Extract<SyncSection, { type: T }>
 
 type FlowSection = Of<'insert'> | Of<'update'>
 
-function flowSection(name: FlowSection['type']): SectionCodec<FlowSection> {
+function flowSection(name: FlowSection['type'], family: Flow['family']): SectionCodec<FlowSection> {
+  const length = flowRecordLength(family)
+  const valid = (b: Uint8Array, off: number) => flowRecordValid(b, off, family)
   return {
     name,
-    recordLength: FLOW_RECORD_LEN,
+    recordLength: length,
     count: (s) => s.records.length,
     decode: (buf, offset, count) => {
-      const records = rawRecords(buf, offset, count, FLOW_RECORD_LEN, flowRecordValid)
+      const records = rawRecords(buf, offset, count, length, valid)
       return records && { type: name, records }
     },
-    encode: (s, out, offset) => copyRecords(s.records, out, offset, FLOW_RECORD_LEN, flowRecordValid),
+    encode: (s, out, offset) => copyRecords(s.records, out, offset, length, valid),
+  }
+}
+
+function deleteSection(family: Flow['family']): SectionCodec<Of<'delete'>> {
+  const length = keyRecordLength(family)
+  const valid = (b: Uint8Array, off: number) => keyRecordValid(b, off, family)
+  return {
+    name: 'delete',
+    recordLength: length,
+    count: (s) => s.keys.length,
+    decode: (buf, offset, count) => {
+      const keys = rawRecords(buf, offset, count, length, valid)
+      return keys && { type: 'delete', keys }
+    },
+    encode: (s, out, offset) => copyRecords(s.keys, out, offset, length, valid),
   }
 }
 
@@ -354,35 +409,41 @@ function u32Section<S extends SyncSection>(
  * section gets a new number, and an old peer drops the frame as 'unknownSection'.
  */
 const SECTION_CODECS: { readonly [type: number]: SectionCodec | undefined } = {
-  1: flowSection('insert'),
-  2: flowSection('update'),
-  3: {
-    name: 'delete',
-    recordLength: KEY_RECORD_LEN,
-    count: (s) => s.keys.length,
-    decode: (buf, offset, count) => {
-      const keys = rawRecords(buf, offset, count, KEY_RECORD_LEN, keyRecordValid)
-      return keys && { type: 'delete', keys }
-    },
-    encode: (s, out, offset) => copyRecords(s.keys, out, offset, KEY_RECORD_LEN, keyRecordValid),
-  } satisfies SectionCodec<Of<'delete'>>,
+  1: flowSection('insert', FAMILY_IPV4),
+  2: flowSection('update', FAMILY_IPV4),
+  3: deleteSection(FAMILY_IPV4),
   4: { name: 'clear', recordLength: 0, count: () => 0, decode: () => ({ type: 'clear' }), encode: () => {} } satisfies SectionCodec<Of<'clear'>>,
   5: u32Section<Of<'bulkRequest'>>('bulkRequest', ['id'], (s) => s.ids.map((id) => ({ id })), (l) => ({ type: 'bulkRequest', ids: l.map((x) => x.id!) })),
   6: u32Section<Of<'bulkStart'>>('bulkStart', ['id', 'total'], (s) => s.items, (l) => ({ type: 'bulkStart', items: l as Of<'bulkStart'>['items'] })),
   7: u32Section<Of<'bulkEnd'>>('bulkEnd', ['id', 'count'], (s) => s.items, (l) => ({ type: 'bulkEnd', items: l as Of<'bulkEnd'>['items'] })),
   // A range with from > to means nothing; refusing it keeps the sender's loop simple.
   8: u32Section<Of<'ack'>>('ack', ['from', 'to'], (s) => s.ranges, (l) => ({ type: 'ack', ranges: l as Of<'ack'>['ranges'] }), (r) => r.from! <= r.to!),
+  // IPv6 flows: the same sections, each record of one family (see the header).
+  9: flowSection('insert', FAMILY_IPV6),
+  10: flowSection('update', FAMILY_IPV6),
+  11: deleteSection(FAMILY_IPV6),
 }
 
-/** Wire type of each section name, derived from the table. */
+/** The IPv6 wire type of the flow sections, by name. */
+const IPV6_TYPE: Partial<Record<SyncSectionType, number>> = { insert: 9, update: 10, delete: 11 }
+
+/** Wire type of each section name, derived from the table (the IPv4 one for flow sections). */
 const SECTION_TYPE = Object.fromEntries(
-  Object.entries(SECTION_CODECS).map(([type, codec]) => [codec!.name, Number(type)]),
+  Object.entries(SECTION_CODECS)
+    .filter(([type]) => !Object.values(IPV6_TYPE).includes(Number(type)))
+    .map(([type, codec]) => [codec!.name, Number(type)]),
 ) as Record<SyncSectionType, number>
 
-/** Bytes per record of each section type (0 for 'clear', which has none). */
+/** Bytes per record of each section type (0 for 'clear', which has none), IPv4 flows. */
 export const SECTION_RECORD_LEN = Object.fromEntries(
-  Object.values(SECTION_CODECS).map((codec) => [codec!.name, codec!.recordLength]),
+  Object.entries(SECTION_TYPE).map(([name, type]) => [name, SECTION_CODECS[type]!.recordLength]),
 ) as Readonly<Record<SyncSectionType, number>>
+
+/** A section's wire type: a flow section whose first record is IPv6 is of the IPv6 type. */
+function wireType(section: SyncSection): number {
+  const first = section.type === 'delete' ? section.keys[0] : section.type === 'insert' || section.type === 'update' ? section.records[0] : undefined
+  return first?.[OFF_FAMILY] === FAMILY_IPV6 ? IPV6_TYPE[section.type]! : SECTION_TYPE[section.type]
+}
 
 function rawRecords(
   buf: Buffer,
@@ -414,7 +475,7 @@ function copyRecords(
 }
 
 function codecOf(section: SyncSection): SectionCodec {
-  return SECTION_CODECS[SECTION_TYPE[section.type]]!
+  return SECTION_CODECS[wireType(section)]!
 }
 
 // ---------------------------------------------------------------------------------
@@ -453,7 +514,7 @@ export function encodeSyncFrame(frame: SyncFrame, key: string): Buffer {
     const codec = codecOf(section)
     const count = codec.count(section)
     // No section reaches 65535 records inside SYNC_MAX_FRAME (4-byte records: 16,361).
-    out[offset + OFF_SECTION_TYPE] = SECTION_TYPE[section.type]
+    out[offset + OFF_SECTION_TYPE] = wireType(section)
     out.writeUInt16BE(count, offset + OFF_SECTION_COUNT)
     codec.encode(section, out, offset + SECTION_HEADER_LEN)
     offset += SECTION_HEADER_LEN + codec.recordLength * count
@@ -538,4 +599,17 @@ function ipv4ToU32(address: string): number {
 
 function u32ToIpv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`
+}
+
+/** IPv6 text (any RFC 4291 form) to its 16 bytes; throws SyncEncodeError for anything else. */
+function ipv6ToBytes(address: string, what: string): Buffer {
+  if (typeof address !== 'string' || ipv6Groups(address) === null) throw new SyncEncodeError(`${what}: not an IPv6 address: ${JSON.stringify(address)}`)
+  return ipv6Bytes(address)
+}
+
+/** 16 bytes at `off` as RFC 5952 text, as conntrack prints them. */
+function bytesToIpv6(b: Buffer, off: number): string {
+  const groups: number[] = new Array(8)
+  for (let i = 0; i < 8; i++) groups[i] = b.readUInt16BE(off + 2 * i)
+  return ipv6Text(groups)
 }

@@ -57,6 +57,8 @@ const CONNTRACK_LINES = [
   '    [NEW] udp      17 30 src=192.0.2.10 dst=198.18.0.53 sport=5353 dport=53 [UNREPLIED] src=198.18.0.53 dst=192.0.2.10 sport=53 dport=5353',
   ' [UPDATE] tcp      6 120 FIN_WAIT src=10.0.0.7 dst=198.51.100.1 sport=5555 dport=443 src=198.51.100.1 dst=10.0.0.7 sport=443 dport=6000 [ASSURED] mark=0 zone=3',
   '[DESTROY] icmp     1 src=192.0.2.10 dst=198.51.100.9 type=8 code=0 id=77 src=198.51.100.9 dst=192.0.2.10 type=0 code=0 id=77',
+  'ipv6     10 tcp      6 99 ESTABLISHED src=2001:db8:1::10 dst=2001:db8:2::80 sport=40000 dport=443 src=2001:db8:2::80 dst=2001:db8::9 sport=443 dport=2000 [ASSURED] mark=512 use=1',
+  '    [NEW] ipv6     10 udp      17 30 src=2001:db8:1::10 dst=2001:db8::53 sport=5353 dport=53 [UNREPLIED] src=2001:db8::53 dst=2001:db8:1::10 sport=53 dport=5353',
 ]
 
 function sampleFlows() {
@@ -84,12 +86,16 @@ const carp: Target = {
 }
 
 function syncSeeds(): Buffer[] {
-  const flows = sampleFlows()
+  // One family per section: the IPv6 ones have sections of their own.
+  const flows = sampleFlows().filter((f) => f.family === 4)
+  const flows6 = sampleFlows().filter((f) => f.family === 6)
   const frames: SyncFrame[] = [
     { ackOnly: false, sender: 0x0a0b0c0d, epoch: 7, seq: 9, ackEpoch: 3, ack: 2, sections: [
       { type: 'insert', records: flows.map(encodeFlowRecord) },
       { type: 'update', records: flows.slice(0, 1).map(encodeFlowRecord) },
       { type: 'delete', keys: flows.map(encodeKeyRecord) },
+      { type: 'update', records: flows6.map(encodeFlowRecord) },
+      { type: 'delete', keys: flows6.map(encodeKeyRecord) },
     ] },
     { ackOnly: false, sender: 1, epoch: 0xffffffff, seq: 1, ackEpoch: 0, ack: 0, sections: [
       { type: 'clear' }, { type: 'bulkRequest', ids: [1, 2] }, { type: 'bulkStart', items: [{ id: 1, total: 100 }] }, { type: 'bulkEnd', items: [{ id: 1, count: 100 }] },

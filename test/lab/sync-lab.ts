@@ -8,6 +8,17 @@ import { NetLab, sleep, until, type Carpd } from './netlab.js'
 export const LAN_VIP = '192.0.2.1'
 const WAN_VIP = '203.0.113.1'
 export const SERVER = '203.0.113.100'
+
+/**
+ * The lab's addressing per family: IPv4 with source NAT to the WAN VIP, or IPv6
+ * routed (no NAT: the server routes the client's prefix to the WAN VIP). The sync
+ * cable stays IPv4 either way.
+ */
+export type Family = 4 | 6
+const NETS = {
+  4: { lanVip: LAN_VIP, wanVip: WAN_VIP, server: SERVER, client: '192.0.2.10', prefix: 24, lan: { r1: '192.0.2.2', r2: '192.0.2.3' }, wan: { r1: '203.0.113.2', r2: '203.0.113.3' } },
+  6: { lanVip: '2001:db8:1::1', wanVip: '2001:db8:2::1', server: '2001:db8:2::100', client: '2001:db8:1::10', prefix: 64, lan: { r1: '2001:db8:1::2', r2: '2001:db8:1::3' }, wan: { r1: '2001:db8:2::2', r2: '2001:db8:2::3' } },
+} as const
 const PORT = 9000
 export const STREAMS = 100
 /** The stream tool beside this file (the bench, bundled elsewhere, passes its path). */
@@ -63,13 +74,14 @@ table ip nat {
  */
 export type Timing = 'subsecond' | 'advbase1'
 
-export function configText(name: Router, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): string {
+export function configText(name: Router, backend: 'conntrack' | 'none', timing: Timing = 'subsecond', family: Family = 4): string {
   const r = ROUTERS[name]
+  const net = NETS[family]
   const lines = [`node = ${name}`, 'carp.preempt = yes']
-  for (const [vhid, iface, vip] of [[1, 'lan0', LAN_VIP], [2, 'wan0', WAN_VIP]] as const) {
+  for (const [vhid, iface, vip] of [[1, 'lan0', net.lanVip], [2, 'wan0', net.wanVip]] as const) {
     lines.push(
       `carp.${vhid}.interface = ${iface}`,
-      `carp.${vhid}.vip = ${vip}/24`,
+      `carp.${vhid}.vip = ${vip}/${net.prefix}`,
       `carp.${vhid}.advbase = ${timing === 'subsecond' ? 0 : 1}`,
       `carp.${vhid}.advskew = ${timing === 'subsecond' ? r.advskew : name === 'r1' ? 0 : 100}`,
       `carp.${vhid}.pass = lab secret ${vhid}`,
@@ -82,21 +94,29 @@ export function configText(name: Router, backend: 'conntrack' | 'none', timing: 
   return lines.join('\n') + '\n'
 }
 
-export function buildLab(lab: NetLab): NetLab {
+export function buildLab(lab: NetLab, family: Family = 4): NetLab {
+  const net = NETS[family]
+  // IPv6 addresses usable at once: no duplicate address detection on the lab's new links.
+  const noDad = (name: string): void => {
+    if (family === 6) for (const scope of ['all', 'default']) lab.exec(name, ['sysctl', '-qw', `net.ipv6.conf.${scope}.accept_dad=0`])
+  }
   lab.addSwitch('lan')
   lab.addSwitch('wan')
   lab.addNamespace('client')
-  lab.connect('client', 'eth0', 'lan', '192.0.2.10/24')
-  lab.ip('-n', lab.ns('client'), 'route', 'add', 'default', 'via', LAN_VIP)
+  noDad('client')
+  lab.connect('client', 'eth0', 'lan', `${net.client}/${net.prefix}`)
+  lab.ip('-n', lab.ns('client'), 'route', 'add', 'default', 'via', net.lanVip)
   lab.addNamespace('server')
-  lab.connect('server', 'eth0', 'wan', `${SERVER}/24`)
+  noDad('server')
+  lab.connect('server', 'eth0', 'wan', `${net.server}/${net.prefix}`)
+  if (family === 6) lab.ip('-n', lab.ns('server'), 'route', 'add', `${NETS[6].client}/64`, 'via', net.wanVip)
   for (const name of Object.keys(ROUTERS) as Router[]) {
-    const r = ROUTERS[name]
     lab.addNamespace(name)
-    lab.connect(name, 'lan0', 'lan', `${r.lan}/24`)
-    lab.connect(name, 'wan0', 'wan', `${r.wan}/24`)
-    lab.exec(name, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
-    lab.exec(name, ['nft', '-f', lab.writeFile(`${name}.nft`, FIREWALL)])
+    noDad(name)
+    lab.connect(name, 'lan0', 'lan', `${net.lan[name]}/${net.prefix}`)
+    lab.connect(name, 'wan0', 'wan', `${net.wan[name]}/${net.prefix}`)
+    lab.exec(name, ['sysctl', '-qw', family === 6 ? 'net.ipv6.conf.all.forwarding=1' : 'net.ipv4.ip_forward=1'])
+    lab.exec(name, ['nft', '-f', lab.writeFile(`${name}.nft`, family === 6 ? statefulFilter(['wan0']) : FIREWALL)])
     // Mid-stream packets without state must not create one (no loose pickup).
     lab.exec(name, ['sysctl', '-qw', 'net.netfilter.nf_conntrack_tcp_loose=0'])
   }
@@ -168,11 +188,11 @@ interface Pair {
   r2Master(): boolean
 }
 
-const holdsVips = (lab: NetLab, name: Router): boolean => lab.hasAddress(name, 'lan0', LAN_VIP) && lab.hasAddress(name, 'wan0', WAN_VIP)
+const holdsVips = (lab: NetLab, name: Router, family: Family = 4): boolean => lab.hasAddress(name, 'lan0', NETS[family].lanVip) && lab.hasAddress(name, 'wan0', NETS[family].wanVip)
 
-function carpdPair(lab: NetLab, backend: 'conntrack' | 'none', timing: Timing = 'subsecond'): Pair {
+function carpdPair(lab: NetLab, backend: 'conntrack' | 'none', timing: Timing = 'subsecond', family: Family = 4): Pair {
   return {
-    start: (name) => lab.startCarpd(name, configText(name, backend, timing)),
+    start: (name) => lab.startCarpd(name, configText(name, backend, timing, family)),
     async ready(r1, r2) {
       await r1.waitFor(/vhid=2 .*BACKUP->MASTER/, 10_000)
       await r2.waitFor(/vhid=2 .*->BACKUP/, 10_000)
@@ -291,17 +311,17 @@ ${instance(1, 'lan0', LAN_VIP)}${instance(2, 'wan0', WAN_VIP)}`
  * The pair up (r1 serving, r2 a synced backup) and STREAMS streams from the client to
  * the server through r1; with `synced`, until r2 holds every stream's state.
  */
-async function startStreams(lab: NetLab, pair: Pair, synced: boolean, streamsScript: string) {
+async function startStreams(lab: NetLab, pair: Pair, synced: boolean, streamsScript: string, family: Family = 4) {
   const r1 = pair.start('r1')
   // r2 only once r1 serves: with a fixed head start, a slow start of r1 (a loaded CI
   // machine) let both claim at once and r2 serve for a moment.
-  if ((await until(() => holdsVips(lab, 'r1'), 10_000, 20)) < 0) throw new Error('r1 never held both VIPs')
+  if ((await until(() => holdsVips(lab, 'r1', family), 10_000, 20)) < 0) throw new Error('r1 never held both VIPs')
   const r2 = pair.start('r2')
   await pair.ready(r1, r2)
 
-  const server = lab.spawnLines('server', [process.execPath, streamsScript, 'server', SERVER, String(PORT)])
+  const server = lab.spawnLines('server', [process.execPath, streamsScript, 'server', NETS[family].server, String(PORT)])
   await server.waitFor(/listening/)
-  const client = lab.spawnLines('client', [process.execPath, streamsScript, 'client', SERVER, String(PORT), String(STREAMS)])
+  const client = lab.spawnLines('client', [process.execPath, streamsScript, 'client', NETS[family].server, String(PORT), String(STREAMS)])
   const flowingMs = await until(() => {
     const r = lastReport(client)
     return r !== null && r.connected === STREAMS && r.bytes.every((b) => b >= 20 * 1024)
@@ -413,10 +433,11 @@ export async function failback(
  * Runs the scenario in a fresh `lab`: streams through r1, r1 powered off (everything
  * in it killed without a goodbye, every cable dead), the streams watched for `watchMs`.
  */
-export async function failover(lab: NetLab, kind: PairKind, watchMs: number, streamsScript = STREAMS_SCRIPT): Promise<Outcome> {
-  buildLab(lab)
-  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none')
-  const { r1, r2, server, client, flowingMs, syncedStates } = await startStreams(lab, pair, kind !== 'carpd-nosync', streamsScript)
+export async function failover(lab: NetLab, kind: PairKind, watchMs: number, streamsScript = STREAMS_SCRIPT, family: Family = 4): Promise<Outcome> {
+  if (kind === 'keepalived' && family === 6) throw new Error('the keepalived pair is IPv4 only')
+  buildLab(lab, family)
+  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, kind === 'carpd' ? 'conntrack' : 'none', 'subsecond', family)
+  const { r1, r2, server, client, flowingMs, syncedStates } = await startStreams(lab, pair, kind !== 'carpd-nosync', streamsScript, family)
 
   const r2MasterBeforeCut = r2.lines.filter((l) => /->MASTER|Entering MASTER/.test(l)).length
   const cutAt = Date.now()

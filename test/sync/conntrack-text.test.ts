@@ -150,10 +150,33 @@ t.test('conntrack -E lines: the event, [USERSPACE] tails, DESTROY without a time
   t.same(flowOf(`${E.newUser} progname=my prog src=9.9.9.9 mark=1`), flowOf(E.newUser))
 })
 
-t.test('IPv6, other protocols and per-direction zones are skipped with their own reasons', async (t) => {
-  t.same(parseConntrackLine(L.ipv6), { ok: false, reason: 'otherFamily' })
-  t.same(parseConntrackLine(L.ipv6Icmp), { ok: false, reason: 'otherFamily' })
-  t.same(parseConntrackLine(`    [NEW] ${L.ipv6}`), { ok: false, reason: 'otherFamily' })
+t.test('IPv6 TCP and UDP flows are read, addresses in RFC 5952 text; written back without -f, NAT targets in brackets', async (t) => {
+  const v6 = { src: '2001:db8::1', dst: '2001:db8::2' }
+  t.same(parseConntrackLine(L.ipv6), {
+    ok: true,
+    event: null,
+    flow: { family: 6, proto: 6, orig: { ...v6, sport: 1000, dport: 80 }, reply: { src: v6.dst, dst: v6.src, sport: 80, dport: 1000 }, tcpState: 3, timeoutS: 99, mark: 0, zone: 0, seenReply: true, assured: true },
+  })
+  t.match(parseConntrackLine(`    [NEW] ${L.ipv6}`), { ok: true, event: 'NEW', flow: { family: 6 } })
+  t.match(parseConntrackLine(L.ipv6.replace('src=2001:db8::1 ', 'src=2001:0db8:0:0::1 ')), { ok: true, flow: { orig: { src: '2001:db8::1' } } }, 'canonical text, whatever form came')
+  t.same(parseConntrackLine(L.ipv6.replace('src=2001:db8::1 ', 'src=192.0.2.1 ')), { ok: false, reason: 'bad' }, 'an IPv4 address in an IPv6 line')
+  t.same(parseConntrackLine(L.ipv6.replace('dst=2001:db8::2 ', 'dst=2001:db8::zz ')), { ok: false, reason: 'bad' })
+  t.same(parseConntrackLine(L.ipv6.replace('ipv6     10', 'ipv6     2')), { ok: false, reason: 'bad' }, 'family name and number agree')
+  t.same(parseConntrackLine(L.ipv6Icmp), { ok: false, reason: 'unsupported' }, 'ICMPv6 is not carried')
+  t.same(parseConntrackLine(L.ipv6.replace('ipv6     10', 'unknown     7')), { ok: false, reason: 'otherFamily' }, 'any other family')
+  const flow = flowOf(L.ipv6)
+  t.equal(insertLine(flow), '-I -p tcp -s 2001:db8::1 -d 2001:db8::2 --sport 1000 --dport 80 --state ESTABLISHED -t 99 -u SEEN_REPLY,ASSURED')
+  t.same(deleteArgs(flow), ['-D', '-p', 'tcp', '-s', '2001:db8::1', '-d', '2001:db8::2', '--sport', '1000', '--dport', '80', '-w', '0'])
+  // NAT66 (conntrack 1.4.7 reads `2001:db8::9:2000` as an address: the port needs brackets).
+  const nat = { ...flow, reply: { ...flow.reply, dst: '2001:db8::9', dport: 2000 } }
+  t.match(insertLine(nat), / --dport 80 --src-nat \[2001:db8::9\]:2000 --state /)
+  t.throws(() => insertLine({ ...flow, proto: 1 }), { code: 'badFlow' }, 'ICMP is not written for IPv6')
+  t.throws(() => insertLine({ ...flow, orig: { ...flow.orig, src: '192.0.2.1' } }), { code: 'badFlow' })
+  t.throws(() => insertLine({ ...flow, orig: { ...flow.orig, src: '-F' } }), { code: 'badFlow' }, 'nothing a peer sends becomes an option')
+  t.throws(() => insertLine({ ...flow, family: 5 as never }), { code: 'badFlow' })
+})
+
+t.test('other protocols and per-direction zones are skipped with their own reasons', async (t) => {
   t.same(parseConntrackLine(L.gre), { ok: false, reason: 'unsupported' })
   t.same(parseConntrackLine(L.udplite), { ok: false, reason: 'unsupported' })
   t.same(parseConntrackLine(L.udpOrigZone), { ok: false, reason: 'unsupported' })
@@ -243,11 +266,14 @@ function kernelView(line: string): Flow {
     proto === PROTO_ICMP
       ? { src: opt.get('-s')!, dst: opt.get('-d')!, sport: Number(opt.get('--icmp-id')), dport: (Number(opt.get('--icmp-type')) << 8) | Number(opt.get('--icmp-code')) }
       : { src: opt.get('-s')!, dst: opt.get('-d')!, sport: Number(opt.get('--sport')), dport: Number(opt.get('--dport')) }
+  // conntrack takes the family from the address (it refuses -f with -I).
+  const v6 = orig.src.includes(':')
   /** A NAT target: ICMP takes the address alone, TCP and UDP the address and the port, always both. */
   const target = (name: string, address: string, port: number): [string, number] => {
     const value = opt.get(name)
     if (value === undefined) return [address, port]
-    const m = proto === PROTO_ICMP ? /^([\d.]+)$/.exec(value) : /^([\d.]+):(\d+)$/.exec(value)
+    // As conntrack 1.4.7 reads them: an IPv6 address with a port in brackets.
+    const m = proto === PROTO_ICMP ? /^([\d.]+)$/.exec(value) : v6 ? /^\[([\da-f:]+)\]:(\d+)$/.exec(value) : /^([\d.]+):(\d+)$/.exec(value)
     if (m === null) throw new Error(`${name} ${value}: ${line}`)
     return [m[1]!, m[2] === undefined ? port : Number(m[2])]
   }
@@ -260,7 +286,7 @@ function kernelView(line: string): Flow {
       ? { src: replySrc, dst: replyDst, sport: orig.sport, dport: (icmpReplyType[orig.dport >> 8]! << 8) | (orig.dport & 0xff) }
       : { src: replySrc, dst: replyDst, sport: replySport, dport: replyDport }
   return {
-    family: 4,
+    family: v6 ? 6 : 4,
     proto: proto!,
     orig,
     reply,
@@ -308,6 +334,8 @@ t.test('insertLine: the original tuple and the NAT targets; the kernel derives t
     t.same(kernelView(insertLine(parsed.flow)), want, `round trip: ${name}`)
   }
   t.equal(nat, 9, 'NAT flows among them: source, destination, both, port-only, ICMP')
+  const v6nat = { ...flowOf(L.ipv6), reply: { ...flowOf(L.ipv6).reply, dst: '2001:db8::9', dport: 2000 } }
+  t.same(kernelView(insertLine(v6nat)), v6nat, 'round trip: IPv6 with source NAT')
   t.throws(() => kernelView(`${insertLine(flowOf(L.udp))} -r 1.2.3.4`), /reply tuple option -r/, 'kernelView refuses a reply tuple')
   t.throws(() => kernelView(insertLine(flowOf(L.tcpSnat)).replace(':61000', '')), /--src-nat 198\.51\.100\.1:/, 'and a TCP NAT target without its port')
 })

@@ -135,6 +135,23 @@ t.test('startup: tables cross, own traffic and multicast stay home, demotion unt
   t.equal(b.link.status().peerAddress, '198.51.100.1:8242')
 })
 
+t.test('IPv6 flows cross and load like IPv4 ones; link-local and multicast ones stay home', async (t) => {
+  const v6 = (i: number, src: string, dst: string): Flow => ({ ...flow(i), family: 6, orig: { src, dst, sport: 40000 + i, dport: 443 }, reply: { src: dst, dst: src, sport: 443, dport: 40000 + i } })
+  const global = v6(1, '2001:db8:1::10', '2001:db8:2::80')
+  const linkLocal = v6(2, 'fe80::1', 'fe80::2')
+  const multicast = { ...v6(3, '2001:db8:1::10', 'ff02::12'), proto: 17, tcpState: 0 }
+  const { a, b, settle } = pair(t, { a: [flow(10), global, linkLocal, multicast] })
+  a.link.start()
+  b.link.start()
+  await settle(100)
+  t.same(b.link.status().states, { local: 0, peer: 2 }, "b has a's IPv4 flow and its global IPv6 flow")
+  a.backend.onChange({ op: 'upsert', flow: { ...global, timeoutS: 7000 } })
+  await settle(100)
+  await b.link.promoted()
+  t.same(src(b.backend.loaded), src([flow(10), global]))
+  t.match(b.backend.loaded.find((f) => f.family === 6), { orig: global.orig, timeoutS: 7000 }, "the IPv6 flow's newest state")
+})
+
 t.test('live changes from the event reader reach the peer', async (t) => {
   const { a, b, settle } = pair(t)
   a.link.start()

@@ -1,8 +1,10 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import { type Flow, FAMILY_IPV4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/wire/flow.js'
+import { type Flow, FAMILY_IPV4, FAMILY_IPV6, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/wire/flow.js'
 import {
+  FLOW6_RECORD_LEN,
   FLOW_RECORD_LEN,
+  KEY6_RECORD_LEN,
   KEY_RECORD_LEN,
   SECTION_HEADER_LEN,
   SECTION_RECORD_LEN,
@@ -20,6 +22,7 @@ import {
   encodeSyncFrame,
   flowKeyRecord,
   recordBehind,
+  recordKey,
   syncFrameLength,
 } from '../../src/wire/sync.js'
 
@@ -296,7 +299,7 @@ t.test('every decoder drop reason', async (t) => {
     ['over the UDP maximum', oversized, 'oversized'],
     ['payload byte flipped', (() => { const b = v1(); b[40] ^= 1; return b })(), 'badAuth'],
     ['HMAC byte flipped', (() => { const b = v1(); b[b.length - 1] ^= 0x80; return b })(), 'badAuth'],
-    ['unknown section type 9', rawFrame(sectionHead(9, 0)), 'unknownSection'],
+    ['unknown section type 12', rawFrame(sectionHead(12, 0)), 'unknownSection'],
     ['unknown section type 0', rawFrame(sectionHead(0, 0)), 'unknownSection'],
     ['reserved section byte', rawFrame(sectionHead(1, 0, 1)), 'badSection'],
     ['clear with a count', rawFrame(sectionHead(4, 1)), 'badSection'],
@@ -351,6 +354,74 @@ t.test('encodeSyncFrame refuses frames the peer would drop', async (t) => {
     ['over SYNC_MAX_FRAME', { ...base, sections: [{ type: 'delete', keys: Array.from({ length: 4094 }, () => hex(KEY_C_HEX)) }] }],
   ]
   for (const [name, frame] of cases) t.throws(() => encodeSyncFrame(frame, KEY), { code: 'syncEncode' }, name)
+})
+
+// IPv6: the same fields with 16-byte addresses (vector from Python's struct and ipaddress).
+const FLOW6: Flow = {
+  family: FAMILY_IPV6,
+  proto: PROTO_TCP,
+  orig: { src: '2001:db8:1::10', dst: '2001:db8:2::80', sport: 40000, dport: 443 },
+  reply: { src: '2001:db8:2::80', dst: '2001:db8:1::10', sport: 443, dport: 40000 },
+  tcpState: 3,
+  timeoutS: 431999,
+  mark: 0x200,
+  zone: 0,
+  seenReply: true,
+  assured: true,
+}
+const KEY6_HEX = '0606000020010db800010000000000000000001020010db80002000000000000000000809c4001bb'
+const FLOW6_HEX = KEY6_HEX + '20010db800020000000000000000008020010db800010000000000000000001001bb9c4003030000000002000006977f'
+
+t.test('IPv6 flow and key records: byte-exact, both ways, in sections of their own', async (t) => {
+  const record = encodeFlowRecord(FLOW6)
+  t.equal(record.toString('hex'), FLOW6_HEX)
+  t.equal(record.length, FLOW6_RECORD_LEN)
+  t.equal(encodeKeyRecord(FLOW6).toString('hex'), KEY6_HEX)
+  t.equal(encodeKeyRecord(FLOW6).length, KEY6_RECORD_LEN)
+  t.same(decodeFlowRecord(record), { ok: true, flow: FLOW6 })
+  t.same(flowKeyRecord(record), encodeKeyRecord(FLOW6))
+  t.equal(recordKey(record.toString('latin1')), encodeKeyRecord(FLOW6).toString('latin1'))
+  t.equal(recordKey(encodeFlowRecord(FLOW_A).toString('latin1')).length, KEY_RECORD_LEN, 'an IPv4 key stays 16 bytes')
+  t.same(decodeKeyRecord(encodeKeyRecord(FLOW6)), { ok: true, key: { family: FAMILY_IPV6, proto: PROTO_TCP, zone: 0, orig: FLOW6.orig } })
+  const long = { ...FLOW6, orig: { ...FLOW6.orig, src: '2001:0DB8:0001:0000:0000:0000:0000:0010' } }
+  t.same(decodeFlowRecord(encodeFlowRecord(long)), { ok: true, flow: FLOW6 }, 'any text form in, RFC 5952 (as conntrack prints) out')
+  t.throws(() => encodeFlowRecord({ ...FLOW6, orig: { ...FLOW6.orig, src: '192.0.2.1' } }), { code: 'syncEncode' }, 'an IPv4 address in an IPv6 flow')
+  t.throws(() => encodeFlowRecord({ ...FLOW_A, family: FAMILY_IPV6 }), { code: 'syncEncode' })
+  t.throws(() => encodeFlowRecord({ ...FLOW6, family: 5 as never }), { code: 'syncEncode' })
+  // A TCP stage behind, in either family: the state and flags end both records.
+  const syn = encodeFlowRecord({ ...FLOW6, tcpState: 1, assured: false }).toString('latin1')
+  t.ok(recordBehind(syn, record.toString('latin1')))
+  t.notOk(recordBehind(record.toString('latin1'), syn))
+
+  const frame: SyncFrame = {
+    ackOnly: false,
+    sender: SENDER_A,
+    epoch: 1,
+    seq: 2,
+    ackEpoch: 0,
+    ack: 0,
+    sections: [
+      { type: 'update', records: [encodeFlowRecord(FLOW_A)] },
+      { type: 'update', records: [record, record] },
+      { type: 'delete', keys: [encodeKeyRecord(FLOW6)] },
+      { type: 'insert', records: [record] },
+    ],
+  }
+  const bytes = encodeSyncFrame(frame, KEY)
+  t.equal(bytes.length, syncFrameLength(frame))
+  t.equal(bytes.length, SYNC_HEADER_LEN + 4 * SECTION_HEADER_LEN + FLOW_RECORD_LEN + 3 * FLOW6_RECORD_LEN + KEY6_RECORD_LEN + SYNC_HMAC_LEN)
+  t.same([bytes[SYNC_HEADER_LEN], bytes[SYNC_HEADER_LEN + SECTION_HEADER_LEN + FLOW_RECORD_LEN]], [2, 10], 'update (2), then update of IPv6 flows (10)')
+  const back = decodeSyncFrame(bytes, KEY)
+  t.ok(back.ok)
+  if (back.ok) {
+    t.same(back.frame.sections.map((x) => x.type), ['update', 'update', 'delete', 'insert'])
+    t.same(back.frame.sections.map((x) => ('records' in x ? x.records : 'keys' in x ? x.keys : []).map((r) => r.length)), [[40], [88, 88], [40], [88]])
+  }
+  t.throws(() => encodeSyncFrame({ ...frame, sections: [{ type: 'update', records: [record, encodeFlowRecord(FLOW_A)] }] }, KEY), { code: 'syncEncode' }, 'one section, one family')
+  // A record of the other family where the section names one is refused.
+  t.same(decodeSyncFrame(rawFrame(Buffer.concat([sectionHead(10, 1), encodeFlowRecord(FLOW_A), Buffer.alloc(48)])), KEY), { ok: false, error: 'badRecord' }, 'IPv4 record in an IPv6 update')
+  t.same(decodeSyncFrame(rawFrame(Buffer.concat([sectionHead(3, 1), encodeKeyRecord(FLOW6).subarray(0, KEY_RECORD_LEN)])), KEY), { ok: false, error: 'badRecord' }, 'IPv6 key in an IPv4 delete')
+  t.match(decodeSyncFrame(rawFrame(Buffer.concat([sectionHead(11, 1), encodeKeyRecord(FLOW6)])), KEY), { ok: true, frame: { sections: [{ type: 'delete', keys: [encodeKeyRecord(FLOW6)] }] } }, 'an IPv6 key in an IPv6 delete')
 })
 
 t.test('decoded records are validated views of the datagram', async (t) => {
