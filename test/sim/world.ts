@@ -13,7 +13,7 @@ import type { Transport } from '../../src/io/transport.js'
 import { FenceCore, holdLine } from '../../src/platform/fence.js'
 import type { Platform } from '../../src/platform/types.js'
 import type { BackendCounters, FlowChange, SyncBackend } from '../../src/sync/backend.js'
-import { FAMILY_IPV4, type Flow, PROTO_TCP } from '../../src/wire/flow.js'
+import { FAMILY_IPV4, FAMILY_IPV6, type Flow, PROTO_TCP } from '../../src/wire/flow.js'
 import { encodeFlowRecord, encodeKeyRecord } from '../../src/wire/sync.js'
 import { WitnessCore } from '../../src/quorum/witness.js'
 import { LineReader } from '../../src/wire/heartbeat.js'
@@ -703,10 +703,12 @@ export class World {
     const live = [...this.truth.values()]
     if (live.length < 100 && this.rng() < 0.4) {
       const sport = this.nextPort++
+      // Every third an IPv6 flow (routed, no NAT): its records are longer, and frames mix families.
+      const v6 = sport % 3 === 0
       const flow: Flow = {
-        family: FAMILY_IPV4, proto: PROTO_TCP,
-        orig: { src: '192.0.2.100', dst: '198.18.0.80', sport, dport: 80 },
-        reply: { src: '198.18.0.80', dst: '198.51.100.200', sport: 80, dport: sport },
+        family: v6 ? FAMILY_IPV6 : FAMILY_IPV4, proto: PROTO_TCP,
+        orig: v6 ? { src: '2001:db8:1::100', dst: '2001:db8:2::80', sport, dport: 80 } : { src: '192.0.2.100', dst: '198.18.0.80', sport, dport: 80 },
+        reply: v6 ? { src: '2001:db8:2::80', dst: '2001:db8:1::100', sport: 80, dport: sport } : { src: '198.18.0.80', dst: '198.51.100.200', sport: 80, dport: sport },
         tcpState: 1, timeoutS: 120, mark: 0, zone: 0, seenReply: false, assured: false,
       }
       this.truth.set(keyOf(flow), flow)
