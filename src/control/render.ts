@@ -71,7 +71,7 @@ function syncLines(y: SyncRuntimeStatus): string[] {
     `sync peer ${y.peerAddress} ${y.peer.state} (${heard})  states: own ${y.states.local}, peer's ${y.states.peer}`,
     `  lag: ${y.lag.queued} queued, ${y.lag.unacked} frames unacked (oldest ${y.lag.oldestUnackedMs} ms)`,
     `  frames sent ${c.framesSent} received ${c.framesReceived}  changes sent ${c.changesSent} received ${c.changesReceived}`,
-    `  resends ${c.resends} duplicates ${c.duplicates} out of order ${c.outOfOrder} lost frames ${c.lostFrames} gaps skipped ${c.gapsSkipped} stale peer states ${c.staleRecords} overflows ${c.overflows} send errors ${y.sendErrors}`,
+    `  resends ${c.resends} duplicates ${c.duplicates} out of order ${c.outOfOrder} lost frames ${c.lostFrames} gaps skipped ${c.gapsSkipped} stale peer states ${c.staleRecords} overflows ${c.overflows} send errors ${y.sendErrors}${c.ipv6HeldBack ? ` IPv6 held back ${c.ipv6HeldBack}` : ''}`,
     `  bulk: ${bulk.join('; ')}${c.bulkRetries ? ` (requests asked again: ${c.bulkRetries})` : ''}`,
     `  backend: snapshots ${k.snapshots} (failed ${k.snapshotFailures}), bad lines ${k.badLines}, unsyncable ${k.unsyncable}, event reader restarts ${k.watchRestarts}, load failures ${k.loadFailures}; last load on promotion: ${commit}`,
     `  sync drops: ${drops.length ? drops.join(' ') : 'none'}`,

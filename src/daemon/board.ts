@@ -30,6 +30,7 @@ import { WITNESS_PORT_DEFAULT } from '../quorum/witness.js'
 import type { SyncBackend } from '../sync/backend.js'
 import { IP_UDP_HEADER_BYTES, SYNC_RECV_BUFFER_BYTES } from '../sync/constants.js'
 import { SyncRuntime } from '../sync/runtime.js'
+import { FAMILY_IPV4 } from '../wire/flow.js'
 import { wanDemotion } from '../wan/policy.js'
 import { renderWanSet, routeCommands } from '../wan/rules/index.js'
 import { WanRuntime } from '../wan/runtime.js'
@@ -260,7 +261,11 @@ export class Board {
           random,
           demote: (reason, value, why) => this.demotions.set(reason, value, why),
           ignoreAddresses: [...(own ? [own] : []), peer.address, ...[...sockets.nets.values()].map((n) => n.address)],
-          leaveOut: () => this.wan?.deadFor() ?? null,
+          // Multi-WAN marks IPv4 connections only.
+          leaveOut: () => {
+            const dead = this.wan?.deadFor()
+            return dead ? (flow) => (flow.family === FAMILY_IPV4 ? dead(flow) : null) : null
+          },
         })
         // A takeover loads the peer's connections but those of a WAN that is dead on
         // this board, which multi-WAN then drains (it is created below, hence the look-ups).

@@ -89,7 +89,7 @@ export interface ConntrackOptions {
 }
 
 export interface ConntrackCounters extends BackendCounters {
-  /** IPv4 flows carpd cannot carry (SCTP, GRE..., or a zone per direction), skipped. */
+  /** Flows carpd cannot carry (SCTP, GRE, ICMPv6..., or a zone per direction), skipped. */
   unsupported: number
 }
 

@@ -7,7 +7,7 @@ export type FlowChange = { op: 'upsert'; flow: Flow } | { op: 'delete'; flow: Fl
 
 export interface BackendCounters {
   badLines: number // lines of the tool's output that could not be read (skipped)
-  otherFamily: number // flows of a family carpd does not sync (IPv6), skipped
+  otherFamily: number // flows of a family carpd does not sync (neither IPv4 nor IPv6), skipped
   watchRestarts: number // times the event reader had to be started again
   loadFailures: number // load/remove commands that failed
 }

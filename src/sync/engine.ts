@@ -18,8 +18,9 @@
 //   and window, starts a new session and sends everything as a bulk transfer when the
 //   peer is heard again.
 //
-// Tables hold records as latin1 strings (the 40 wire bytes of a flow, keyed by its
-// first 16): 100,000 flows take ~13 MB this way, objects would take several times that.
+// Tables hold records as latin1 strings (the 40 wire bytes of an IPv4 flow, keyed by
+// its first 16; 88 and 40 for IPv6): 100,000 IPv4 flows take ~13 MB this way, objects
+// would take several times that.
 //
 // The engine's methods take the time and return the actions for the caller (agent-sync.ts)
 // to carry out; nextWakeMs() says when tick() wants to run next.
@@ -56,6 +57,7 @@ import {
   recordBehind,
 } from '../wire/sync.js'
 import { idHex as hex } from '../wire/ids.js'
+import { FAMILY_IPV6 } from '../wire/flow.js'
 
 export type SyncAction =
   | { type: 'send'; bytes: Buffer }
@@ -126,6 +128,7 @@ export interface SyncCounters {
   bulkRetries: number // bulk requests asked again: no transfer began within BULK_RETRY_MS
   gapsSkipped: number // missing frames given up on after GAP_WAIT_MS (a bulk transfer follows)
   staleRecords: number // peer states an earlier stage of the flow than this kernel's entry: never loaded over it
+  ipv6HeldBack: number // IPv6 flow changes not sent: the peer runs a carpd that drops them
 }
 
 /** The bulk transfer a board waits for; `askedMs`: when its request last went (null: not yet). */
@@ -178,6 +181,15 @@ interface Receiving {
 
 /** Selective-ack ranges per frame: a dedicated link rarely has more than one gap. */
 const MAX_SACK_RANGES = 4
+/**
+ * Every frame's ack section carries this range first: "I take IPv6 flows". Seq 0 is
+ * never a frame's, so a peer of any version acknowledges nothing by it; an older one
+ * (which drops a frame with IPv6 sections as unknownSection, stalling the sync) never
+ * sends it, and is sent no IPv6 flow.
+ */
+const IPV6_CAPABLE: Readonly<{ from: number; to: number }> = { from: 0, to: 0 }
+/** Ranges an ack section can hold: the marker and the selective acks. */
+const ACK_RANGES = MAX_SACK_RANGES + 1
 /** Peer sessions remembered as left (a session changes at a restart or a long outage). */
 const MAX_RETIRED_SESSIONS = 32
 /** A new session begins past this sequence number (half the 32-bit space). */
@@ -188,7 +200,7 @@ export class SyncEngine {
   readonly peer = new Map<string, string>()
   private readonly counters: SyncCounters = {
     framesSent: 0, framesReceived: 0, changesSent: 0, changesReceived: 0, bulkRecordsSent: 0,
-    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0, staleRecords: 0,
+    resends: 0, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0, staleRecords: 0, ipv6HeldBack: 0,
   }
   private readonly drops = Object.fromEntries(SYNC_DROP_REASONS.map((r) => [r, 0])) as Record<SyncDropReason, number>
   private out: SyncAction[] = []
@@ -212,6 +224,10 @@ export class SyncEngine {
 
   // Receiving side: the peer's session.
   private peerState: PeerState = 'unknown'
+  /** The peer's last frame said it takes IPv6 flows (IPV6_CAPABLE). */
+  private peerIpv6 = false
+  /** Said once per peer that IPv6 flows are held back from it. */
+  private ipv6HeldSaid = false
   private peerEpoch: number | null = null
   private peerHeardMs: number | null = null
   /** Peer sessions left behind during this board's life: never adopted again (replays). */
@@ -293,7 +309,7 @@ export class SyncEngine {
 
   // --- the local table, fed by the backend ------------------------------------
 
-  /** A flow of this board's table was created or changed (its 40-byte record, latin1). */
+  /** A flow of this board's table was created or changed (its record, latin1: 40 bytes, 88 for IPv6). */
   localUpsert(record: string, now: number): SyncAction[] {
     const key = recordKey(record)
     this.snapshotTouched?.add(key)
@@ -312,7 +328,7 @@ export class SyncEngine {
     return this.take()
   }
 
-  /** A flow of this board's table is gone (its 16-byte key, latin1). */
+  /** A flow of this board's table is gone (its key, latin1: 16 bytes, 40 for IPv6). */
   localDelete(key: string, now: number): SyncAction[] {
     this.snapshotTouched?.add(key)
     // Our own removal of a stale entry (a commit replacing it) says nothing new.
@@ -570,6 +586,9 @@ export class SyncEngine {
 
     this.counters.framesReceived++
     this.heard(now)
+    const ipv6 = frame.sections.some((x) => x.type === 'ack' && x.ranges.some((r) => r.from === IPV6_CAPABLE.from && r.to === IPV6_CAPABLE.to))
+    if (ipv6 !== this.peerIpv6) this.ipv6HeldSaid = false
+    this.peerIpv6 = ipv6
     if (frame.ackEpoch === this.epoch) this.acked(frame, now)
 
     if (!frame.ackOnly) {
@@ -993,7 +1012,7 @@ export class SyncEngine {
   }
 
   private recordsPerFrame(): number {
-    return Math.floor((this.opts.maxFrameBytes - SYNC_HEADER_LEN - SYNC_HMAC_LEN - 2 * SECTION_HEADER_LEN - 8 * MAX_SACK_RANGES) / FLOW_RECORD_LEN)
+    return Math.floor((this.opts.maxFrameBytes - SYNC_HEADER_LEN - SYNC_HMAC_LEN - 2 * SECTION_HEADER_LEN - 8 * ACK_RANGES) / FLOW_RECORD_LEN)
   }
 
   /**
@@ -1023,6 +1042,10 @@ export class SyncEngine {
     let open: Buffer[] | null = null
     let openKind = ''
     for (const [key, record] of this.pending) {
+      if (this.heldBack(key)) {
+        this.pending.delete(key)
+        continue
+      }
       const kind = record === '' ? 'delete' : 'update'
       const bytes = record === '' ? key.length : record.length
       const fresh = `${kind}${bytes}` !== openKind
@@ -1053,8 +1076,8 @@ export class SyncEngine {
         let insertsLength = 0 // of the open section's records (one family's); 0: none open
         while (p.index < p.keys.length) {
           const record = this.local.get(p.keys[p.index]!)
-          if (record === undefined) {
-            p.index++ // deleted since the transfer began: costs no room
+          if (record === undefined || this.heldBack(p.keys[p.index]!)) {
+            p.index++ // deleted since the transfer began, or IPv6 for an older peer: costs no room
             continue
           }
           const fresh = record.length !== insertsLength
@@ -1081,9 +1104,18 @@ export class SyncEngine {
     return { ackOnly: false, sender: this.opts.sender, epoch: this.epoch, seq: sections.length > 0 ? this.nextSeq++ : 0, ackEpoch: 0, ack: 0, sections }
   }
 
+  /** An IPv6 flow's change for a peer that does not take them (an older carpd): said once, not sent. */
+  private heldBack(key: string): boolean {
+    if (this.peerIpv6 || key.charCodeAt(0) !== FAMILY_IPV6) return false
+    if (!this.ipv6HeldSaid) this.log('the peer runs a carpd without IPv6 flows: they are not sent to it (upgrade it)')
+    this.ipv6HeldSaid = true
+    this.counters.ipv6HeldBack++
+    return true
+  }
+
   /** Encodes a frame with the current acknowledgement and hands it out. */
   private transmit(frame: SyncFrame, now: number, seq: number): void {
-    const sections = this.early.size > 0 ? [...frame.sections, this.sackSection()] : frame.sections
+    const sections = [...frame.sections, this.sackSection()]
     const bytes = encodeSyncFrame({ ...frame, seq, ackEpoch: this.peerEpoch ?? 0, ack: this.expected - 1, sections }, this.opts.key)
     this.out.push({ type: 'send', bytes })
     this.counters.framesSent++
@@ -1097,14 +1129,14 @@ export class SyncEngine {
     this.transmit(frame, now, frame.seq)
   }
 
-  /** Ranges of early frames, so the sender resends only the gap. */
+  /** The IPv6 marker, then ranges of early frames, so the sender resends only the gap. */
   private sackSection(): SyncSection {
     const seqs = [...this.early.keys()].sort((a, b) => a - b)
-    const ranges: { from: number; to: number }[] = []
+    const ranges: { from: number; to: number }[] = [{ ...IPV6_CAPABLE }]
     for (const seq of seqs) {
       const last = ranges[ranges.length - 1]
-      if (last && last.to + 1 === seq) last.to = seq
-      else if (ranges.length < MAX_SACK_RANGES) ranges.push({ from: seq, to: seq })
+      if (ranges.length > 1 && last && last.to + 1 === seq) last.to = seq
+      else if (ranges.length < ACK_RANGES) ranges.push({ from: seq, to: seq })
     }
     return { type: 'ack', ranges }
   }
@@ -1137,7 +1169,7 @@ const NONE: SyncAction[] = []
 
 /** Bytes left in a frame being built; room is kept for the selective acks added at send time. */
 class Budget {
-  private used = SYNC_HEADER_LEN + SYNC_HMAC_LEN + SECTION_HEADER_LEN + 8 * MAX_SACK_RANGES
+  private used = SYNC_HEADER_LEN + SYNC_HMAC_LEN + SECTION_HEADER_LEN + 8 * ACK_RANGES
   constructor(private readonly max: number) {}
 
   /** Is there room for one record of `bytes`, with a section header if `fresh`? Takes it if so. */

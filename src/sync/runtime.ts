@@ -491,9 +491,9 @@ function* flowsOf(records: string[]): Iterable<Flow> {
   }
 }
 
-/** 224.0.0.0/4, or ff00::/8. */
+/** 224.0.0.0/4, or ff00::/8 (the backend gives IPv6 in RFC 5952 text: a full first group). */
 function isMulticast(address: string): boolean {
-  if (isIpv6(address)) return address.startsWith('ff')
+  if (isIpv6(address)) return /^ff[0-9a-f]{2}:/.test(address)
   const first = Number(address.slice(0, address.indexOf('.')))
   return first >= 224 && first <= 239
 }

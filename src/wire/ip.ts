@@ -2,7 +2,8 @@
 // output, socket peers), so a VIP read from the config file and the same address
 // listed by `ip -j addr` compare equal. IPv4 as a dotted quad; IPv6 in RFC 5952's
 // canonical text (lower case, no leading zeros, the longest run of two or more zero
-// groups as "::", the first of equal runs), which is what inet_ntop(3) writes.
+// groups as "::", the first of equal runs), which is what inet_ntop(3) writes (but
+// for IPv4-mapped addresses, which inet_ntop writes with a dotted tail).
 
 /** IPv6 addresses are the ones with a colon; carpd validates every address it keeps. */
 export function isIpv6(address: string): boolean {

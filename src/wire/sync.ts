@@ -122,9 +122,9 @@ const FLOW_FLAGS_KNOWN = FLOW_FLAG_SEEN_REPLY | FLOW_FLAG_ASSURED
  * second should not become 50,000 objects. decodeFlowRecord() turns one into a Flow.
  */
 export type SyncSection =
-  | { type: 'insert'; records: Buffer[] } // FLOW_RECORD_LEN each; part of a bulk transfer
-  | { type: 'update'; records: Buffer[] } // FLOW_RECORD_LEN each; a live change
-  | { type: 'delete'; keys: Buffer[] } // KEY_RECORD_LEN each
+  | { type: 'insert'; records: Buffer[] } // FLOW_RECORD_LEN (FLOW6_RECORD_LEN) each, one family; part of a bulk transfer
+  | { type: 'update'; records: Buffer[] } // likewise; a live change
+  | { type: 'delete'; keys: Buffer[] } // KEY_RECORD_LEN (KEY6_RECORD_LEN) each, one family
   | { type: 'clear' } // forget every flow of the sender
   | { type: 'bulkRequest'; ids: number[] } // send me your whole table, transfer id u32
   | { type: 'bulkStart'; items: { id: number; total: number }[] } // inserts of transfer id follow

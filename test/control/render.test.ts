@@ -72,7 +72,7 @@ t.test('status text with state sync', async (t) => {
     lag: { queued: 2, unacked: 1, oldestUnackedMs: 4 },
     counters: {
       framesSent: 10, framesReceived: 9, changesSent: 130, changesReceived: 100, bulkRecordsSent: 120,
-      resends: 1, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0, staleRecords: 0,
+      resends: 1, duplicates: 0, outOfOrder: 0, lostFrames: 0, overflows: 0, sessionResets: 0, bulkRetries: 0, gapsSkipped: 0, staleRecords: 0, ipv6HeldBack: 0,
     },
     drops: { badAuth: 2, replay: 0 } as never,
     bulk: { wanted: 'operator' as const, receiving: bulk('in', 40), sending: bulk('out', 60), lastIn: bulk('in', 100), lastOut: null },
