@@ -893,7 +893,11 @@ export class SyncEngine {
     if (this.recentlyEnded.size > MAX_ORPHAN_ECHOES) this.recentlyEnded.delete(this.recentlyEnded.keys().next().value as string)
     this.peerNewer.delete(key)
     if (this.echoes.has(key)) this.orphanEcho(key)
-    this.removals.delete(key)
+    // A removal of ours still in flight stays expected: its kernel event is ours, not
+    // a change of the kernel (simulator seed 280009506: a peer that replaced its entry
+    // (a delete, then the new record) while our replace ran; the delete forgot the
+    // removal, its event then dropped the peer's new record as older than the kernel,
+    // and our insert of the older record stayed).
     if (this.idle && this.local.has(key)) this.idle.ended.add(key)
   }
 

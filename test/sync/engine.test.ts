@@ -758,3 +758,23 @@ t.test('IPv6 flows go to a peer that says it takes them; an older peer (no marke
   t.ok(held >= 2, `counted each time a change or a transfer would have carried one: ${held} (flow 1 at start and in the transfer, flow 2 live)`)
   t.equal(p.logs.a.filter((l) => /the peer runs a carpd without IPv6 flows/.test(l)).length, 1, 'said once')
 })
+
+t.test('a removal of ours in flight stays expected when the peer replaces its entry meanwhile (a delete, then the new record: simulator seed 280009506)', async (t) => {
+  const p = new SyncPair()
+  p.start([flow(0, 200, 3)], [flow(0, 300, 3)]) // b's kernel: its own older entry of flow 0
+  p.run(SETTLE_MS)
+  p.handle('b', p.b.promoted())
+  const plan = p.b.takeCommit(p.now)
+  t.same(plan.replace, [key(flow(0))], "b replaces its entry with a's")
+  p.b.expectRemoval(key(flow(0)))
+  // While b's removal runs, a replaces its own entry: a delete, then the newer record.
+  p.remove('a', flow(0, 200, 3))
+  p.run(20)
+  p.upsert('a', flow(0, 100, 3))
+  p.run(20)
+  // Then b's kernel events: our removal, and our insert of the record we read before.
+  p.handle('b', p.b.localDelete(key(flow(0)), p.now))
+  p.b.expectEcho(key(flow(0)), record(flow(0, 200, 3)), p.now)
+  p.handle('b', p.b.localUpsert(record(flow(0, 200, 3)), p.now))
+  t.same(p.b.takeCommit(p.now).replace, [key(flow(0))], "the next commit replaces it with a's newest (the removal's event was ours, not a change of the kernel)")
+})
