@@ -4,7 +4,10 @@
 //   - RSS of each side holding 100,000 flows;
 //   - time to load 10k and 100k flows into a kernel table (root: in a namespace);
 //   - connection survival across a master power-off in the lab (root), for carpd and,
-//     when installed, keepalived + conntrackd.
+//     when installed, keepalived + conntrackd;
+//   - the pair under churn (root): 1,000 new UDP flows/s through the master, CPU and RSS
+//     of every process of each router, carpd and keepalived + conntrackd in the same run
+//     (CARPD_BENCH_CHURN=0 skips it).
 // Exported for scripts/bench.mjs; runs alone too: node scripts/bench-sync.mjs
 import { spawn, spawnSync } from 'node:child_process'
 import { freePort } from './udp-ports.mjs'
@@ -249,6 +252,40 @@ export function kernelRows(k, r) {
 
 const installed = (program) => spawnSync('sh', ['-c', `command -v ${program}`]).status === 0
 
+/** Issue 14's churn (test/lab/sync-lab.ts churn()): the pair under 1,000 new UDP flows/s, every process of each router measured. */
+const CHURN = { rate: 1000, warmupS: 20, windowS: 60 }
+
+async function churnBench() {
+  if (process.env.CARPD_BENCH_CHURN === '0') return null
+  const carpd = await inSyncLab(1, (lab, lib) => lib.churn(lab, 'carpd', CHURN.rate, CHURN.warmupS, CHURN.windowS))
+  if (carpd === null) return null
+  const keepalived = installed('keepalived') && installed('conntrackd') ? await inSyncLab(1, (lab, lib) => lib.churn(lab, 'keepalived', CHURN.rate, CHURN.warmupS, CHURN.windowS)) : null
+  return { ...CHURN, carpd: carpd[0], keepalivedConntrackd: keepalived?.[0] ?? null }
+}
+
+export function churnRows(c) {
+  if (c === null) return [['sync under churn (1,000 new UDP flows/s)', 'skipped (needs root; CARPD_BENCH_CHURN=0 skips it)', '', null]]
+  const pct = (r) => (r.ticks / c.windowS).toFixed(1) // USER_HZ ticks per second = % of a core
+  const cpu = (x) => `${pct(x.r1)} % / ${pct(x.r2)} %`
+  const k = c.keepalivedConntrackd
+  const ratio = k ? (c.carpd.r1.ticks + c.carpd.r2.ticks) / (k.r1.ticks + k.r2.ticks) : NaN
+  const parts = (r) => Object.entries(r.byCommand).filter(([, t]) => t > 0).map(([cmd, t]) => `${cmd} ${(t / c.windowS).toFixed(1)}`).join(', ')
+  return [
+    [
+      `sync under churn, ${c.rate} new UDP flows/s: CPU of every process, master / backup (${c.windowS} s)`,
+      `carpd ${cpu(c.carpd)} of a core (master: ${parts(c.carpd.r1)}); ${k ? `keepalived + conntrackd ${cpu(k)}; carpd/anchors ${ratio.toFixed(2)}` : 'keepalived + conntrackd not installed'}`,
+      '≤ 1.0x keepalived + conntrackd',
+      k ? ratio <= 1 : null,
+    ],
+    [
+      'sync under churn: RSS of every process, master / backup',
+      `carpd ${c.carpd.r1.rssMb.toFixed(1)} / ${c.carpd.r2.rssMb.toFixed(1)} MB (${c.carpd.backupStates} states on the backup)${k ? `; keepalived + conntrackd ${k.r1.rssMb.toFixed(1)} / ${k.r2.rssMb.toFixed(1)} MB` : ''}`,
+      'master ≤ 60 MB',
+      c.carpd.r1.rssMb <= 60,
+    ],
+  ]
+}
+
 export async function syncBench() {
   const throughput = await syncThroughput()
   const kernel = await kernelLoad()
@@ -256,7 +293,8 @@ export async function syncBench() {
   const carpd = await survival(runs)
   const keepalived = carpd !== null && installed('keepalived') && installed('conntrackd') ? await survival(runs, 'keepalived') : null
   const failback = await failbackSurvival(runs)
-  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived, failback }
+  const churn = await churnBench()
+  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived, failback, churn }
 }
 
 export function syncBenchRows(b) {
@@ -266,6 +304,7 @@ export function syncBenchRows(b) {
     ...survivalRows(b.survival),
     ...survivalRows(b.keepalivedConntrackd, 'keepalived + conntrackd'),
     ...failbackRows(b.failback),
+    ...(b.churn === undefined ? [] : churnRows(b.churn)),
   ]
 }
 

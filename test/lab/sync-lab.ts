@@ -2,6 +2,7 @@
 // switch — two routers — WAN switch — server, a stateful firewall and source NAT to
 // the WAN VIP on the routers, a crossover sync link between them, 100 TCP streams
 // (test/lab/streams.mjs) through the master, then the master powered off.
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { NetLab, sleep, until, type Carpd } from './netlab.js'
 
@@ -50,6 +51,7 @@ table inet fw {
     ct state established,related accept
     ct state invalid drop
     iifname { "lan0", "carp1" } oifname { ${wanInterfaces.map((i) => `"${i}"`).join(', ')} } tcp flags & (fin|syn|rst|ack) == syn ct state new accept
+    iifname { "lan0", "carp1" } oifname { ${wanInterfaces.map((i) => `"${i}"`).join(', ')} } meta l4proto udp ct state new accept
   }
   chain input {
     type filter hook input priority 0; policy accept;
@@ -459,4 +461,91 @@ export async function failover(lab: NetLab, kind: PairKind, watchMs: number, str
     for (const last of r.last) worstStallMs = Math.max(worstStallMs, r.t - Math.max(last, cutAt))
   }
   return { flowingMs, syncedStates, r2MasterBeforeCut, takeoverMs, progressed, worstStallMs, report, r1, r2, server, client }
+}
+
+/**
+ * The client's churn: a new UDP flow every 1000/RATE ms (one datagram from one socket
+ * to the next of 40,000 server ports), for SECONDS; the kernel keeps each unreplied
+ * flow 30 s, so about 30 x RATE are live.
+ */
+const UDP_CHURN = `
+import { createSocket } from 'node:dgram'
+const [host, rate, seconds] = process.argv.slice(2)
+const s = createSocket(host.includes(':') ? 'udp6' : 'udp4')
+const end = Date.now() + Number(seconds) * 1000
+const per = Math.max(1, Math.round(Number(rate) / 100))
+let sent = 0
+const timer = setInterval(() => {
+  if (Date.now() > end) { clearInterval(timer); console.log(JSON.stringify({ sent })); s.close(); return }
+  for (let i = 0; i < per; i++) s.send('x', 20000 + (sent++ % 40000), host)
+}, 10)
+`
+
+/** CPU ticks (utime + stime, and of waited-for children) and RSS of every process in a namespace. */
+function namespaceUsage(lab: NetLab, name: string): { ticks: Map<number, number>; comm: Map<number, string>; rssMb: number } {
+  const pids = lab.ip('netns', 'pids', lab.ns(name)).split(/\s+/).filter(Boolean).map(Number)
+  const ticks = new Map<number, number>()
+  const comm = new Map<number, string>()
+  let rssKb = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks.set(pid, Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]))
+      comm.set(pid, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')))
+      rssKb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { ticks, comm, rssMb: rssKb / 1024 }
+}
+
+export interface ChurnOutcome {
+  /** Flows the client opened during the window, per second. */
+  flowsPerS: number
+  /** Peer states the backup held at the end (carpd), or conntrackd's external cache lines. */
+  backupStates: number
+  /** CPU ticks (USER_HZ) of every process of each router over the window, and RSS at its end. */
+  r1: { ticks: number; rssMb: number; byCommand: Record<string, number> }
+  r2: { ticks: number; rssMb: number; byCommand: Record<string, number> }
+  windowS: number
+}
+
+/**
+ * Issue 14's churn: the pair up (carpd, or keepalived + conntrackd), the client opens
+ * `rate` new UDP flows per second through r1; after `warmupS`, every process of each
+ * router is measured over `windowS` (a process that started and ended inside the
+ * window is missed; carpd's commands are counted in its children's time).
+ */
+export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: number, warmupS: number, windowS: number): Promise<ChurnOutcome> {
+  buildLab(lab)
+  const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, 'conntrack')
+  const r1 = pair.start('r1')
+  if ((await until(() => holdsVips(lab, 'r1'), 10_000, 20)) < 0) throw new Error('r1 never held both VIPs')
+  const r2 = pair.start('r2')
+  await pair.ready(r1, r2)
+  const client = lab.spawnLines('client', [process.execPath, lab.writeFile('udp-churn.mjs', UDP_CHURN), SERVER, String(rate), String(warmupS + windowS + 5)])
+  await sleep(warmupS * 1000)
+  const before = { r1: namespaceUsage(lab, 'r1'), r2: namespaceUsage(lab, 'r2') }
+  await sleep(windowS * 1000)
+  const after = { r1: namespaceUsage(lab, 'r1'), r2: namespaceUsage(lab, 'r2') }
+  const used = (r: 'r1' | 'r2') => {
+    let ticks = 0
+    const byCommand: Record<string, number> = {}
+    for (const [pid, t] of after[r].ticks) {
+      const used = t - (before[r].ticks.get(pid) ?? 0)
+      ticks += used
+      const command = after[r].comm.get(pid)!
+      byCommand[command] = (byCommand[command] ?? 0) + used
+    }
+    return { ticks, rssMb: after[r].rssMb, byCommand }
+  }
+  const states =
+    kind === 'carpd'
+      ? (status(lab, 'r2').sync?.states.peer ?? 0)
+      : Number(lab.exec('r2', ['sh', '-c', `conntrackd -C ${lab.dir}/r2.conntrackd.conf -e | grep -c udp`]).trim())
+  await client.exited.catch(() => undefined)
+  const sent = (JSON.parse(client.lines.find((l) => l.startsWith('{')) ?? '{"sent":0}') as { sent: number }).sent
+  return { flowsPerS: sent / (warmupS + windowS + 5), backupStates: states, r1: used('r1'), r2: used('r2'), windowS }
 }
