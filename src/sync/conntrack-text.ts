@@ -21,7 +21,7 @@
 // (dotted quads, integer ranges), so nothing a peer sends can become an option.
 
 import { FAMILY_IPV4, FAMILY_IPV6, type Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_STATES, type Tuple, dstNatAddress, srcNatAddress } from '../wire/flow.js'
-import { ipv6Groups, ipv6Text } from '../wire/ip.js'
+import { parseIpv6 } from '../wire/ip.js'
 
 export type ConntrackEvent = 'NEW' | 'UPDATE' | 'DESTROY'
 
@@ -139,7 +139,8 @@ export function parseConntrackLine(line: string): ParsedLine {
   else if (token === 'ipv6' && l3Number === '10') family = FAMILY_IPV6
   // libnetfilter_conntrack names every other family "unknown".
   else return token === 'unknown' && parseUint(l3Number ?? '', 255) >= 0 ? OTHER_FAMILY : BAD
-  const address = family === FAMILY_IPV4 ? (text: string) => (isIpv4(text) ? text : null) : canonicalIpv6
+  // IPv6 in RFC 5952 text, the form the sync records decode to.
+  const address = family === FAMILY_IPV4 ? (text: string) => (isIpv4(text) ? text : null) : parseIpv6
 
   // Layer 4: name and number, which must agree.
   const protoName = next()
@@ -253,12 +254,6 @@ export function parseConntrackLine(line: string): ParsedLine {
   }
 }
 
-/** An IPv6 address as conntrack prints it, in RFC 5952 text (the form the sync records decode to), or null. */
-function canonicalIpv6(text: string): string | null {
-  const groups = ipv6Groups(text)
-  return groups === null ? null : ipv6Text(groups)
-}
-
 function toTuple(proto: number, t: TupleText): Tuple | null {
   if (t.src === '' || t.dst === '') return null
   if (proto === PROTO_ICMP) {
@@ -283,7 +278,7 @@ function checkedUint(value: number, max: number, what: string): string {
 /** An address of the flow's family, as conntrack reads it (never an option). */
 function checkedAddress(flow: Flow, value: string, what: string): string {
   if (flow.family === FAMILY_IPV6) {
-    const text = typeof value === 'string' ? canonicalIpv6(value) : null
+    const text = typeof value === 'string' ? parseIpv6(value) : null
     if (text === null) throw new FlowTextError(`${what} ${JSON.stringify(value)} is not an IPv6 address`)
     return text
   }

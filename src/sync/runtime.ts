@@ -335,7 +335,7 @@ export class SyncRuntime {
       let chunk = plan.replace.slice(i, i + REPLACE_CHUNK_FLOWS)
       for (const key of chunk) this.engine.expectRemoval(key)
       try {
-        await backend.remove(this.peerRecords(chunk))
+        await backend.remove(this.peerFlows(chunk, false))
       } catch (err) {
         // Entries not removed stay (the insert below finds them "there already"): the
         // next commit replaces them again. One in flight is not inserted over: its
@@ -406,21 +406,17 @@ export class SyncRuntime {
     return { count, text: count === 0 ? '' : `; ${count} left out (${[...why].map(([reason, n]) => `${n}: ${reason}`).join(', ')})` }
   }
 
-  /** The peer's current records of these flows, to load, lazily (one may be gone meanwhile). */
-  private *peerFlows(keys: string[]): Iterable<Flow> {
+  /**
+   * The peer's current records of these flows, lazily (one may be gone meanwhile);
+   * to load them (`echo`: their kernel events are our own), or to remove the kernel's
+   * entries of them (no echo is expected).
+   */
+  private *peerFlows(keys: string[], echo = true): Iterable<Flow> {
     for (const key of keys) {
       const record = this.engine.peer.get(key)
       if (record === undefined) continue
-      this.engine.expectEcho(key, record, this.deps.clock.now())
+      if (echo) this.engine.expectEcho(key, record, this.deps.clock.now())
       yield* flowsOf([record])
-    }
-  }
-
-  /** The same, to remove the kernel's entries of these flows: no echo is expected. */
-  private *peerRecords(keys: string[]): Iterable<Flow> {
-    for (const key of keys) {
-      const record = this.engine.peer.get(key)
-      if (record !== undefined) yield* flowsOf([record])
     }
   }
 

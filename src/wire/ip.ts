@@ -112,7 +112,11 @@ export function inSubnet(net: { address: string; prefix: number }, address: stri
   return (a[whole]! & mask) === (b[whole]! & mask)
 }
 
-/** fe80::/10: link-local, where IPv6 adverts to ff02::12 come from. */
+/**
+ * fe80::/10: link-local, where IPv6 adverts to ff02::12 come from. Of a validated
+ * address: its first group is fe80..febf, always written with four digits (no
+ * allocation: state sync asks this of every IPv6 flow change).
+ */
 export function isIpv6LinkLocal(address: string): boolean {
-  return isIpv6(address) && inSubnet({ address: 'fe80::', prefix: 10 }, address)
+  return /^fe[89ab][0-9a-f]:/i.test(address)
 }
