@@ -7,7 +7,7 @@
 //     when installed, keepalived + conntrackd;
 //   - the pair under churn (root): 1,000 new UDP flows/s through the master, CPU and RSS
 //     of every process of each router, carpd and keepalived + conntrackd in the same run
-//     (CARPD_BENCH_CHURN=0 skips it).
+//     (CARPD_BENCH_CHURN=0 skips it; CARPD_BENCH_PERF=DIR records perf -g of each router).
 // Exported for scripts/bench.mjs; runs alone too: node scripts/bench-sync.mjs
 import { spawn, spawnSync } from 'node:child_process'
 import { freePort } from './udp-ports.mjs'
@@ -255,11 +255,14 @@ const installed = (program) => spawnSync('sh', ['-c', `command -v ${program}`]).
 /** Issue 14's churn (test/lab/sync-lab.ts churn()): the pair under 1,000 new UDP flows/s, every process of each router measured. */
 const CHURN = { rate: 1000, warmupS: 20, windowS: 60 }
 
-async function churnBench() {
+export async function churnBench() {
   if (process.env.CARPD_BENCH_CHURN === '0') return null
-  const carpd = await inSyncLab(1, (lab, lib) => lib.churn(lab, 'carpd', CHURN.rate, CHURN.warmupS, CHURN.windowS))
+  // CARPD_BENCH_PERF=DIR: perf record -g of each router over the window, DIR/{carpd,keepalived}-r{1,2}.perf.data
+  const perfDir = process.env.CARPD_BENCH_PERF
+  const run = (kind) => inSyncLab(1, (lab, lib) => lib.churn(lab, kind, CHURN.rate, CHURN.warmupS, CHURN.windowS, perfDir))
+  const carpd = await run('carpd')
   if (carpd === null) return null
-  const keepalived = installed('keepalived') && installed('conntrackd') ? await inSyncLab(1, (lab, lib) => lib.churn(lab, 'keepalived', CHURN.rate, CHURN.warmupS, CHURN.windowS)) : null
+  const keepalived = installed('keepalived') && installed('conntrackd') ? await run('keepalived') : null
   return { ...CHURN, carpd: carpd[0], keepalivedConntrackd: keepalived?.[0] ?? null }
 }
 

@@ -196,9 +196,12 @@ export class NetLab {
   }
 
   /** Starts build/carpd.js in a namespace with this configuration text. */
+  /** Node.js options for every carpd this lab starts (a profiler's, e.g. --perf-basic-prof). */
+  nodeArgs: string[] = []
+
   startCarpd(name: string, config: string, extraArgs: string[] = []): Carpd {
     const file = this.writeFile(`${name}.conf`, config)
-    return this.spawnLines(name, [process.execPath, this.carpdPath, 'run', '-c', file, ...extraArgs])
+    return this.spawnLines(name, [process.execPath, ...this.nodeArgs, this.carpdPath, 'run', '-c', file, ...extraArgs])
   }
 
   /** Starts any long-running command in a namespace and collects its output lines. */

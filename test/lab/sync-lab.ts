@@ -3,6 +3,7 @@
 // the WAN VIP on the routers, a crossover sync link between them, 100 TCP streams
 // (test/lab/streams.mjs) through the master, then the master powered off.
 import { readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 import { NetLab, sleep, until, type Carpd } from './netlab.js'
 
@@ -501,6 +502,13 @@ function namespaceUsage(lab: NetLab, name: string): { ticks: Map<number, number>
   return { ticks, comm, rssMb: rssKb / 1024 }
 }
 
+/** `perf record -g` of every process of a router for `seconds` (the whole process: V8, OpenSSL, the kernel). */
+function recordPerf(lab: NetLab, name: string, file: string, seconds: number): Promise<unknown> {
+  const pids = lab.ip('netns', 'pids', lab.ns(name)).split(/\s+/).filter(Boolean).join(',')
+  const child = spawn('perf', ['record', '-q', '-F', '997', '-g', '-p', pids, '-o', file, '--', 'sleep', String(seconds)], { stdio: 'ignore' })
+  return new Promise((resolve) => child.once('exit', resolve))
+}
+
 export interface ChurnOutcome {
   /** Flows the client opened during the window, per second. */
   flowsPerS: number
@@ -518,8 +526,9 @@ export interface ChurnOutcome {
  * router is measured over `windowS` (a process that started and ended inside the
  * window is missed; carpd's commands are counted in its children's time).
  */
-export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: number, warmupS: number, windowS: number): Promise<ChurnOutcome> {
+export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: number, warmupS: number, windowS: number, perfDir?: string): Promise<ChurnOutcome> {
   buildLab(lab)
+  if (perfDir !== undefined) lab.nodeArgs = ['--perf-basic-prof-only-functions']
   const pair = kind === 'keepalived' ? keepalivedPair(lab) : carpdPair(lab, 'conntrack')
   const r1 = pair.start('r1')
   if ((await until(() => holdsVips(lab, 'r1'), 10_000, 20)) < 0) throw new Error('r1 never held both VIPs')
@@ -528,7 +537,9 @@ export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: num
   const client = lab.spawnLines('client', [process.execPath, lab.writeFile('udp-churn.mjs', UDP_CHURN), SERVER, String(rate), String(warmupS + windowS + 5)])
   await sleep(warmupS * 1000)
   const before = { r1: namespaceUsage(lab, 'r1'), r2: namespaceUsage(lab, 'r2') }
+  const perf = perfDir === undefined ? [] : (['r1', 'r2'] as const).map((r) => recordPerf(lab, r, `${perfDir}/${kind}-${r}.perf.data`, windowS))
   await sleep(windowS * 1000)
+  await Promise.all(perf)
   const after = { r1: namespaceUsage(lab, 'r1'), r2: namespaceUsage(lab, 'r2') }
   const used = (r: 'r1' | 'r2') => {
     let ticks = 0
