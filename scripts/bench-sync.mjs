@@ -282,7 +282,7 @@ export function churnRows(c) {
     ],
     [
       'sync under churn: RSS of every process, master / backup',
-      `carpd ${c.carpd.r1.rssMb.toFixed(1)} / ${c.carpd.r2.rssMb.toFixed(1)} MB (${c.carpd.backupStates} states on the backup)${k ? `; keepalived + conntrackd ${k.r1.rssMb.toFixed(1)} / ${k.r2.rssMb.toFixed(1)} MB` : ''}`,
+      `carpd ${c.carpd.r1.rssMb.toFixed(1)} / ${c.carpd.r2.rssMb.toFixed(1)} MB (anon ${c.carpd.r1.anonMb.toFixed(1)} / ${c.carpd.r2.anonMb.toFixed(1)}) (${c.carpd.backupStates} states on the backup, the master read its kernel table ${c.carpd.masterRereads} time(s))${k ? `; keepalived + conntrackd ${k.r1.rssMb.toFixed(1)} / ${k.r2.rssMb.toFixed(1)} MB` : ''}`,
       'master ≤ 60 MB',
       c.carpd.r1.rssMb <= 60,
     ],

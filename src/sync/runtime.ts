@@ -31,6 +31,15 @@ const SNAPSHOT_RETRY_MS = 5000
  */
 export const SNAPSHOT_AFTER_LOSS_MS = 250
 /**
+ * Reads after lost events start at most this often. A kernel that drops events once
+ * keeps dropping them under the same load (the lab: `conntrack -E` hit ENOBUFS every
+ * 10-20 s at 1,000 new UDP flows/s, with an 8 or a 128 MiB socket buffer alike), and
+ * a read of 30,000 flows took 0.8 s of the board's CPU: the master spent a third of
+ * its time reading its own table again. conntrackd's NetlinkOverrunResync waits 30 s
+ * for the same reason (conntrackd.conf(5)).
+ */
+export const LOSS_READ_GAP_MS = 30_000
+/**
  * Stale entries are replaced this many at a time (removed, then the peer's states
  * inserted), so a flow is without an entry only while its own chunk is removed:
  * each `conntrack -D` reads the whole table (~35 ms per flow at 20,000 flows).
@@ -79,6 +88,8 @@ export class SyncRuntime {
   private backendHold: TimerHandle | null = null
   private retryTimer: TimerHandle | null = null
   private lossTimer: TimerHandle | null = null
+  /** When the last read after lost events started (LOSS_READ_GAP_MS). */
+  private lossReadMs = -Infinity
   private lateTimer: TimerHandle | null = null
   private promotedMs = -Infinity
   private commitQueue: Promise<void> = Promise.resolve()
@@ -113,10 +124,14 @@ export class SyncRuntime {
     this.deps.backend.watch(
       (change) => this.localChange(change),
       (why) => {
-        this.deps.log.event('sync', `state events lost (${why}): reading the whole table again`)
         if (this.lossTimer !== null) return
-        this.lossTimer = this.deps.clock.at(this.deps.clock.now() + SNAPSHOT_AFTER_LOSS_MS, () => {
+        const now = this.deps.clock.now()
+        const atMs = Math.max(now + SNAPSHOT_AFTER_LOSS_MS, this.lossReadMs + LOSS_READ_GAP_MS)
+        const when = atMs - now > SNAPSHOT_AFTER_LOSS_MS ? `in ${((atMs - now) / 1000).toFixed(1)} s (one such read per ${LOSS_READ_GAP_MS / 1000} s at most)` : 'again'
+        this.deps.log.event('sync', `state events lost (${why}): reading the whole table ${when}`)
+        this.lossTimer = this.deps.clock.at(atMs, () => {
           this.lossTimer = null
+          this.lossReadMs = this.deps.clock.now()
           if (this.running) void this.snapshot()
         })
       },

@@ -483,23 +483,26 @@ const timer = setInterval(() => {
 `
 
 /** CPU ticks (utime + stime, and of waited-for children) and RSS of every process in a namespace. */
-function namespaceUsage(lab: NetLab, name: string): { ticks: Map<number, number>; comm: Map<number, string>; rssMb: number } {
+function namespaceUsage(lab: NetLab, name: string): { ticks: Map<number, number>; comm: Map<number, string>; rssMb: number; anonMb: number } {
   const pids = lab.ip('netns', 'pids', lab.ns(name)).split(/\s+/).filter(Boolean).map(Number)
   const ticks = new Map<number, number>()
   const comm = new Map<number, string>()
   let rssKb = 0
+  let anonKb = 0
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       ticks.set(pid, Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]))
       comm.set(pid, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')))
-      rssKb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+      const st = readFileSync(`/proc/${pid}/status`, 'utf8')
+      rssKb += Number(/VmRSS:\s+(\d+)/.exec(st)?.[1] ?? 0)
+      anonKb += Number(/RssAnon:\s+(\d+)/.exec(st)?.[1] ?? 0)
     } catch {
       // gone meanwhile
     }
   }
-  return { ticks, comm, rssMb: rssKb / 1024 }
+  return { ticks, comm, rssMb: rssKb / 1024, anonMb: anonKb / 1024 }
 }
 
 /** `perf record -g` of every process of a router for `seconds` (the whole process: V8, OpenSSL, the kernel). */
@@ -514,9 +517,12 @@ export interface ChurnOutcome {
   flowsPerS: number
   /** Peer states the backup held at the end (carpd), or conntrackd's external cache lines. */
   backupStates: number
+  /** carpd: times the master read its whole kernel table (1 at start, +1 after each loss of `conntrack -E` events). */
+  masterRereads: number
   /** CPU ticks (USER_HZ) of every process of each router over the window, and RSS at its end. */
-  r1: { ticks: number; rssMb: number; byCommand: Record<string, number> }
-  r2: { ticks: number; rssMb: number; byCommand: Record<string, number> }
+  /** RSS: resident memory of every process; anonMb: the part that is not file pages (the node binary's code). */
+  r1: { ticks: number; rssMb: number; anonMb: number; byCommand: Record<string, number> }
+  r2: { ticks: number; rssMb: number; anonMb: number; byCommand: Record<string, number> }
   windowS: number
 }
 
@@ -550,13 +556,15 @@ export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: num
       const command = after[r].comm.get(pid)!
       byCommand[command] = (byCommand[command] ?? 0) + used
     }
-    return { ticks, rssMb: after[r].rssMb, byCommand }
+    return { ticks, rssMb: after[r].rssMb, anonMb: after[r].anonMb, byCommand }
   }
+  // The master's table re-reads: one at its start, one more after each loss of kernel events.
+  const rereads = kind === 'carpd' ? (JSON.parse(lab.carpdOnce('r1', ['status', '--json', '-c', `${lab.dir}/r1.conf`])) as { sync: { backend: { snapshots: number } } }).sync.backend.snapshots : 0
   const states =
     kind === 'carpd'
       ? (status(lab, 'r2').sync?.states.peer ?? 0)
       : Number(lab.exec('r2', ['sh', '-c', `conntrackd -C ${lab.dir}/r2.conntrackd.conf -e | grep -c udp`]).trim())
   await client.exited.catch(() => undefined)
   const sent = (JSON.parse(client.lines.find((l) => l.startsWith('{')) ?? '{"sent":0}') as { sent: number }).sent
-  return { flowsPerS: sent / (warmupS + windowS + 5), backupStates: states, r1: used('r1'), r2: used('r2'), windowS }
+  return { flowsPerS: sent / (warmupS + windowS + 5), backupStates: states, masterRereads: rereads, r1: used('r1'), r2: used('r2'), windowS }
 }

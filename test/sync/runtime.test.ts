@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { SNAPSHOT_AFTER_LOSS_MS, SyncRuntime, type SyncRuntimeDeps } from '../../src/sync/runtime.js'
+import { LOSS_READ_GAP_MS, SNAPSHOT_AFTER_LOSS_MS, SyncRuntime, type SyncRuntimeDeps } from '../../src/sync/runtime.js'
 import { BACKEND_FAIL_HOLD_MS, DEMOTE_SYNC_BACKEND, DEMOTE_SYNC_BULK, DEMOTE_SYNC_GONE } from '../../src/sync/constants.js'
 import type { FlowChange, SyncBackend } from '../../src/sync/backend.js'
 import type { Flow } from '../../src/wire/flow.js'
@@ -334,6 +334,27 @@ t.test('lost events: the table is read again and differences go out', async (t) 
   t.equal(b.link.status().states.peer, 2)
   const peerTable = (b.link as unknown as { engine: { peer: Map<string, string> } }).engine.peer
   t.same([...peerTable.keys()].sort(), [key(flow(2)), key(flow(3))].sort(), 'flow 1 deleted, flow 3 added on the peer')
+})
+
+t.test('lost events again and again: one read per LOSS_READ_GAP_MS at most', async (t) => {
+  const { a, settle } = pair(t, { a: [flow(1)] })
+  a.link.start()
+  await settle(100)
+  a.backend.onLost('No buffer space available')
+  await settle(SNAPSHOT_AFTER_LOSS_MS + 50)
+  t.equal(a.link.status().backend.snapshots, 2, 'the first loss: read at once')
+  a.backend.table = [flow(1), flow(2)]
+  a.backend.onLost('No buffer space available')
+  t.match(a.lines.at(-1), /reading the whole table in 29\.\d s \(one such read per 30 s at most\)/)
+  await settle(LOSS_READ_GAP_MS - 2000)
+  t.equal(a.link.status().backend.snapshots, 2, 'a loss soon after: no read yet')
+  await settle(2500)
+  t.equal(a.link.status().backend.snapshots, 3, 'read 30 s after the last one')
+  t.equal(a.link.status().states.local, 2)
+  await settle(LOSS_READ_GAP_MS + 100)
+  a.backend.onLost('No buffer space available')
+  await settle(SNAPSHOT_AFTER_LOSS_MS + 50)
+  t.equal(a.link.status().backend.snapshots, 4, 'after a quiet gap: at once again')
 })
 
 t.test('lost events: an event the kernel queued before the loss does not beat the table read', async (t) => {
