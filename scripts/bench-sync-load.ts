@@ -4,8 +4,8 @@
 //
 //   node load.mjs NAMESPACE
 //
-// Prints one JSON object: load times for 10k and 100k flows (one promotion's worth,
-// conntrackd's way), a snapshot of 100k, and the cost of loading flows as they arrive
+// Prints one JSON object: load times for 10k, 100k and 250k flows (one promotion's
+// worth, conntrackd's way), a snapshot of 100k and of 250k, nf_conntrack_max, and the cost of loading flows as they arrive
 // (pfsync's way: a `conntrack -R` per received frame of 35 flows), with the CPU the
 // conntrack processes used (from /proc/self/stat: children's user+system time).
 
@@ -53,12 +53,22 @@ async function timedLoad(list: Flow[]): Promise<{ ms: number; loaded: number; cp
   return { ms: Math.round(performance.now() - t0), loaded: r.loaded, cpuS: +(childCpuS() - cpu0).toFixed(2) }
 }
 
+/** Reads the whole table back, as after lost events. */
+async function timedRead(): Promise<{ ms: number; flows: number }> {
+  const t0 = performance.now()
+  let seen = 0
+  await backend.snapshot(() => void seen++)
+  return { ms: Math.round(performance.now() - t0), flows: seen }
+}
+
 const load10k = await timedLoad(flows(10_000))
 const load100k = await timedLoad(flows(100_000))
-const t0 = performance.now()
-let seen = 0
-await backend.snapshot(() => void seen++)
-const snapshot100k = { ms: Math.round(performance.now() - t0), flows: seen }
+const snapshot100k = await timedRead()
+// Board scale: nf_conntrack_max of a 2-4 GB board (the kernel's default is its hash
+// buckets, RAM / 16 KiB: 131,072 at 2 GB, 262,144 from 4 GB on).
+const conntrackMax = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8'))
+const load250k = await timedLoad(flows(250_000))
+const snapshot250k = await timedRead()
 
 // pfsync's way: every frame of 35 records goes into the kernel as it arrives.
 flush()
@@ -73,4 +83,4 @@ const perFrame = {
   cpuMsPer1000: Math.round(((childCpuS() - cpu0) * 1000) / (ARRIVING / 1000)),
 }
 backend.stop()
-process.stdout.write(`${JSON.stringify({ load10k, load100k, snapshot100k, perFrame })}\n`)
+process.stdout.write(`${JSON.stringify({ load10k, load100k, snapshot100k, conntrackMax, load250k, snapshot250k, perFrame })}\n`)

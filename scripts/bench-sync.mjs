@@ -7,7 +7,9 @@
 //     when installed, keepalived + conntrackd;
 //   - the pair under churn (root): 1,000 new UDP flows/s through the master, CPU and RSS
 //     of every process of each router, carpd and keepalived + conntrackd in the same run
-//     (CARPD_BENCH_CHURN=0 skips it; CARPD_BENCH_PERF=DIR records perf -g of each router).
+//     (CARPD_BENCH_CHURN=0 skips it; CARPD_BENCH_PERF=DIR records perf -g of each router);
+//   - board scale (root): 250,000 flows, bulk transfer and promotion commit timed, the
+//     master's advert intervals on the wire during both (CARPD_BENCH_SCALE=0 skips it).
 // Exported for scripts/bench.mjs; runs alone too: node scripts/bench-sync.mjs
 import { spawn, spawnSync } from 'node:child_process'
 import { freePort } from './udp-ports.mjs'
@@ -242,6 +244,13 @@ export function kernelRows(k, r) {
     ['sync: load 100k flows into the kernel', `${k.load100k.ms} ms`, '≤ 1.5 s', k.load100k.ms <= 1500],
     ['sync: read a table of 100k flows', `${k.snapshot100k.ms} ms`, '', null],
     [
+      `sync: load 250k flows into the kernel (nf_conntrack_max here ${k.conntrackMax})`,
+      `${k.load250k.ms} ms (${k.load250k.loaded} loaded, conntrack CPU ${k.load250k.cpuS} s)`,
+      '≤ 3 s (a promotion commit at board scale)',
+      k.load250k.ms <= 3000,
+    ],
+    ['sync: read a table of 250k flows', `${k.snapshot250k.ms} ms (${k.snapshot250k.flows} flows)`, '', null],
+    [
       'sync: backup CPU per 1,000 changes: in memory / into the kernel per frame',
       `${r.cpuMsPer1000.receiver} / ${k.perFrame.cpuMsPer1000} ms`,
       'least CPU: in memory',
@@ -289,6 +298,45 @@ export function churnRows(c) {
   ]
 }
 
+/**
+ * Issue 14's board scale (test/lab/sync-lab.ts scale()): 250,000 flows in the master's
+ * kernel, the backup's bulk transfer, the master powered off and the backup's commit,
+ * the master's adverts on the wire meanwhile; at sub-second timing (advskew 26) and at
+ * advbase 1. CARPD_BENCH_SCALE=0 skips it, CARPD_BENCH_SCALE_FLOWS sets the size.
+ */
+const SCALE_FLOWS = Number(process.env.CARPD_BENCH_SCALE_FLOWS ?? 250_000)
+
+export async function scaleBench() {
+  if (process.env.CARPD_BENCH_SCALE === '0') return null
+  const out = []
+  for (const timing of ['subsecond', 'advbase1']) {
+    const r = await inSyncLab(1, (lab, lib) => lib.scale(lab, SCALE_FLOWS, timing, process.env.CARPD_BENCH_PERF))
+    if (r === null) return null
+    out.push(r[0])
+  }
+  return out
+}
+
+export function scaleRows(runs) {
+  if (runs === null) return [['sync at board scale', 'skipped (needs root; CARPD_BENCH_SCALE=0 skips it)', '', null]]
+  const n = runs[0].flows.toLocaleString('en')
+  const timing = (r) => (r.timing === 'subsecond' ? `advskew ${Math.round(((r.intervalMs.r1 * 256) / 1000))}` : 'advbase 1')
+  const window = (w, nominal) => `longest advert gap ${w.worstMs} ms of ${nominal} (+${w.jitterPct} %)`
+  const jitterOk = runs.every((r) => r.bulk.jitterPct <= 10 && r.commit.jitterPct <= 10)
+  return [
+    [`sync, ${n} flows: bulk transfer to the backup`, runs.map((r) => `${timing(r)}: ${r.bulk.ms} ms (${r.bulk.states} states)`).join('; '), '≤ 2 s', runs.every((r) => r.bulk.ms <= 2000)],
+    [`sync, ${n} flows: promotion commit into the kernel`, runs.map((r) => `${timing(r)}: ${r.commit.ms} ms (${r.commit.loaded} loaded)`).join('; '), '≤ 3 s', runs.every((r) => r.commit.ms <= 3000)],
+    [
+      `sync, ${n} flows: advert timing on the wire during the bulk transfer / the commit`,
+      runs.map((r) => `${timing(r)}: bulk ${window(r.bulk, r.intervalMs.r1)}, commit ${window(r.commit, r.intervalMs.r2)} (quiet: ${window(r.quiet, r.intervalMs.r1)})`).join('; '),
+      '≤ +10 % of the interval',
+      jitterOk,
+    ],
+    [`sync, ${n} flows: RSS of carpd, master after the bulk / backup after its commit`, runs.map((r) => `${timing(r)}: ${r.rssMb.r1} / ${r.rssMb.r2} MB`).join('; '), '≤ 150 MB', runs.every((r) => r.rssMb.r1 <= 150 && r.rssMb.r2 <= 150)],
+    [`sync, ${n} flows: the master reading its kernel table at start`, runs.map((r) => `${timing(r)}: ${r.readMs} ms`).join('; '), '', null],
+  ]
+}
+
 export async function syncBench() {
   const throughput = await syncThroughput()
   const kernel = await kernelLoad()
@@ -297,7 +345,8 @@ export async function syncBench() {
   const keepalived = carpd !== null && installed('keepalived') && installed('conntrackd') ? await survival(runs, 'keepalived') : null
   const failback = await failbackSurvival(runs)
   const churn = await churnBench()
-  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived, failback, churn }
+  const scale = await scaleBench()
+  return { throughput, kernel, survival: carpd, keepalivedConntrackd: keepalived, failback, churn, scale }
 }
 
 export function syncBenchRows(b) {
@@ -308,6 +357,7 @@ export function syncBenchRows(b) {
     ...survivalRows(b.keepalivedConntrackd, 'keepalived + conntrackd'),
     ...failbackRows(b.failback),
     ...(b.churn === undefined ? [] : churnRows(b.churn)),
+    ...(b.scale === undefined ? [] : scaleRows(b.scale)),
   ]
 }
 

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 import { NetLab, sleep, until, type Carpd } from './netlab.js'
+import { conntrackBackend } from '../../src/platform/conntrack.js'
+import { FAMILY_IPV4, PROTO_TCP, type Flow } from '../../src/wire/flow.js'
 
 export const LAN_VIP = '192.0.2.1'
 const WAN_VIP = '203.0.113.1'
@@ -567,4 +569,142 @@ export async function churn(lab: NetLab, kind: 'carpd' | 'keepalived', rate: num
   await client.exited.catch(() => undefined)
   const sent = (JSON.parse(client.lines.find((l) => l.startsWith('{')) ?? '{"sent":0}') as { sent: number }).sent
   return { flowsPerS: sent / (warmupS + windowS + 5), backupStates: states, masterRereads: rereads, r1: used('r1'), r2: used('r2'), windowS }
+}
+
+/** One window of a master's adverts (issue 14's "advert jitter during a bulk transfer and a commit"). */
+export interface AdvertWindow {
+  /** How long the window lasted (the bulk transfer, the commit, a quiet stretch). */
+  ms: number
+  /** Adverts sent in it, and the intervals that touch it: worst, and its deviation from the nominal interval. */
+  adverts: number
+  worstMs: number
+  jitterPct: number
+}
+
+export interface ScaleOutcome {
+  flows: number
+  timing: Timing
+  /** The nominal advert intervals of r1 and r2 (advbase + advskew / 256 s). */
+  intervalMs: { r1: number; r2: number }
+  /** r1 reading its kernel table at start (its own log). */
+  readMs: number
+  /** The bulk transfer r1 -> r2 (r2's log) and r1's adverts meanwhile. */
+  bulk: AdvertWindow & { states: number }
+  /** r1's adverts over 3 s before r2 starts (from 1 s after it became master), for comparison. */
+  quiet: AdvertWindow
+  /** r2's promotion commit after r1 is powered off, and r2's adverts meanwhile. */
+  commit: AdvertWindow & { loaded: number }
+  /** RSS of each carpd (its node process) holding the flows: r1 after the bulk, r2 after the commit. */
+  rssMb: { r1: number; r2: number }
+}
+
+/** A flow of the scale test: a client behind the pair to the server, all distinct, established. */
+function scaleFlow(i: number): Flow {
+  const client = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+  return {
+    family: FAMILY_IPV4,
+    proto: PROTO_TCP,
+    orig: { src: client, dst: SERVER, sport: 20000 + (i % 40000), dport: 443 },
+    reply: { src: SERVER, dst: client, sport: 443, dport: 20000 + (i % 40000) },
+    tcpState: 3,
+    timeoutS: 432000,
+    mark: 0,
+    zone: 0,
+    seenReply: true,
+    assured: true,
+  }
+}
+
+/** The carpd node process of a namespace: its RSS in MB. */
+function carpdRssMb(lab: NetLab, name: string): number {
+  for (const pid of lab.ip('netns', 'pids', lab.ns(name)).split(/\s+/).filter(Boolean)) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(lab.carpdPath)) continue
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return NaN
+}
+
+/** Send times (ms) of the CARP adverts (UDP to 224.0.0.18) from `src` that a `tcpdump -tt` printed. */
+function advertTimes(lines: readonly string[], src: string): number[] {
+  const out: number[] = []
+  for (const line of lines) {
+    const m = /^(\d+\.\d+) IP (\S+) > /.exec(line)
+    if (m && m[2]!.startsWith(`${src}.`)) out.push(Number(m[1]) * 1000)
+  }
+  return out
+}
+
+/** The intervals between a router's adverts that touch [fromMs, toMs]: the longest, and how far past the nominal it was. */
+function advertWindow(times: readonly number[], fromMs: number, toMs: number, nominalMs: number): AdvertWindow {
+  let worst = 0
+  let adverts = 0
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! >= fromMs && times[i]! <= toMs) adverts++
+    if (times[i]! < fromMs || times[i - 1]! > toMs) continue
+    worst = Math.max(worst, times[i]! - times[i - 1]!)
+  }
+  // Late is what counts (the backup's master-down timer runs meanwhile); an extra
+  // advert (a new master's first ones, a changed demotion said at once) is no harm.
+  return { ms: Math.round(toMs - fromMs), adverts, worstMs: Math.round(worst), jitterPct: Math.round((Math.max(0, worst - nominalMs) / nominalMs) * 1000) / 10 }
+}
+
+const logMs = (line: string): number => Date.parse(line.slice(0, 24))
+
+/**
+ * Issue 14's board scale: `flows` established flows in r1's kernel, r1 starts and
+ * reads them, r2 starts and takes them in a bulk transfer, r1 is powered off and r2
+ * commits them into its kernel; the adverts of the master on the wire (tcpdump on
+ * the LAN side of each router) are timed during both against a quiet stretch.
+ */
+export async function scale(lab: NetLab, flows: number, timing: Timing, perfDir?: string): Promise<ScaleOutcome> {
+  buildLab(lab)
+  if (perfDir !== undefined) lab.nodeArgs = ['--perf-basic-prof-only-functions']
+  const backend = conntrackBackend({ log: { event: () => {} } as never, prefix: ['ip', 'netns', 'exec', lab.ns('r1')] })
+  try {
+    const loaded = await backend.load(Array.from({ length: flows }, (_, i) => scaleFlow(i)))
+    if (loaded.loaded !== flows) throw new Error(`r1's kernel took ${loaded.loaded} of ${flows} flows`)
+  } finally {
+    backend.stop()
+  }
+  const dumps = (['r1', 'r2'] as const).map((r) => lab.spawnLines(r, ['tcpdump', '-i', 'lan0', '-n', '-tt', '-l', 'udp and dst host 224.0.0.18']))
+  const interval = (name: Router): number => {
+    const skew = timing === 'subsecond' ? ROUTERS[name].advskew : name === 'r1' ? 0 : 100
+    return (timing === 'subsecond' ? 0 : 1000) + (skew * 1000) / 256
+  }
+  const pair = carpdPair(lab, 'conntrack', timing)
+  const r1 = pair.start('r1')
+  const read = await r1.waitFor(/state table read: \d+ flows in (\d+) ms/, 60_000)
+  await r1.waitFor(/vhid=1 .*BACKUP->MASTER/, 30_000)
+  await sleep(4000)
+  const quietTo = Date.now()
+  const r2 = pair.start('r2')
+  const coming = await r2.waitFor(/bulk transfer \d+ from the peer: \d+ states coming/, 60_000)
+  const done = await r2.waitFor(/bulk transfer \d+ from the peer done: (\d+) states in (\d+) ms/, 120_000)
+  await sleep(1000)
+  const rssR1 = carpdRssMb(lab, 'r1')
+  const perf = perfDir === undefined ? null : recordPerf(lab, 'r2', `${perfDir}/scale-${timing}-r2-commit.perf.data`, 12)
+  lab.killAll('r1')
+  for (const iface of ['lan0', 'wan0', 'sync0']) lab.linkSet('r1', iface, 'down')
+  const master = await r2.waitFor(/vhid=1 .*->MASTER/, 30_000)
+  const made = await r2.waitFor(/MASTER: kernel table made current in (\d+) ms: (\d+) peer states loaded/, 180_000)
+  await sleep(Math.max(3000, interval('r2') * 3))
+  await perf
+  const r1Adverts = advertTimes(dumps[0]!.lines, ROUTERS.r1.lan)
+  const r2Adverts = advertTimes(dumps[1]!.lines, ROUTERS.r2.lan)
+  // The first advert of a new master goes out at once: intervals count from the second.
+  const commitFrom = r2Adverts.find((t) => t > logMs(master)) ?? logMs(master)
+  return {
+    flows,
+    timing,
+    intervalMs: { r1: Math.round(interval('r1') * 10) / 10, r2: Math.round(interval('r2') * 10) / 10 },
+    readMs: Number(/in (\d+) ms/.exec(read)![1]),
+    quiet: advertWindow(r1Adverts, quietTo - 3000, quietTo, interval('r1')),
+    bulk: { ...advertWindow(r1Adverts, logMs(coming), logMs(done), interval('r1')), states: Number(/done: (\d+) states/.exec(done)![1]) },
+    commit: { ...advertWindow(r2Adverts, commitFrom, logMs(made), interval('r2')), loaded: Number(/(\d+) peer states loaded/.exec(made)![1]) },
+    rssMb: { r1: Math.round(rssR1 * 10) / 10, r2: Math.round(carpdRssMb(lab, 'r2') * 10) / 10 },
+  }
 }
