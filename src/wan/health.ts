@@ -1,17 +1,24 @@
 // Health of one WAN with hysteresis (SPEC "Multi-WAN", STYLE habit 7): probe rounds
 // in, a state out, and a reason an operator can read on the console.
 //
-//            downRounds failed in a row, or loss >= lossDown, or latency >= latencyDownMs
-//   online ------------------------------------------------------------------> offline
-//   degraded --------------------------------------------------------------->
-//   online  -- loss > lossUp or latency > latencyUpMs --> degraded
-//   degraded -- loss <= lossUp and latency <= latencyUpMs --> online
-//   offline -- upRounds good in a row, loss <= lossUp, latency <= latencyUpMs,
-//              healthy for failbackHoldMs (not the first time) --> online
+//   online / degraded -- downRounds failed in a row ------------------> offline (dead)
+//   online   -- loss >= lossDown or latency >= latencyDownMs, over the window --> degraded
+//   degraded -- loss <= lossUp and latency <= latencyUpMs, over the window -----> online
+//   offline  -- upRounds good in a row, healthy for failbackHoldMs
+//               (not the first time) ------------------------------------------> online
 //
-// Falling takes several bad rounds, coming back takes more good ones and a hold, and
-// the two use different thresholds: a link that hovers near one number does not flap,
-// and connections do not move back to an uplink that is only just answering again.
+// Two questions, two time scales. "Is it dead?" must be answered in seconds, and only
+// failed rounds in a row answer it: a dead uplink fails every round. "Is it lossy or
+// slow?" needs many rounds to answer at all: with 10 rounds, a line that loses 10 %
+// shows 0-30 % (two failures of ten already read as 20 %), so thresholds 10 points
+// apart cannot tell 10 % from 20 % and the WAN flaps. Over the default window of 240
+// rounds (60 s, dpinger's) the same line reads 10 % +- 1.9 (one standard deviation),
+// and it is judged only once half the window is in. A lossy or slow WAN is degraded:
+// it keeps carrying traffic, at half its weight (policy.ts), and its connections stay;
+// only death takes it offline, and only death drains it (runtime.ts).
+//
+// The rounds of a dead stretch are not loss of a working line: the window starts
+// again when a WAN goes offline and when it comes back.
 //
 // Pure: the caller passes each finished round and the monotonic time.
 
@@ -25,6 +32,11 @@ import type { WanState } from './types.js'
  * so a window of 1 or 2 still judges latency.
  */
 export const LATENCY_MIN_GOOD_ROUNDS = 3
+/**
+ * Loss and latency are judged once the window holds this share of its rounds: at 1 %
+ * loss, 20 rounds read 5 % one time in six, 120 rounds one time in 600.
+ */
+export const JUDGE_MIN_WINDOW_SHARE = 0.5
 /** The reason a WAN gives before it has ever been judged. */
 export const REASON_STARTING = 'starting: waiting for its first healthy probe rounds'
 
@@ -59,6 +71,7 @@ interface Measure {
   rounds: number
   loss: number
   latencyMs: number | null // null: fewer good rounds than the minimum to judge
+  judged: boolean // enough rounds in the window to judge loss and latency
 }
 
 const pct = (fraction: number): string => `${+(fraction * 100).toFixed(1)}%`
@@ -105,13 +118,18 @@ export class WanHealth {
       this.failedInRow++
       this.goodInRow = 0
     }
+    if (this.state === 'offline') return this.recover(nowMs)
+    if (this.failedInRow >= this.cfg.downRounds) {
+      return this.change('offline', `${this.failedInRow} probe rounds in a row failed (${r.answered} of ${plural(r.of, 'target')} answered)`, nowMs)
+    }
     const m = this.measure()
-    if (this.state === 'offline') return this.recover(m, nowMs)
-    const down = this.downReason(r, m)
-    if (down !== null) return this.change('offline', down, nowMs)
-    const slow = this.degradedReason(m)
-    if (slow !== null) return this.state === 'degraded' ? this.stay() : this.change('degraded', slow, nowMs)
-    return this.state === 'online' ? this.stay() : this.change('online', `back within the up thresholds: ${this.withinUpText(m)}`, nowMs)
+    if (!m.judged) return this.stay()
+    if (this.state === 'online') {
+      const poor = this.degradedReason(m)
+      return poor === null ? this.stay() : this.change('degraded', poor, nowMs)
+    }
+    // Degraded: back only below the up thresholds, which lie under the down ones.
+    return this.withinUp(m) ? this.change('online', `back within the up thresholds: ${this.withinUpText(m)}`, nowMs) : this.stay()
   }
 
   status(): WanHealthStatus {
@@ -138,28 +156,20 @@ export class WanHealth {
       rounds: this.samples.length,
       loss: failed / this.samples.length,
       latencyMs: enough ? good.reduce((sum, s) => sum + s.latencyMs!, 0) / good.length : null,
+      judged: this.samples.length >= Math.max(1, Math.ceil(this.cfg.window * JUDGE_MIN_WINDOW_SHARE)),
     }
   }
 
-  /** Why an online or degraded WAN goes offline now, or null. */
-  private downReason(r: RoundResult, m: Measure): string | null {
-    const cfg = this.cfg
-    // A run of failures is the fast signal of a dead link (a cable pulled, the modem
-    // rebooting); loss over the window catches a link that drops every other round.
-    if (this.failedInRow >= cfg.downRounds) {
-      return `${this.failedInRow} probe rounds in a row failed (${r.answered} of ${plural(r.of, 'target')} answered)`
-    }
-    if (m.loss >= cfg.lossDown) return `loss ${pct(m.loss)} >= ${pct(cfg.lossDown)} over the last ${plural(m.rounds, 'round')}`
-    if (m.latencyMs !== null && m.latencyMs >= cfg.latencyDownMs) return `latency ${ms(m.latencyMs)} >= ${ms(cfg.latencyDownMs)}`
-    return null
-  }
-
-  /** Why a WAN that is not down is past an up threshold, or null. */
+  /** Why an online WAN is degraded now (past a down threshold over the window), or null. */
   private degradedReason(m: Measure): string | null {
     const cfg = this.cfg
-    if (m.loss > cfg.lossUp) return `loss ${pct(m.loss)} > ${pct(cfg.lossUp)} over the last ${plural(m.rounds, 'round')}`
-    if (m.latencyMs !== null && m.latencyMs > cfg.latencyUpMs) return `latency ${ms(m.latencyMs)} > ${ms(cfg.latencyUpMs)}`
+    if (m.loss >= cfg.lossDown) return `loss ${pct(m.loss)} >= ${pct(cfg.lossDown)} over the last ${plural(m.rounds, 'round')}`
+    if (m.latencyMs !== null && m.latencyMs >= cfg.latencyDownMs) return `latency ${ms(m.latencyMs)} >= ${ms(cfg.latencyDownMs)} over the last ${plural(m.rounds, 'round')}`
     return null
+  }
+
+  private withinUp(m: Measure): boolean {
+    return m.loss <= this.cfg.lossUp && (m.latencyMs === null || m.latencyMs <= this.cfg.latencyUpMs)
   }
 
   private withinUpText(m: Measure): string {
@@ -168,18 +178,12 @@ export class WanHealth {
   }
 
   /** An offline WAN: does it come back with this round? */
-  private recover(m: Measure, nowMs: number): HealthVerdict {
+  private recover(nowMs: number): HealthVerdict {
     const cfg = this.cfg
     if (this.goodInRow < cfg.upRounds) return this.wait(`${this.goodInRow} of ${plural(cfg.upRounds, 'good round')} in a row`)
-    // The up thresholds are the stricter ones: a WAN comes back only once the window
-    // looks clean, not merely no longer bad enough to take down.
-    const slow = this.degradedReason(m)
-    if (slow !== null) return this.wait(slow)
     // A board that boots must not sit 10 s without uplinks: the hold guards against
     // flapping back onto a link that failed, and a link that never ran has not failed.
-    if (!this.everUp) {
-      return this.change('online', `up: ${plural(this.goodInRow, 'good round')} in a row, ${this.withinUpText(m)} (first time up: no failback hold)`, nowMs)
-    }
+    if (!this.everUp) return this.change('online', `up: ${plural(this.goodInRow, 'good round')} in a row (first time up: no failback hold)`, nowMs)
     const healthyMs = nowMs - this.goodSinceMs
     if (healthyMs < cfg.failbackHoldMs) return this.wait(`failback hold: healthy for ${seconds(healthyMs)} of ${seconds(cfg.failbackHoldMs)}`)
     return this.change('online', `recovered: ${plural(this.goodInRow, 'good round')} in a row, healthy for ${seconds(healthyMs)}`, nowMs)
@@ -196,6 +200,8 @@ export class WanHealth {
 
   /** The one place the state changes: it records when and why together. */
   private change(state: WanState, reason: string, nowMs: number): HealthVerdict {
+    // Into or out of a dead stretch: its rounds say nothing of the line's loss.
+    if (state === 'offline' || this.state === 'offline') this.samples.length = 0
     this.state = state
     this.sinceMs = nowMs
     this.reason = reason

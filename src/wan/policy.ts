@@ -13,13 +13,24 @@ export interface WanPolicyInput {
   state: WanState
 }
 
-/** Degraded WANs still carry traffic: past an up threshold is not dead (types.ts, WanState). */
+/** Degraded WANs still carry traffic: lossy or slow is not dead (types.ts, WanState). */
 const carries = (state: WanState): boolean => state !== 'offline'
+
+/**
+ * The shares of the carrying WANs of a tier: a degraded WAN next to an online one
+ * keeps half its weight (the online ones' weights doubled): at 3:1 with WAN 1
+ * degraded, 3:2. A tier all online or all degraded keeps the configured numbers.
+ */
+function shareOut(wans: WanPolicyInput[]): ActiveWan[] {
+  const mixed = wans.some((w) => w.state === 'degraded') && wans.some((w) => w.state === 'online')
+  return wans.map((w) => ({ wan: w.wan, weight: mixed && w.state === 'online' ? w.weight * 2 : w.weight }))
+}
 
 const byWan = (a: ActiveWan, b: ActiveWan): number => a.wan - b.wan
 
 /**
- * `normal`: the lowest tier with at least one online or degraded WAN, and those WANs.
+ * `normal`: the lowest tier with at least one online or degraded WAN, and those WANs
+ * (a degraded one at half its weight).
  * `allDown`: no WAN is healthy, so every WAN takes a share (tier null): probes can be
  * wrong (every probe target down at once, a filter eating DNS) and a router that
  * refuses all new connections guarantees nothing works. No WANs at all: allDown with
@@ -31,8 +42,7 @@ export function plan(wans: WanPolicyInput[]): WanPlan {
     return { mode: 'allDown', tier: null, active: wans.map((w) => ({ wan: w.wan, weight: w.weight })).sort(byWan) }
   }
   const tier = Math.min(...healthy.map((w) => w.tier))
-  const active = healthy.filter((w) => w.tier === tier).map((w) => ({ wan: w.wan, weight: w.weight }))
-  return { mode: 'normal', tier, active: active.sort(byWan) }
+  return { mode: 'normal', tier, active: shareOut(healthy.filter((w) => w.tier === tier)).sort(byWan) }
 }
 
 const shares = (active: ActiveWan[]): string => active.map((a) => `wan${a.wan} x${a.weight}`).join(', ')

@@ -19,8 +19,8 @@ import type { WanRuntimeStatus } from './status.js'
 import { WAN_MARK_MASK, WAN_MARK_SHIFT, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
-/** A WAN that never came up counts as judged after the time of this many windows of probe rounds (see states()). */
-const JUDGED_AFTER_WINDOWS = 2
+/** A WAN that never came up counts as judged after the time of this many times up.rounds + down.rounds probe rounds (see states()). */
+const JUDGED_AFTER_RUNS = 2
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
 const ADDRESS_CHECK_MS = 5000
 /** A failed rules load is tried again this long after. */
@@ -293,18 +293,18 @@ export class WanRuntime {
   /**
    * Every WAN's state, for the peer (pair awareness) and the console. `judged` is
    * false for one offline only because it has not been up yet, nor failed
-   * wan.probe.down.rounds rounds in a row, within the time of its first two windows
-   * of rounds (a board starting, its first good rounds still to come): no verdict
-   * that should hand the VIPs over. After that a WAN that never came up is judged
-   * whatever its rounds (one between the up and down thresholds, say), and a reload
+   * wan.probe.down.rounds rounds in a row, within the time of twice up.rounds +
+   * down.rounds rounds (a board starting, its first good rounds still to come): no
+   * verdict that should hand the VIPs over. After that a WAN that never came up is
+   * judged whatever its rounds (one that fails every other round, say), and a reload
    * of its probe settings does not start that time again (review).
    */
   states(): { wan: number; state: WanState; judged: boolean }[] {
-    const { downRounds, window, intervalMs } = this.config.wanProbe
+    const { downRounds, upRounds, intervalMs } = this.config.wanProbe
     const now = this.deps.clock.now()
     return this.wans.map((w) => {
       const h = w.health.status()
-      const grace = w.probedSinceMs === null || now - w.probedSinceMs < JUDGED_AFTER_WINDOWS * window * intervalMs
+      const grace = w.probedSinceMs === null || now - w.probedSinceMs < JUDGED_AFTER_RUNS * (upRounds + downRounds) * intervalMs
       return { wan: w.spec.wan, state: w.state, judged: h.everUp || h.failedInRow >= downRounds || !grace }
     })
   }

@@ -38,7 +38,7 @@ export function wanTable(wan: number): number {
   return WAN_TABLE_BASE + wan
 }
 
-/** online: carries traffic; degraded: carries traffic, past an "up" threshold; offline: none. */
+/** online: carries traffic; degraded: lossy or slow over the probe window, carries traffic at half its weight; offline: dead (failed rounds in a row), none. */
 export type WanState = 'online' | 'degraded' | 'offline'
 
 /** A WAN as the rule generators see it: its configuration and, when known, its own address. */

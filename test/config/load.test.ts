@@ -58,7 +58,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '/cf/witness.state' },
     wans: [],
     wanRules: 'iptables',
-    wanProbe: { intervalMs: 500, timeoutMs: 1000, window: 10, lossDown: 0.2, lossUp: 0.05, latencyDownMs: 800, latencyUpMs: 400, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 },
+    wanProbe: { intervalMs: 250, timeoutMs: 1000, window: 240, lossDown: 0.05, lossUp: 0.02, latencyDownMs: 800, latencyUpMs: 400, downRounds: 6, upRounds: 8, failbackHoldMs: 10_000 },
   })
 })
 
@@ -158,7 +158,7 @@ wan.probe.latency.up = 150ms
     { wan: 2, interface: 'wan1', gateway: '203.0.113.129', weight: 1, tier: 2, probes: ['9.9.9.9'], probeNeed: 1, natAddress: null, vipInterfaces: [] },
   ])
   t.equal(config.wanRules, 'nft')
-  t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
+  t.same(config.wanProbe, { intervalMs: 500, timeoutMs: 2000, window: 20, lossDown: 0.5, lossUp: 0.1, latencyDownMs: 300, latencyUpMs: 150, downRounds: 6, upRounds: 8, failbackHoldMs: 10_000 })
 })
 
 t.test("a WAN that shares its interface with a carp block NATs to that block's first IPv4 VIP", async (t) => {
@@ -602,7 +602,7 @@ t.test('effective: schema order, block by block, defaults and sources', async (t
   })
   t.same(byKey.get('heartbeat.interval'), { key: 'heartbeat.interval', value: '250ms', secret: false, source: { kind: 'default' } })
   t.same(byKey.get('carp.preempt.holddown')?.value, '0s')
-  t.same(byKey.get('wan.probe.loss.down')?.value, '20%')
+  t.same(byKey.get('wan.probe.loss.down')?.value, '5%')
   t.notOk(keys.some((k) => k.startsWith('wan.1.')))
 })
 
@@ -691,7 +691,7 @@ t.test('conflict: a WAN cannot need more probe answers than it has targets', asy
   t.ok(ok.ok)
   if (ok.ok) {
     t.equal(ok.config.wans[0]!.probeNeed, 2)
-    t.match(ok.config.wanProbe, { intervalMs: 500, downRounds: 3, upRounds: 5, failbackHoldMs: 10_000 })
+    t.match(ok.config.wanProbe, { intervalMs: 250, downRounds: 6, upRounds: 8, failbackHoldMs: 10_000 })
   }
 })
 

@@ -50,15 +50,15 @@ witness.key            = ********                       # /cf/carpd.conf:8
 witness.lease          = 3s                             # default
 witness.state          = /cf/witness.state              # default
 wan.rules              = iptables                       # default
-wan.probe.interval     = 500ms                          # default
+wan.probe.interval     = 250ms                          # default
 wan.probe.timeout      = 1s                             # default
-wan.probe.window       = 10                             # default
-wan.probe.loss.down    = 20%                            # default
-wan.probe.loss.up      = 5%                             # default
+wan.probe.window       = 240                            # default
+wan.probe.loss.down    = 5%                             # default
+wan.probe.loss.up      = 2%                             # default
 wan.probe.latency.down = 800ms                          # default
 wan.probe.latency.up   = 400ms                          # default
-wan.probe.down.rounds  = 3                              # default
-wan.probe.up.rounds    = 5                              # default
+wan.probe.down.rounds  = 6                              # default
+wan.probe.up.rounds    = 8                              # default
 wan.failback.hold      = 10s                            # default
 `,
   )

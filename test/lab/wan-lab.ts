@@ -104,6 +104,17 @@ export class WanLab {
     for (const chain of ['INPUT', 'FORWARD']) this.lab.exec(isp, ['iptables', op, chain, '-j', 'DROP'])
   }
 
+  /**
+   * The ISP drops each packet it forwards, and each one to or from its resolver, with
+   * this probability (iptables' statistic match: this kernel has no netem): a line
+   * that still carries traffic, with about twice that loss on a round trip.
+   */
+  ispLossy(isp: 'isp1' | 'isp2', probability: number): void {
+    for (const chain of ['INPUT', 'OUTPUT', 'FORWARD']) {
+      this.lab.exec(isp, ['iptables', '-I', chain, '-m', 'statistic', '--mode', 'random', '--probability', String(probability), '-j', 'DROP'])
+    }
+  }
+
   async teardown(): Promise<void> {
     await this.lab.teardown()
   }

@@ -81,7 +81,10 @@ t.test('planChanged: mode, tier, members and weights', async (t) => {
   }
   const copy = (p: WanPlan): WanPlan => ({ ...p, active: p.active.map((a) => ({ ...a })) })
   t.notOk(planChanged(base, copy(base)), 'equal plans')
-  t.notOk(planChanged(base, plan([wan(1, 1, 3, 'online'), wan(2, 1, 1, 'degraded')])), 'online to degraded changes no rule')
+  t.same(plan([wan(1, 1, 3, 'online'), wan(2, 1, 1, 'degraded')]).active, [{ wan: 1, weight: 6 }, { wan: 2, weight: 1 }], 'a degraded WAN keeps half its weight')
+  t.same(plan([wan(1, 1, 3, 'degraded'), wan(2, 1, 1, 'online')]).active, [{ wan: 1, weight: 3 }, { wan: 2, weight: 2 }], '3:1 with WAN 1 degraded is 3:2')
+  t.notOk(planChanged(base, plan([wan(1, 1, 3, 'degraded'), wan(2, 1, 1, 'degraded')])), 'all degraded: the configured weights')
+  t.ok(planChanged(base, plan([wan(1, 1, 3, 'online'), wan(2, 1, 1, 'degraded')])), 'online to degraded changes the weights')
   t.ok(planChanged(base, { ...copy(base), mode: 'allDown', tier: null }), 'mode')
   t.ok(planChanged(base, { ...copy(base), tier: 2 }), 'tier')
   t.ok(planChanged(base, { ...base, active: [{ wan: 1, weight: 3 }] }), 'a WAN fewer')
