@@ -313,7 +313,7 @@ export class Board {
         random,
         applier: io.wanApplier(),
         render: (wans, plan) => renderWanSet(flavour, wans, plan),
-        routes: (wans) => routeCommands(wans),
+        routes: (wans, own) => routeCommands(wans, own),
         openSocket: (address) => io.openUdp({ port: 0, bindAddress: address, multicastInterfaces: new Map() }),
         addressOf: (iface) => io.interfaceNet(iface)?.address ?? null,
         addressNow: (iface) => io.addressNow(iface),

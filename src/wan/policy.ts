@@ -45,6 +45,16 @@ export function plan(wans: WanPolicyInput[]): WanPlan {
   return { mode: 'normal', tier, active: shareOut(healthy.filter((w) => w.tier === tier)).sort(byWan) }
 }
 
+/**
+ * The WAN the router's own traffic leaves through (rules/routes.ts): the heaviest of
+ * the plan's active WANs, the lowest number among equals; none when every WAN is
+ * offline (the main table's default route, as without carpd).
+ */
+export function ownWan(p: WanPlan): number | null {
+  if (p.mode !== 'normal' || p.active.length === 0) return null
+  return p.active.reduce((best, a) => (a.weight > best.weight ? a : best)).wan
+}
+
 const shares = (active: ActiveWan[]): string => active.map((a) => `wan${a.wan} x${a.weight}`).join(', ')
 
 /** One line for the console and `carpd status`. */

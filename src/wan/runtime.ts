@@ -13,12 +13,15 @@ import type { Clock, TimerHandle } from '../io/clock.js'
 import type { Logger } from '../io/log.js'
 import type { Transport } from '../io/transport.js'
 import { WanHealth } from './health.js'
-import { describePlan, plan as makePlan, planChanged } from './policy.js'
+import { describePlan, plan as makePlan, ownWan, planChanged } from './policy.js'
 import { WanProber } from './probe.js'
 import type { WanRuntimeStatus } from './status.js'
-import { WAN_MARK_MASK, WAN_MARK_SHIFT, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
+import { WAN_RULE_PREF_MAIN } from './rules/routes.js'
+import { WAN_MARK_MASK, WAN_MARK_SHIFT, WAN_RULE_PREF_OWN, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
+/** ip rules every WAN shares: a WAN taken out of the file does not take them along. */
+const SHARED_PREFS = new Set([String(WAN_RULE_PREF_MAIN), String(WAN_RULE_PREF_OWN)])
 /** A WAN that never came up counts as judged after the time of this many times up.rounds + down.rounds probe rounds (see states()). */
 const JUDGED_AFTER_RUNS = 2
 /** How often the WANs' addresses are looked at again (DHCP, PPPoE). */
@@ -48,8 +51,8 @@ export interface WanRuntimeDeps {
   applier: WanApplier
   /** The rules for a plan, in the configured flavour. */
   render(wans: WanSpec[], plan: WanPlan): WanRules
-  /** The policy-routing commands for the WANs. */
-  routes(wans: WanSpec[]): { del: string[][]; add: string[][] }
+  /** The policy-routing commands for the WANs, `own` the one the router's own traffic takes (null: the main table's). */
+  routes(wans: WanSpec[], own: number | null): { del: string[][]; add: string[][] }
   /** A UDP socket bound to `address`, any port, for one WAN's probes. */
   openSocket(address: string): Promise<Transport>
   /** The IPv4 address of an interface, or null. */
@@ -160,7 +163,7 @@ export class WanRuntime {
       void old.transport?.close()
       old.transport = null
       // Its rules (not the main-table one, which the others share) and its table.
-      this.retired.push(...this.deps.routes([old.spec]).del.slice(1), ['ip', 'route', 'flush', 'table', String(wanTable(old.spec.wan))])
+      this.retired.push(...this.deps.routes([old.spec], null).del.filter((argv) => !SHARED_PREFS.has(argv[4]!)), ['ip', 'route', 'flush', 'table', String(wanTable(old.spec.wan))])
       this.toFlush.add(old.spec.wan)
     }
     if (probeChanged) notes.push('wan.probe settings changed: they judge the next rounds')
@@ -475,7 +478,7 @@ export class WanRuntime {
       // The ip rules go in once (deleting and adding them again would leave marked
       // traffic without a rule for a moment); the routes, idempotent with `replace`,
       // with every load.
-      const cmds = this.deps.routes(specs)
+      const cmds = this.deps.routes(specs, ownWan(plan))
       let routesIn = false
       try {
         const retired = this.retired

@@ -17,6 +17,8 @@ export const WAN_RULE_PREF_MARK = 10_000
 export const WAN_RULE_PREF_SOURCE = 10_100
 /** ...and the pair's VIP on it (natAddress) at 10200 + N. */
 export const WAN_RULE_PREF_SHARED = 10_200
+/** The router's own traffic (`iif lo`) at 10300, to table WAN_TABLE_BASE: the default route of the WAN the plan leads with. */
+export const WAN_RULE_PREF_OWN = 10_300
 
 /** carpd's own names in the firewall. */
 export const IPT_CHAIN_MANGLE = 'CARPD_WAN'

@@ -197,7 +197,7 @@ export class WanRuntimeHarness {
       },
       applier: this.applier,
       render: (wans, plan) => renderWanSet(flavour, wans, plan),
-      routes: (wans) => routeCommands(wans),
+      routes: (wans, own) => routeCommands(wans, own),
       openSocket: async (address) => {
         await opts.beforeOpen?.(address)
         if (opts.failOpen?.has(address)) throw new Error(`bind EADDRNOTAVAIL ${address}`)

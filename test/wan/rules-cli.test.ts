@@ -58,7 +58,7 @@ t.test('nft, pf (OpenBSD and FreeBSD syntax); no secret file is read', async (t)
 t.test('--routes prints the policy routing commands', async (t) => {
   const r = carpd('rules', '-c', file('routes.conf', `${WAN_KEYS}\n`), '--routes')
   t.equal(r.code, 0, r.err)
-  t.equal(r.out, renderRouteCommands(WANS))
+  t.equal(r.out, renderRouteCommands(WANS, 1))
   t.match(r.out, /^ip rule add pref 10001 fwmark 0x100\/0xff00 table 101$/m)
 })
 

@@ -21,6 +21,7 @@ import {
   routeCommands,
 } from '../../src/wan/rules/index.js'
 import { shellQuote } from '../../src/wan/rules/routes.js'
+import { ownWan, plan } from '../../src/wan/policy.js'
 import type { WanPlan, WanSpec } from '../../src/wan/types.js'
 import { load } from '../helpers/config-fixtures.js'
 
@@ -279,7 +280,7 @@ t.test('pf from a pair file: a carp.N block on a WAN interface is no LAN to rout
 
 t.test('routes: deletes first (every carpd preference), then a table and rules per WAN', async (t) => {
   const cmds = routeCommands(WANS)
-  t.same(cmds.del, [9999, 10001, 10101, 10201, 10002, 10102, 10202, 10003, 10103, 10203].map((p) => ['ip', 'rule', 'del', 'pref', String(p)]))
+  t.same(cmds.del, [9999, 10001, 10101, 10201, 10002, 10102, 10202, 10003, 10103, 10203, 10300].map((p) => ['ip', 'rule', 'del', 'pref', String(p)]))
   t.same(cmds.add, [
     ['ip', 'rule', 'add', 'pref', '9999', 'table', 'main', 'suppress_prefixlength', '0'],
     ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '101'],
@@ -293,7 +294,24 @@ t.test('routes: deletes first (every carpd preference), then a table and rules p
     ['ip', 'route', 'replace', 'default', 'via', '192.0.2.254', 'dev', 'lte0', 'onlink', 'table', '103'],
     ['ip', 'rule', 'add', 'pref', '10003', 'fwmark', '0x300/0xff00', 'table', '103'],
     ['ip', 'rule', 'add', 'pref', '10103', 'from', '192.0.2.10', 'table', '103'],
+    ['ip', 'route', 'replace', 'throw', 'default', 'table', '100'],
+    ['ip', 'rule', 'add', 'pref', '10300', 'iif', 'lo', 'table', '100'],
   ])
+})
+
+t.test("routes: the router's own traffic takes the WAN the plan leads with, from its address", async (t) => {
+  const own = (n: number | null) => routeCommands(WANS, n).add.filter((argv) => argv.at(-1) === '100')
+  t.same(own(1), [
+    ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan0', 'onlink', 'src', '203.0.113.10', 'table', '100'],
+    ['ip', 'rule', 'add', 'pref', '10300', 'iif', 'lo', 'table', '100'],
+  ])
+  t.same(own(2)[0], ['ip', 'route', 'replace', 'default', 'via', '198.51.100.1', 'dev', 'wan1', 'onlink', 'table', '100'], 'no address known: the kernel picks the source')
+  t.same(own(null)[0], ['ip', 'route', 'replace', 'throw', 'default', 'table', '100'], 'no WAN leads: the lookup goes on to the main table')
+  t.equal(ownWan(plan([{ wan: 1, tier: 1, weight: 3, state: 'online' }, { wan: 2, tier: 1, weight: 1, state: 'online' }])), 1, 'the heaviest')
+  t.equal(ownWan(plan([{ wan: 1, tier: 1, weight: 3, state: 'offline' }, { wan: 2, tier: 1, weight: 1, state: 'online' }])), 2, 'the other when it dies')
+  t.equal(ownWan(plan([{ wan: 1, tier: 1, weight: 3, state: 'degraded' }, { wan: 2, tier: 1, weight: 1, state: 'online' }])), 1, 'degraded still leads at 3:2')
+  t.equal(ownWan(plan([{ wan: 2, tier: 1, weight: 1, state: 'online' }, { wan: 1, tier: 1, weight: 1, state: 'online' }])), 1, 'the lowest number among equals')
+  t.equal(ownWan(plan([{ wan: 1, tier: 1, weight: 1, state: 'offline' }])), null, 'every WAN offline: none')
 })
 
 t.test('routes as text: one shell-quoted command per line', async (t) => {
@@ -308,6 +326,7 @@ t.test('routes as text: one shell-quoted command per line', async (t) => {
       'ip rule del pref 10002',
       'ip rule del pref 10102',
       'ip rule del pref 10202',
+      'ip rule del pref 10300',
       '# then add them',
       'ip rule add pref 9999 table main suppress_prefixlength 0',
       'ip route replace unreachable default metric 4294967295 table 101',
@@ -317,6 +336,8 @@ t.test('routes as text: one shell-quoted command per line', async (t) => {
       'ip route replace unreachable default metric 4294967295 table 102',
       'ip route replace default via 198.51.100.1 dev wan1 onlink table 102',
       'ip rule add pref 10002 fwmark 0x200/0xff00 table 102',
+      'ip route replace throw default table 100',
+      'ip rule add pref 10300 iif lo table 100',
     ),
   )
   t.equal(shellQuote('wan0.100'), 'wan0.100')
@@ -363,7 +384,7 @@ t.test('renderRules: wan.N blocks without any carp block; states pick the plan',
   t.equal(renderRules(c, ['offline', 'offline', 'offline'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, ALL_DOWN), 'all down: every WAN')
   const noAddresses = WANS.map((w) => ({ ...w, address: null }))
   t.equal(renderRules(c, null, { routes: false }), renderIptables(noAddresses, ALL_UP), 'no addresses: MASQUERADE everywhere')
-  t.equal(renderRules(c, null, { routes: true, addresses: ADDRESSES }), renderRouteCommands(WANS))
+  t.equal(renderRules(c, null, { routes: true, addresses: ADDRESSES }), renderRouteCommands(WANS, 1), "the router's own traffic through WAN 1, the heaviest")
 })
 
 t.test('renderRules: nft, and pf in the dialect of the platform, from the carp interfaces', async (t) => {

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { iptablesHooks, renderWanSet, routeCommands } from '../../src/wan/rules/index.js'
+import { ownWan, plan as makePlan } from '../../src/wan/policy.js'
 import type { WanPlan } from '../../src/wan/types.js'
 import { dnsAnswer, WanRuntimeHarness, type WanRuntimeHarnessOptions, wanConfig } from '../helpers/wan-runtime.js'
 
@@ -15,9 +16,15 @@ function pair(over: Omit<WanRuntimeHarnessOptions, 'wans'> = {}): WanRuntimeHarn
 
 const normal = (tier: number, ...active: [number, number][]): WanPlan => ({ mode: 'normal', tier, active: active.map(([wan, weight]) => ({ wan, weight })) })
 
+/** The WAN the router's own traffic takes under the WANs' states now (policy.ts ownWan). */
+function ownNow(h: WanRuntimeHarness): number | null {
+  const states = h.link.states()
+  return ownWan(makePlan(h.config.wans.map((w, i) => ({ wan: w.wan, tier: w.tier, weight: w.weight, state: states[i]!.state }))))
+}
+
 /** What a load after the ip rules went in asks for: the routes alone, no rule deleted or added. */
 function routesOnly(h: WanRuntimeHarness): { del: string[][]; add: string[][] } {
-  return { del: [], add: routeCommands(h.specs()).add.filter((argv) => argv[1] === 'route') }
+  return { del: [], add: routeCommands(h.specs(), ownNow(h)).add.filter((argv) => argv[1] === 'route') }
 }
 
 /** Steps until a console line matches `re` (at most `maxMs`), and returns it. */
@@ -101,9 +108,10 @@ t.test('WANs come online after their good rounds and the plan follows them', asy
       ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan1', 'onlink', 'table', '101'],
       ['ip', 'route', 'replace', 'unreachable', 'default', 'metric', '4294967295', 'table', '102'],
       ['ip', 'route', 'replace', 'default', 'via', '203.0.113.17', 'dev', 'wan2', 'onlink', 'table', '102'],
+      ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan1', 'onlink', 'src', '203.0.113.2', 'table', '100'],
     ],
   }
-  t.same(routes[1]!.cmds, again, 'later loads: only the routes, the ip rules stay as they are')
+  t.same(routes[1]!.cmds, again, "later loads: only the routes, the ip rules stay as they are; the router's own traffic through wan1")
   t.same(routes[2]!.cmds, again)
   t.same(routesOnly(h), again)
   const loads = h.applier.calls.filter((c) => c.what === 'loadRules')
@@ -201,7 +209,7 @@ t.test('a WAN with no address says it cannot probe and stays offline', async (t)
   t.equal(s.wans[1]!.loss, 1)
   const routes = h.applier.calls[0]!.cmds!
   t.notOk(routes.add.some((a) => a.includes('10102')), 'no source rule without an address')
-  t.same(routes, routeCommands(h.specs()))
+  t.same(routes, routeCommands(h.specs()), 'the first load, every WAN still offline: the own traffic left to the main table')
   await h.link.stop()
 })
 
@@ -577,7 +585,7 @@ t.test('an ip rule that fails to go in is tried again with the next load, the ru
   h.applier.failRoutes = null
   await h.step(2020)
   const routes = h.applier.calls.filter((c) => c.what === 'routes')
-  t.same(routes[1]!.cmds, routeCommands(h.specs()), 'the whole set again: delete, then add')
+  t.same(routes[1]!.cmds, routeCommands(h.specs(), ownNow(h)), 'the whole set again: delete, then add')
   t.same(routes.at(-1)!.cmds, routesOnly(h), 'once in, only the routes')
   await h.link.stop()
 })
@@ -617,7 +625,7 @@ t.test('a WAN that gets a new address (DHCP) is probed from it, and its routes a
   t.equal(h.sockets.get(2)!.address, '203.0.113.99', 'a new one is bound to the new address')
   const after = h.applier.calls.slice(calls)
   t.same(after.map((c) => c.what), ['routes', 'loadRules'], 'routes and rules loaded again')
-  t.same(after[0]!.cmds, routeCommands(h.specs()), 'the ip rules deleted and added again (the source rule names the address)')
+  t.same(after[0]!.cmds, routeCommands(h.specs(), ownNow(h)), 'the ip rules deleted and added again (the source rule names the address)')
   t.match(after[1]!.text, /-o wan2 -m mark --mark 0x200\/0xff00 -j SNAT --to-source 203\.0\.113\.99/)
   h.addresses.wan2 = undefined as unknown as string
   delete h.addresses.wan2
@@ -743,7 +751,7 @@ t.test('self-repair: rules, jumps or routes removed by someone else go in again 
   h.applier.missing = ['ip rule 10001']
   await h.step(3100)
   t.equal(h.link.status().repairs, 2)
-  const all = routeCommands(h.specs()).add
+  const all = routeCommands(h.specs(), ownNow(h)).add
   t.same(h.applier.calls.filter((c) => c.what === 'routes').at(-1)!.cmds, { del: [], add: [...all.filter((argv) => argv[1] === 'rule' && argv[4] === '10001'), ...all.filter((argv) => argv[1] === 'route')] }, 'a missing ip rule: that one added alone, no other deleted')
   h.applier.failDrift = new Error('ip: command timed out')
   await h.step(3100)
@@ -780,5 +788,29 @@ t.test('a WAN that never came up is judged after twice up.rounds + down.rounds r
   h.link.reload({ ...h.config, wans: [wanConfig(1, { weight: 3, probes: ['198.18.1.54'] }), wanConfig(2)] })
   await h.step(10)
   t.same(h.link.states().map((w) => w.judged), [true, true], 'new probe targets do not start the grace again (review)')
+  await h.link.stop()
+})
+
+t.test("the router's own traffic follows the plan: off a dead WAN within its detection, back with the failback", async (t) => {
+  const h = pair({ probe: { failbackHoldMs: 2000 } })
+  const ownRoute = (): string[] | undefined =>
+    h.applier.calls
+      .filter((c) => c.what === 'routes')
+      .at(-1)!
+      .cmds!.add.find((argv) => argv[1] === 'route' && argv.at(-1) === '100')
+  await h.link.start()
+  await until(t, h, /new connections: tier 1: wan1 x3, wan2 x1/)
+  await h.settle()
+  t.same(ownRoute(), ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1', 'dev', 'wan1', 'onlink', 'src', '203.0.113.2', 'table', '100'])
+  const cutMs = h.clock.now()
+  h.answering.delete(T1)
+  await until(t, h, /new connections: tier 1: wan2 x1$/)
+  await h.settle()
+  t.same(ownRoute(), ['ip', 'route', 'replace', 'default', 'via', '203.0.113.17', 'dev', 'wan2', 'onlink', 'src', '203.0.113.18', 'table', '100'], 'through wan2')
+  t.ok(h.clock.now() - cutMs <= 3000, `moved ${h.clock.now() - cutMs} ms after wan1 stopped answering`)
+  h.answering.add(T1)
+  await until(t, h, /new connections: tier 1: wan1 x3, wan2 x1/)
+  await h.settle()
+  t.match(ownRoute(), ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1'], 'back through wan1 after its failback hold')
   await h.link.stop()
 })

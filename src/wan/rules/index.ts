@@ -7,7 +7,7 @@ import { type IptablesHook, iptablesHooks, renderIptables } from './iptables.js'
 import { renderNft } from './nft.js'
 import { RulesError, renderPf } from './pf.js'
 import { renderRouteCommands } from './routes.js'
-import { plan } from '../policy.js'
+import { ownWan, plan } from '../policy.js'
 
 export { iptablesHooks, renderIptables, type IptablesHook } from './iptables.js'
 export { renderNft } from './nft.js'
@@ -52,7 +52,7 @@ export function renderRules(config: Config, states: WanState[] | null, opts: Ren
   if (opts.routes) {
     // pf does its policy routing itself (route-to); there is no table to fill.
     if (config.wanRules === 'pf') throw new RulesError('routesNotForPf', '--routes: policy routing commands are for Linux; wan.rules = pf routes with route-to in its anchor')
-    return renderRouteCommands(wans)
+    return renderRouteCommands(wans, ownWan(plan))
   }
   switch (config.wanRules) {
     case 'iptables':

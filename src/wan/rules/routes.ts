@@ -12,11 +12,19 @@
 //                   as the health probes bound to that address, leaves through its WAN
 //   pref 10200 + N: packets from the pair's VIP on WAN N (natAddress): a service of
 //                   the router bound to it (a VPN, SSH) answers through that WAN
+//   pref 10300:     the router's own other traffic (`iif lo`: locally generated;
+//                   its resolver, NTP, updates, a VPN it starts) to table 100, which
+//                   holds the default route of the WAN the plan leads with (the
+//                   heaviest of the best tier), with that WAN's address as source;
+//                   with no WAN to lead (every one offline) a `throw` route there
+//                   hands the lookup on to the main table, as before carpd
 // carpd owns these preferences and tables and nothing else.
 
 import {
   WAN_MARK_MASK,
   WAN_RULE_PREF_MARK,
+  WAN_RULE_PREF_OWN,
+  WAN_TABLE_BASE,
   WAN_RULE_PREF_SHARED,
   WAN_RULE_PREF_SOURCE,
   type WanSpec,
@@ -42,10 +50,14 @@ export interface RouteCommands {
 /** The highest route metric: the unreachable default loses to any real one. */
 const UNREACHABLE_METRIC = 4294967295
 
-export function routeCommands(wans: WanSpec[]): RouteCommands {
+/**
+ * `own`: the WAN the router's own traffic leaves through (policy.ts ownWan), or null
+ * to leave it to the main table.
+ */
+export function routeCommands(wans: WanSpec[], own: number | null = null): RouteCommands {
   // A source rule is deleted even when the address is unknown now: an earlier load
   // may have added it for an address the WAN has since lost.
-  const prefs = [WAN_RULE_PREF_MAIN, ...wans.flatMap((w) => [WAN_RULE_PREF_MARK + w.wan, WAN_RULE_PREF_SOURCE + w.wan, WAN_RULE_PREF_SHARED + w.wan])]
+  const prefs = [WAN_RULE_PREF_MAIN, ...wans.flatMap((w) => [WAN_RULE_PREF_MARK + w.wan, WAN_RULE_PREF_SOURCE + w.wan, WAN_RULE_PREF_SHARED + w.wan]), WAN_RULE_PREF_OWN]
   const del = prefs.map((pref) => ['ip', 'rule', 'del', 'pref', String(pref)])
   const add = [['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_MAIN), 'table', 'main', 'suppress_prefixlength', '0']]
   for (const w of wans) {
@@ -59,12 +71,17 @@ export function routeCommands(wans: WanSpec[]): RouteCommands {
     if (w.address !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SOURCE + w.wan), 'from', w.address, 'table', table])
     if (w.natAddress !== null) add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_SHARED + w.wan), 'from', w.natAddress, 'table', table])
   }
+  const ownTable = String(WAN_TABLE_BASE)
+  const lead = wans.find((w) => w.wan === own)
+  if (lead === undefined) add.push(['ip', 'route', 'replace', 'throw', 'default', 'table', ownTable])
+  else add.push(['ip', 'route', 'replace', 'default', 'via', lead.gateway, 'dev', lead.interface, 'onlink', ...(lead.address === null ? [] : ['src', lead.address]), 'table', ownTable])
+  add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_OWN), 'iif', 'lo', 'table', ownTable])
   return { del, add }
 }
 
 /** The commands as shell text, one per line, for `carpd rules --routes`. */
-export function renderRouteCommands(wans: WanSpec[]): string {
-  const { del, add } = routeCommands(wans)
+export function renderRouteCommands(wans: WanSpec[], own: number | null = null): string {
+  const { del, add } = routeCommands(wans, own)
   const lines = [
     '# first remove carpd\'s rules ("No such file or directory" only means there was none)',
     ...del.map(shellLine),
