@@ -112,7 +112,7 @@ export function wanRows(r) {
   const ms = (x) => `${x.toFixed(1)} ms`
   const rows = [
     [
-      'dead WAN detected (defaults: probe every 500 ms, timeout 1 s, 2 of 10 lost or 3 in a row)',
+      'dead WAN detected (defaults: probe every 250 ms, timeout 1 s, 6 failed rounds in a row)',
       `${Math.round(r.detectMs.median)} ms (runs ${r.detectMs.runs.join('/')})`,
       '≤ 3 s',
       r.detectMs.median <= 3000,

@@ -68,7 +68,7 @@ or pf (for pfctl -a carpd/wan -f -; FreeBSD syntax with platform = freebsd, else
 OpenBSD's). A WAN whose interface has an IPv4 address now gets SNAT to it, the
 others MASQUERADE (pf: NAT to the interface's address as it changes).
   -c, --config FILE     the configuration (default ${DEFAULT_CONFIG})
-  --wan-state LIST      one up|down per WAN in wan number order, e.g. up,down
+  --wan-state LIST      one up|down|degraded per WAN in wan number order, e.g. up,down
                         (default: all up); all down spreads over every WAN
   --routes              print the Linux policy routing (ip route / ip rule)
                         commands instead, one per line

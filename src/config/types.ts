@@ -90,12 +90,12 @@ export interface WanConfig {
 export interface WanProbeConfig {
   intervalMs: number // between probes on one WAN
   timeoutMs: number // an unanswered probe counts as lost after this
-  window: number // how many recent probes loss and latency are judged over
-  lossDown: number // fraction 0..1: loss at or above this marks a WAN down
-  lossUp: number // fraction 0..1: loss at or below this (and latency) brings it back
-  latencyDownMs: number // mean latency at or above this marks a WAN down
-  latencyUpMs: number // mean latency at or below this (and loss) brings it back
-  downRounds: number // failed rounds in a row that take a WAN offline
+  window: number // how many recent probe rounds loss and latency are judged over
+  lossDown: number // fraction 0..1: loss at or above this over the window degrades an online WAN
+  lossUp: number // fraction 0..1: loss at or below this (and latency) makes a degraded WAN online again
+  latencyDownMs: number // mean latency at or above this over the window degrades an online WAN
+  latencyUpMs: number // mean latency at or below this (and loss) makes a degraded WAN online again
+  downRounds: number // failed rounds in a row that take a WAN offline (dead): the only way there
   upRounds: number // good rounds in a row before an offline WAN may come back
   failbackHoldMs: number // a recovered WAN waits this long, healthy, before it carries traffic
 }

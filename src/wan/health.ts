@@ -4,8 +4,8 @@
 //   online / degraded -- downRounds failed in a row ------------------> offline (dead)
 //   online   -- loss >= lossDown or latency >= latencyDownMs, over the window --> degraded
 //   degraded -- loss <= lossUp and latency <= latencyUpMs, over the window -----> online
-//   offline  -- upRounds good in a row, healthy for failbackHoldMs
-//               (not the first time) ------------------------------------------> online
+//   offline  -- upRounds good in a row, alive for failbackHoldMs
+//               (not the first time) ------------------------> online / degraded
 //
 // Two questions, two time scales. "Is it dead?" must be answered in seconds, and only
 // failed rounds in a row answer it: a dead uplink fails every round. "Is it lossy or
@@ -17,8 +17,11 @@
 // it keeps carrying traffic, at half its weight (policy.ts), and its connections stay;
 // only death takes it offline, and only death drains it (runtime.ts).
 //
-// The rounds of a dead stretch are not loss of a working line: the window starts
-// again when a WAN goes offline and when it comes back.
+// The rounds of a dead stretch are not loss of a working line: the run of failures
+// that killed a WAN and the rounds while it is offline stay out of the window, and it
+// comes back as it was before (degraded or online) unless its window says otherwise.
+// The failback hold counts from the first good round since the last death; a lost
+// round of a lossy line does not start it again.
 //
 // Pure: the caller passes each finished round and the monotonic time.
 
@@ -88,8 +91,15 @@ export class WanHealth {
   private waiting: string | null = null
   private goodInRow = 0
   private failedInRow = 0
-  /** startedMs of the first round of the current good run: the failback hold counts from it. */
-  private goodSinceMs = 0
+  /**
+   * startedMs of the first good round since the WAN last died (down.rounds failed in
+   * a row): the failback hold counts from it. A lost round of a lossy line does not
+   * start it again, a new death does (review: at 20 % loss a hold that restarted at
+   * every failure kept a WAN offline for hours after one short outage).
+   */
+  private holdFromMs: number | null = null
+  /** What the WAN was before it died: it comes back so, unless its window says otherwise. */
+  private beforeDeath: WanState = 'online'
   private everUp = false
 
   constructor(cfg: WanProbeConfig) {
@@ -108,27 +118,39 @@ export class WanHealth {
 
   /** One finished probe round of this WAN. */
   round(r: RoundResult, nowMs: number): HealthVerdict {
-    this.samples.push({ good: r.good, latencyMs: r.latencyMs })
-    if (this.samples.length > this.cfg.window) this.samples.shift()
     if (r.good) {
-      if (this.goodInRow === 0) this.goodSinceMs = r.startedMs
       this.goodInRow++
       this.failedInRow = 0
     } else {
       this.failedInRow++
       this.goodInRow = 0
     }
-    if (this.state === 'offline') return this.recover(nowMs)
+    if (this.state === 'offline') {
+      // A dead stretch is not loss of a working line: its rounds stay out of the window.
+      if (this.failedInRow >= this.cfg.downRounds) this.holdFromMs = null
+      else if (r.good && this.holdFromMs === null) this.holdFromMs = r.startedMs
+      return this.recover(nowMs)
+    }
+    this.samples.push({ good: r.good, latencyMs: r.latencyMs })
+    if (this.samples.length > this.cfg.window) this.samples.shift()
     if (this.failedInRow >= this.cfg.downRounds) {
+      // The run that killed it leaves the window too; what came before stays.
+      this.samples.splice(Math.max(0, this.samples.length - this.failedInRow))
+      this.beforeDeath = this.state
+      this.holdFromMs = null
       return this.change('offline', `${this.failedInRow} probe rounds in a row failed (${r.answered} of ${plural(r.of, 'target')} answered)`, nowMs)
     }
+    return this.judge(nowMs)
+  }
+
+  /** An online or degraded WAN against its window (hysteresis: back only below the up thresholds). */
+  private judge(nowMs: number): HealthVerdict {
     const m = this.measure()
     if (!m.judged) return this.stay()
     if (this.state === 'online') {
       const poor = this.degradedReason(m)
       return poor === null ? this.stay() : this.change('degraded', poor, nowMs)
     }
-    // Degraded: back only below the up thresholds, which lie under the down ones.
     return this.withinUp(m) ? this.change('online', `back within the up thresholds: ${this.withinUpText(m)}`, nowMs) : this.stay()
   }
 
@@ -184,9 +206,13 @@ export class WanHealth {
     // A board that boots must not sit 10 s without uplinks: the hold guards against
     // flapping back onto a link that failed, and a link that never ran has not failed.
     if (!this.everUp) return this.change('online', `up: ${plural(this.goodInRow, 'good round')} in a row (first time up: no failback hold)`, nowMs)
-    const healthyMs = nowMs - this.goodSinceMs
-    if (healthyMs < cfg.failbackHoldMs) return this.wait(`failback hold: healthy for ${seconds(healthyMs)} of ${seconds(cfg.failbackHoldMs)}`)
-    return this.change('online', `recovered: ${plural(this.goodInRow, 'good round')} in a row, healthy for ${seconds(healthyMs)}`, nowMs)
+    const healthyMs = nowMs - (this.holdFromMs ?? nowMs)
+    if (healthyMs < cfg.failbackHoldMs) return this.wait(`failback hold: alive for ${seconds(healthyMs)} of ${seconds(cfg.failbackHoldMs)}`)
+    // Back as it was before it died (a lossy line is degraded again at once, not
+    // online for half a window first), unless its window now says otherwise.
+    const m = this.measure()
+    const degraded = m.judged && (this.beforeDeath === 'degraded' ? !this.withinUp(m) : this.degradedReason(m) !== null)
+    return this.change(degraded ? 'degraded' : 'online', `recovered: ${plural(this.goodInRow, 'good round')} in a row, alive for ${seconds(healthyMs)}${degraded ? `; still ${this.degradedReason(m) ?? `loss ${pct(m.loss)} > ${pct(cfg.lossUp)} over the last ${plural(m.rounds, 'round')}`}` : ''}`, nowMs)
   }
 
   private wait(what: string): HealthVerdict {
@@ -200,8 +226,6 @@ export class WanHealth {
 
   /** The one place the state changes: it records when and why together. */
   private change(state: WanState, reason: string, nowMs: number): HealthVerdict {
-    // Into or out of a dead stretch: its rounds say nothing of the line's loss.
-    if (state === 'offline' || this.state === 'offline') this.samples.length = 0
     this.state = state
     this.sinceMs = nowMs
     this.reason = reason

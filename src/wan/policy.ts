@@ -29,8 +29,9 @@ function shareOut(wans: WanPolicyInput[]): ActiveWan[] {
 const byWan = (a: ActiveWan, b: ActiveWan): number => a.wan - b.wan
 
 /**
- * `normal`: the lowest tier with at least one online or degraded WAN, and those WANs
- * (a degraded one at half its weight).
+ * `normal`: the lowest tier with an online WAN (or, when none is online anywhere, with
+ * a degraded one), and its carrying WANs (a degraded one next to an online one at half
+ * its weight).
  * `allDown`: no WAN is healthy, so every WAN takes a share (tier null): probes can be
  * wrong (every probe target down at once, a filter eating DNS) and a router that
  * refuses all new connections guarantees nothing works. No WANs at all: allDown with
@@ -41,7 +42,10 @@ export function plan(wans: WanPolicyInput[]): WanPlan {
   if (healthy.length === 0) {
     return { mode: 'allDown', tier: null, active: wans.map((w) => ({ wan: w.wan, weight: w.weight })).sort(byWan) }
   }
-  const tier = Math.min(...healthy.map((w) => w.tier))
+  // A tier of lossy or slow WANs only gives way to a later tier with a clean one
+  // (pfSense's gateway groups do the same on packet loss); its connections stay.
+  const online = healthy.filter((w) => w.state === 'online')
+  const tier = Math.min(...(online.length > 0 ? online : healthy).map((w) => w.tier))
   return { mode: 'normal', tier, active: shareOut(healthy.filter((w) => w.tier === tier)).sort(byWan) }
 }
 

@@ -8,7 +8,7 @@
 // nextWakeMs(), and gives the finished rounds to WanHealth. Time is monotonic ms.
 //
 // Each round keeps its own deadline, so rounds overlap when the interval is shorter
-// than the timeout (the defaults, 500 ms and 1 s): a probe really has `timeoutMs` to
+// than the timeout (the defaults, 250 ms and 1 s): a probe really has `timeoutMs` to
 // come back, and a latency above the interval can still be measured.
 //
 // A reply counts only if its id, its question and its source address all match one
@@ -23,7 +23,7 @@ export const PROBE_QNAME = '.'
 export const PROBE_QTYPE = DNS_TYPE_NS
 /**
  * Rounds open at once. Rounds overlap when the probe interval is shorter than the
- * timeout (the defaults: 500 ms and 1 s); the schema allows at most 10 s / 100 ms =
+ * timeout (the defaults: 250 ms and 1 s); the schema allows at most 10 s / 100 ms =
  * 100. Past this, the oldest round is closed as far as it got, so a caller that
  * starts rounds too fast cannot grow memory without bound.
  */

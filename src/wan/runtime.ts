@@ -429,9 +429,9 @@ export class WanRuntime {
           w.reason = h.reason
           changed = true
         }
-        // Loss or latency past the down thresholds only stops new connections: a
-        // saturated line (bufferbloat) must not have its downloads cut. Its
-        // connections are removed once it is dead, down.rounds failed rounds in a row.
+        // Loss or latency only degrade a WAN (half its weight, its connections stay):
+        // a lossy or saturated line must not have its downloads cut. Its connections
+        // are removed once it is dead, down.rounds failed rounds in a row.
         const hs = w.health.status()
         // A good round of an offline WAN ends its verdict: a takeover meanwhile loads
         // the peer's connections of it (SyncRuntime leaves out only a dead WAN's), and

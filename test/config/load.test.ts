@@ -58,7 +58,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
     witness: { address: null, key: '', leaseMs: 3000, listen: null, state: '/cf/witness.state' },
     wans: [],
     wanRules: 'iptables',
-    wanProbe: { intervalMs: 250, timeoutMs: 1000, window: 240, lossDown: 0.05, lossUp: 0.02, latencyDownMs: 800, latencyUpMs: 400, downRounds: 6, upRounds: 8, failbackHoldMs: 10_000 },
+    wanProbe: { intervalMs: 250, timeoutMs: 1000, window: 240, lossDown: 0.05, lossUp: 0.01, latencyDownMs: 800, latencyUpMs: 400, downRounds: 6, upRounds: 8, failbackHoldMs: 10_000 },
   })
 })
 

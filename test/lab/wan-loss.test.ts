@@ -16,7 +16,7 @@ if (why !== null) {
   if (LAB_REQUIRED) t.fail(`CARPD_LAB=required but the lab cannot run: ${why}`)
   else t.plan(0, `lab skipped: ${why}`)
 } else {
-  // 90 s of loss and 400 connections over a lossy line: past tap's 120 s per file.
+  // 90 s of loss and 600 connections over a lossy line: past tap's 120 s per file.
   t.setTimeout(300_000)
   t.test('a lossy ISP: degraded at most once, never offline, never drained, split as planned', async (t) => {
     const w = new WanLab({ flavour: 'iptables' })
@@ -28,7 +28,8 @@ if (why !== null) {
     await sleep(LOSSY_S * 1000)
     const lines = w.router!.lines.slice(seen)
     const changes = lines.filter((l) => /wan1 wan1 \w+->\w+/.test(l))
-    t.ok(changes.length <= 1 && changes.every((l) => /online->degraded reason="loss [\d.]+% >= 5% over the last \d+ rounds"/.test(l)), `WAN 1 changed at most once, to degraded: ${changes.join(' | ') || 'no change'}`)
+    // At most one change is the goal; at ~10 % round-trip loss against the 5 % threshold it is exactly one.
+    t.ok(changes.length === 1 && /online->degraded reason="loss [\d.]+% >= 5% over the last \d+ rounds"/.test(changes[0]!), `WAN 1 changed once, to degraded: ${changes.join(' | ') || 'no change'}`)
     t.notOk(lines.some((l) => /wan1 offline: removed/.test(l)), 'WAN 1 never drained')
     const report = lastHoldReport(held)
     const onWan1 = report.filter((c) => c.wan === 1)
@@ -36,10 +37,10 @@ if (why !== null) {
     // The split the router planned last, against the connections made now.
     const plan = [...w.router!.lines].reverse().find((l) => /new connections: tier 1: wan1 x\d+, wan2 x\d+$/.test(l))!
     const [, w1, w2] = /wan1 x(\d+), wan2 x(\d+)$/.exec(plan)!.map(Number)
-    const wans = (await w.connect(400)).filter((x) => x !== null)
+    const wans = (await w.connect(600)).filter((x) => x !== null)
     const share1 = wans.filter((x) => x === 1).length / wans.length
     const want = w1! / (w1! + w2!)
     t.ok(Math.abs(share1 - want) <= 0.05, `WAN 1 carried ${(share1 * 100).toFixed(1)} % of ${wans.length} new connections (plan ${w1}:${w2}, ${(want * 100).toFixed(1)} % ± 5)`)
-    if (changes.length === 1) t.equal(`${w1}:${w2}`, '3:2', 'degraded: half its weight')
+    t.equal(`${w1}:${w2}`, '3:2', 'degraded: half its weight')
   })
 }

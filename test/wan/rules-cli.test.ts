@@ -67,7 +67,7 @@ t.test('usage errors exit 1 and say what to change', async (t) => {
   const count = carpd('rules', '-c', conf, '--wan-state', 'up')
   t.equal(count.code, 1)
   t.equal(count.out, '')
-  t.match(count.err, /^carpd rules: --wan-state up: 1 state for 2 WANs; give one up\|down per WAN in wan number order \(wan\.1, wan\.2\)\n/)
+  t.match(count.err, /^carpd rules: --wan-state up: 1 state for 2 WANs; give one up\|down\|degraded per WAN in wan number order \(wan\.1, wan\.2\)\n/)
   t.match(count.err, /usage: carpd rules/)
   const word = carpd('rules', '-c', conf, '--wan-state', 'up,maybe')
   t.equal(word.code, 1)

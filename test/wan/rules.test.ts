@@ -380,7 +380,8 @@ t.test('renderRules: wan.N blocks without any carp block; states pick the plan',
   t.equal(renderRules(c, null, { routes: false, addresses: ADDRESSES }), renderIptables(WANS, ALL_UP), 'no states: all up')
   t.equal(renderRules(c, ['online', 'offline', 'online'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, WAN2_DOWN))
   t.equal(renderRules(c, ['offline', 'offline', 'online'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, TIER2), 'tier 1 dead: tier 2')
-  t.equal(renderRules(c, ['offline', 'degraded', 'online'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, { mode: 'normal', tier: 1, active: [{ wan: 2, weight: 1 }] }), 'degraded still carries')
+  t.equal(renderRules(c, ['offline', 'degraded', 'online'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, TIER2), 'a tier of degraded WANs gives way to a clean one')
+  t.equal(renderRules(c, ['online', 'degraded', 'online'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 6 }, { wan: 2, weight: 1 }] }), 'degraded next to online: half its weight')
   t.equal(renderRules(c, ['offline', 'offline', 'offline'], { routes: false, addresses: ADDRESSES }), renderIptables(WANS, ALL_DOWN), 'all down: every WAN')
   const noAddresses = WANS.map((w) => ({ ...w, address: null }))
   t.equal(renderRules(c, null, { routes: false }), renderIptables(noAddresses, ALL_UP), 'no addresses: MASQUERADE everywhere')
@@ -411,12 +412,13 @@ t.test('renderRules: errors with codes for no WAN and a wrong number of states',
   t.throws(() => renderRules({ ...config(...WAN_KEYS), wanRules: 'ipfw' as never }, null, { routes: false }), /unknown wan\.rules ipfw/)
 })
 
-t.test('parseWanStates: up|down per WAN in wan number order', async (t) => {
+t.test('parseWanStates: up|down|degraded per WAN in wan number order', async (t) => {
   const wans = config(...WAN_KEYS).wans
   t.same(parseWanStates('up,down,up', wans), ['online', 'offline', 'online'])
+  t.same(parseWanStates('degraded,up,up', wans), ['degraded', 'online', 'online'])
   t.same(parseWanStates(' down , down ,up', wans), ['offline', 'offline', 'online'], 'spaces are allowed')
   t.throws(() => parseWanStates('up,down', wans), { code: 'badWanState', message: /--wan-state up,down: 2 states for 3 WANs.*wan\.1, wan\.2, wan\.3/ })
-  t.throws(() => parseWanStates('up,sideways,up', wans), { code: 'badWanState', message: /--wan-state up,sideways,up: "sideways" is not a state; give one up\|down/ })
+  t.throws(() => parseWanStates('up,sideways,up', wans), { code: 'badWanState', message: /--wan-state up,sideways,up: "sideways" is not a state; give one up\|down\|degraded/ })
   t.throws(() => parseWanStates('up', []), { code: 'badWanState', message: /1 state for 0 WANs/ })
   t.throws(() => parseWanStates('up,up', wans.slice(0, 1)), { message: /2 states for 1 WAN;/ })
 })

@@ -75,18 +75,19 @@ export function renderRules(config: Config, states: WanState[] | null, opts: Ren
 }
 
 /**
- * `--wan-state up,down,...`: one word per wan.N block, in N order. Throws
+ * `--wan-state up,down,degraded,...`: one word per wan.N block, in N order. Throws
  * RulesError('badWanState') naming the option on a wrong count or word.
  */
 export function parseWanStates(text: string, wans: WanConfig[]): WanState[] {
   const words = text.split(',').map((w) => w.trim())
-  const expected = `one up|down per WAN in wan number order (${wans.map((w) => `wan.${w.wan}`).join(', ')})`
+  const expected = `one up|down|degraded per WAN in wan number order (${wans.map((w) => `wan.${w.wan}`).join(', ')})`
   if (words.length !== wans.length) {
     throw new RulesError('badWanState', `--wan-state ${text}: ${words.length} state${words.length === 1 ? '' : 's'} for ${wans.length} WAN${wans.length === 1 ? '' : 's'}; give ${expected}`)
   }
   return words.map((word) => {
     if (word === 'up') return 'online'
     if (word === 'down') return 'offline'
+    if (word === 'degraded') return 'degraded'
     throw new RulesError('badWanState', `--wan-state ${text}: "${word}" is not a state; give ${expected}`)
   })
 }
