@@ -322,7 +322,15 @@ export class SyncEngine {
       this.orphanEchoes.delete(key)
       if (this.peer.get(key) === record) this.peerNewer.delete(key)
     } else {
-      this.peerNewer.delete(key)
+      // A change of the kernel is newer than the peer's record, except before this
+      // run's first read of the table has ended: until then an event may be a load
+      // that the previous run of carpd started before it died, coming back after this
+      // run began (simulator seed 310010255: slow commands and a crash in the middle
+      // of a commit; taken for traffic here, the older states it loaded were kept over
+      // the peer's newer ones at the next takeover). A board starting serves nothing
+      // yet: traffic through it in that moment is rare, and a commit replaces at worst
+      // with the peer's last record of the flow.
+      if (this.localReady) this.peerNewer.delete(key)
     }
     this.setLocal(key, record, now)
     return this.take()

@@ -74,8 +74,11 @@ t.test('seeds that found defects stay fixed', async (t) => {
   // flows kept the older state (now planned as replaces). 280009506 (60 s): the peer
   // replaced its entry (a delete, then the new record) while a replace of ours ran;
   // the delete forgot our removal, whose event then counted as a kernel change newer
-  // than the peer's record: one flow kept the older state.
-  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60], [100494, 60], [104475, 60], [100628, 60], [100977, 60], [111238, 60], [210772, 60], [303391, 60], [1004257, 60], [2002693, 60], [7001212, 60], [8001902, 60], [20000923, 60], [10001205, 60], [10001359, 60], [30001546, 60], [50010583, 60], [100006279, 60], [110007078, 60], [200005318, 60], [280009506, 60]] as const) {
+  // than the peer's record: one flow kept the older state. 310010255 (60 s): a crash in
+  // the middle of a commit under slow commands; the load came back after the restart,
+  // during the new run's first table read, and counted as traffic newer than the
+  // peer's records: 11 flows kept the older state.
+  for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60], [100494, 60], [104475, 60], [100628, 60], [100977, 60], [111238, 60], [210772, 60], [303391, 60], [1004257, 60], [2002693, 60], [7001212, 60], [8001902, 60], [20000923, 60], [10001205, 60], [10001359, 60], [30001546, 60], [50010583, 60], [100006279, 60], [110007078, 60], [200005318, 60], [280009506, 60], [310010255, 60]] as const) {
     const r = await simulate(seed, seconds * 1000)
     t.same(r.violations, [], `seed ${seed}\n${report(r)}`)
     if (r.scenario.mode === 'witness') t.ok(r.maxOverlapMs <= witnessBoundMs(r.scenario), `seed ${seed}: overlap ${r.maxOverlapMs} ms within the bound ${witnessBoundMs(r.scenario)} ms`)

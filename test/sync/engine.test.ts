@@ -778,3 +778,27 @@ t.test('a removal of ours in flight stays expected when the peer replaces its en
   p.handle('b', p.b.localUpsert(record(flow(0, 200, 3)), p.now))
   t.same(p.b.takeCommit(p.now).replace, [key(flow(0))], "the next commit replaces it with a's newest (the removal's event was ours, not a change of the kernel)")
 })
+
+t.test("before its first table read ends, a kernel event is not newer than the peer's record (the previous run's load coming back: simulator seed 310010255)", async (t) => {
+  // a runs with flow 0 established; b starts, its first read still running.
+  const b = new SyncPair()
+  const q = b.engine('b')
+  b.handle('a', b.engine('a').start(b.now))
+  b.engine('a').snapshotBegin()
+  b.handle('a', b.engine('a').localUpsert(record(flow(0, 200, 3)), b.now))
+  b.handle('a', b.engine('a').snapshotEnd(b.now))
+  b.handle('b', q.start(b.now))
+  q.snapshotBegin()
+  b.run(SETTLE_MS) // a's table reaches b during b's read
+  t.equal(q.peer.get(key(flow(0))), record(flow(0, 200, 3)))
+  // The load of an older record that b's previous run started comes back now.
+  b.handle('b', q.localUpsert(record(flow(0, 300, 1)), b.now))
+  b.handle('b', q.snapshotEnd(b.now))
+  b.handle('b', q.promoted())
+  t.same(q.takeCommit(b.now).replace, [key(flow(0))], "b's commit replaces the stale entry with a's state")
+  // Once the read is done, a kernel event is the kernel's newest word again.
+  q.expectRemoval(key(flow(0)))
+  b.handle('b', q.localDelete(key(flow(0)), b.now))
+  b.handle('b', q.localUpsert(record(flow(0, 250, 4)), b.now))
+  t.same(q.takeCommit(b.now).replace, [], 'a change of the kernel after the read is newer than the peer record')
+})
