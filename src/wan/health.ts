@@ -40,6 +40,13 @@ export const LATENCY_MIN_GOOD_ROUNDS = 3
  * loss, 20 rounds read 5 % one time in six, 120 rounds one time in 600.
  */
 export const JUDGE_MIN_WINDOW_SHARE = 0.5
+/**
+ * The failback hold starts again when more than this share of the rounds since it
+ * began failed (and more than 2): a line losing a third of its rounds or more is not
+ * let back only to die again and be drained (review: at 40 % loss a WAN died and came
+ * back 20-25 times an hour), while one losing 10 % passes.
+ */
+export const HOLD_MAX_LOSS = 0.25
 /** The reason a WAN gives before it has ever been judged. */
 export const REASON_STARTING = 'starting: waiting for its first healthy probe rounds'
 
@@ -98,6 +105,9 @@ export class WanHealth {
    * every failure kept a WAN offline for hours after one short outage).
    */
   private holdFromMs: number | null = null
+  /** Rounds since the hold began, and how many of them failed (HOLD_MAX_LOSS). */
+  private holdRounds = 0
+  private holdFailed = 0
   /** What the WAN was before it died: it comes back so, unless its window says otherwise. */
   private beforeDeath: WanState = 'online'
   private everUp = false
@@ -127,8 +137,12 @@ export class WanHealth {
     }
     if (this.state === 'offline') {
       // A dead stretch is not loss of a working line: its rounds stay out of the window.
-      if (this.failedInRow >= this.cfg.downRounds) this.holdFromMs = null
-      else if (r.good && this.holdFromMs === null) this.holdFromMs = r.startedMs
+      if (this.holdFromMs !== null) {
+        this.holdRounds++
+        if (!r.good) this.holdFailed++
+      }
+      if (this.failedInRow >= this.cfg.downRounds || this.holdFailed > Math.max(2, HOLD_MAX_LOSS * this.holdRounds)) this.holdFromMs = null
+      if (r.good && this.holdFromMs === null) [this.holdFromMs, this.holdRounds, this.holdFailed] = [r.startedMs, 1, 0]
       return this.recover(nowMs)
     }
     this.samples.push({ good: r.good, latencyMs: r.latencyMs })
@@ -155,7 +169,8 @@ export class WanHealth {
   }
 
   status(): WanHealthStatus {
-    const m = this.samples.length === 0 ? null : this.measure()
+    // An offline WAN's window is of the line before it died: no numbers of now.
+    const m = this.samples.length === 0 || this.state === 'offline' ? null : this.measure()
     return {
       state: this.state,
       sinceMs: this.sinceMs,
@@ -190,6 +205,14 @@ export class WanHealth {
     return null
   }
 
+  /** Which up threshold a degraded WAN is still past, or null when within both. */
+  private outsideUpText(m: Measure): string | null {
+    const cfg = this.cfg
+    if (m.loss > cfg.lossUp) return `loss ${pct(m.loss)} > ${pct(cfg.lossUp)} over the last ${plural(m.rounds, 'round')}`
+    if (m.latencyMs !== null && m.latencyMs > cfg.latencyUpMs) return `latency ${ms(m.latencyMs)} > ${ms(cfg.latencyUpMs)} over the last ${plural(m.rounds, 'round')}`
+    return null
+  }
+
   private withinUp(m: Measure): boolean {
     return m.loss <= this.cfg.lossUp && (m.latencyMs === null || m.latencyMs <= this.cfg.latencyUpMs)
   }
@@ -211,8 +234,8 @@ export class WanHealth {
     // Back as it was before it died (a lossy line is degraded again at once, not
     // online for half a window first), unless its window now says otherwise.
     const m = this.measure()
-    const degraded = m.judged && (this.beforeDeath === 'degraded' ? !this.withinUp(m) : this.degradedReason(m) !== null)
-    return this.change(degraded ? 'degraded' : 'online', `recovered: ${plural(this.goodInRow, 'good round')} in a row, alive for ${seconds(healthyMs)}${degraded ? `; still ${this.degradedReason(m) ?? `loss ${pct(m.loss)} > ${pct(cfg.lossUp)} over the last ${plural(m.rounds, 'round')}`}` : ''}`, nowMs)
+    const poor = !m.judged ? null : this.beforeDeath === 'degraded' ? this.outsideUpText(m) : this.degradedReason(m)
+    return this.change(poor === null ? 'online' : 'degraded', `recovered: ${plural(this.goodInRow, 'good round')} in a row, alive for ${seconds(healthyMs)}${poor === null ? '' : `; still ${poor}`}`, nowMs)
   }
 
   private wait(what: string): HealthVerdict {

@@ -29,9 +29,8 @@ function shareOut(wans: WanPolicyInput[]): ActiveWan[] {
 const byWan = (a: ActiveWan, b: ActiveWan): number => a.wan - b.wan
 
 /**
- * `normal`: the lowest tier with an online WAN (or, when none is online anywhere, with
- * a degraded one), and its carrying WANs (a degraded one next to an online one at half
- * its weight).
+ * `normal`: the lowest tier with an online or degraded WAN, and those WANs (a
+ * degraded one next to an online one at half its weight).
  * `allDown`: no WAN is healthy, so every WAN takes a share (tier null): probes can be
  * wrong (every probe target down at once, a filter eating DNS) and a router that
  * refuses all new connections guarantees nothing works. No WANs at all: allDown with
@@ -42,21 +41,25 @@ export function plan(wans: WanPolicyInput[]): WanPlan {
   if (healthy.length === 0) {
     return { mode: 'allDown', tier: null, active: wans.map((w) => ({ wan: w.wan, weight: w.weight })).sort(byWan) }
   }
-  // A tier of lossy or slow WANs only gives way to a later tier with a clean one
-  // (pfSense's gateway groups do the same on packet loss); its connections stay.
-  const online = healthy.filter((w) => w.state === 'online')
-  const tier = Math.min(...(online.length > 0 ? online : healthy).map((w) => w.tier))
+  // A tier gives way only when none of its WANs carries any more (dead, as
+  // pfSense's default "member down"): a lossy primary keeps its tier, so a mildly
+  // lossy fibre line does not send the whole site over a metered backup (review).
+  const tier = Math.min(...healthy.map((w) => w.tier))
   return { mode: 'normal', tier, active: shareOut(healthy.filter((w) => w.tier === tier)).sort(byWan) }
 }
 
 /**
- * The WAN the router's own traffic leaves through (rules/routes.ts): the heaviest of
- * the plan's active WANs, the lowest number among equals; none when every WAN is
- * offline (the main table's default route, as without carpd).
+ * The WAN the router's own traffic leaves through (rules/routes.ts): of the plan's
+ * active WANs the online ones before the degraded (`states`), then the heaviest, the
+ * lowest number among equals; none when every WAN is offline (the main table's
+ * default route, as without carpd).
  */
-export function ownWan(p: WanPlan): number | null {
+export function ownWan(p: WanPlan, states?: ReadonlyMap<number, WanState>): number | null {
   if (p.mode !== 'normal' || p.active.length === 0) return null
-  return p.active.reduce((best, a) => (a.weight > best.weight ? a : best)).wan
+  // An online WAN before a degraded one, then the heaviest (review: weights 3 degraded
+  // and 1 online put it on the lossy one, and 3:2 flipped it at every change).
+  const online = p.active.filter((a) => states?.get(a.wan) !== 'degraded')
+  return (online.length > 0 ? online : p.active).reduce((best, a) => (a.weight > best.weight ? a : best)).wan
 }
 
 const shares = (active: ActiveWan[]): string => active.map((a) => `wan${a.wan} x${a.weight}`).join(', ')

@@ -52,7 +52,7 @@ export function renderRules(config: Config, states: WanState[] | null, opts: Ren
   if (opts.routes) {
     // pf does its policy routing itself (route-to); there is no table to fill.
     if (config.wanRules === 'pf') throw new RulesError('routesNotForPf', '--routes: policy routing commands are for Linux; wan.rules = pf routes with route-to in its anchor')
-    return renderRouteCommands(wans, ownWan(plan))
+    return renderRouteCommands(wans, ownWan(plan, states === null ? undefined : new Map(config.wans.map((w, i) => [w.wan, states[i]!]))))
   }
   switch (config.wanRules) {
     case 'iptables':
