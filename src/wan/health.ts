@@ -168,6 +168,16 @@ export class WanHealth {
     return this.withinUp(m) ? this.change('online', `back within the up thresholds: ${this.withinUpText(m)}`, nowMs) : this.stay()
   }
 
+  /**
+   * An answer came after its round had been counted as failed: the line is slow, not
+   * dead. The round stays lost (loss, and the failback hold of an offline WAN), but
+   * the failures in a row start again, so a line whose round trips pass the timeout
+   * (a saturated uplink) is degraded, never taken for dead and drained.
+   */
+  alive(): void {
+    if (this.state !== 'offline') this.failedInRow = 0
+  }
+
   status(): WanHealthStatus {
     // An offline WAN's window is of the line before it died: no numbers of now.
     const m = this.samples.length === 0 || this.state === 'offline' ? null : this.measure()

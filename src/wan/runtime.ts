@@ -407,8 +407,11 @@ export class WanRuntime {
   }
 
   private onReply(w: Wan, bytes: Buffer, from: string): void {
-    w.prober.reply(from, bytes, this.deps.clock.now())
+    const outcome = w.prober.reply(from, bytes, this.deps.clock.now())
     this.tick()
+    // An answer after its round had failed: the line is slow (a saturated uplink's
+    // queue), not dead, and must not be drained for it (review).
+    if (outcome === 'late') w.health.alive()
   }
 
   /** Completed rounds into health; a changed state into a new plan. */

@@ -815,3 +815,19 @@ t.test("the router's own traffic follows the plan: off a dead WAN within its det
   t.match(ownRoute(), ['ip', 'route', 'replace', 'default', 'via', '203.0.113.1'], 'back through wan1 after its failback hold')
   await h.link.stop()
 })
+
+t.test('a saturated line whose answers come after the timeout is degraded, never taken for dead and drained', async (t) => {
+  const h = pair({ probe: { lossDown: 0.5, lossUp: 0.1 } })
+  await h.link.start()
+  await until(t, h, /new connections: tier 1: wan1 x3, wan2 x1/)
+  const seen = h.lines.length
+  h.latencyMs = 1500 // past wan.probe.timeout (1 s): every round fails, every answer is late
+  await h.step(20_000)
+  const lines = h.lines.slice(seen)
+  t.notOk(lines.some((l) => /->offline/.test(l)), 'no WAN went offline')
+  t.ok(lines.some((l) => /wan1 wan1 online->degraded reason="loss/.test(l)), 'degraded by loss')
+  t.notOk(h.applier.calls.some((c) => c.what === 'flushConnections'), 'nothing drained')
+  t.ok(h.link.status().wans[0]!.probes.replies.late! > 0, 'the answers counted as late')
+  h.latencyMs = 20
+  await h.link.stop()
+})
