@@ -224,7 +224,7 @@ export class WanHealth {
   }
 
   private withinUp(m: Measure): boolean {
-    return m.loss <= this.cfg.lossUp && (m.latencyMs === null || m.latencyMs <= this.cfg.latencyUpMs)
+    return this.outsideUpText(m) === null
   }
 
   private withinUpText(m: Measure): string {

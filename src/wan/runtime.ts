@@ -16,12 +16,10 @@ import { WanHealth } from './health.js'
 import { describePlan, plan as makePlan, ownWan, planChanged } from './policy.js'
 import { WanProber } from './probe.js'
 import type { WanRuntimeStatus } from './status.js'
-import { WAN_RULE_PREF_MAIN } from './rules/routes.js'
-import { WAN_MARK_MASK, WAN_MARK_SHIFT, WAN_RULE_PREF_OWN, WAN_TABLE_BASE, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
+import { WAN_RULE_PREF_MAIN, ownTableHandsOn } from './rules/routes.js'
+import { WAN_MARK_MASK, WAN_MARK_SHIFT, WAN_RULE_PREF_OWN, type WanApplier, type WanHook, type WanPlan, type WanSpec, type WanState, wanTable } from './types.js'
 
 const DNS_PORT = 53
-/** Table 100's route with no WAN leading: the lookup goes on to the main table. */
-const OWN_TABLE_HANDS_ON = ['ip', 'route', 'replace', 'throw', 'default', 'table', String(WAN_TABLE_BASE)]
 /** ip rules every WAN shares: a WAN taken out of the file does not take them along. */
 const SHARED_PREFS = new Set([String(WAN_RULE_PREF_MAIN), String(WAN_RULE_PREF_OWN)])
 /** A WAN that never came up counts as judged after the time of this many times up.rounds + down.rounds probe rounds (see states()). */
@@ -295,7 +293,7 @@ export class WanRuntime {
     await this.queue
     // The router's own traffic goes back to the main table: a carpd stopped for good
     // (multi-WAN turned off) must not leave it pinned to the WAN that led last (review).
-    if (this.rulesInstalled) await this.deps.applier.routes({ del: [], add: [OWN_TABLE_HANDS_ON] }).catch(() => undefined)
+    if (this.rulesInstalled) await this.deps.applier.routes({ del: [], add: [ownTableHandsOn()] }).catch(() => undefined)
   }
 
   /**

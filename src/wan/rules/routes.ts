@@ -51,6 +51,14 @@ export interface RouteCommands {
 const UNREACHABLE_METRIC = 4294967295
 
 /**
+ * Table 100's route when no WAN leads the router's own traffic (every one offline, or
+ * carpd stopping): a `throw` hands the lookup on to the main table, as before carpd.
+ */
+export function ownTableHandsOn(): string[] {
+  return ['ip', 'route', 'replace', 'throw', 'default', 'table', String(WAN_TABLE_BASE)]
+}
+
+/**
  * `own`: the WAN the router's own traffic leaves through (policy.ts ownWan), or null
  * to leave it to the main table.
  */
@@ -73,7 +81,7 @@ export function routeCommands(wans: WanSpec[], own: number | null = null): Route
   }
   const ownTable = String(WAN_TABLE_BASE)
   const lead = wans.find((w) => w.wan === own)
-  if (lead === undefined) add.push(['ip', 'route', 'replace', 'throw', 'default', 'table', ownTable])
+  if (lead === undefined) add.push(ownTableHandsOn())
   else add.push(['ip', 'route', 'replace', 'default', 'via', lead.gateway, 'dev', lead.interface, 'onlink', ...(lead.address === null ? [] : ['src', lead.address]), 'table', ownTable])
   add.push(['ip', 'rule', 'add', 'pref', String(WAN_RULE_PREF_OWN), 'iif', 'lo', 'table', ownTable])
   return { del, add }
