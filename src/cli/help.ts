@@ -65,8 +65,10 @@ Prints the resulting status (--json for JSON).
 Prints the multi-WAN rules carpd would load for the wan.N blocks of FILE, in the
 flavour of wan.rules: iptables (for iptables-restore --noflush), nft (for nft -f)
 or pf (for pfctl -a carpd/wan -f -; FreeBSD syntax with platform = freebsd, else
-OpenBSD's). A WAN whose interface has an IPv4 address now gets SNAT to it, the
-others MASQUERADE (pf: NAT to the interface's address as it changes).
+OpenBSD's; its first lines say what the main pf.conf needs: the anchor, FreeBSD's
+nat-anchor, reply-to on your pass rules for what comes in on a WAN). A WAN whose
+interface has an IPv4 address now gets SNAT to it, the others MASQUERADE (pf: NAT
+to the interface's address as it changes).
   -c, --config FILE     the configuration (default ${DEFAULT_CONFIG})
   --wan-state LIST      one up|down|degraded per WAN in wan number order, e.g. up,down
                         (default: all up); all down spreads over every WAN

@@ -171,55 +171,137 @@ t.test('nft: one WAN down, tier 2, all down, no active WAN', async (t) => {
 // ---------------------------------------------------------------------------
 // pf
 
-const PF_NAT_OPENBSD = [
-  'match out on wan0 from any to any nat-to 203.0.113.10',
-  'match out on wan1 from any to any nat-to (wan1)',
-  'match out on lte0 from any to any nat-to 192.0.2.10',
+// Each rule's purpose, with the pf.conf(5) text it relies on: OpenBSD's (revision
+// 1.609, the 7.x page) and FreeBSD 15.0's, identical where one quote is given. No
+// pfctl runs here (no BSD machine): these pin the text, the quotes say why it reads so.
+
+/** Where pf sends a LAN connection: the `pass in quick ... route-to` rule, the split. */
+const PF_QUOTES = {
+  // "For each packet processed by the packet filter, the filter rules are evaluated in
+  // a sequential order, from first to last. For block and pass, the last matching rule
+  // decides what action is taken" -- without quick a later `pass in on $lan` of the
+  // main ruleset wins and the route-to is lost. "Matching filter and translation rules
+  // marked with the quick option are final and abort the evaluation of the rules in
+  // other anchors and the main ruleset."
+  quick: 'pass in quick on',
+  // "IP addresses can also be entered in a table by specifying a valid interface name,
+  // a valid interface group, or the self keyword, in which case all addresses assigned
+  // to the interface(s) will be added to the table." ":network Translates to the
+  // network(s) attached to the interface."
+  local: 'table <carpd_wan_local> const { self, ',
+  // "Tags are "sticky", meaning that the packet will be tagged even if the rule is not
+  // the last matching rule." The tag set on the LAN side is seen when the route-to'd
+  // packet is filtered again on the WAN (pf_route runs pf_test for PF_OUT there).
+  tag: 'tag CARPD_WAN',
+  // OpenBSD, round-robin: "considers given weights associated with address(es).
+  // Weights can be specified between 1 and 65535." FreeBSD's pools have no weights.
+  weight: 'weight 3',
+  // FreeBSD: "nat-anchor <name> Evaluates the nat rules in the specified anchor."
+  natAnchor: 'nat-anchor "carpd/wan"',
+  // OpenBSD, reply-to: "routes packets that pass in the opposite direction (replies) to
+  // the specified address ... useful only in rules that create state": it belongs on
+  // the operator's pass rule for what comes in on a WAN.
+  replyTo: 'reply-to',
+}
+
+const PF_HEAD_OPENBSD = [
+  '# carpd multi-WAN anchor (OpenBSD): pfctl -a carpd/wan -f FILE',
+  '# The main pf.conf needs:',
+  '#   anchor "carpd/wan"       after your own block rules for LAN traffic (the rules here are quick)',
+  '# and, on your pass rules for connections that come in on a WAN, so their replies leave by it:',
+  '#   pass in on wan0 ... reply-to 203.0.113.1',
+  '#   pass in on wan1 ... reply-to 198.51.100.1',
+  '#   pass in on lte0 ... reply-to 192.0.2.254',
+  'table <carpd_wan_local> const { self, lan0:network, wan0:network, wan1:network, lte0:network }',
+  // OpenBSD, match: "parameters are set every time a packet matches the rule ... the
+  // parameter effectively becomes "sticky" until explicitly overridden: nat-to, ...".
+  // Only what carpd's LAN rule tagged: the router's own packets (CARP adverts, probes)
+  // keep their source, as the Linux backends SNAT only marked traffic.
+  'match out on wan0 tagged CARPD_WAN nat-to 203.0.113.10',
+  'match out on wan1 tagged CARPD_WAN nat-to (wan1)',
+  'match out on lte0 tagged CARPD_WAN nat-to 192.0.2.10',
+  // The route-to'd packet is filtered again outbound on its WAN: passed here whatever
+  // the main ruleset's outbound policy is, and only if the LAN rule passed it.
+  'pass out quick on { wan0, wan1, lte0 } tagged CARPD_WAN',
+  // The router's own traffic from a WAN's address (its probes) leaves by that WAN.
+  'pass out quick inet from (wan0) to ! <carpd_wan_local> route-to 203.0.113.1',
+  'pass out quick inet from (wan1) to ! <carpd_wan_local> route-to 198.51.100.1',
+  'pass out quick inet from (lte0) to ! <carpd_wan_local> route-to 192.0.2.254',
 ]
-const PF_NAT_FREEBSD = ['nat on wan0 from any to any -> 203.0.113.10', 'nat on wan1 from any to any -> (wan1)', 'nat on lte0 from any to any -> 192.0.2.10']
 
-t.test('pf, OpenBSD: match nat-to per WAN, route-to next hops repeated by weight', async (t) => {
-  t.equal(
-    renderPf(WANS, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }),
-    text(
-      'table <carpd_wan_local> const { self, lan0:network }',
-      ...PF_NAT_OPENBSD,
-      'pass in on lan0 from any to ! <carpd_wan_local> route-to { 203.0.113.1, 203.0.113.1, 203.0.113.1, 198.51.100.1 } round-robin sticky-address',
-    ),
-  )
-  t.equal(
-    renderPf(WANS, WAN2_DOWN, { dialect: 'openbsd', lanInterfaces: ['lan0'] }),
-    text('table <carpd_wan_local> const { self, lan0:network }', ...PF_NAT_OPENBSD, 'pass in on lan0 from any to ! <carpd_wan_local> route-to 203.0.113.1'),
-    'one WAN: a plain route-to',
-  )
-})
+const PF_HEAD_FREEBSD = [
+  '# carpd multi-WAN anchor (FreeBSD): pfctl -a carpd/wan -f FILE',
+  '# The main pf.conf needs:',
+  '#   nat-anchor "carpd/wan"   with the translation rules (the nat rules here run only through it)',
+  '#   anchor "carpd/wan"       after your own block rules for LAN traffic (the rules here are quick)',
+  '# and, on your pass rules for connections that come in on a WAN, so their replies leave by it:',
+  '#   pass in on wan0 ... reply-to (wan0 203.0.113.1)',
+  '#   pass in on wan1 ... reply-to (wan1 198.51.100.1)',
+  '#   pass in on lte0 ... reply-to (lte0 192.0.2.254)',
+  'table <carpd_wan_local> const { self, lan0:network, dmz0:network, sync0:network, wan0:network, wan1:network, lte0:network }',
+  // FreeBSD: "By default pfctl(8) enforces an ordering of the statement types in the
+  // ruleset to: options, normalization, queueing, translation, filtering."
+  'nat on wan0 from any to any tagged CARPD_WAN -> 203.0.113.10',
+  'nat on wan1 from any to any tagged CARPD_WAN -> (wan1)',
+  'nat on lte0 from any to any tagged CARPD_WAN -> 192.0.2.10',
+  'pass out quick on { wan0, wan1, lte0 } tagged CARPD_WAN',
+  // FreeBSD's grammar: pf-rule = action [ ( "in" | "out" ) ] ... [ "quick" ] [ "on"
+  // ifspec ] [ route ] [ af ] [ protospec ] [ hosts ] [ filteropt-list ], and
+  // routehost = "(" interface-name address [ "/" mask-bits ] ")".
+  'pass out quick route-to (wan0 203.0.113.1) inet from (wan0) to ! <carpd_wan_local>',
+  'pass out quick route-to (wan1 198.51.100.1) inet from (wan1) to ! <carpd_wan_local>',
+  'pass out quick route-to (lte0 192.0.2.254) inet from (lte0) to ! <carpd_wan_local>',
+]
 
-t.test('pf, FreeBSD: nat rules, (interface next-hop) pairs before from/to, several LANs', async (t) => {
-  const opts = { dialect: 'freebsd' as const, lanInterfaces: ['lan0', 'dmz0'] }
-  const head = ['table <carpd_wan_local> const { self, lan0:network, dmz0:network }', ...PF_NAT_FREEBSD]
+t.test('pf, OpenBSD: the head says what pf.conf needs; NAT and the outbound pass for tagged traffic; route-to weighted', async (t) => {
+  const opts = { dialect: 'openbsd' as const, lanInterfaces: ['lan0'] }
   t.equal(
     renderPf(WANS, ALL_UP, opts),
     text(
-      ...head,
-      'pass in on { lan0, dmz0 } route-to { (wan0 203.0.113.1), (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1) } round-robin sticky-address from any to ! <carpd_wan_local>',
+      ...PF_HEAD_OPENBSD,
+      'pass in quick on lan0 from any to ! <carpd_wan_local> route-to { 203.0.113.1 weight 3, 198.51.100.1 weight 1 } round-robin sticky-address tag CARPD_WAN',
     ),
   )
   t.equal(
-    renderPf(WANS, ALL_DOWN, opts),
-    text(
-      ...head,
-      'pass in on { lan0, dmz0 } route-to { (wan0 203.0.113.1), (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1), (lte0 192.0.2.254) } round-robin sticky-address from any to ! <carpd_wan_local>',
-    ),
-    'all down: every WAN in the pool',
+    renderPf(WANS, WAN2_DOWN, opts),
+    text(...PF_HEAD_OPENBSD, 'pass in quick on lan0 from any to ! <carpd_wan_local> route-to 203.0.113.1 tag CARPD_WAN'),
+    'one WAN: a plain route-to',
   )
-  t.equal(renderPf(WANS, TIER2, opts), text(...head, 'pass in on { lan0, dmz0 } route-to (lte0 192.0.2.254) from any to ! <carpd_wan_local>'))
-  t.equal(renderPf(WANS, NONE, opts), text(...head), 'nothing active: no route-to rule, the main ruleset decides')
+  const out = renderPf(WANS, ALL_UP, opts)
+  for (const [purpose, words] of Object.entries(PF_QUOTES)) {
+    if (purpose === 'natAnchor') t.notOk(out.includes(words), 'OpenBSD has no nat-anchor: its nat-to rules are filter rules')
+    else t.ok(out.includes(words), `${purpose}: ${words}`)
+  }
+  // OpenBSD's pfctl: "route-to, reply-to and dup-to are not supported on match rules".
+  t.notMatch(out, /^match .*route-to/m, 'route-to only on pass rules')
 })
 
-t.test('pf: weights reduced by their gcd before repeating', async (t) => {
+t.test('pf, FreeBSD: nat-anchor in the head, nat rules before filter rules, (interface next-hop) pairs repeated by weight', async (t) => {
+  const opts = { dialect: 'freebsd' as const, lanInterfaces: ['lan0', 'dmz0'], otherInterfaces: ['sync0'] }
+  const pass = (pool: string): string => `pass in quick on { lan0, dmz0 } route-to ${pool} from any to ! <carpd_wan_local> tag CARPD_WAN`
+  t.equal(renderPf(WANS, ALL_UP, opts), text(...PF_HEAD_FREEBSD, pass('{ (wan0 203.0.113.1), (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1) } round-robin sticky-address')))
+  t.equal(
+    renderPf(WANS, ALL_DOWN, opts),
+    text(...PF_HEAD_FREEBSD, pass('{ (wan0 203.0.113.1), (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1), (lte0 192.0.2.254) } round-robin sticky-address')),
+    'all down: every WAN in the pool',
+  )
+  t.equal(renderPf(WANS, TIER2, opts), text(...PF_HEAD_FREEBSD, pass('(lte0 192.0.2.254)')))
+  t.equal(renderPf(WANS, NONE, opts), text(...PF_HEAD_FREEBSD), 'nothing active: no route-to rule, the main ruleset decides')
+  const out = renderPf(WANS, ALL_UP, opts)
+  const lines = out.split('\n')
+  const lastNat = lines.map((l) => l.startsWith('nat ')).lastIndexOf(true)
+  t.ok(lastNat > 0 && lines.findIndex((l) => l.startsWith('pass ')) > lastNat, 'translation before filtering')
+  t.ok(out.includes(PF_QUOTES.natAnchor), 'the head asks for the nat-anchor')
+  t.notOk(out.includes('weight'), 'no weight keyword in FreeBSD pools')
+})
+
+t.test('pf: weights reduced by their gcd', async (t) => {
   const plan: WanPlan = { mode: 'normal', tier: 1, active: [{ wan: 1, weight: 4 }, { wan: 2, weight: 6 }] }
-  const out = renderPf(WANS, plan, { dialect: 'openbsd', lanInterfaces: ['lan0'] })
-  t.match(out, 'route-to { 203.0.113.1, 203.0.113.1, 198.51.100.1, 198.51.100.1, 198.51.100.1 } round-robin sticky-address')
+  t.match(renderPf(WANS, plan, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), 'route-to { 203.0.113.1 weight 2, 198.51.100.1 weight 3 } round-robin sticky-address')
+  t.match(
+    renderPf(WANS, plan, { dialect: 'freebsd', lanInterfaces: ['lan0'] }),
+    'route-to { (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1), (wan1 198.51.100.1), (wan1 198.51.100.1) } round-robin sticky-address',
+  )
 })
 
 t.test('pf without LAN interfaces is an error with a code', async (t) => {
@@ -238,8 +320,10 @@ t.test("a pair's shared VIP on a WAN is the NAT address in every flavour, before
   t.match(renderIptables(shared, ALL_UP), /-A CARPD_WAN_NAT -o wan0 -m mark --mark 0x100\/0xff00 -j SNAT --to-source 203\.0\.113\.4\n/)
   t.match(renderIptables(shared, ALL_UP), /-A CARPD_WAN_NAT -o wan1 -m mark --mark 0x200\/0xff00 -j SNAT --to-source 198\.51\.100\.4\n/, 'instead of MASQUERADE')
   t.match(renderNft(shared, ALL_UP), /oifname "wan0" meta mark & 0xff00 == 0x100 snat to 203\.0\.113\.4\n/)
-  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /match out on wan1 from any to any nat-to 198\.51\.100\.4\n/)
-  t.match(renderPf(shared, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), /nat on wan0 from any to any -> 203\.0\.113\.4\n/)
+  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /match out on wan1 tagged CARPD_WAN nat-to 198\.51\.100\.4\n/)
+  t.match(renderPf(shared, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), /nat on wan0 from any to any tagged CARPD_WAN -> 203\.0\.113\.4\n/)
+  // A service of the router bound to the VIP (a VPN it starts) leaves by its WAN too.
+  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /pass out quick inet from \{ \(wan0\), 203\.0\.113\.4 \} to ! <carpd_wan_local> route-to 203\.0\.113\.1\n/)
   // A virtual MAC: a port forward to the VIP comes in on its macvlan, and is marked for its WAN there too.
   const vmac: WanSpec[] = [{ ...shared[0]!, vipInterfaces: ['carp2'] }, shared[1]!]
   t.match(renderIptables(vmac, ALL_UP), /-A CARPD_WAN -i wan0 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i carp2 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i wan1 -j MARK/)
@@ -270,9 +354,9 @@ t.test('pf from a pair file: a carp.N block on a WAN interface is no LAN to rout
   const r = load(text)
   if (!r.ok) throw new Error(r.errors.map((e) => e.message).join())
   const out = renderRules(r.config, null, { routes: false })
-  t.match(out, /table <carpd_wan_local> const \{ self, lan0:network \}/)
-  t.match(out, /match out on wan0 from any to any nat-to 203\.0\.113\.4/)
-  t.match(out, /pass in on lan0 from any/, 'routes from the LAN only')
+  t.match(out, /table <carpd_wan_local> const \{ self, lan0:network, wan0:network \}/)
+  t.match(out, /match out on wan0 tagged CARPD_WAN nat-to 203\.0\.113\.4/)
+  t.match(out, /pass in quick on lan0 from any/, 'routes from the LAN only')
 })
 
 // ---------------------------------------------------------------------------
@@ -394,9 +478,12 @@ t.test('renderRules: nft, and pf in the dialect of the platform, from the carp i
   t.equal(renderRules(config(...WAN_KEYS, 'wan.rules = nft'), null, { routes: false, addresses: ADDRESSES }), renderNft(WANS, ALL_UP))
   const carp = ['carp.1.interface = lan0', 'carp.1.vip = 192.168.1.1/24', 'carp.1.pass = x', 'carp.2.interface = lan0', 'carp.2.vip = 192.168.1.2/24', 'carp.2.pass = x']
   const obsd = config(...WAN_KEYS, ...carp, 'platform = openbsd', 'sync.backend = none', 'wan.rules = pf')
-  t.equal(renderRules(obsd, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }))
+  t.equal(renderRules(obsd, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'], otherInterfaces: [] }))
   const fbsd = config(...WAN_KEYS, ...carp, 'platform = freebsd', 'sync.backend = none', 'wan.rules = pf')
   t.equal(renderRules(fbsd, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }))
+  // The sync link's network is local too: never routed to a WAN.
+  const synced = config(...WAN_KEYS, ...carp, 'platform = openbsd', 'sync.backend = none', 'sync.interface = sync0', 'sync.peer = 10.9.9.2', 'wan.rules = pf')
+  t.match(renderRules(synced, null, { routes: false, addresses: ADDRESSES }), 'table <carpd_wan_local> const { self, lan0:network, sync0:network, wan0:network')
   // linux with pf cannot be written in a file (config/load.ts refuses it); printing
   // still picks OpenBSD's syntax.
   t.equal(renderRules({ ...fbsd, platform: 'linux' }, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }))

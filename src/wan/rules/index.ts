@@ -65,7 +65,8 @@ export function renderRules(config: Config, states: WanState[] | null, opts: Ren
       const lanInterfaces = [...new Set(config.carp.vhids.map((v) => v.interface))].filter((i) => !wanInterfaces.has(i))
       // Only freebsd writes the FreeBSD dialect; linux can only print (pf does not
       // run there), in OpenBSD's.
-      return renderPf(wans, plan, { dialect: config.platform === 'freebsd' ? 'freebsd' : 'openbsd', lanInterfaces })
+      const otherInterfaces = config.sync.interface === '' ? [] : [config.sync.interface]
+      return renderPf(wans, plan, { dialect: config.platform === 'freebsd' ? 'freebsd' : 'openbsd', lanInterfaces, otherInterfaces })
     }
     default: {
       const never: never = config.wanRules
