@@ -23,6 +23,8 @@ export class WanApplyError extends Error {
   constructor(
     readonly code: 'checkFailed' | 'loadFailed' | 'hookFailed' | 'routeFailed' | 'flushFailed',
     message: string,
+    /** routeFailed: the add commands that failed (the others went in). */
+    readonly failed: string[][] = [],
   ) {
     super(message)
   }
@@ -68,15 +70,17 @@ export function linuxWanApplier(opts: { run: Runner; log: Logger }): WanApplier 
       for (const argv of cmds.del) await run(argv, WAN_COMMAND_TIMEOUT_MS)
       // Every route is tried: one WAN whose gateway is not reachable yet (DHCP, PPPoE
       // at boot) must not keep the others' routes out.
-      const failed: string[] = []
+      const failed: string[][] = []
+      const messages: string[] = []
       for (const argv of cmds.add) {
         try {
           await exec(argv, 'routeFailed')
         } catch (err) {
-          failed.push((err as Error).message)
+          failed.push(argv)
+          messages.push((err as Error).message)
         }
       }
-      if (failed.length > 0) throw new WanApplyError('routeFailed', failed.join('; '))
+      if (failed.length > 0) throw new WanApplyError('routeFailed', messages.join('; '), failed)
     },
     async drift(flavour, hooks, routes) {
       const missing: string[] = []

@@ -103,6 +103,14 @@ export class WanRuntime {
   private lastCheckMs = -Infinity
   /** ip rules found missing: added back (alone) with the next load. */
   private rulesMissing = new Set<string>()
+  /**
+   * Route adds that failed (a PPPoE link not up yet, a gateway not on a connected
+   * network yet): tried again with every self-repair check until they go in, so they
+   * do not wait for the next change of plan.
+   */
+  private routesPending: string[][] = []
+  /** The route failure last logged, so a failure that stays is logged once. */
+  private routeFailure: string | null = null
 
   constructor(private readonly deps: WanRuntimeDeps) {
     this.config = deps.config
@@ -274,13 +282,44 @@ export class WanRuntime {
       this.deps.log.event('wan', `self-repair check failed: ${(err as Error).message}`)
       return
     }
-    if (missing.length === 0 || !this.running) return
+    if (!this.running) return
+    if (missing.length === 0) return this.retryRoutes(k)
     this.repairs++
     this.deps.log.event('wan', `repair: ${missing.join(', ')} gone (removed by someone else): loading the rules and routes again`)
     // Only the missing ip rules go in again: deleting and adding them all would leave
     // probes and marked traffic without a rule for a moment (the lab saw WANs flap).
     for (const m of missing) if (m.startsWith('ip rule ')) this.rulesMissing.add(m.slice('ip rule '.length))
     this.load()
+  }
+
+  /** The route adds that failed before, once more; what goes in joins the self-repair check. */
+  private async retryRoutes(k: NonNullable<WanRuntime['inKernel']>): Promise<void> {
+    const pending = this.routesPending
+    if (pending.length === 0) return
+    try {
+      await this.deps.applier.routes({ del: [], add: pending })
+    } catch (err) {
+      const left = this.routeFailed(err)
+      k.routes = [...k.routes, ...pending.filter((argv) => !left.some((f) => sameArgv(f, argv)))]
+      return
+    }
+    k.routes = [...k.routes, ...pending]
+    this.routesLoaded()
+  }
+
+  /** Logs a route failure unless it is the one logged last; returns (and keeps) the adds to try again. */
+  private routeFailed(err: unknown): string[][] {
+    const message = (err as Error).message
+    if (message !== this.routeFailure) this.deps.log.event('wan', `routes not all loaded: ${message}`)
+    this.routeFailure = message
+    this.routesPending = (err as { failed?: string[][] }).failed ?? []
+    return this.routesPending
+  }
+
+  private routesLoaded(): void {
+    this.routesPending = []
+    if (this.routeFailure !== null) this.deps.log.event('wan', 'routes all loaded now')
+    this.routeFailure = null
   }
 
   async stop(): Promise<void> {
@@ -485,7 +524,7 @@ export class WanRuntime {
       // traffic without a rule for a moment); the routes, idempotent with `replace`,
       // with every load.
       const cmds = this.deps.routes(specs, ownWan(plan, new Map(this.wans.map((w) => [w.spec.wan, w.state]))))
-      let routesIn = false
+      let routesIn: string[][] = []
       try {
         const retired = this.retired
         this.retired = []
@@ -494,14 +533,16 @@ export class WanRuntime {
         const routesOnly = cmds.add.filter((argv) => argv[1] === 'route')
         await this.deps.applier.routes(this.rulesInstalled ? { del: [], add: [...missingRules, ...routesOnly] } : { del: [...retired, ...cmds.del], add: cmds.add })
         this.rulesInstalled = true
-        routesIn = true
+        routesIn = cmds.add
+        this.routesLoaded()
       } catch (err) {
-        const message = (err as Error).message
         // Every add is tried; the ip rules are in unless one of them is what failed
         // (a WAN whose route cannot go in yet, PPPoE at boot, is no reason to delete
         // and add them all again with every load).
-        if (!message.includes('ip rule add')) this.rulesInstalled = true
-        this.deps.log.event('wan', `routes not all loaded: ${message}`)
+        if (!(err as Error).message.includes('ip rule add')) this.rulesInstalled = true
+        const failed = this.routeFailed(err)
+        // What went in is checked for drift; what failed is tried again.
+        if (failed.length > 0) routesIn = cmds.add.filter((argv) => !failed.some((f) => sameArgv(f, argv)))
       }
       const rules = this.deps.render(specs, plan)
       try {
@@ -516,8 +557,8 @@ export class WanRuntime {
       }
       this.loads++
       this.loaded = plan
-      // Routes that did not all go in are not drift: the next load tries them anyway.
-      this.inKernel = { flavour: rules.flavour, hooks: rules.hooks, routes: routesIn ? cmds.add : [] }
+      // Routes that did not go in are not drift: they are tried again (routesPending).
+      this.inKernel = { flavour: rules.flavour, hooks: rules.hooks, routes: routesIn }
       this.retry?.cancel()
       this.retry = null
       this.lastLoad = { ok: true, atMs: this.deps.clock.now(), error: null }
@@ -555,4 +596,8 @@ export class WanRuntime {
   }
 
 
+}
+
+function sameArgv(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((word, i) => word === b[i])
 }

@@ -78,7 +78,10 @@ export interface WanHook {
 export interface WanApplier {
   /** Checks then loads `text`; rejects (with the tool's message) and changes nothing when the check fails. */
   loadRules(flavour: 'iptables' | 'nft', text: string, hooks: readonly WanHook[]): Promise<void>
-  /** Runs the policy-routing commands: `del` ignoring failures (idempotent), then `add`. */
+  /**
+   * Runs the policy-routing commands: `del` ignoring failures (idempotent), then every
+   * `add`; rejects when one failed, with the failed add commands in `failed` when known.
+   */
   routes(cmds: { del: string[][]; add: string[][] }): Promise<void>
   /** Removes the connections marked for WAN `wan`; resolves with how many went. */
   flushConnections(wan: number): Promise<number>

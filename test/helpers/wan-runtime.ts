@@ -123,9 +123,13 @@ export class FakeWanApplier implements WanApplier {
   readonly driftAt: number[] = []
   failDrift: Error | null = null
 
-  async drift(): Promise<string[]> {
+  /** The route adds each check was asked about. */
+  readonly driftRoutes: (readonly string[][])[] = []
+
+  async drift(_flavour: 'iptables' | 'nft', _hooks: readonly WanHook[], routes: readonly string[][]): Promise<string[]> {
     this.driftChecks++
     this.driftAt.push(this.clock.now())
+    this.driftRoutes.push(routes)
     if (this.failDrift) throw this.failDrift
     return this.missing.splice(0)
   }

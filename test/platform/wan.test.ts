@@ -235,6 +235,7 @@ t.test('routes: a failing add does not stop the others; one routeFailed names ev
     message: 'ip route replace default via 10.9.9.9 dev wan0 onlink table 101: Error: Nexthop has invalid gateway.; ip rule add pref 10102 from 198.51.100.2 table 102: exit 2',
   })
   t.same(r.lines(), [...cmds.del, ...cmds.add].map((a) => a.join(' ')), 'every add was tried, in order')
+  t.same((err as WanApplyError).failed, [cmds.add[0], cmds.add[2]], 'the failed adds, for the runtime to try again')
 })
 
 t.test('routes: one failing add alone is the whole message', async (t) => {

@@ -403,6 +403,35 @@ t.test('routes that fail are logged and are not a failed rules load; every load 
   await h.link.stop()
 })
 
+t.test('a route that failed is tried again with every self-repair check, logged once, and checked for drift once in', async (t) => {
+  const h = pair()
+  const failing = ['ip', 'route', 'replace', 'default', 'via', '203.0.113.17', 'dev', 'wan2', 'onlink', 'table', '102']
+  h.applier.failRoutes = Object.assign(new Error(ROUTE_ERROR), { failed: [failing] })
+  const routeCalls = (): { atMs: number; cmds: { del: string[][]; add: string[][] } }[] =>
+    h.applier.calls.filter((c) => c.what === 'routes') as { atMs: number; cmds: { del: string[][]; add: string[][] } }[]
+  const retries = (): number[] => routeCalls().filter((c) => c.cmds.add.length === 1 && c.cmds.add[0]!.join(' ') === failing.join(' ')).map((c) => c.atMs)
+  await h.link.start()
+  await h.settle()
+  t.same(h.lines.slice(1), [`wan routes not all loaded: ${ROUTE_ERROR}`])
+  await h.step(6000) // the WANs come up (their plans load the routes again, failing the same way), and two checks pass
+  t.same(retries(), [3000, 6000], 'the failed add alone, with each self-repair check')
+  const checked = (): boolean => h.applier.driftRoutes.at(-1)!.some((argv) => argv.join(' ') === failing.join(' '))
+  t.notOk(checked(), 'a route that is not in is no drift')
+  t.ok(h.applier.driftRoutes.at(-1)!.some((argv) => argv.includes('table') && argv.includes('101')), 'the routes that went in are checked')
+  t.ok(routeCalls().every((c) => c.cmds.del.length === 0 || c.atMs === 0), 'nothing deleted after the first load')
+  t.equal(h.grep(/routes not all loaded/).length, 1, 'a failure that stays is logged once')
+  h.applier.failRoutes = null
+  await h.step(3000)
+  t.same(retries(), [3000, 6000, 9000])
+  t.same(h.grep(/routes all loaded now/).length, 1, 'the recovery is one line')
+  const checksBefore = h.applier.driftChecks
+  await h.step(6000)
+  t.same(retries(), [3000, 6000, 9000], 'not tried again once in')
+  t.ok(h.applier.driftChecks > checksBefore, 'the self-repair check goes on')
+  t.ok(checked(), 'and now checks the route that went in')
+  await h.link.stop()
+})
+
 t.test('a failing flush is logged and counts nothing', async (t) => {
   const h = pair({ probe: { lossUp: 0.25 } })
   await h.link.start()
