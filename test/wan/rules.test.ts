@@ -175,7 +175,7 @@ t.test('nft: one WAN down, tier 2, all down, no active WAN', async (t) => {
 // 1.609, the 7.x page) and FreeBSD 15.0's, identical where one quote is given. No
 // pfctl runs here (no BSD machine): these pin the text, the quotes say why it reads so.
 
-/** Where pf sends a LAN connection: the `pass in quick ... route-to` rule, the split. */
+/** Words of the anchor, each with the pf.conf(5) text that makes it necessary. */
 const PF_QUOTES = {
   // "For each packet processed by the packet filter, the filter rules are evaluated in
   // a sequential order, from first to last. For block and pass, the last matching rule
@@ -184,15 +184,24 @@ const PF_QUOTES = {
   // marked with the quick option are final and abort the evaluation of the rules in
   // other anchors and the main ruleset."
   quick: 'pass in quick on',
-  // "IP addresses can also be entered in a table by specifying a valid interface name,
-  // a valid interface group, or the self keyword, in which case all addresses assigned
-  // to the interface(s) will be added to the table." ":network Translates to the
-  // network(s) attached to the interface."
-  local: 'table <carpd_wan_local> const { self, ',
+  // "Surrounding the interface name (and optional modifiers) in parentheses changes
+  // this behaviour. When the interface name is surrounded by parentheses, the rule is
+  // automatically updated whenever the interface changes its address." A DHCP WAN
+  // without an address yet refuses no anchor; a table would be fixed at load ("dynamic
+  // addresses are not permitted inside tables", OpenBSD's pfctl). (self) is every
+  // interface's address (pf_if.c: "self" is IFG_ALL).
+  local: 'match to { (self), (lan0:network), ',
+  // CARP adverts go to 224.0.0.18: route-to'd to a gateway they would never reach the
+  // peer (pf_route sends the packet to the route-to address).
+  multicast: '224.0.0.0/4, 255.255.255.255 } tag CARPD_LOCAL',
   // "Tags are "sticky", meaning that the packet will be tagged even if the rule is not
   // the last matching rule." The tag set on the LAN side is seen when the route-to'd
   // packet is filtered again on the WAN (pf_route runs pf_test for PF_OUT there).
   tag: 'tag CARPD_WAN',
+  notLocal: '! tagged CARPD_LOCAL',
+  // "floating: States can match packets on any interfaces": the router's own packet is
+  // filtered on the main route's interface and its replies come in on the route-to'd WAN.
+  floating: 'keep state (floating)',
   // OpenBSD, round-robin: "considers given weights associated with address(es).
   // Weights can be specified between 1 and 65535." FreeBSD's pools have no weights.
   weight: 'weight 3',
@@ -204,53 +213,60 @@ const PF_QUOTES = {
   replyTo: 'reply-to',
 }
 
+const PF_HEAD_COMMON = [
+  '# The main pf.conf needs:',
+  '#   anchor "carpd/wan"       after your own block rules for LAN traffic, which must be quick:',
+  '#                            the pass rules here are quick (a quick pass for LAN traffic before',
+  "#                            it keeps the split off; the router's own traffic from a WAN's address",
+  '#                            is passed here, outbound)',
+  '# and, on your pass rules for connections that come in on a WAN, so their replies leave by it:',
+]
+
 const PF_HEAD_OPENBSD = [
   '# carpd multi-WAN anchor (OpenBSD): pfctl -a carpd/wan -f FILE',
-  '# The main pf.conf needs:',
-  '#   anchor "carpd/wan"       after your own block rules for LAN traffic (the rules here are quick)',
-  '# and, on your pass rules for connections that come in on a WAN, so their replies leave by it:',
+  ...PF_HEAD_COMMON,
   '#   pass in on wan0 ... reply-to 203.0.113.1',
   '#   pass in on wan1 ... reply-to 198.51.100.1',
   '#   pass in on lte0 ... reply-to 192.0.2.254',
-  'table <carpd_wan_local> const { self, lan0:network, wan0:network, wan1:network, lte0:network }',
   // OpenBSD, match: "parameters are set every time a packet matches the rule ... the
   // parameter effectively becomes "sticky" until explicitly overridden: nat-to, ...".
   // Only what carpd's LAN rule tagged: the router's own packets (CARP adverts, probes)
-  // keep their source, as the Linux backends SNAT only marked traffic.
+  // keep their source, as the Linux backends SNAT only marked traffic. `:0`: the first
+  // address only (a plain `(wan1)` is a round-robin pool of all of them).
   'match out on wan0 tagged CARPD_WAN nat-to 203.0.113.10',
-  'match out on wan1 tagged CARPD_WAN nat-to (wan1)',
+  'match out on wan1 tagged CARPD_WAN nat-to (wan1:0)',
   'match out on lte0 tagged CARPD_WAN nat-to 192.0.2.10',
+  'match to { (self), (lan0:network), (wan0:network), (wan1:network), (lte0:network), 224.0.0.0/4, 255.255.255.255 } tag CARPD_LOCAL',
   // The route-to'd packet is filtered again outbound on its WAN: passed here whatever
   // the main ruleset's outbound policy is, and only if the LAN rule passed it.
   'pass out quick on { wan0, wan1, lte0 } tagged CARPD_WAN',
   // The router's own traffic from a WAN's address (its probes) leaves by that WAN.
-  'pass out quick inet from (wan0) to ! <carpd_wan_local> route-to 203.0.113.1',
-  'pass out quick inet from (wan1) to ! <carpd_wan_local> route-to 198.51.100.1',
-  'pass out quick inet from (lte0) to ! <carpd_wan_local> route-to 192.0.2.254',
+  'pass out quick inet from (wan0) to any ! tagged CARPD_LOCAL route-to 203.0.113.1 keep state (floating)',
+  'pass out quick inet from (wan1) to any ! tagged CARPD_LOCAL route-to 198.51.100.1 keep state (floating)',
+  'pass out quick inet from (lte0) to any ! tagged CARPD_LOCAL route-to 192.0.2.254 keep state (floating)',
 ]
 
 const PF_HEAD_FREEBSD = [
-  '# carpd multi-WAN anchor (FreeBSD): pfctl -a carpd/wan -f FILE',
-  '# The main pf.conf needs:',
+  '# carpd multi-WAN anchor (FreeBSD 13.1 or later): pfctl -a carpd/wan -f FILE',
+  PF_HEAD_COMMON[0]!,
   '#   nat-anchor "carpd/wan"   with the translation rules (the nat rules here run only through it)',
-  '#   anchor "carpd/wan"       after your own block rules for LAN traffic (the rules here are quick)',
-  '# and, on your pass rules for connections that come in on a WAN, so their replies leave by it:',
-  '#   pass in on wan0 ... reply-to (wan0 203.0.113.1)',
-  '#   pass in on wan1 ... reply-to (wan1 198.51.100.1)',
-  '#   pass in on lte0 ... reply-to (lte0 192.0.2.254)',
-  'table <carpd_wan_local> const { self, lan0:network, dmz0:network, sync0:network, wan0:network, wan1:network, lte0:network }',
+  ...PF_HEAD_COMMON.slice(1),
+  // FreeBSD's grammar: pf-rule = action [ ( "in" | "out" ) ] ... [ "quick" ] [ "on"
+  // ifspec ] [ route ] [ af ] ...: reply-to right after `on IF`.
+  '#   pass in on wan0 reply-to (wan0 203.0.113.1) ...',
+  '#   pass in on wan1 reply-to (wan1 198.51.100.1) ...',
+  '#   pass in on lte0 reply-to (lte0 192.0.2.254) ...',
   // FreeBSD: "By default pfctl(8) enforces an ordering of the statement types in the
   // ruleset to: options, normalization, queueing, translation, filtering."
   'nat on wan0 from any to any tagged CARPD_WAN -> 203.0.113.10',
-  'nat on wan1 from any to any tagged CARPD_WAN -> (wan1)',
+  'nat on wan1 from any to any tagged CARPD_WAN -> (wan1:0)',
   'nat on lte0 from any to any tagged CARPD_WAN -> 192.0.2.10',
+  'match to { (self), (lan0:network), (dmz0:network), (sync0:network), (wan0:network), (wan1:network), (lte0:network), 224.0.0.0/4, 255.255.255.255 } tag CARPD_LOCAL',
   'pass out quick on { wan0, wan1, lte0 } tagged CARPD_WAN',
-  // FreeBSD's grammar: pf-rule = action [ ( "in" | "out" ) ] ... [ "quick" ] [ "on"
-  // ifspec ] [ route ] [ af ] [ protospec ] [ hosts ] [ filteropt-list ], and
-  // routehost = "(" interface-name address [ "/" mask-bits ] ")".
-  'pass out quick route-to (wan0 203.0.113.1) inet from (wan0) to ! <carpd_wan_local>',
-  'pass out quick route-to (wan1 198.51.100.1) inet from (wan1) to ! <carpd_wan_local>',
-  'pass out quick route-to (lte0 192.0.2.254) inet from (lte0) to ! <carpd_wan_local>',
+  // routehost = "(" interface-name address [ "/" mask-bits ] ")", before af and hosts.
+  'pass out quick route-to (wan0 203.0.113.1) inet from (wan0) to any ! tagged CARPD_LOCAL keep state (floating)',
+  'pass out quick route-to (wan1 198.51.100.1) inet from (wan1) to any ! tagged CARPD_LOCAL keep state (floating)',
+  'pass out quick route-to (lte0 192.0.2.254) inet from (lte0) to any ! tagged CARPD_LOCAL keep state (floating)',
 ]
 
 t.test('pf, OpenBSD: the head says what pf.conf needs; NAT and the outbound pass for tagged traffic; route-to weighted', async (t) => {
@@ -259,12 +275,12 @@ t.test('pf, OpenBSD: the head says what pf.conf needs; NAT and the outbound pass
     renderPf(WANS, ALL_UP, opts),
     text(
       ...PF_HEAD_OPENBSD,
-      'pass in quick on lan0 from any to ! <carpd_wan_local> route-to { 203.0.113.1 weight 3, 198.51.100.1 weight 1 } round-robin sticky-address tag CARPD_WAN',
+      'pass in quick on lan0 inet from any to any ! tagged CARPD_LOCAL route-to { 203.0.113.1 weight 3, 198.51.100.1 weight 1 } round-robin sticky-address tag CARPD_WAN',
     ),
   )
   t.equal(
     renderPf(WANS, WAN2_DOWN, opts),
-    text(...PF_HEAD_OPENBSD, 'pass in quick on lan0 from any to ! <carpd_wan_local> route-to 203.0.113.1 tag CARPD_WAN'),
+    text(...PF_HEAD_OPENBSD, 'pass in quick on lan0 inet from any to any ! tagged CARPD_LOCAL route-to 203.0.113.1 tag CARPD_WAN'),
     'one WAN: a plain route-to',
   )
   const out = renderPf(WANS, ALL_UP, opts)
@@ -274,11 +290,12 @@ t.test('pf, OpenBSD: the head says what pf.conf needs; NAT and the outbound pass
   }
   // OpenBSD's pfctl: "route-to, reply-to and dup-to are not supported on match rules".
   t.notMatch(out, /^match .*route-to/m, 'route-to only on pass rules')
+  t.notMatch(out, /^table /m, 'no table: its entries would be fixed at load')
 })
 
 t.test('pf, FreeBSD: nat-anchor in the head, nat rules before filter rules, (interface next-hop) pairs repeated by weight', async (t) => {
   const opts = { dialect: 'freebsd' as const, lanInterfaces: ['lan0', 'dmz0'], otherInterfaces: ['sync0'] }
-  const pass = (pool: string): string => `pass in quick on { lan0, dmz0 } route-to ${pool} from any to ! <carpd_wan_local> tag CARPD_WAN`
+  const pass = (pool: string): string => `pass in quick on { lan0, dmz0 } route-to ${pool} inet from any to any ! tagged CARPD_LOCAL tag CARPD_WAN`
   t.equal(renderPf(WANS, ALL_UP, opts), text(...PF_HEAD_FREEBSD, pass('{ (wan0 203.0.113.1), (wan0 203.0.113.1), (wan0 203.0.113.1), (wan1 198.51.100.1) } round-robin sticky-address')))
   t.equal(
     renderPf(WANS, ALL_DOWN, opts),
@@ -290,9 +307,20 @@ t.test('pf, FreeBSD: nat-anchor in the head, nat rules before filter rules, (int
   const out = renderPf(WANS, ALL_UP, opts)
   const lines = out.split('\n')
   const lastNat = lines.map((l) => l.startsWith('nat ')).lastIndexOf(true)
-  t.ok(lastNat > 0 && lines.findIndex((l) => l.startsWith('pass ')) > lastNat, 'translation before filtering')
+  const firstFilter = lines.findIndex((l) => l.startsWith('pass ') || l.startsWith('match '))
+  t.ok(lastNat > 0 && firstFilter > lastNat, 'translation before filtering')
   t.ok(out.includes(PF_QUOTES.natAnchor), 'the head asks for the nat-anchor')
   t.notOk(out.includes('weight'), 'no weight keyword in FreeBSD pools')
+})
+
+t.test('pf: two WANs on one interface, or (OpenBSD) one gateway, are refused with a code', async (t) => {
+  const sameIf: WanSpec[] = [WANS[0]!, { ...WANS[1]!, interface: 'wan0' }]
+  for (const dialect of ['openbsd', 'freebsd'] as const) {
+    t.throws(() => renderPf(sameIf, ALL_UP, { dialect, lanInterfaces: ['lan0'] }), { code: 'pfSharedWan', message: /^wan\.1 and wan\.2 have the same interface wan0: pf NATs by the interface/ })
+  }
+  const sameGw: WanSpec[] = [WANS[0]!, { ...WANS[1]!, gateway: '203.0.113.1' }]
+  t.throws(() => renderPf(sameGw, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), { code: 'pfSharedWan', message: /same gateway 203\.0\.113\.1: OpenBSD's route-to/ })
+  t.match(renderPf(sameGw, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), '(wan1 203.0.113.1)', 'FreeBSD names the interface with the next hop')
 })
 
 t.test('pf: weights reduced by their gcd', async (t) => {
@@ -323,7 +351,7 @@ t.test("a pair's shared VIP on a WAN is the NAT address in every flavour, before
   t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /match out on wan1 tagged CARPD_WAN nat-to 198\.51\.100\.4\n/)
   t.match(renderPf(shared, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }), /nat on wan0 from any to any tagged CARPD_WAN -> 203\.0\.113\.4\n/)
   // A service of the router bound to the VIP (a VPN it starts) leaves by its WAN too.
-  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /pass out quick inet from \{ \(wan0\), 203\.0\.113\.4 \} to ! <carpd_wan_local> route-to 203\.0\.113\.1\n/)
+  t.match(renderPf(shared, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }), /pass out quick inet from \{ \(wan0\), 203\.0\.113\.4 \} to any ! tagged CARPD_LOCAL route-to 203\.0\.113\.1 keep state \(floating\)\n/)
   // A virtual MAC: a port forward to the VIP comes in on its macvlan, and is marked for its WAN there too.
   const vmac: WanSpec[] = [{ ...shared[0]!, vipInterfaces: ['carp2'] }, shared[1]!]
   t.match(renderIptables(vmac, ALL_UP), /-A CARPD_WAN -i wan0 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i carp2 -j MARK --set-xmark 0x100\/0xff00\n-A CARPD_WAN -i wan1 -j MARK/)
@@ -354,9 +382,9 @@ t.test('pf from a pair file: a carp.N block on a WAN interface is no LAN to rout
   const r = load(text)
   if (!r.ok) throw new Error(r.errors.map((e) => e.message).join())
   const out = renderRules(r.config, null, { routes: false })
-  t.match(out, /table <carpd_wan_local> const \{ self, lan0:network, wan0:network \}/)
+  t.match(out, /match to \{ \(self\), \(lan0:network\), \(wan0:network\), 224/)
   t.match(out, /match out on wan0 tagged CARPD_WAN nat-to 203\.0\.113\.4/)
-  t.match(out, /pass in quick on lan0 from any/, 'routes from the LAN only')
+  t.match(out, /pass in quick on lan0 inet from any/, 'routes from the LAN only')
 })
 
 // ---------------------------------------------------------------------------
@@ -483,7 +511,7 @@ t.test('renderRules: nft, and pf in the dialect of the platform, from the carp i
   t.equal(renderRules(fbsd, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'freebsd', lanInterfaces: ['lan0'] }))
   // The sync link's network is local too: never routed to a WAN.
   const synced = config(...WAN_KEYS, ...carp, 'platform = openbsd', 'sync.backend = none', 'sync.interface = sync0', 'sync.peer = 10.9.9.2', 'wan.rules = pf')
-  t.match(renderRules(synced, null, { routes: false, addresses: ADDRESSES }), 'table <carpd_wan_local> const { self, lan0:network, sync0:network, wan0:network')
+  t.match(renderRules(synced, null, { routes: false, addresses: ADDRESSES }), 'match to { (self), (lan0:network), (sync0:network), (wan0:network)')
   // linux with pf cannot be written in a file (config/load.ts refuses it); printing
   // still picks OpenBSD's syntax.
   t.equal(renderRules({ ...fbsd, platform: 'linux' }, null, { routes: false, addresses: ADDRESSES }), renderPf(WANS, ALL_UP, { dialect: 'openbsd', lanInterfaces: ['lan0'] }))
