@@ -11,6 +11,7 @@ export interface Args {
   json: boolean
   help: boolean
   routes: boolean // rules --routes
+  system: boolean // check --system
   wanState: string | undefined // rules --wan-state
 }
 
@@ -27,6 +28,7 @@ export function parseArgs(argv: readonly string[]): Args | string {
     json: false,
     help: false,
     routes: false,
+    system: false,
     wanState: undefined,
   }
   const rest = [...argv]
@@ -40,6 +42,7 @@ export function parseArgs(argv: readonly string[]): Args | string {
     } else if (arg.startsWith('--config=')) args.config = arg.slice('--config='.length)
     else if (arg === '--dry-run') args.dryRun = true
     else if (arg === '--routes') args.routes = true
+    else if (arg === '--system') args.system = true
     else if (arg === '--wan-state') {
       const states = rest.shift()
       if (states === undefined) return `${arg} needs a list such as up,down`

@@ -1,14 +1,45 @@
-// `carpd check -c FILE`: validate, print the effective configuration, warn about
-// secrets other users may read.
+// `carpd check -c FILE [--system]`: validate, print the effective configuration, warn
+// about secrets other users may read; with --system, the board's preflight too
+// (preflight.ts).
 
-import { statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { release } from 'node:os'
+import { gunzipSync } from 'node:zlib'
 import { EXIT_OK, EXIT_USAGE } from '../config/constants.js'
 import { formatErrors, renderEffective } from '../config/render.js'
 import type { EffectiveEntry } from '../config/types.js'
 import { type Args, DEFAULT_CONFIG } from './args.js'
+import { execRunner } from '../platform/exec.js'
 import { readConfig } from './config-file.js'
+import { type PreflightDeps, preflight, renderFindings } from './preflight.js'
 
-export function check(args: Args): number {
+/** The real board: its commands, /proc and /sys. */
+const SYSTEM: PreflightDeps = {
+  run: execRunner,
+  readText: (path) => {
+    try {
+      return readFileSync(path, 'utf8')
+    } catch {
+      return null
+    }
+  },
+  exists: existsSync,
+  kernelConfig: () => {
+    try {
+      return gunzipSync(readFileSync('/proc/config.gz')).toString('utf8')
+    } catch {
+      try {
+        return readFileSync(`/boot/config-${release()}`, 'utf8')
+      } catch {
+        return null
+      }
+    }
+  },
+  nodeVersion: process.versions.node,
+  isRoot: process.getuid?.() === 0,
+}
+
+export async function check(args: Args, system: PreflightDeps = SYSTEM): Promise<number> {
   const file = args.config ?? DEFAULT_CONFIG
   const result = readConfig(file)
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`)
@@ -20,7 +51,10 @@ export function check(args: Args): number {
   for (const w of exposedSecrets(result.effective)) process.stderr.write(`warning: ${w}\n`)
   process.stdout.write(`# ${file}: OK\n`)
   process.stdout.write(renderEffective(result.effective))
-  return EXIT_OK
+  if (!args.system) return EXIT_OK
+  const findings = await preflight(result.config, system)
+  process.stdout.write(`# this system, for ${file}\n${renderFindings(findings)}`)
+  return findings.some((f) => f.level === 'fail') ? EXIT_USAGE : EXIT_OK
 }
 
 /**

@@ -41,10 +41,15 @@ multi-WAN on the wan.N blocks (a file with only wan.N blocks is a single router)
 Signals: TERM/INT bow out and stop; HUP reloads FILE (a bad file keeps the running
 config and says why); USR1 prints the status to the console.
 `,
-  check: `usage: carpd check -c FILE
+  check: `usage: carpd check -c FILE [--system]
 
 Validates FILE (with its board defaults and secret files) and prints the effective
 configuration, secrets masked, each value with where it came from. Exit 1 on any error.
+  --system   also check this board for FILE: the tools carpd runs and their flavour
+             (ip, arping, conntrack, iptables-restore or nft), kernel conntrack and
+             macvlan, every interface and the serial device (not the console),
+             ip_forward and rp_filter, Node.js; each problem with the command that
+             fixes it; exit 1 when something needed is missing
 `,
   status: `usage: carpd status [-c FILE] [--json]
 
