@@ -12,7 +12,7 @@ import { renderStatus } from '../control/render.js'
 import { type BoardIo, openBoard } from '../daemon/board.js'
 import { type Clock, realClock } from '../io/clock.js'
 import { startControlServer } from '../io/control.js'
-import { type Logger, lineLogger } from '../io/log.js'
+import type { Logger } from '../io/log.js'
 import { openUdpTransport } from '../io/udp.js'
 import { conntrackBackend, pickupWarning } from '../platform/conntrack.js'
 import { dryRunPlatform, dryRunSyncBackend } from '../platform/dryrun.js'
@@ -27,6 +27,7 @@ import { SerialLine } from '../platform/serial.js'
 import { dryRunWanApplier, linuxWanApplier, reversePathWarning } from '../platform/wan.js'
 import { type Args, DEFAULT_CONFIG } from './args.js'
 import { loadOrExit, readConfig } from './config-file.js'
+import { commandLogger } from './logger.js'
 
 export async function run(args: Args): Promise<number> {
   // Keep V8's young generation at its first size instead of letting it grow to 32 MB
@@ -49,7 +50,7 @@ export async function run(args: Args): Promise<number> {
     return EXIT_RUNTIME
   }
   const clock = realClock()
-  const log = lineLogger(config.node, (line) => process.stdout.write(line), clock.wall)
+  const log = commandLogger(config, clock)
   const board = await openBoard({ config, clock, log, random: randomBytes, io: realIo(config, args.dryRun, log, clock) })
   if (typeof board === 'string') {
     process.stderr.write(`carpd: ${board}\n`)

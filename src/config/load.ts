@@ -660,6 +660,11 @@ function buildConfig(load: Load): Config {
     board: str('board'),
     platform: str('platform') as PlatformName,
     controlPort: num('control.port'),
+    log: {
+      format: str('log.format') as Config['log']['format'],
+      syslog: endpointOf(load, 'log.syslog'),
+      facility: str('log.syslog.facility') as Config['log']['facility'],
+    },
     carp: {
       port: num('carp.port'),
       preempt: valueOf(load, 'carp.preempt') === true,

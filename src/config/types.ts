@@ -64,6 +64,12 @@ export interface WitnessConfig {
   state: string // path where the witness persists its epoch
 }
 
+export interface LogConfig {
+  format: 'full' | 'short'
+  syslog: Endpoint | null // port 0 = 514
+  facility: 'daemon' | `local${0 | 1 | 2 | 3 | 4 | 5 | 6 | 7}`
+}
+
 export interface WanConfig {
   wan: number // N of wan.N.*
   interface: string
@@ -106,6 +112,7 @@ export interface Config {
   board: string // '' = none
   platform: PlatformName
   controlPort: number
+  log: LogConfig
   carp: CarpConfig
   sync: SyncConfig
   serial: SerialConfig

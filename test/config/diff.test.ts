@@ -29,3 +29,13 @@ t.test('multi-WAN: its settings are the reload\'s own, but not turning it on or 
   t.same(restartChanges(on, off).map((c) => c.key), ['wan'])
   t.same(restartChanges(on, { ...on, wanRules: 'nft' }).map(restartNote), ['wan.rules changed (iptables -> nft): takes effect after a restart'])
 })
+
+t.test('the console and syslog settings take effect after a restart (the logger is made at start)', async (t) => {
+  const old = makeConfig('a', [vhidConfig()])
+  const next = { ...old, log: { format: 'short' as const, syslog: { address: '192.0.2.9', port: 0 }, facility: 'local3' as const } }
+  t.same(restartChanges(old, next).map(restartNote), [
+    'log.format changed (full -> short): takes effect after a restart',
+    'log.syslog changed ((none) -> 192.0.2.9): takes effect after a restart',
+    'log.syslog.facility changed (daemon -> local3): takes effect after a restart',
+  ])
+})

@@ -33,6 +33,7 @@ t.test('the minimal file gives the full config with every default', async (t) =>
     board: '',
     platform: 'linux',
     controlPort: 8239,
+    log: { format: 'full', syslog: null, facility: 'daemon' },
     carp: {
       port: 8240,
       preempt: true,
@@ -572,11 +573,13 @@ t.test('effective: schema order, block by block, defaults and sources', async (t
   t.ok(result.ok)
   if (!result.ok) return
   const keys = result.effective.map((e) => e.key)
-  t.same(keys.slice(0, 13), [
+  t.same(keys.slice(0, 15), [
     'node',
     'board.supported',
     'platform',
     'control.port',
+    'log.format',
+    'log.syslog.facility',
     'carp.port',
     'carp.preempt',
     'carp.preempt.holddown',
@@ -587,7 +590,7 @@ t.test('effective: schema order, block by block, defaults and sources', async (t
     'carp.1.advskew',
     'carp.1.pass',
   ])
-  t.same(keys.slice(13, 22), ['carp.1.vmac', 'carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'carp.2.vmac', 'sync.port'])
+  t.same(keys.slice(15, 24), ['carp.1.vmac', 'carp.2.interface', 'carp.2.vip', 'carp.2.advbase', 'carp.2.advskew', 'carp.2.pass', 'carp.2.passfile', 'carp.2.vmac', 'sync.port'])
   t.notOk(keys.includes('board'), "'' defaults are left out unless set")
   t.notOk(keys.includes('carp.downscript'))
   t.ok(keys.includes('witness.listen'), 'an explicit empty value is listed')
@@ -705,4 +708,14 @@ t.test('IPv6: a vhid with only IPv6 VIPs advertises over IPv6, so its peers must
   t.match(e.message, /vhid 1 has only IPv6 VIPs, so it advertises over IPv6: its peers must be IPv6 addresses \(192\.0\.2\.12 is not\)/)
   const mixed = onlyError(t, ['node = fw-a', 'carp.1.interface = lan0', 'carp.1.vip = 192.0.2.1/24, 2001:db8::1/64', 'carp.1.pass = s3cret', 'carp.1.peer = 2001:db8::12'].join('\n'))
   t.match(mixed.message, /vhid 1 has an IPv4 VIP, so it advertises over IPv4: its peers must be IPv4 addresses \(2001:db8::12 is not\)/)
+})
+
+t.test('log.*: the console format, a syslog server (port 514 when not given) and its facility', async (t) => {
+  const r = load(withLines('log.format = short', 'log.syslog = 192.0.2.9', 'log.syslog.facility = local3'))
+  t.ok(r.ok)
+  if (r.ok) t.same(r.config.log, { format: 'short', syslog: { address: '192.0.2.9', port: 0 }, facility: 'local3' })
+  const port = load(withLines('log.syslog = 192.0.2.9:5514'))
+  if (port.ok) t.same(port.config.log.syslog, { address: '192.0.2.9', port: 5514 })
+  t.match(errorsOf(load(withLines('log.format = terse'))), [{ key: 'log.format', line: 5 }])
+  t.match(errorsOf(load(withLines('log.syslog.facility = kern'))), [{ key: 'log.syslog.facility' }])
 })

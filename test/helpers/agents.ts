@@ -31,6 +31,7 @@ export function makeConfig(node: string, vhids: VhidConfig[], carp: Partial<Conf
     board: '',
     platform: 'linux',
     controlPort: 8239,
+    log: { format: 'full', syslog: null, facility: 'daemon' },
     carp: { port: CARP_PORT, preempt: true, preemptHolddownMs: 0, upscript: '', downscript: '', vhids, ...carp },
     sync: { interface: '', peer: null, port: 8242, key: '', backend: 'none', bulkTimeoutMs: 30_000 },
     serial: { device: '', baud: 19200 },
