@@ -1,6 +1,6 @@
 // Console lines in both formats, the tee, RFC 5424 messages, and the syslog sender on
 // loopback: one datagram per event, long ones cut, failures counted and said once.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { lineLogger, syslogMessage, teeLogger } from '../../src/io/log.js'
@@ -9,6 +9,23 @@ import { commandLogger } from '../../src/cli/logger.js'
 import { makeConfig } from '../helpers/agents.js'
 
 const WHEN = new Date('2026-12-07T17:07:43.026Z')
+
+/** A syslog server on loopback: its port, what it got, and a wait (at most 0.5 s) for n datagrams. */
+async function syslogServer(t: Test): Promise<{ port: number; got: string[]; waitFor(n: number): Promise<void> }> {
+  const server = createSocket('udp4')
+  server.bind(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const got: string[] = []
+  server.on('message', (m) => got.push(m.toString()))
+  return {
+    port: server.address().port,
+    got,
+    async waitFor(n) {
+      for (let i = 0; i < 50 && got.length < n; i++) await new Promise((r) => setTimeout(r, 10))
+    },
+  }
+}
 
 t.test('full lines as SPEC words them; short ones fit an 80-column console', async (t) => {
   const lines: string[] = []
@@ -41,17 +58,12 @@ t.test('RFC 5424: PRI from facility and severity, VERSION 1, fields without spac
 })
 
 t.test('the sender: one datagram per event on loopback; over 2048 bytes cut; a failure counted and said once', async (t) => {
-  const server = createSocket('udp4')
-  server.bind(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => server.close())
-  const got: string[] = []
-  server.on('message', (m) => got.push(m.toString()))
+  const { port, got, waitFor } = await syslogServer(t)
   const said: string[] = []
-  const sender = openSyslog({ host: '127.0.0.1', port: server.address().port, facility: 'daemon', node: 'fw-a', wall: () => WHEN, console: { event: (s, m) => said.push(`${s} ${m}`) } })
+  const sender = openSyslog({ host: '127.0.0.1', port, facility: 'daemon', node: 'fw-a', wall: () => WHEN, console: { event: (s, m) => said.push(`${s} ${m}`) } })
   sender.event('carp', 'vhid=1 INIT->BACKUP reason="started"')
   sender.event('sync', 'x'.repeat(5000))
-  for (let i = 0; i < 50 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(2)
   t.equal(got[0], `<29>1 2026-12-07T17:07:43.026Z fw-a carpd ${process.pid} carp - vhid=1 INIT->BACKUP reason="started"`)
   t.equal(Buffer.byteLength(got[1]!), 2048, 'cut to what every RFC 5426 receiver should take')
   t.equal(sender.failed, 0)
@@ -69,15 +81,10 @@ t.test('commandLogger: the console alone without log.syslog; both with it, port 
   const plain = makeConfig('fw-a', [])
   commandLogger({ ...plain, log: { ...plain.log, format: 'short' } }, clock, (l) => lines.push(l)).event('carp', 'x')
   t.same(lines, ['17:07:43 carp x\n'])
-  const server = createSocket('udp4')
-  server.bind(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => server.close())
-  const got: string[] = []
-  server.on('message', (m) => got.push(m.toString()))
-  const both = commandLogger({ ...plain, log: { format: 'full', syslog: { address: '127.0.0.1', port: server.address().port }, facility: 'local3' } }, clock, (l) => lines.push(l))
+  const { port, got, waitFor } = await syslogServer(t)
+  const both = commandLogger({ ...plain, log: { format: 'full', syslog: { address: '127.0.0.1', port }, facility: 'local3' } }, clock, (l) => lines.push(l))
   both.event('wan', 'wan1 wan1 offline->online')
-  for (let i = 0; i < 50 && got.length < 1; i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(1)
   t.equal(lines.at(-1), '2026-12-07T17:07:43.026Z fw-a wan wan1 wan1 offline->online\n')
   t.match(got[0], /^<157>1 .* fw-a carpd \d+ wan - wan1 wan1 offline->online$/, 'local3 (19) * 8 + notice')
 })
