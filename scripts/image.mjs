@@ -1,0 +1,399 @@
+// Builds a bootable raw disk image for a board profile (issue 16):
+//
+//   npm run image -- --board apu2 --out carpd-apu2.img [--conf FILE] [--cache DIR]
+//
+// The disk (MBR, syslinux):
+//   partition 1  FAT32, label CARPD, mounted at /cf: the boot loader, kernel and
+//                initrd, and the operator's files: carpd.conf, secret files, the
+//                witness state, interfaces (the boards' own addresses). FAT, so the
+//                card can be edited from any computer.
+//   partition 2  ext4, label carpd-root, mounted read-only: Debian (trixie, for its
+//                Node.js 20) with the tools carpd runs, carpd.js and its unit; tmpfs
+//                where the system writes (/tmp, /var/log, /var/tmp, /var/lib).
+// The serial console is ttyS0 at the profile's serial.baud for the boot loader, the
+// kernel, the login and carpd's own lines. systemd starts carpd once the network is
+// configured, restarts it when it dies and stops it (it bows out) at shutdown.
+//
+// Needs root and Debian's packages only: mmdebstrap, e2fsprogs, dosfstools, mtools,
+// syslinux, syslinux-common, fdisk. The Debian root is cached (one download, about a
+// minute) under --cache (default /var/cache/carpd-image), keyed by what goes in it;
+// carpd's own files are added after, so a new carpd.js does not rebuild the root.
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+const ROOT = new URL('..', import.meta.url).pathname
+const SUITE = 'trixie'
+const MIB = 1024 * 1024
+/** FAT32 boot-and-card partition: kernel (12 MB) and initrd (28 MB) twice over (room for an update), and the operator's files. */
+const CF_MIB = 128
+/** Space left free in the root file system (it is read-only: only for what an operator adds by hand). */
+const ROOT_SLACK_MIB = 24
+const ROOT_LABEL = 'carpd-root'
+const CF_LABEL = 'CARPD'
+/** What the root holds: the kernel, an init, the tools carpd runs, Node.js. */
+const PACKAGES = [
+  'linux-image-amd64',
+  'initramfs-tools',
+  'systemd-sysv',
+  'udev',
+  'kmod',
+  'ifupdown',
+  'iproute2',
+  'arping',
+  'conntrack',
+  'iptables',
+  'nftables',
+  'nodejs',
+  'procps',
+  'lz4',
+]
+/**
+ * The initrd's drivers: what the boards boot from (mSATA and SATA, IDE in legacy
+ * mode, NVMe, SD, USB sticks and readers) and QEMU's virtio disk, and the two file
+ * systems. A short list instead of MODULES=most: an initrd of a few MB unpacks in a
+ * fraction of the time, which counts on a 1 GHz board and under emulation.
+ */
+const INITRD_MODULES = [
+  'ahci', 'ata_piix', 'ata_generic', 'pata_acpi', 'nvme', 'sd_mod',
+  'sdhci_pci', 'sdhci_acpi', 'mmc_block',
+  'xhci_pci', 'ehci_pci', 'ohci_pci', 'uhci_hcd', 'usb_storage', 'uas',
+  'virtio_pci', 'virtio_blk', 'virtio_scsi',
+  'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1',
+  // The wired network cards of the boards (APU2: Intel i210/i211; thin clients:
+  // Realtek, Intel, Broadcom) and QEMU's: loaded before the root is mounted, so every
+  // interface exists when ifupdown raises them, without waiting for udev to settle.
+  'igb', 'e1000e', 'e1000', 'r8169', 'tg3', '8139too', 'via_rhine', 'sky2', 'virtio_net',
+]
+/** Units a router board without a screen or a package manager at work does not need at boot. */
+const MASKED_UNITS = [
+  'getty@tty1.service', 'autovt@.service', 'dpkg-db-backup.timer', 'apt-daily.timer', 'apt-daily-upgrade.timer',
+  'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer', 'systemd-hwdb-update.service',
+  'getty-static.service', 'systemd-tmpfiles-clean.timer', 'dev-hugepages.mount', 'sys-kernel-debug.mount',
+  'sys-kernel-tracing.mount', 'sys-fs-fuse-connections.mount', 'modprobe@drm.service', 'modprobe@fuse.service',
+]
+/**
+ * Kernel modules a router board never loads (graphics, sound, cameras, wireless,
+ * InfiniBand...): removed to keep the image small. What is left: storage (SATA, NVMe,
+ * SD, USB), wired network cards, netfilter, virtio (the board lab under QEMU).
+ */
+const UNUSED_MODULES = [
+  'kernel/sound',
+  'kernel/drivers/gpu',
+  'kernel/drivers/media',
+  'kernel/drivers/infiniband',
+  'kernel/drivers/net/wireless',
+  'kernel/net/wireless',
+  'kernel/net/mac80211',
+  'kernel/net/bluetooth',
+  'kernel/drivers/bluetooth',
+  'kernel/drivers/staging',
+  'kernel/drivers/iio',
+  'kernel/drivers/hid',
+  'kernel/drivers/input/joystick',
+  'kernel/drivers/input/touchscreen',
+  'kernel/drivers/input/misc',
+  'kernel/drivers/isdn',
+  'kernel/drivers/net/can',
+  'kernel/drivers/scsi/qla2xxx',
+  'kernel/drivers/scsi/lpfc',
+  'kernel/drivers/scsi/mpt3sas',
+  'kernel/drivers/net/ethernet/mellanox',
+  'kernel/drivers/net/ethernet/chelsio',
+  'kernel/drivers/net/ethernet/qlogic',
+  'kernel/drivers/net/ethernet/sfc',
+  'kernel/drivers/md',
+  'kernel/fs/btrfs',
+  'kernel/fs/xfs',
+  'kernel/fs/ocfs2',
+  'kernel/fs/gfs2',
+  'kernel/fs/nfs',
+  'kernel/fs/nfsd',
+  'kernel/fs/ceph',
+  'kernel/fs/smb',
+]
+/** Removed from the root after the packages are in: documentation, translations, apt's lists. */
+const TRIMMED = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'var/lib/apt/lists', 'var/cache/apt', 'var/cache/debconf']
+
+const USAGE = `usage: npm run image -- --board NAME --out FILE [--conf FILE] [--cache DIR]
+
+Builds a bootable raw disk image for a board profile (boards/NAME.conf, an x86-64
+board): a read-only Debian root with Node.js and carpd, and a FAT partition mounted
+at /cf for carpd.conf, secret files and the boards' addresses (edit it from any
+computer). Write it to the card with: dd if=FILE of=/dev/sdX bs=4M conv=fsync
+  --board NAME   apu2 or thinclient (the profiles whose boards run Node.js on x86-64)
+  --out FILE     the raw image to write
+  --conf FILE    carpd.conf to put on the card (default: a commented example)
+  --interfaces FILE  ifupdown interfaces file for the card (default: loopback only)
+  --cache DIR    where the Debian root is kept between builds (default /var/cache/carpd-image)
+Needs root and mmdebstrap, e2fsprogs, dosfstools, mtools, syslinux, fdisk (Debian).
+`
+
+/** Board profiles an image can be built for: x86-64 boards that run Node.js. */
+const IMAGE_BOARDS = ['apu2', 'thinclient']
+
+function fail(message) {
+  process.stderr.write(`image: ${message}\n`)
+  process.exit(1)
+}
+
+/** Runs argv; its output goes to ours unless `capture`; exits the build on failure. */
+function run(argv, opts = {}) {
+  const stdin = opts.input === undefined ? 'ignore' : 'pipe'
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: opts.capture ? [stdin, 'pipe', 'pipe'] : [stdin, 'inherit', 'inherit'], encoding: 'utf8', cwd: opts.cwd, input: opts.input })
+  if (r.error) fail(`${argv[0]}: ${r.error.message}`)
+  if (r.status !== 0) fail(`${argv.join(' ')}: exit ${r.status}${opts.capture ? `: ${(r.stderr || r.stdout).trim()}` : ''}`)
+  return r.stdout ?? ''
+}
+
+function profileOf(board) {
+  const file = join(ROOT, 'boards', `${board}.conf`)
+  if (!IMAGE_BOARDS.includes(board)) fail(`--board ${board}: images are built for ${IMAGE_BOARDS.join(', ')} (x86-64 boards that run Node.js; see boards/)`)
+  const text = readFileSync(file, 'utf8')
+  const baud = /^serial\.baud\s*=\s*(\d+)/m.exec(text)?.[1] ?? '115200'
+  return { board, baud }
+}
+
+/** The cached Debian root for this package set (a tar), built when missing. */
+function debianRoot(cacheDir) {
+  const key = createHash('sha256').update(JSON.stringify({ SUITE, PACKAGES, UNUSED_MODULES, INITRD_MODULES, MASKED_UNITS, TRIMMED, v: 1 })).digest('hex').slice(0, 16)
+  const tar = join(cacheDir, `root-${SUITE}-${key}.tar`)
+  if (existsSync(tar)) {
+    process.stdout.write(`image: Debian root from the cache: ${tar}\n`)
+    return tar
+  }
+  mkdirSync(cacheDir, { recursive: true })
+  const started = Date.now()
+  const trim = [
+    ...UNUSED_MODULES.map((m) => `rm -rf "$1"/usr/lib/modules/*/${m}`),
+    'for k in "$1"/usr/lib/modules/*; do chroot "$1" depmod "$(basename "$k")"; done',
+    'sed -i "s/^MODULES=.*/MODULES=list/; s/^COMPRESS=.*/COMPRESS=lz4/" "$1"/etc/initramfs-tools/initramfs.conf',
+    `printf '%s\\n' ${INITRD_MODULES.join(' ')} >> "$1"/etc/initramfs-tools/modules`,
+    `chroot "$1" systemctl mask ${MASKED_UNITS.join(' ')}`,
+    'chroot "$1" update-initramfs -u -k all',
+    ...TRIMMED.map((d) => `rm -rf "$1"/${d}`),
+  ].join(' && ')
+  const partial = `${tar}.partial`
+  run([
+    'mmdebstrap',
+    '--variant=minbase',
+    '--include', PACKAGES.join(','),
+    '--dpkgopt', 'path-exclude=/usr/share/doc/*',
+    '--dpkgopt', 'path-exclude=/usr/share/man/*',
+    '--dpkgopt', 'path-exclude=/usr/share/locale/*',
+    '--customize-hook', trim,
+    '--format', 'tar',
+    SUITE,
+    partial,
+  ])
+  renameSync(partial, tar)
+  process.stdout.write(`image: Debian root built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${tar}\n`)
+  return tar
+}
+
+/** carpd's own files and the board's settings, into the unpacked root. */
+function addCarpd(root, profile) {
+  const bundle = join(ROOT, 'build', 'carpd.js')
+  mkdirSync(join(root, 'usr/local/lib/carpd'), { recursive: true })
+  copyFileSync(bundle, join(root, 'usr/local/lib/carpd/carpd.js'))
+  writeFileSync(join(root, 'usr/local/sbin/carpd'), '#!/bin/sh\nexec /usr/bin/node /usr/local/lib/carpd/carpd.js "$@"\n')
+  chmodSync(join(root, 'usr/local/sbin/carpd'), 0o755)
+  copyFileSync(join(ROOT, 'boards/service/carpd.service'), join(root, 'etc/systemd/system/carpd.service'))
+  // On the board the console is the place to watch: carpd's lines go there bare (no
+  // journald prefix), in log.format's words; errors also go to the journal.
+  mkdirSync(join(root, 'etc/systemd/system/carpd.service.d'), { recursive: true })
+  writeFileSync(join(root, 'etc/systemd/system/carpd.service.d/console.conf'), '[Service]\nStandardOutput=tty\nTTYPath=/dev/console\nTTYReset=no\nTTYVHangup=no\n')
+  mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true })
+  symlinkSync('/etc/systemd/system/carpd.service', join(root, 'etc/systemd/system/multi-user.target.wants/carpd.service'))
+  writeFileSync(
+    join(root, 'etc/fstab'),
+    [
+      '# carpd board image: the root is read-only; the card partition holds what an operator edits.',
+      `LABEL=${ROOT_LABEL} / ext4 ro,noatime 0 1`,
+      `LABEL=${CF_LABEL} /cf vfat rw,noatime,fmask=0177,dmask=0077,flush 0 2`,
+      'tmpfs /tmp tmpfs mode=1777,size=32m 0 0',
+      'tmpfs /var/tmp tmpfs mode=1777,size=8m 0 0',
+      'tmpfs /var/log tmpfs mode=0755,size=16m 0 0',
+      'tmpfs /var/lib tmpfs mode=0755,size=16m 0 0',
+      '',
+    ].join('\n'),
+  )
+  mkdirSync(join(root, 'cf'), { recursive: true })
+  // The journal in memory only (the root is read-only), and on the console.
+  mkdirSync(join(root, 'etc/systemd/journald.conf.d'), { recursive: true })
+  writeFileSync(join(root, 'etc/systemd/journald.conf.d/carpd.conf'), '[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\n')
+  // The boards' own addresses come from the card, in ifupdown's format.
+  writeFileSync(join(root, 'etc/network/interfaces'), '# The interfaces and addresses of this board are on the card: /cf/interfaces\nsource /cf/interfaces\n')
+  writeFileSync(join(root, 'etc/hostname'), `carpd-${profile.board}\n`)
+  writeFileSync(join(root, 'etc/hosts'), `127.0.0.1 localhost\n127.0.1.1 carpd-${profile.board}\n`)
+  // root logs in on the serial console without a password: the console is the one way
+  // in (no SSH server), and whoever holds the cable holds the board anyway.
+  const shadow = join(root, 'etc/shadow')
+  writeFileSync(shadow, readFileSync(shadow, 'utf8').replace(/^root:[^:]*:/m, 'root::'))
+  // An empty machine-id: systemd makes a transient one at each boot on a read-only root.
+  writeFileSync(join(root, 'etc/machine-id'), '')
+  // Forwarding on from the start (a router); carpd sets what else it needs.
+  writeFileSync(join(root, 'etc/sysctl.d/50-carpd-router.conf'), 'net.ipv4.ip_forward = 1\n')
+  // Nothing in /boot: the kernel and initrd live on the card partition, for syslinux.
+  for (const f of readdirSync(join(root, 'boot'))) rmSync(join(root, 'boot', f), { recursive: true, force: true })
+  // Sources of udev's compiled hardware database, and Node's package-manager shim: not used.
+  for (const d of ['usr/lib/udev/hwdb.d', 'usr/share/nodejs/corepack']) rmSync(join(root, d), { recursive: true, force: true })
+}
+
+/** Bytes of the files under `dir`. */
+function duBytes(dir) {
+  return Number(run(['du', '-sb', dir], { capture: true }).split('\t')[0])
+}
+
+function main() {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      options: { board: { type: 'string' }, out: { type: 'string' }, conf: { type: 'string' }, interfaces: { type: 'string' }, cache: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }))
+  } catch (err) {
+    fail(`${err.message}\n${USAGE}`)
+  }
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return
+  }
+  if (!values.board || !values.out) fail(`--board and --out are required\n${USAGE}`)
+  const profile = profileOf(values.board)
+  if (process.getuid?.() !== 0) fail('needs root (mmdebstrap, and file ownership in the root file system)')
+  for (const tool of ['mmdebstrap', 'mkfs.ext4', 'mkfs.vfat', 'mcopy', 'mmd', 'syslinux', 'sfdisk', 'tar', 'du']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) fail(`${tool} not found: apt-get install -y mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common fdisk`)
+  }
+  const started = Date.now()
+  run(['node', join(ROOT, 'esbuild.config.mjs')])
+  const tar = debianRoot(values.cache ?? '/var/cache/carpd-image')
+
+  const work = mkdtempSync(join(tmpdir(), 'carpd-image-'))
+  try {
+    const root = join(work, 'root')
+    mkdirSync(root)
+    run(['tar', '-xpf', tar, '-C', root, '--numeric-owner'])
+    const kernel = readdirSync(join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'))
+    const initrd = readdirSync(join(root, 'boot')).find((f) => f.startsWith('initrd.img-'))
+    if (!kernel || !initrd) fail('no kernel or initrd in the Debian root')
+    const card = join(work, 'card')
+    mkdirSync(card)
+    copyFileSync(join(root, 'boot', kernel), join(card, 'vmlinuz'))
+    copyFileSync(join(root, 'boot', initrd), join(card, 'initrd.img'))
+    addCarpd(root, profile)
+    writeCard(card, profile, values)
+
+    // The root file system, sized to its content.
+    const rootBytes = duBytes(root)
+    // ext4's own metadata (inodes, bitmaps) takes about 5 % over the files.
+    const rootMib = Math.ceil((rootBytes * 1.05) / MIB) + ROOT_SLACK_MIB
+    const rootImg = join(work, 'root.ext4')
+    run(['mkfs.ext4', '-q', '-L', ROOT_LABEL, '-d', root, '-O', '^has_journal', '-m', '0', rootImg, `${rootMib}M`])
+
+    // The card partition: FAT32, syslinux installed into it without mounting it.
+    const cfImg = join(work, 'cf.vfat')
+    run(['truncate', '-s', `${CF_MIB}M`, cfImg])
+    run(['mkfs.vfat', '-F', '32', '-n', CF_LABEL, cfImg], { capture: true })
+    run(['mmd', '-i', cfImg, '::/syslinux'])
+    run(['syslinux', '--install', '--directory', '/syslinux', cfImg])
+    // Into the folders syslinux made (mcopy -s of a folder onto one would nest it).
+    for (const f of readdirSync(card)) {
+      if (!statSync(join(card, f)).isDirectory()) run(['mcopy', '-i', cfImg, join(card, f), `::/${f}`])
+      else for (const g of readdirSync(join(card, f))) run(['mcopy', '-i', cfImg, join(card, f, g), `::/${f}/${g}`])
+    }
+
+    // The disk: MBR with syslinux's boot code, partition 1 the card (active), 2 the root.
+    const cfStart = 2048
+    const cfSectors = (CF_MIB * MIB) / 512
+    const rootStart = cfStart + cfSectors
+    const rootSectors = (rootMib * MIB) / 512
+    const totalBytes = (rootStart + rootSectors) * 512
+    const out = values.out
+    mkdirSync(dirname(out), { recursive: true })
+    rmSync(out, { force: true })
+    run(['truncate', '-s', String(totalBytes), out])
+    run(['sfdisk', '--quiet', out], { input: `label: dos\nstart=${cfStart}, size=${cfSectors}, type=c, bootable\nstart=${rootStart}, size=${rootSectors}, type=83\n` })
+    const mbr = readFileSync('/usr/lib/syslinux/mbr/mbr.bin')
+    const fd = openSync(out, 'r+')
+    try {
+      writeSync(fd, mbr, 0, Math.min(mbr.length, 440), 0)
+    } finally {
+      closeSync(fd)
+    }
+    run(['dd', `if=${cfImg}`, `of=${out}`, 'bs=1M', `seek=${cfStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
+    run(['dd', `if=${rootImg}`, `of=${out}`, 'bs=1M', `seek=${rootStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
+
+    const kernelVersion = kernel.slice('vmlinuz-'.length)
+    const node = run(['chroot', root, 'node', '--version'], { capture: true }).trim()
+    const mib = (n) => `${(n / MIB).toFixed(0)} MiB`
+    process.stdout.write(
+      [
+        `image: ${out} for ${profile.board}, ${mib(totalBytes)} raw, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+        `  partition 1  FAT32 ${CF_LABEL} ${CF_MIB} MiB at /cf: syslinux, kernel ${kernelVersion} (${mib(statSync(join(card, 'vmlinuz')).size)}), initrd (${mib(statSync(join(card, 'initrd.img')).size)}), ${readdirSync(card).filter((f) => !['vmlinuz', 'initrd.img', 'syslinux'].includes(f)).join(', ')}`,
+        `  partition 2  ext4 ${ROOT_LABEL} ${rootMib} MiB, read-only: Debian ${SUITE} (${mib(rootBytes)} of files), Node.js ${node}, carpd.js ${(statSync(join(root, 'usr/local/lib/carpd/carpd.js')).size / 1024).toFixed(0)} KiB`,
+        `  console: ttyS0 at ${profile.baud} baud (syslinux, kernel, login, carpd's lines); carpd.service restarts carpd when it dies`,
+        '',
+      ].join('\n'),
+    )
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+/** Boot loader configuration and the operator's files, into the card folder. */
+function writeCard(card, profile, values) {
+  mkdirSync(join(card, 'syslinux'))
+  writeFileSync(
+    join(card, 'syslinux', 'syslinux.cfg'),
+    [
+      `SERIAL 0 ${profile.baud}`,
+      'DEFAULT carpd',
+      'PROMPT 0',
+      'TIMEOUT 10',
+      'LABEL carpd',
+      '  LINUX /vmlinuz',
+      '  INITRD /initrd.img',
+      // The serial port alone: the boards have no screen, and a second console slows
+      // the boot (every line drawn twice).
+      `  APPEND root=LABEL=${ROOT_LABEL} ro console=ttyS0,${profile.baud}n8 net.ifnames=0 panic=10`,
+      '',
+    ].join('\n'),
+  )
+  const conf = values.conf ? readFileSync(values.conf, 'utf8') : exampleConf(profile)
+  writeFileSync(join(card, 'carpd.conf'), conf)
+  const interfaces = values.interfaces
+    ? readFileSync(values.interfaces, 'utf8')
+    : [
+        '# This board\'s interfaces and addresses (ifupdown, man 5 interfaces). The VIPs are',
+        "# carpd's: do not list them here. Example:",
+        '#   auto eth0',
+        '#   iface eth0 inet static',
+        '#       address 192.0.2.2/24',
+        'auto lo',
+        'iface lo inet loopback',
+        '',
+      ].join('\n')
+  writeFileSync(join(card, 'interfaces'), interfaces)
+}
+
+function exampleConf(profile) {
+  return [
+    `# carpd on a ${profile.board}: edit this file on the card (partition CARPD), then reboot.`,
+    '# Every key: carpd check --help, and README.md. Until a carp.N block is filled in,',
+    '# carpd stops at boot with a message on the console saying what is missing.',
+    `board = ${profile.board}`,
+    'node = fw-a',
+    '# Lines that fit the 80-column serial console; log.syslog = HOST sends them to a',
+    '# syslog server as well (the journal of this board lives in memory only).',
+    'log.format = short',
+    '#carp.1.interface = eth0',
+    '#carp.1.vip = 192.0.2.1/24',
+    '#carp.1.passfile = /cf/carp1.pass',
+    '',
+  ].join('\n')
+}
+
+main()
