@@ -56,6 +56,16 @@ function usage(text: string): number {
   return EXIT_USAGE
 }
 
+// A fault that escapes every handler is a runtime failure (exit 2, SPEC), not Node's
+// own exit 1, which means a bad file or bad usage: a service manager restarts carpd
+// after the first and not after the second (boards/service/carpd.service).
+const fatal = (err: unknown): never => {
+  process.stderr.write(`carpd: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exit(EXIT_RUNTIME)
+}
+process.on('uncaughtException', fatal)
+process.on('unhandledRejection', fatal)
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {

@@ -6,8 +6,11 @@
 // command that fixes it. Read-only: it runs `--version` and `--help` of the tools
 // and reads /proc and /sys, nothing else.
 
+import { advertsOverIpv6 } from '../carp/agent.js'
 import type { Config } from '../config/types.js'
 import type { Runner } from '../platform/exec.js'
+import { reversePathWarning } from '../platform/wan.js'
+import { isIpv6 } from '../wire/ip.js'
 
 export type Level = 'ok' | 'warn' | 'fail'
 
@@ -46,17 +49,21 @@ export async function preflight(config: Config, deps: PreflightDeps): Promise<Fi
     return out
   }
   const router = config.sync.interface !== '' || config.wans.length > 0
-  out.push(await tool(deps, 'ip', ['ip', '-V'], 'apt-get install iproute2', (t) => t))
+  out.push(await tool(deps, 'ip', ['ip', '-V'], 'apt-get install iproute2 (carpd needs its -j and -batch; busybox ip has neither)', (t) => t, /iproute2/))
   if (config.carp.vhids.length > 0) out.push(await arping(deps))
+  if (config.carp.vhids.some((v) => !v.vmac && v.vips.some((vip) => isIpv6(vip.address)))) {
+    out.push(await tool(deps, 'na6', ['na6', '-h'], 'apt-get install ipv6toolkit (the neighbour advertisement after an IPv6 takeover without a virtual MAC)', () => 'ipv6toolkit', /na6/, true))
+  }
+  if (config.serial.device !== '') out.push(await tool(deps, 'stty', ['stty', '--version'], 'apt-get install coreutils', (t) => t))
   const conntrackNeeded = (config.sync.interface !== '' && config.sync.backend === 'conntrack') || config.wans.length > 0
   if (conntrackNeeded) {
     out.push(await tool(deps, 'conntrack', ['conntrack', '--version'], 'apt-get install conntrack', (t) => t))
-    out.push(kernelConntrack(deps))
+    out.push(await kernelConntrack(deps))
   }
   if (config.wans.length > 0 && config.wanRules === 'iptables') out.push(await tool(deps, 'iptables-restore', ['iptables-restore', '--version'], 'apt-get install iptables', iptablesFlavour))
   if (config.wans.length > 0 && config.wanRules === 'nft') out.push(await tool(deps, 'nft', ['nft', '--version'], 'apt-get install nftables', (t) => t))
   if (config.carp.vhids.some((v) => v.vmac)) out.push(await macvlan(deps))
-  out.push(...interfaces(config, deps))
+  out.push(...(await interfaces(config, deps)))
   if (config.serial.device !== '') out.push(...serial(config.serial.device, deps))
   out.push(forwarding(deps, router))
   out.push(...rpFilter(config, deps))
@@ -77,12 +84,19 @@ function root(deps: PreflightDeps): Finding {
   return { level: 'warn', what: 'user', detail: 'not root: `carpd run` changes addresses, routes and the firewall', fix: 'run carpd as root (its service does)' }
 }
 
-/** A tool that answers `argv` (a version or help option); `describe` turns its output into the detail. */
-async function tool(deps: PreflightDeps, what: string, argv: string[], fix: string, describe: (text: string) => string): Promise<Finding> {
+/**
+ * A tool that answers `argv` (a version or help option) with exit 0 and, when given,
+ * words matching `expect` (busybox's ip prints its usage and exits 1: not iproute2);
+ * `anyExit` for a tool whose help exits non-zero. `describe` turns its first line
+ * into the detail.
+ */
+async function tool(deps: PreflightDeps, what: string, argv: string[], fix: string, describe: (text: string) => string, expect?: RegExp, anyExit = false): Promise<Finding> {
   const r = await deps.run(argv, TOOL_TIMEOUT_MS)
-  const text = `${r.stdout}\n${r.stderr}`.trim().split('\n')[0]!.trim()
+  const all = `${r.stdout}\n${r.stderr}`
+  const text = all.trim().split('\n')[0]!.trim()
   // -1: it could not start (not installed) or hung.
-  if (r.code === -1 || (r.code !== 0 && text === '')) return { level: 'fail', what, detail: r.timedOut ? 'did not answer' : 'not found', fix }
+  if (r.code === -1) return { level: 'fail', what, detail: r.timedOut ? 'did not answer' : 'not found', fix }
+  if ((r.code !== 0 && !anyExit) || (expect !== undefined && !expect.test(all))) return { level: 'fail', what, detail: `not the expected program: ${text || `exit ${r.code}`}`, fix }
   return { level: 'ok', what, detail: describe(text) }
 }
 
@@ -99,10 +113,16 @@ async function arping(deps: PreflightDeps): Promise<Finding> {
   return { level: 'ok', what: 'arping', detail: /Habets/i.test(text) ? "Thomas Habets' arping (-S)" : "iputils' arping (-s)" }
 }
 
-function kernelConntrack(deps: PreflightDeps): Finding {
+async function kernelConntrack(deps: PreflightDeps): Promise<Finding> {
+  const what = 'kernel conntrack'
   const max = deps.readText('/proc/sys/net/netfilter/nf_conntrack_max')
-  if (max === null) return { level: 'fail', what: 'kernel conntrack', detail: 'nf_conntrack is not loaded', fix: 'modprobe nf_conntrack (and add nf_conntrack to /etc/modules)' }
-  return { level: 'ok', what: 'kernel conntrack', detail: `nf_conntrack_max ${max.trim()}` }
+  if (max !== null) return { level: 'ok', what, detail: `nf_conntrack_max ${max.trim()}` }
+  // Not loaded yet is fine: conntrack's netlink and the rules' conntrack match load it.
+  const built = /^CONFIG_NF_CONNTRACK=([ym])$/m.exec(deps.kernelConfig() ?? '')?.[1]
+  if (built !== undefined || (await deps.run(['modprobe', '--dry-run', '--quiet', 'nf_conntrack'], TOOL_TIMEOUT_MS)).code === 0) {
+    return { level: 'ok', what, detail: 'not loaded yet; loads on demand' }
+  }
+  return { level: 'fail', what, detail: 'not in this kernel (no nf_conntrack)', fix: 'a kernel with CONFIG_NF_CONNTRACK; or sync.interface = (no sync) and no wan.N blocks' }
 }
 
 async function macvlan(deps: PreflightDeps): Promise<Finding> {
@@ -120,16 +140,40 @@ async function macvlan(deps: PreflightDeps): Promise<Finding> {
   return fail
 }
 
-/** Every interface the file names, with the key that names it. */
-function interfaces(config: Config, deps: PreflightDeps): Finding[] {
-  const named = new Map<string, string>()
-  for (const v of config.carp.vhids) if (!named.has(v.interface)) named.set(v.interface, `carp.${v.vhid}.interface`)
-  if (config.sync.interface !== '' && !named.has(config.sync.interface)) named.set(config.sync.interface, 'sync.interface')
-  for (const w of config.wans) if (!named.has(w.interface)) named.set(w.interface, `wan.${w.wan}.interface`)
-  return [...named].map(([name, key]) => {
-    if (deps.exists(`/sys/class/net/${name}`)) return { level: 'ok' as const, what: key, detail: `${name} exists` }
-    return { level: 'fail' as const, what: key, detail: `no interface ${name}`, fix: `ip link show (the names this board has; net.ifnames=0 on the kernel line gives eth0, eth1...)` }
-  })
+/**
+ * Every interface the file names, with the key that names it: the vhids' and the sync
+ * link's must exist with an IPv4 address (`carpd run` refuses to start otherwise;
+ * an IPv6-only vhid needs the interface alone); a WAN's may come later (PPPoE, DHCP:
+ * carpd waits for it), so a missing one is a warning.
+ */
+async function interfaces(config: Config, deps: PreflightDeps): Promise<Finding[]> {
+  const named = new Map<string, { key: string; needsIpv4: boolean; later: boolean }>()
+  for (const v of config.carp.vhids) if (!named.has(v.interface)) named.set(v.interface, { key: `carp.${v.vhid}.interface`, needsIpv4: !advertsOverIpv6(v), later: false })
+  if (config.sync.interface !== '' && !named.has(config.sync.interface)) named.set(config.sync.interface, { key: 'sync.interface', needsIpv4: true, later: false })
+  for (const w of config.wans) if (!named.has(w.interface)) named.set(w.interface, { key: `wan.${w.wan}.interface`, needsIpv4: true, later: true })
+  const out: Finding[] = []
+  const fix = 'ip link show (the names this board has; net.ifnames=0 on the kernel line gives eth0, eth1...)'
+  for (const [name, n] of named) {
+    if (!deps.exists(`/sys/class/net/${name}`)) {
+      out.push(n.later ? { level: 'warn', what: n.key, detail: `no interface ${name} yet (a PPPoE link comes up later; carpd waits for it)`, fix } : { level: 'fail', what: n.key, detail: `no interface ${name}`, fix })
+      continue
+    }
+    const address = n.needsIpv4 ? await ipv4Of(deps, name) : null
+    if (!n.needsIpv4 || address !== null) out.push({ level: 'ok', what: n.key, detail: `${name}${address === null ? '' : ` ${address}`}` })
+    else out.push({ level: n.later ? 'warn' : 'fail', what: n.key, detail: `${name} has no IPv4 address${n.later ? ' yet' : ': carpd run refuses to start'}`, fix: `ip addr add ADDRESS/PREFIX dev ${name} (and in the interfaces file)` })
+  }
+  return out
+}
+
+/** The interface's first IPv4 address as `ip -j` gives it, or null. */
+async function ipv4Of(deps: PreflightDeps, name: string): Promise<string | null> {
+  const r = await deps.run(['ip', '-j', '-4', 'addr', 'show', 'dev', name], TOOL_TIMEOUT_MS)
+  try {
+    const info = (JSON.parse(r.stdout) as { addr_info?: { local: string; prefixlen: number }[] }[])[0]?.addr_info?.[0]
+    return info ? `${info.local}/${info.prefixlen}` : null
+  } catch {
+    return null
+  }
 }
 
 /** The heartbeat device exists, and is not a console the kernel and the login write to. */
@@ -153,20 +197,21 @@ function forwarding(deps: PreflightDeps, router: boolean): Finding {
 }
 
 /**
- * Strict reverse-path filtering (1) on a WAN drops what comes back on a WAN that is
- * not the one the main table would use for the source: multi-WAN's replies. The
- * kernel takes the higher of conf/all and conf/IF.
+ * Strict reverse-path filtering on a WAN drops what comes back on a WAN the main table
+ * would not use for the source, unless it looks at marks: the runtime's own test
+ * (platform/wan.ts reversePathWarning), here before the start.
  */
 function rpFilter(config: Config, deps: PreflightDeps): Finding[] {
-  if (config.wans.length < 2) return []
-  const read = (iface: string): number => Number(deps.readText(`/proc/sys/net/ipv4/conf/${iface}/rp_filter`)?.trim() ?? '0')
-  const all = read('all')
+  const read = (path: string): string => {
+    const text = deps.readText(path)
+    if (text === null) throw new Error(`no ${path}`)
+    return text
+  }
   return config.wans.map((w) => {
     const what = `rp_filter ${w.interface}`
-    const value = Math.max(all, read(w.interface))
-    if (value !== 1) return { level: 'ok' as const, what, detail: `${value}${value === 2 ? ' (loose)' : ''}` }
-    const fix = `sysctl -w net.ipv4.conf.${w.interface}.rp_filter=2${all === 1 ? ' net.ipv4.conf.all.rp_filter=2' : ''} (loose), also in /etc/sysctl.d/`
-    return { level: 'warn' as const, what, detail: '1 (strict): replies on a WAN the main table would not choose are dropped', fix }
+    const warning = reversePathWarning(w.interface, read)
+    if (warning === null) return { level: 'ok' as const, what, detail: 'loose, off, or with src_valid_mark' }
+    return { level: 'warn' as const, what, detail: 'strict: replies on a WAN the main table would not choose are dropped', fix: warning.slice(warning.indexOf('run: ') + 'run: '.length) }
   })
 }
 

@@ -263,3 +263,22 @@ t.test('a dry-run pair with state sync on loopback: hello, bulk transfers, statu
   await b.waitFor(/fw-b sync operator asked for a full resync/)
   t.equal(JSON.parse(carpd('status', '-c', confB, '--json').out).demote.total, 0, 'resync does not demote')
 })
+
+t.test('a fault that escapes every handler exits 2 (a runtime failure, restarted by the service), not Node\'s 1 (a bad file)', async (t) => {
+  const port = await freeUdpPort()
+  const conf = file('fatal-witness.conf', `node = w\nwitness.listen = 127.0.0.1:${port}\nwitness.key = k\nwitness.state = ${join(dir, 'fatal.state')}\n`)
+  // The bundle installs its handlers when it loads; a timer of this script's throws later.
+  const script = `process.argv = [process.argv[0], ${JSON.stringify(CARPD)}, 'witness', '-c', ${JSON.stringify(conf)}]; require(${JSON.stringify(CARPD)}); setTimeout(() => { throw new Error('boom in a timer') }, 300); setTimeout(() => Promise.reject(new Error('never reached')), 5000)`
+  const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, err })
+    })
+  })
+  t.equal(r.code, 2)
+  t.match(r.err, /^carpd: fatal: Error: boom in a timer/)
+})
