@@ -29,6 +29,9 @@ import { type Args, DEFAULT_CONFIG } from './args.js'
 import { loadOrExit, readConfig } from './config-file.js'
 import { commandLogger } from './logger.js'
 
+/** How long a stopping carpd waits for its last syslog datagrams to leave. */
+const SYSLOG_DRAIN_MS = 100
+
 export async function run(args: Args): Promise<number> {
   // Keep V8's young generation at its first size instead of letting it grow to 32 MB
   // under a burst of sync traffic: that reservation alone broke the 80 MB budget for
@@ -64,6 +67,9 @@ export async function run(args: Args): Promise<number> {
     stopping = true
     log.event('carpd', `${signal}: stopping`)
     await board.stop()
+    // The last lines' datagrams go out on the next turns of the loop (the address is
+    // looked up first): give them a moment before the process ends.
+    if (config.log.syslog !== null) await new Promise((r) => setTimeout(r, SYSLOG_DRAIN_MS))
     process.exit(EXIT_OK)
   }
   process.on('SIGTERM', () => void stop('SIGTERM'))

@@ -83,8 +83,8 @@ export const SCHEMA: readonly KeyRow[] = [
   { key: 'platform', type: 'enum', values: ['linux', 'freebsd', 'openbsd'], default: 'linux', help: 'Which adapter changes the operating system (ip/conntrack/iptables or ifconfig/pfctl).' },
   { key: 'control.port', type: 'port', default: '8239', help: 'Loopback UDP port that carpd status and carpd ctl talk to.' },
   { key: 'log.format', type: 'enum', values: ['full', 'short'], default: 'full', help: 'Console lines: full is `ISO-time node subsystem message`; short is `HH:MM:SS subsystem message` (UTC), for an 80-column serial console that shows one board.' },
-  { key: 'log.syslog', type: 'endpoint', default: '', help: 'Also send every event to this syslog server over UDP (RFC 5424, one datagram per line, hostname = node), host[:port], port 514 by default; empty means no remote syslog.' },
-  { key: 'log.syslog.facility', type: 'enum', values: ['daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'], default: 'daemon', help: "Syslog facility of carpd's messages (state changes are notice, the rest info)." },
+  { key: 'log.syslog', type: 'endpoint', default: '', help: 'Also send every event to this syslog server over UDP (RFC 5424, one datagram per line, hostname = node), an IPv4 address[:port], port 514 by default; empty means no remote syslog.' },
+  { key: 'log.syslog.facility', type: 'enum', values: ['daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'], default: 'daemon', help: "Syslog facility of carpd's messages (faults are warning, state changes notice, the rest info)." },
 
   // --- CARP
   { key: 'carp.port', type: 'port', default: '8240', help: 'UDP port CARP advertisements are sent to and received on.' },

@@ -30,6 +30,7 @@ export function teeLogger(...loggers: Logger[]): Logger {
 
 /** RFC 5424 facility codes carpd may use. */
 const FACILITY: Readonly<Record<string, number>> = { daemon: 3, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23 }
+const SEVERITY_WARNING = 4
 const SEVERITY_NOTICE = 5
 const SEVERITY_INFO = 6
 /** An RFC 5424 field: printable US-ASCII without spaces, at most `max` characters; '-' when empty. */
@@ -37,11 +38,16 @@ const field = (text: string, max: number): string => text.replace(/[^\x21-\x7e]/
 
 /**
  * One event as an RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME carpd PROCID
- * SUBSYSTEM - MESSAGE`. A change of role (`->MASTER`, `->BACKUP`, any `A->B` of a
- * state machine) is notice, the rest info, so a server can keep the changes alone.
+ * SUBSYSTEM - MESSAGE`. Something that failed, was refused or went dead is warning; a
+ * change of role (`->MASTER`, `->BACKUP`, any `A->B` of a state machine) notice; the
+ * rest info: a server that keeps notice and above keeps the changes and the faults.
  */
 export function syslogMessage(facility: string, host: string, pid: number, when: Date, subsystem: string, message: string): string {
-  const severity = /\b[A-Z][A-Za-z]*->[A-Z][A-Za-z]*\b|\b[a-z]+->[a-z]+\b/.test(message) ? SEVERITY_NOTICE : SEVERITY_INFO
+  const severity = /\b(failed|fails|refused|rejected|error|dead|lost|timed out|cannot|not loaded)\b/i.test(message)
+    ? SEVERITY_WARNING
+    : /\b[A-Z][A-Za-z]*->[A-Z][A-Za-z]*\b|\b[a-z]+->[a-z]+\b/.test(message)
+      ? SEVERITY_NOTICE
+      : SEVERITY_INFO
   const pri = (FACILITY[facility] ?? FACILITY.daemon!) * 8 + severity
   return `<${pri}>1 ${when.toISOString()} ${field(host, 255)} carpd ${pid} ${field(subsystem, 32)} - ${message}`
 }

@@ -46,7 +46,12 @@ export function openSyslog(opts: SyslogOptions): SyslogSender {
     },
     event(subsystem, message) {
       let data = Buffer.from(syslogMessage(opts.facility, opts.node, process.pid, opts.wall(), subsystem, message))
-      if (data.length > MAX_DATAGRAM_BYTES) data = data.subarray(0, MAX_DATAGRAM_BYTES)
+      if (data.length > MAX_DATAGRAM_BYTES) {
+        // Cut on a character's first byte, never inside a UTF-8 sequence.
+        let end = MAX_DATAGRAM_BYTES
+        while (end > 0 && (data[end]! & 0xc0) === 0x80) end--
+        data = data.subarray(0, end)
+      }
       try {
         socket.send(data, port, opts.host, onError)
       } catch (err) {

@@ -55,6 +55,9 @@ t.test('RFC 5424: PRI from facility and severity, VERSION 1, fields without spac
   t.match(syslogMessage('local0', 'fw-a', 1, WHEN, 'sync', 'bulk done: 12 flows'), /^<134>1 /, 'local0 (16) * 8 + info (6)')
   t.match(syslogMessage('nonsense', 'fw-a', 1, WHEN, 'sync', 'x'), /^<30>1 /, 'an unknown facility is daemon')
   t.match(syslogMessage('daemon', 'fw a\u00e9', 1, WHEN, '', 'x'), / fw_a_ carpd 1 - - x$/, 'HOSTNAME printable, an empty MSGID is "-"')
+  t.match(syslogMessage('daemon', 'fw-a', 1, WHEN, 'wan', 'ip rules not loaded: exit 2'), /^<28>1 /, 'a fault is warning (4), above the changes')
+  t.match(syslogMessage('daemon', 'fw-a', 1, WHEN, 'quorum', 'peer path sync dead (silent for 1005 ms)'), /^<28>1 /)
+  t.match(syslogMessage('daemon', 'fw-a', 1, WHEN, 'log', 'syslog to 192.0.2.9:514 failed (EPERM)'), /^<28>1 /)
 })
 
 t.test('the sender: one datagram per event on loopback; over 2048 bytes cut; a failure counted and said once', async (t) => {
@@ -63,9 +66,11 @@ t.test('the sender: one datagram per event on loopback; over 2048 bytes cut; a f
   const sender = openSyslog({ host: '127.0.0.1', port, facility: 'daemon', node: 'fw-a', wall: () => WHEN, console: { event: (s, m) => said.push(`${s} ${m}`) } })
   sender.event('carp', 'vhid=1 INIT->BACKUP reason="started"')
   sender.event('sync', 'x'.repeat(5000))
-  await waitFor(2)
+  sender.event('sync', '\u00e9'.repeat(2000))
+  await waitFor(3)
   t.equal(got[0], `<29>1 2026-12-07T17:07:43.026Z fw-a carpd ${process.pid} carp - vhid=1 INIT->BACKUP reason="started"`)
   t.equal(Buffer.byteLength(got[1]!), 2048, 'cut to what every RFC 5426 receiver should take')
+  t.ok(Buffer.byteLength(got[2]!) <= 2048 && !got[2]!.includes('\ufffd'), 'never inside a UTF-8 sequence')
   t.equal(sender.failed, 0)
   sender.close()
   sender.event('carp', 'a')
