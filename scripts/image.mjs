@@ -50,6 +50,10 @@ const PACKAGES = [
   'nodejs',
   'procps',
   'lz4',
+  // WANs by DHCP or PPPoE (ifupdown's dhcp and ppp methods), and fsck for the card.
+  'dhcpcd-base',
+  'ppp',
+  'dosfstools',
 ]
 /**
  * The initrd's drivers: what the boards boot from (mSATA and SATA, IDE in legacy
@@ -74,6 +78,8 @@ const MASKED_UNITS = [
   'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer', 'systemd-hwdb-update.service',
   'getty-static.service', 'systemd-tmpfiles-clean.timer', 'dev-hugepages.mount', 'sys-kernel-debug.mount',
   'sys-kernel-tracing.mount', 'sys-fs-fuse-connections.mount', 'modprobe@drm.service', 'modprobe@fuse.service',
+  // ConditionNeedsUpdate=/etc: true at every boot on a root that cannot record the update.
+  'ldconfig.service', 'systemd-journal-catalog-update.service', 'systemd-update-done.service',
 ]
 /**
  * Kernel modules a router board never loads (graphics, sound, cameras, wireless,
@@ -124,21 +130,39 @@ Builds a bootable raw disk image for a board profile (boards/NAME.conf, an x86-6
 board): a read-only Debian root with Node.js and carpd, and a FAT partition mounted
 at /cf for carpd.conf, secret files and the boards' addresses (edit it from any
 computer). Write it to the card with: dd if=FILE of=/dev/sdX bs=4M conv=fsync
-  --board NAME   apu2 or thinclient (the profiles whose boards run Node.js on x86-64)
+  --board NAME   apu2 (an x86-64 board that runs Node.js, its console on ttyS0)
   --out FILE     the raw image to write
   --conf FILE    carpd.conf to put on the card (default: a commented example)
   --interfaces FILE  ifupdown interfaces file for the card (default: loopback only)
   --cache DIR    where the Debian root is kept between builds (default /var/cache/carpd-image)
+  --refresh      build the Debian root again with today's packages (security updates)
 Needs root and mmdebstrap, e2fsprogs, dosfstools, mtools, syslinux, fdisk (Debian).
 `
 
-/** Board profiles an image can be built for: x86-64 boards that run Node.js. */
-const IMAGE_BOARDS = ['apu2', 'thinclient']
+/**
+ * Board profiles an image is built for, with their console: the serial port the
+ * firmware uses, at its speed (the heartbeat has its own port, serial.device). A thin
+ * client's COM port is its heartbeat line and its console is the screen: no image for
+ * it in this version.
+ */
+const IMAGE_BOARDS = { apu2: { console: 'ttyS0', baud: 115200 } }
 
+class BuildError extends Error {}
+
+/** Stops the build: main() says why, removes what it made and exits 1. */
 function fail(message) {
-  process.stderr.write(`image: ${message}\n`)
-  process.exit(1)
+  throw new BuildError(message)
 }
+
+/** What a build that stops half-way must not leave behind (temp folders, a partial image). */
+const cleanups = []
+function cleanUp() {
+  for (const c of cleanups.splice(0).reverse()) c()
+}
+process.once('SIGINT', () => {
+  cleanUp()
+  process.exit(130)
+})
 
 /** Runs argv; its output goes to ours unless `capture`; exits the build on failure. */
 function run(argv, opts = {}) {
@@ -150,35 +174,25 @@ function run(argv, opts = {}) {
 }
 
 function profileOf(board) {
-  const file = join(ROOT, 'boards', `${board}.conf`)
-  if (!IMAGE_BOARDS.includes(board)) fail(`--board ${board}: images are built for ${IMAGE_BOARDS.join(', ')} (x86-64 boards that run Node.js; see boards/)`)
-  const text = readFileSync(file, 'utf8')
-  const baud = /^serial\.baud\s*=\s*(\d+)/m.exec(text)?.[1] ?? '115200'
-  return { board, baud }
+  const profile = Object.hasOwn(IMAGE_BOARDS, board) ? IMAGE_BOARDS[board] : undefined
+  if (profile === undefined) fail(`--board ${board}: images are built for ${Object.keys(IMAGE_BOARDS).join(', ')} (an x86-64 board that runs Node.js, with a serial console apart from its heartbeat port; see boards/README.md)`)
+  return { board, ...profile }
 }
 
 /** The cached Debian root for this package set (a tar), built when missing. */
-function debianRoot(cacheDir) {
-  const key = createHash('sha256').update(JSON.stringify({ SUITE, PACKAGES, UNUSED_MODULES, INITRD_MODULES, MASKED_UNITS, TRIMMED, v: 1 })).digest('hex').slice(0, 16)
-  const tar = join(cacheDir, `root-${SUITE}-${key}.tar`)
-  if (existsSync(tar)) {
-    process.stdout.write(`image: Debian root from the cache: ${tar}\n`)
-    return tar
-  }
-  mkdirSync(cacheDir, { recursive: true })
-  const started = Date.now()
+function debianRoot(cacheDir, refresh) {
   const trim = [
     ...UNUSED_MODULES.map((m) => `rm -rf "$1"/usr/lib/modules/*/${m}`),
     'for k in "$1"/usr/lib/modules/*; do chroot "$1" depmod "$(basename "$k")"; done',
     'sed -i "s/^MODULES=.*/MODULES=list/; s/^COMPRESS=.*/COMPRESS=lz4/" "$1"/etc/initramfs-tools/initramfs.conf',
+    // The builder's swap is no resume device of the board's.
+    'echo RESUME=none > "$1"/etc/initramfs-tools/conf.d/resume',
     `printf '%s\\n' ${INITRD_MODULES.join(' ')} >> "$1"/etc/initramfs-tools/modules`,
     `chroot "$1" systemctl mask ${MASKED_UNITS.join(' ')}`,
     'chroot "$1" update-initramfs -u -k all',
     ...TRIMMED.map((d) => `rm -rf "$1"/${d}`),
   ].join(' && ')
-  const partial = `${tar}.partial`
-  run([
-    'mmdebstrap',
+  const args = [
     '--variant=minbase',
     '--include', PACKAGES.join(','),
     '--dpkgopt', 'path-exclude=/usr/share/doc/*',
@@ -187,8 +201,20 @@ function debianRoot(cacheDir) {
     '--customize-hook', trim,
     '--format', 'tar',
     SUITE,
-    partial,
-  ])
+  ]
+  // Keyed by the whole recipe: any change to what goes in builds a new root. A cached
+  // root keeps the packages of the day it was built: --refresh takes today's.
+  const key = createHash('sha256').update(JSON.stringify(args)).digest('hex').slice(0, 16)
+  const tar = join(cacheDir, `root-${SUITE}-${key}.tar`)
+  if (existsSync(tar) && !refresh) {
+    process.stdout.write(`image: Debian root from the cache (built ${statSync(tar).mtime.toISOString().slice(0, 10)}; --refresh for today's packages): ${tar}\n`)
+    return tar
+  }
+  mkdirSync(cacheDir, { recursive: true })
+  const started = Date.now()
+  const partial = `${tar}.partial`
+  cleanups.push(() => rmSync(partial, { force: true }))
+  run(['mmdebstrap', ...args, partial])
   renameSync(partial, tar)
   process.stdout.write(`image: Debian root built in ${((Date.now() - started) / 1000).toFixed(0)} s: ${tar}\n`)
   return tar
@@ -202,10 +228,6 @@ function addCarpd(root, profile) {
   writeFileSync(join(root, 'usr/local/sbin/carpd'), '#!/bin/sh\nexec /usr/bin/node /usr/local/lib/carpd/carpd.js "$@"\n')
   chmodSync(join(root, 'usr/local/sbin/carpd'), 0o755)
   copyFileSync(join(ROOT, 'boards/service/carpd.service'), join(root, 'etc/systemd/system/carpd.service'))
-  // On the board the console is the place to watch: carpd's lines go there bare (no
-  // journald prefix), in log.format's words; errors also go to the journal.
-  mkdirSync(join(root, 'etc/systemd/system/carpd.service.d'), { recursive: true })
-  writeFileSync(join(root, 'etc/systemd/system/carpd.service.d/console.conf'), '[Service]\nStandardOutput=tty\nTTYPath=/dev/console\nTTYReset=no\nTTYVHangup=no\n')
   mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true })
   symlinkSync('/etc/systemd/system/carpd.service', join(root, 'etc/systemd/system/multi-user.target.wants/carpd.service'))
   writeFileSync(
@@ -252,7 +274,7 @@ function main() {
   let values
   try {
     ;({ values } = parseArgs({
-      options: { board: { type: 'string' }, out: { type: 'string' }, conf: { type: 'string' }, interfaces: { type: 'string' }, cache: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { board: { type: 'string' }, out: { type: 'string' }, conf: { type: 'string' }, interfaces: { type: 'string' }, cache: { type: 'string' }, refresh: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }))
   } catch (err) {
     fail(`${err.message}\n${USAGE}`)
@@ -269,78 +291,78 @@ function main() {
   }
   const started = Date.now()
   run(['node', join(ROOT, 'esbuild.config.mjs')])
-  const tar = debianRoot(values.cache ?? '/var/cache/carpd-image')
+  const tar = debianRoot(values.cache ?? '/var/cache/carpd-image', values.refresh === true)
 
   const work = mkdtempSync(join(tmpdir(), 'carpd-image-'))
-  try {
-    const root = join(work, 'root')
-    mkdirSync(root)
-    run(['tar', '-xpf', tar, '-C', root, '--numeric-owner'])
-    const kernel = readdirSync(join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'))
-    const initrd = readdirSync(join(root, 'boot')).find((f) => f.startsWith('initrd.img-'))
-    if (!kernel || !initrd) fail('no kernel or initrd in the Debian root')
-    const card = join(work, 'card')
-    mkdirSync(card)
-    copyFileSync(join(root, 'boot', kernel), join(card, 'vmlinuz'))
-    copyFileSync(join(root, 'boot', initrd), join(card, 'initrd.img'))
-    addCarpd(root, profile)
-    writeCard(card, profile, values)
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }))
+  const root = join(work, 'root')
+  mkdirSync(root)
+  run(['tar', '-xpf', tar, '-C', root, '--numeric-owner'])
+  const kernel = readdirSync(join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'))
+  const initrd = readdirSync(join(root, 'boot')).find((f) => f.startsWith('initrd.img-'))
+  if (!kernel || !initrd) fail('no kernel or initrd in the Debian root')
+  const card = join(work, 'card')
+  mkdirSync(card)
+  copyFileSync(join(root, 'boot', kernel), join(card, 'vmlinuz'))
+  copyFileSync(join(root, 'boot', initrd), join(card, 'initrd.img'))
+  addCarpd(root, profile)
+  writeCard(card, profile, values)
 
-    // The root file system, sized to its content.
-    const rootBytes = duBytes(root)
-    // ext4's own metadata (inodes, bitmaps) takes about 5 % over the files.
-    const rootMib = Math.ceil((rootBytes * 1.05) / MIB) + ROOT_SLACK_MIB
-    const rootImg = join(work, 'root.ext4')
-    run(['mkfs.ext4', '-q', '-L', ROOT_LABEL, '-d', root, '-O', '^has_journal', '-m', '0', rootImg, `${rootMib}M`])
+  // The root file system, sized to its content.
+  const rootBytes = duBytes(root)
+  // ext4's own metadata (inodes, bitmaps) takes about 5 % over the files.
+  const rootMib = Math.ceil((rootBytes * 1.05) / MIB) + ROOT_SLACK_MIB
+  const rootImg = join(work, 'root.ext4')
+  run(['mkfs.ext4', '-q', '-L', ROOT_LABEL, '-d', root, '-O', '^has_journal', '-m', '0', rootImg, `${rootMib}M`])
 
-    // The card partition: FAT32, syslinux installed into it without mounting it.
-    const cfImg = join(work, 'cf.vfat')
-    run(['truncate', '-s', `${CF_MIB}M`, cfImg])
-    run(['mkfs.vfat', '-F', '32', '-n', CF_LABEL, cfImg], { capture: true })
-    run(['mmd', '-i', cfImg, '::/syslinux'])
-    run(['syslinux', '--install', '--directory', '/syslinux', cfImg])
-    // Into the folders syslinux made (mcopy -s of a folder onto one would nest it).
-    for (const f of readdirSync(card)) {
-      if (!statSync(join(card, f)).isDirectory()) run(['mcopy', '-i', cfImg, join(card, f), `::/${f}`])
-      else for (const g of readdirSync(join(card, f))) run(['mcopy', '-i', cfImg, join(card, f, g), `::/${f}/${g}`])
-    }
-
-    // The disk: MBR with syslinux's boot code, partition 1 the card (active), 2 the root.
-    const cfStart = 2048
-    const cfSectors = (CF_MIB * MIB) / 512
-    const rootStart = cfStart + cfSectors
-    const rootSectors = (rootMib * MIB) / 512
-    const totalBytes = (rootStart + rootSectors) * 512
-    const out = values.out
-    mkdirSync(dirname(out), { recursive: true })
-    rmSync(out, { force: true })
-    run(['truncate', '-s', String(totalBytes), out])
-    run(['sfdisk', '--quiet', out], { input: `label: dos\nstart=${cfStart}, size=${cfSectors}, type=c, bootable\nstart=${rootStart}, size=${rootSectors}, type=83\n` })
-    const mbr = readFileSync('/usr/lib/syslinux/mbr/mbr.bin')
-    const fd = openSync(out, 'r+')
-    try {
-      writeSync(fd, mbr, 0, Math.min(mbr.length, 440), 0)
-    } finally {
-      closeSync(fd)
-    }
-    run(['dd', `if=${cfImg}`, `of=${out}`, 'bs=1M', `seek=${cfStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
-    run(['dd', `if=${rootImg}`, `of=${out}`, 'bs=1M', `seek=${rootStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
-
-    const kernelVersion = kernel.slice('vmlinuz-'.length)
-    const node = run(['chroot', root, 'node', '--version'], { capture: true }).trim()
-    const mib = (n) => `${(n / MIB).toFixed(0)} MiB`
-    process.stdout.write(
-      [
-        `image: ${out} for ${profile.board}, ${mib(totalBytes)} raw, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
-        `  partition 1  FAT32 ${CF_LABEL} ${CF_MIB} MiB at /cf: syslinux, kernel ${kernelVersion} (${mib(statSync(join(card, 'vmlinuz')).size)}), initrd (${mib(statSync(join(card, 'initrd.img')).size)}), ${readdirSync(card).filter((f) => !['vmlinuz', 'initrd.img', 'syslinux'].includes(f)).join(', ')}`,
-        `  partition 2  ext4 ${ROOT_LABEL} ${rootMib} MiB, read-only: Debian ${SUITE} (${mib(rootBytes)} of files), Node.js ${node}, carpd.js ${(statSync(join(root, 'usr/local/lib/carpd/carpd.js')).size / 1024).toFixed(0)} KiB`,
-        `  console: ttyS0 at ${profile.baud} baud (syslinux, kernel, login, carpd's lines); carpd.service restarts carpd when it dies`,
-        '',
-      ].join('\n'),
-    )
-  } finally {
-    rmSync(work, { recursive: true, force: true })
+  // The card partition: FAT32, syslinux installed into it without mounting it.
+  const cfImg = join(work, 'cf.vfat')
+  run(['truncate', '-s', `${CF_MIB}M`, cfImg])
+  run(['mkfs.vfat', '-F', '32', '-n', CF_LABEL, cfImg], { capture: true })
+  run(['mmd', '-i', cfImg, '::/syslinux'])
+  run(['syslinux', '--install', '--directory', '/syslinux', cfImg])
+  // Into the folders syslinux made (mcopy -s of a folder onto one would nest it).
+  for (const f of readdirSync(card)) {
+    if (!statSync(join(card, f)).isDirectory()) run(['mcopy', '-i', cfImg, join(card, f), `::/${f}`])
+    else for (const g of readdirSync(join(card, f))) run(['mcopy', '-i', cfImg, join(card, f, g), `::/${f}/${g}`])
   }
+
+  // The disk: MBR with syslinux's boot code, partition 1 the card (active), 2 the root.
+  const cfStart = 2048
+  const cfSectors = (CF_MIB * MIB) / 512
+  const rootStart = cfStart + cfSectors
+  const rootSectors = (rootMib * MIB) / 512
+  const totalBytes = (rootStart + rootSectors) * 512
+  const out = values.out
+  mkdirSync(dirname(out), { recursive: true })
+  rmSync(out, { force: true })
+  const partialOut = () => rmSync(out, { force: true })
+  cleanups.push(partialOut)
+  run(['truncate', '-s', String(totalBytes), out])
+  run(['sfdisk', '--quiet', out], { input: `label: dos\nstart=${cfStart}, size=${cfSectors}, type=c, bootable\nstart=${rootStart}, size=${rootSectors}, type=83\n` })
+  const mbr = readFileSync('/usr/lib/syslinux/mbr/mbr.bin')
+  const fd = openSync(out, 'r+')
+  try {
+    writeSync(fd, mbr, 0, Math.min(mbr.length, 440), 0)
+  } finally {
+    closeSync(fd)
+  }
+  run(['dd', `if=${cfImg}`, `of=${out}`, 'bs=1M', `seek=${cfStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
+  run(['dd', `if=${rootImg}`, `of=${out}`, 'bs=1M', `seek=${rootStart * 512}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'])
+
+  const kernelVersion = kernel.slice('vmlinuz-'.length)
+  const node = run(['chroot', root, 'node', '--version'], { capture: true }).trim()
+  const mib = (n) => `${(n / MIB).toFixed(0)} MiB`
+  process.stdout.write(
+    [
+      `image: ${out} for ${profile.board}, ${mib(totalBytes)} raw, built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      `  partition 1  FAT32 ${CF_LABEL} ${CF_MIB} MiB at /cf: syslinux, kernel ${kernelVersion} (${mib(statSync(join(card, 'vmlinuz')).size)}), initrd (${mib(statSync(join(card, 'initrd.img')).size)}), ${readdirSync(card).filter((f) => !['vmlinuz', 'initrd.img', 'syslinux'].includes(f)).join(', ')}`,
+      `  partition 2  ext4 ${ROOT_LABEL} ${rootMib} MiB, read-only: Debian ${SUITE} (${mib(rootBytes)} of files), Node.js ${node}, carpd.js ${(statSync(join(root, 'usr/local/lib/carpd/carpd.js')).size / 1024).toFixed(0)} KiB`,
+      `  console: ${profile.console} at ${profile.baud} baud (syslinux, kernel, login, carpd's lines); carpd.service restarts carpd when it dies`,
+      '',
+    ].join('\n'),
+  )
+  cleanups.splice(cleanups.indexOf(partialOut), 1) // the image is whole: it stays
 }
 
 /** Boot loader configuration and the operator's files, into the card folder. */
@@ -349,7 +371,7 @@ function writeCard(card, profile, values) {
   writeFileSync(
     join(card, 'syslinux', 'syslinux.cfg'),
     [
-      `SERIAL 0 ${profile.baud}`,
+      `SERIAL ${Number(profile.console.slice(-1))} ${profile.baud}`,
       'DEFAULT carpd',
       'PROMPT 0',
       'TIMEOUT 10',
@@ -358,7 +380,7 @@ function writeCard(card, profile, values) {
       '  INITRD /initrd.img',
       // The serial port alone: the boards have no screen, and a second console slows
       // the boot (every line drawn twice).
-      `  APPEND root=LABEL=${ROOT_LABEL} ro console=ttyS0,${profile.baud}n8 net.ifnames=0 panic=10`,
+      `  APPEND root=LABEL=${ROOT_LABEL} ro console=${profile.console},${profile.baud}n8 net.ifnames=0 panic=10`,
       '',
     ].join('\n'),
   )
@@ -396,4 +418,11 @@ function exampleConf(profile) {
   ].join('\n')
 }
 
-main()
+try {
+  main()
+  cleanUp()
+} catch (err) {
+  cleanUp()
+  process.stderr.write(`image: ${err instanceof BuildError ? err.message : err.stack}\n`)
+  process.exit(1)
+}

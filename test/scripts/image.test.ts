@@ -20,7 +20,9 @@ t.test('--help says what it builds and what it needs', async (t) => {
 t.test('a board without Node.js, or no --out, is refused before anything is built', async (t) => {
   const wrap = image('--board', 'wrap', '--out', '/nonexistent/x.img')
   t.equal(wrap.code, 1)
-  t.match(wrap.err, /^image: --board wrap: images are built for apu2, thinclient \(x86-64 boards that run Node\.js/)
+  t.match(wrap.err, /^image: --board wrap: images are built for apu2 \(an x86-64 board that runs Node\.js/)
+  const thin = image('--board', 'thinclient', '--out', '/nonexistent/x.img')
+  t.match(thin.err, /with a serial console apart from its heartbeat port/, 'a thin client\'s COM port is its heartbeat: no image for it yet')
   const noOut = image('--board', 'apu2')
   t.equal(noOut.code, 1)
   t.match(noOut.err, /--board and --out are required/)
