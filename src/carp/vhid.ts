@@ -59,7 +59,12 @@ export interface Priority {
 
 export type VhidEvent =
   | { type: 'start' }
-  | { type: 'advert'; from: string; prio: Priority }
+  /**
+   * bootRace: split-brain protection says the sender took this vhid at its start
+   * without hearing us, and we started within BOOT_RACE_MS too: a backup that ranks
+   * higher replaces it once whatever the preempt setting (quorum/README.md "Power-on").
+   */
+  | { type: 'advert'; from: string; prio: Priority; bootRace?: boolean }
   | { type: 'timer'; timer: TimerName }
   | { type: 'demote'; demote: number; reason: string }
   | { type: 'linkDown'; reason: string }
@@ -161,7 +166,7 @@ export function step(s: VhidState, ev: VhidEvent, nowMs: number): StepResult {
       if (s.state !== 'INIT') return { state: s, actions: [] }
       return enter(s, 'BACKUP', nowMs, ev.type === 'start' ? 'started' : 'interface up')
     case 'advert':
-      return onAdvert(s, ev.from, ev.prio, nowMs)
+      return onAdvert(s, ev.from, ev.prio, nowMs, ev.bootRace === true)
     case 'timer':
       return onTimer(s, ev.timer, nowMs)
     case 'demote':
@@ -180,7 +185,7 @@ export function step(s: VhidState, ev: VhidEvent, nowMs: number): StepResult {
   }
 }
 
-function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): StepResult {
+function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number, bootRace: boolean): StepResult {
   const self = selfPriority(s)
   switch (s.state) {
     case 'INIT':
@@ -193,7 +198,7 @@ function onAdvert(s: VhidState, from: string, prio: Priority, nowMs: number): St
       }
       return onWorseMaster(s, nowMs)
     case 'BACKUP':
-      return onAdvertInBackup(s, from, prio, self, nowMs)
+      return onAdvertInBackup(s, from, prio, self, nowMs, bootRace)
     default:
       return unreachable(s.state)
   }
@@ -218,7 +223,7 @@ function onWorseMaster(s: VhidState, nowMs: number): StepResult {
   }
 }
 
-function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Priority, nowMs: number): StepResult {
+function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Priority, nowMs: number, bootRace: boolean): StepResult {
   if (prio.advbase === BOW_OUT_ADVBASE && prio.advskew === BOW_OUT_ADVSKEW) {
     // The master is shutting down and says so: take over now instead of waiting
     // for the master-down timer (OpenBSD's carp_ifdetach bow-out).
@@ -233,6 +238,10 @@ function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Prio
     }
     if (s.params.preempt && preferredOver(self, prio)) {
       return stillHearing(claimMaster(s, nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`, true), from, prio, nowMs)
+    }
+    if (bootRace && preferredOver(self, prio)) {
+      const why = `power-on: ours ${describe(self)} beats ${from} ${describe(prio)}, which took the vhid at its start before this board was up`
+      return stillHearing(claimMaster(s, nowMs, why, true), from, prio, nowMs)
     }
   }
   // A master advertising so slowly that it is sure to time out is down already

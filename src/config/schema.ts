@@ -88,7 +88,7 @@ export const SCHEMA: readonly KeyRow[] = [
 
   // --- CARP
   { key: 'carp.port', type: 'port', default: '8240', help: 'UDP port CARP advertisements are sent to and received on.' },
-  { key: 'carp.preempt', type: 'bool', default: 'yes', help: 'A backup with a better (lower) skew takes over from a worse master.' },
+  { key: 'carp.preempt', type: 'bool', default: 'yes', help: 'A backup with a better (lower) skew takes over from a worse master. At power-on the preferred board wins either way (src/quorum/README.md, Power-on).' },
   { key: 'carp.preempt.holddown', type: 'duration', unit: 's', default: '0s', min: 0, max: MS_PER_H, help: 'After any state change, stay backup at least this long before preempting.' },
   { key: 'carp.upscript', type: 'path', default: '', help: 'Script run on becoming master, with arguments: vhid interface vip state.' },
   { key: 'carp.downscript', type: 'path', default: '', help: 'Script run on becoming backup, with arguments: vhid interface vip state.' },

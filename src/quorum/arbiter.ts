@@ -42,6 +42,7 @@ import {
   PENDING_MAX,
   RENEWALS_PER_LEASE,
   ANSWERED_MAX,
+  BOOT_RACE_MS,
 } from './constants.js'
 import { type PathName, PeerPaths, type PathStatus } from './paths.js'
 
@@ -53,6 +54,8 @@ export interface ArbiterParams {
   witness: boolean // a witness is configured: 2 of 3 votes
   pathTimeouts: Partial<Record<PathName, number>>
   random(bytes: number): Buffer
+  /** When this board started (the boot race's window counts from it). */
+  startMs: number
 }
 
 export type Voter = 'peer' | 'witness'
@@ -117,6 +120,7 @@ interface VhidVotes {
   peerAlsoMaster: boolean // two-node mode: we are MASTER and the peer said so too
   masterSinceMs: number // when this vhid last became MASTER here
   tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
+  bootMaster: boolean // and it did so soon after our start, the peer never seen MASTER since
   handoverYieldMs: number // when a preempt's handover last ended in this board yielding
   yieldedUntilMs: number // we yielded to the peer's claim: no asking of our own before this
   peerAskedMs: number // when the peer last asked us for this vhid's vote
@@ -146,6 +150,11 @@ export class Arbiter {
   private readonly sameNameEpochs = new Set<number>()
   private readonly drops = Object.fromEntries(ARBITER_DROPS.map((d) => [d, 0])) as Record<ArbiterDrop, number>
   private peer: PeerHeartbeat | null = null
+  /**
+   * The peer has been seen MASTER since we started (an advert, or a heartbeat saying
+   * M): until then a vhid we take is a boot master (bootMaster()).
+   */
+  private peerSeenMaster = false
   private seq = 0
   /** The answers to the peer's last requests, for their copies on the other paths. */
   private readonly answered = new Map<string, { msg: VoteMessage; paths: Set<PathName> }>()
@@ -176,6 +185,7 @@ export class Arbiter {
     if (view.state === 'MASTER' && v.view.state !== 'MASTER') {
       v.masterSinceMs = nowMs
       v.tookOverHeard = v.view.claiming && v.view.hearsMaster
+      v.bootMaster = !this.peerSeenMaster && this.inBootWindow(nowMs)
       v.splitSeen = false
     }
     v.view = view
@@ -194,6 +204,7 @@ export class Arbiter {
 
   /** A valid CARP advert from the peer: the LAN path is alive. */
   advertHeard(nowMs: number): ArbiterAction[] {
+    this.peerSeenMaster = true
     return this.logs(this.paths.heard('lan', nowMs))
   }
 
@@ -220,6 +231,7 @@ export class Arbiter {
       this.heartbeatReplay.set(path, window)
     }
     if (window.check(hb.node, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
+    if (hb.vhids.some((x) => x.state === 'M')) this.peerSeenMaster = true
     const actions = this.logs(this.paths.heard(path, nowMs))
     if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
       // Older than what we have (it came on the slower path): keep the newer one.
@@ -287,6 +299,26 @@ export class Arbiter {
     return this.peer.hb.vhids.find((x) => x.vhid === vhid)?.state ?? null
   }
 
+  /**
+   * Power-on: we took this vhid soon after our start, the peer never seen MASTER of
+   * anything since (a power-on race: the first master-down to run out won it), and are
+   * still within that window. Our heartbeats say so (`P`), and a higher-ranked
+   * peer that has just started too replaces us once (constants.ts BOOT_RACE_MS).
+   */
+  bootMaster(vhid: number, nowMs: number): boolean {
+    const v = this.vhids.get(vhid)
+    return v !== undefined && v.bootMaster && v.view.state === 'MASTER' && this.inBootWindow(nowMs)
+  }
+
+  /** The other side of bootMaster: the peer's fresh heartbeat says so, and we started within the window too. */
+  bootRace(vhid: number, nowMs: number): boolean {
+    return this.inBootWindow(nowMs) && this.peer !== null && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)
+  }
+
+  private inBootWindow(nowMs: number): boolean {
+    return nowMs - this.params.startMs < BOOT_RACE_MS
+  }
+
   /** The peer's WAN health from its last fresh heartbeat (null: unknown or stale). */
   peerWans(nowMs: number): { wan: number; state: 'U' | 'G' | 'D' }[] | null {
     if (!this.peer || !this.peerFresh(nowMs)) return null
@@ -306,7 +338,7 @@ export class Arbiter {
         node: this.peer.hb.node,
         heardMsAgo: Math.round(nowMs - this.peer.atMs),
         demote: this.peer.hb.demote,
-        vhids: this.peer.hb.vhids.map((x) => `${x.vhid}:${x.state}`).join(',') || '-',
+        vhids: this.peer.hb.vhids.map((x) => `${x.vhid}:${x.boot ? 'P' : x.state}`).join(',') || '-',
       },
       vhids: [...this.vhids.values()].map((v) => ({
         vhid: v.vhid,
@@ -672,6 +704,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     peerAlsoMaster: false,
     masterSinceMs: -Infinity,
     tookOverHeard: false,
+    bootMaster: false,
     handoverYieldMs: -Infinity,
     yieldedUntilMs: -Infinity,
     peerAskedMs: -Infinity,

@@ -36,3 +36,16 @@ export const FLAG_HEARS_MASTER = 0x01
  * to run out and go to the peer. Ended early when the peer falls silent.
  */
 export const YIELD_QUIET_LEASES = 2
+
+/**
+ * Power-on (issue 16: "both boards power on at the same moment and the preferred one
+ * becomes master"): a board that takes a vhid this soon after its start, never
+ * having seen the peer MASTER since, says so in its heartbeats (a boot master, `P`);
+ * a higher-ranked peer that starts within this long of its own start replaces it
+ * once, preempt or not. Two boards powered on together start carpd seconds apart
+ * (the board lab under emulation: up to 18 s), the first one's master-down runs out
+ * before the other is up, and without this the first carpd up would win. Two minutes
+ * also covers a board that checks its card first; a board powered on later than this
+ * finds the peer an ordinary master and stays backup.
+ */
+export const BOOT_RACE_MS = 120_000

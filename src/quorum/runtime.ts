@@ -76,6 +76,7 @@ export class QuorumRuntime {
       witness: deps.witness !== null,
       pathTimeouts,
       random: deps.random,
+      startMs: deps.clock.now(),
     })
     deps.sync?.transport.onPacket((bytes, from) => this.onSyncDatagram(bytes, from))
     deps.witness?.transport.onPacket((bytes, from) => this.onWitnessDatagram(bytes, from))
@@ -130,6 +131,11 @@ export class QuorumRuntime {
 
   leaseEndMs(vhid: number): number {
     return this.arbiter.leaseEndMs(vhid)
+  }
+
+  /** Power-on: the peer took this vhid at its start before we were up, and we may still replace it once. */
+  bootRace(vhid: number): boolean {
+    return this.arbiter.bootRace(vhid, this.deps.clock.now())
   }
 
   /** A frame read off the serial line. */
@@ -233,7 +239,9 @@ export class QuorumRuntime {
     const info = this.deps.agent.heartbeatInfo()
     this.sentLetters = this.lettersOf(info)
     this.heartbeatSeq = (this.heartbeatSeq + 1) >>> 0
-    const hb: Heartbeat = { node: this.deps.node, epoch: info.epoch, seq: this.heartbeatSeq, demote: info.demote, vhids: info.vhids }
+    const now = this.deps.clock.now()
+    const vhids = info.vhids.map((x) => (x.state === 'M' && this.arbiter.bootMaster(x.vhid, now) ? { ...x, boot: true as const } : x))
+    const hb: Heartbeat = { node: this.deps.node, epoch: info.epoch, seq: this.heartbeatSeq, demote: info.demote, vhids }
     if (this.wans) hb.wans = this.wans().map((w) => ({ wan: w.wan, state: WAN_LETTER[w.state] }))
     const line = encodeHeartbeat(hb)
     this.deps.serial?.send(line)
@@ -242,7 +250,7 @@ export class QuorumRuntime {
       this.send(this.deps.sync.transport, encodeVote(msg, this.deps.peerKey), this.deps.sync.peer)
     }
     this.heartbeatsSent++
-    this.beat = this.deps.clock.at(this.deps.clock.now() + this.deps.heartbeatIntervalMs, () => this.sendHeartbeat())
+    this.beat = this.deps.clock.at(now + this.deps.heartbeatIntervalMs, () => this.sendHeartbeat())
   }
 
   private schedule(): void {

@@ -8,7 +8,9 @@
 //   |  |        |         |       |          |        CRC-32 (IEEE 802.3, as zlib) of every
 //   |  |        |         |       |          |        byte before " *", 8 uppercase hex
 //   |  |        |         |       |          "-" or vhid:state,... ; vhid 1..255 decimal,
-//   |  |        |         |       |          state M (MASTER) | B (BACKUP) | I (INIT)
+//   |  |        |         |       |          state M (MASTER) | B (BACKUP) | I (INIT) |
+//   |  |        |         |       |          P (MASTER, taken at its start before the peer
+//   |  |        |         |       |          was seen MASTER: the preferred board may take it)
 //   |  |        |         |       demote counter, decimal 0..255
 //   |  |        |         sequence within the epoch, decimal u32
 //   |  |        boot epoch, 8 lowercase hex (u32)
@@ -50,8 +52,10 @@ const VHID_LETTERS: ReadonlySet<string> = new Set<VhidLetter>(['M', 'B', 'I'])
 
 const NODE_RE = /^[A-Za-z0-9._-]{1,32}$/
 // The fields in their one order; the vhid list is taken apart by VHID_ITEM_RE.
-const HEARTBEAT_RE = /^HB ([A-Za-z0-9._-]{1,32}) e=([0-9a-f]{8}) s=(0|[1-9][0-9]{0,9}) d=(0|[1-9][0-9]{0,2}) v=(-|[0-9MBI:,]+)(?: w=([0-9UGD:,]+))?$/
-const VHID_ITEM_RE = /^([1-9][0-9]{0,2}):([MBI])$/
+const HEARTBEAT_RE = /^HB ([A-Za-z0-9._-]{1,32}) e=([0-9a-f]{8}) s=(0|[1-9][0-9]{0,9}) d=(0|[1-9][0-9]{0,2}) v=(-|[0-9MBIP:,]+)(?: w=([0-9UGD:,]+))?$/
+const VHID_ITEM_RE = /^([1-9][0-9]{0,2}):([MBIP])$/
+/** On the wire, a boot master is a MASTER spelt P. */
+const BOOT_MASTER_LETTER = 'P'
 const WAN_ITEM_RE = /^([1-9][0-9]?):([UGD])$/
 const WAN_MAX = 32
 const BLOB_RE = /^V ((?:[0-9a-f]{2})+)$/
@@ -69,7 +73,12 @@ export interface Heartbeat {
   epoch: number // u32, changes on every start of the sender
   seq: number // u32, counts up within an epoch
   demote: number // 0..255, the sender's demotion counter
-  vhids: { vhid: number; state: VhidLetter }[] // each vhid (1..255) once, in the sender's order
+  /**
+   * Each vhid (1..255) once, in the sender's order. `boot`: only with M, the sender took
+   * this vhid at its start before it saw this board MASTER (a power-on race, which the
+   * preferred board may still win: quorum/README.md "Power-on").
+   */
+  vhids: { vhid: number; state: VhidLetter; boot?: true }[]
   wans?: { wan: number; state: WanLetter }[] // each WAN (1..32) once; absent without multi-WAN
 }
 
@@ -141,9 +150,9 @@ export function encodeHeartbeat(hb: Heartbeat): string {
     throw new HeartbeatEncodeError('badDemote', `demote ${hb.demote}: an integer 0..${DEMOTE_MAX}`)
   }
   const seen = new Set<number>()
-  for (const { vhid, state } of hb.vhids) {
-    if (!Number.isInteger(vhid) || vhid < VHID_MIN || vhid > VHID_MAX || seen.has(vhid) || !VHID_LETTERS.has(state)) {
-      throw new HeartbeatEncodeError('badVhid', `vhid ${vhid}:${state}: each vhid ${VHID_MIN}..${VHID_MAX} once, state M, B or I`)
+  for (const { vhid, state, boot } of hb.vhids) {
+    if (!Number.isInteger(vhid) || vhid < VHID_MIN || vhid > VHID_MAX || seen.has(vhid) || !VHID_LETTERS.has(state) || (boot !== undefined && (boot !== true || state !== 'M'))) {
+      throw new HeartbeatEncodeError('badVhid', `vhid ${vhid}:${state}${boot ? ' (boot)' : ''}: each vhid ${VHID_MIN}..${VHID_MAX} once, state M, B or I, boot only with M`)
     }
     seen.add(vhid)
   }
@@ -154,7 +163,7 @@ export function encodeHeartbeat(hb: Heartbeat): string {
     }
     wanSeen.add(wan)
   }
-  const vhids = hb.vhids.length === 0 ? '-' : hb.vhids.map((v) => `${v.vhid}:${v.state}`).join(',')
+  const vhids = hb.vhids.length === 0 ? '-' : hb.vhids.map((v) => `${v.vhid}:${v.boot ? BOOT_MASTER_LETTER : v.state}`).join(',')
   const wans = hb.wans && hb.wans.length > 0 ? ` w=${hb.wans.map((w) => `${w.wan}:${w.state}`).join(',')}` : ''
   const epoch = hb.epoch.toString(16).padStart(8, '0')
   return finishLine(`${HEARTBEAT_PREFIX}${hb.node} e=${epoch} s=${hb.seq} d=${hb.demote} v=${vhids}${wans}`)
@@ -201,7 +210,7 @@ function parseHeartbeat(body: string): SerialFrame | null {
       // A repeated vhid would say two things about one group: not from an honest encoder.
       if (vhid > VHID_MAX || seen.has(vhid)) return null
       seen.add(vhid)
-      vhids.push({ vhid, state: v[2] as VhidLetter })
+      vhids.push(v[2] === BOOT_MASTER_LETTER ? { vhid, state: 'M', boot: true } : { vhid, state: v[2] as VhidLetter })
     }
   }
   const hb: Heartbeat = { node: m[1]!, epoch: parseInt(m[2]!, 16), seq, demote, vhids }

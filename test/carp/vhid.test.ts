@@ -353,3 +353,35 @@ t.test('quorum: losing the votes drops the VIPs at once; a witness-mode master i
   ;({ s } = run(initialState(params({ quorum: 'paths' }), 0), [[{ type: 'start' }, 0], [{ type: 'timer', timer: 'masterDown' }, 3000], [{ type: 'votes', held: true, reason: 'v' }, 3001]]))
   t.equal(step(s, { type: 'advert', from: 'b', prio: prio({ demote: 0, advskew: 0, rank: 200 }) }, 3100).state.state, 'BACKUP', 'two-node mode keeps CARP: a better master wins')
 })
+
+t.test('power-on race: a better backup replaces a boot master once, preempt off; a worse one or the hold-down does not', async (t) => {
+  const worse = prio({ advskew: 100 })
+  const off = params({ preempt: false, quorum: 'witness' })
+  const race = run(initialState(off, 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse, bootRace: true }, 10],
+  ])
+  t.equal(race.s.state, 'BACKUP', 'witness mode: it claims and waits for its votes')
+  t.same(race.s.claim, { reason: 'power-on: ours demote=0 advbase=1 advskew=0 beats b demote=0 advbase=1 advskew=100, which took the vhid at its start before this board was up', hearsMaster: true })
+  const plain = run(initialState(params({ preempt: false }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse, bootRace: true }, 10],
+  ])
+  t.equal(plain.s.state, 'MASTER', 'without quorum it takes over at once')
+  const notRace = run(initialState(off, 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse }, 10],
+  ])
+  t.equal(notRace.s.claim, null, 'an ordinary master stays')
+  const better = run(initialState(params({ preempt: false, advskew: 200 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse, bootRace: true }, 10],
+  ])
+  t.equal(better.s.state, 'BACKUP', 'a boot master that ranks higher keeps the vhid')
+  t.equal(better.s.claim, null)
+  const held = run(initialState(params({ preempt: false, preemptHolddownMs: 5000 }), 0), [
+    [{ type: 'start' }, 0],
+    [{ type: 'advert', from: 'b', prio: worse, bootRace: true }, 4999],
+  ])
+  t.equal(held.s.state, 'BACKUP', 'the hold-down holds it too')
+})

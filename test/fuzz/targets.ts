@@ -138,6 +138,7 @@ const vote: Target = {
 
 const HEARTBEATS: Heartbeat[] = [
   { node: 'fw-a', epoch: 0x1a2b3c4d, seq: 42, demote: 0, vhids: [{ vhid: 1, state: 'M' }, { vhid: 2, state: 'B' }] },
+  { node: 'fw-b', epoch: 0xbeef, seq: 7, demote: 0, vhids: [{ vhid: 1, state: 'M', boot: true }, { vhid: 2, state: 'I' }] },
   { node: 'fw-b', epoch: 0, seq: 0xffffffff, demote: 255, vhids: [], wans: [{ wan: 1, state: 'U' }, { wan: 2, state: 'D' }] },
 ] as Heartbeat[]
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { VhidView } from '../../src/carp/vhid.js'
 import { Arbiter, type ArbiterAction } from '../../src/quorum/arbiter.js'
-import { FLAG_HEARS_MASTER } from '../../src/quorum/constants.js'
+import { BOOT_RACE_MS, FLAG_HEARS_MASTER } from '../../src/quorum/constants.js'
 import type { VoteMessage } from '../../src/wire/vote.js'
 
 const SELF = 0x0a0a0a0a
@@ -27,6 +27,7 @@ function fresh(witness = true): Arbiter {
     witness,
     pathTimeouts: { lan: 1000, sync: 300, serial: 300 },
     random: (bytes) => Buffer.alloc(bytes, ++n),
+    startMs: -10_000,
   })
 }
 
@@ -143,7 +144,7 @@ t.test('restart silence: a new record claims nothing until a deferral from befor
 t.test('crossed grants: at most one side releases its deferral', async (t) => {
   const mk = (selfId: number, epoch: number) => {
     let n = selfId
-    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff) })
+    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff), startMs: -100_000 })
     x.view(1, view(), -100_000)
     return x
   }
@@ -318,4 +319,61 @@ t.test('review: a LAN fault keeps the VIPs on the MASTER we defer to, witness or
   t.ok(quiet <= 150 + 2000, `a wake-up when the peer's asking would be overdue (${quiet})`)
   t.equal(sent(m.tick(2400)).length, 2, 'the peer stopped asking: we ask again')
   t.notMatch(m.status(2400).vhids[0]!.why, /yielded/)
+})
+
+t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master for BOOT_RACE_MS after the start', async (t) => {
+  const mk = (startMs: number) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 1), startMs })
+  const backupHb = (seq: number) => ({ node: 'fw-a', epoch: 100, seq, demote: 0, vhids: [{ vhid: 1, state: 'B' as const }] })
+
+  // Started at 0, heard the peer only as BACKUP, took the vhid at 3.4 s.
+  const b = mk(0)
+  b.view(1, view(), 0)
+  b.heartbeat(backupHb(1), 'sync', 1000)
+  b.heartbeat(backupHb(2), 'sync', 1100)
+  b.view(1, view({ claiming: true }), 3400)
+  b.view(1, view({ state: 'MASTER' }), 3400)
+  t.equal(b.bootMaster(1, 3400), true, 'a peer heard as BACKUP does not count')
+  t.equal(b.bootMaster(1, BOOT_RACE_MS - 1), true)
+  t.equal(b.bootMaster(1, BOOT_RACE_MS), false, 'the window counts from the start')
+  t.equal(b.bootMaster(2, 3400), false, 'a vhid it does not have')
+  b.view(1, view(), 5000)
+  t.equal(b.bootMaster(1, 5000), false, 'no longer MASTER')
+  b.view(1, view({ state: 'MASTER' }), 6000)
+  t.equal(b.bootMaster(1, 6000), true, 'taken again, still before the peer was seen MASTER')
+
+  // The peer seen MASTER (an advert, or a heartbeat saying M) ends it for every later take.
+  const c = mk(0)
+  c.view(1, view(), 0)
+  c.advertHeard(1000)
+  c.view(1, view({ state: 'MASTER' }), 4000)
+  t.equal(c.bootMaster(1, 4000), false, 'after an advert of the peer')
+  const d = mk(0)
+  d.view(1, view(), 0)
+  d.heartbeat({ ...backupHb(1), vhids: [{ vhid: 2, state: 'M' }] }, 'serial', 1000)
+  d.view(1, view({ state: 'MASTER' }), 4000)
+  t.equal(d.bootMaster(1, 4000), false, 'after a heartbeat saying M for any vhid')
+  const late = mk(0)
+  late.view(1, view(), 0)
+  late.view(1, view({ state: 'MASTER' }), BOOT_RACE_MS)
+  t.equal(late.bootMaster(1, BOOT_RACE_MS), false, 'taken after the window')
+})
+
+t.test('power-on: the other side replaces a boot master only from a fresh heartbeat, within its own window', async (t) => {
+  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), startMs: 20_000 })
+  a.view(1, view(), 20_000)
+  const hb = (seq: number, boot: boolean) => ({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [boot ? { vhid: 1, state: 'M' as const, boot: true as const } : { vhid: 1, state: 'M' as const }] })
+  a.heartbeat(hb(1, true), 'sync', 20_100)
+  t.equal(a.bootRace(1, 20_100), false, 'one frame: the path is not alive yet')
+  a.heartbeat(hb(2, true), 'sync', 20_200)
+  t.equal(a.bootRace(1, 20_200), true)
+  t.equal(a.bootRace(2, 20_200), false, 'another vhid')
+  t.match(a.status(20_200).peer, { vhids: '1:P' }, 'carpd status shows it')
+  t.equal(a.bootRace(1, 20_600), false, 'the heartbeat went stale')
+  a.heartbeat(hb(3, false), 'sync', 20_700)
+  a.heartbeat(hb(4, false), 'sync', 20_800)
+  t.equal(a.bootRace(1, 20_800), false, 'an ordinary master')
+  a.heartbeat(hb(5, true), 'sync', 20_000 + BOOT_RACE_MS - 100)
+  a.heartbeat(hb(6, true), 'sync', 20_000 + BOOT_RACE_MS - 50)
+  t.equal(a.bootRace(1, 20_000 + BOOT_RACE_MS - 50), true)
+  t.equal(a.bootRace(1, 20_000 + BOOT_RACE_MS), false, 'this board started too long ago')
 })

@@ -232,3 +232,29 @@ t.test('multi-WAN health travels in the heartbeats to the peer', async (t) => {
   await p.run(1500)
   t.equal(p.node('fw-b').quorum.peerWans(), null, 'stale once the peer paths are silent')
 })
+
+t.test('power-on: the preferred board, up 20 s after the other, takes the vhid once, preempt off', async (t) => {
+  for (const witness of [true, false]) {
+    const p = new QuorumPair({ witness, preempt: false })
+    void p.node('fw-b').agent.start()
+    await p.run(20_000)
+    t.same(p.holders(), ['fw-b'], 'alone, the other board takes the vhid')
+    t.match(p.node('fw-b').agent.status().quorum!.peer, null, 'it has never heard the preferred board')
+    void p.node('fw-a').agent.start()
+    await p.run(12_000)
+    t.same(p.holders(), ['fw-a'], `${witness ? 'witness' : 'two-node'} mode: the preferred board holds it`)
+    t.equal(p.state('fw-b'), 'BACKUP')
+    if (witness) t.equal(p.maxDualMs, 0, 'never both')
+    else t.ok(p.maxDualMs <= 300, `two-node mode: both held it ${p.maxDualMs} ms, the handover's grace`)
+    t.ok(p.node('fw-a').lines.some((l) => /BACKUP->MASTER reason="power-on: ours .* which took the vhid at its start before this board was up/.test(l)), 'the console says why')
+    // Once: the preferred board then drops off every path (in witness mode its lease
+    // ends, as at a power-off) and comes back; the other board keeps the vhid.
+    if (!witness) continue
+    p.powerOff('fw-a')
+    await p.run(10_000)
+    t.same(p.holders(), ['fw-b'])
+    for (const path of ['lan', 'sync', 'serial', 'witness'] as const) p.cut('fw-a', path, false)
+    await p.run(15_000)
+    t.same(p.holders(), ['fw-b'], 'a master that saw the peer MASTER before is no boot master: no second handover')
+  }
+})

@@ -44,7 +44,7 @@ export function parseBudget(argv: readonly string[]): Budget | string {
 export function report(r: SimResult): string {
   const s = r.scenario
   return [
-    `seed ${s.seed}: ${r.violations.length} violation(s); ${s.mode}, advbase ${s.advbaseS} advskew ${s.advskew.join('/')}, preempt ${s.preempt ? 'on' : 'off'}, lease ${s.leaseMs} ms, heartbeat ${s.heartbeat.intervalMs}/${s.heartbeat.timeoutMs} ms`,
+    `seed ${s.seed}: ${r.violations.length} violation(s); ${s.mode}, advbase ${s.advbaseS} advskew ${s.advskew.join('/')}, preempt ${s.preempt ? 'on' : 'off'}, lease ${s.leaseMs} ms, heartbeat ${s.heartbeat.intervalMs}/${s.heartbeat.timeoutMs} ms${s.startMs.some((ms) => ms > 0) ? `, carpd starts at ${s.startMs.map((ms) => (ms / 1000).toFixed(3)).join('/')} s` : ''}`,
     ...r.violations.map((v) => `  VIOLATION at ${(v.atMs / 1000).toFixed(3)}s: ${v.what}`),
     '  faults:',
     ...s.faults.map((f, i) => `    ${r.kept ? `#${r.kept[i]} ` : ''}${faultText(f)}`),

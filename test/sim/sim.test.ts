@@ -79,7 +79,8 @@ t.test('seeds that found defects stay fixed', async (t) => {
   // during the new run's first table read, and counted as traffic newer than the
   // peer's records: 11 flows kept the older state.
   for (const [seed, seconds] of [[18, 120], [145, 120], [1067, 60], [1061, 60], [102401, 60], [100911, 60], [100494, 60], [104475, 60], [100628, 60], [100977, 60], [111238, 60], [210772, 60], [303391, 60], [1004257, 60], [2002693, 60], [7001212, 60], [8001902, 60], [20000923, 60], [10001205, 60], [10001359, 60], [30001546, 60], [50010583, 60], [100006279, 60], [110007078, 60], [200005318, 60], [280009506, 60], [310010255, 60]] as const) {
-    const r = await simulate(seed, seconds * 1000)
+    // As they were found: both boards starting together (drawn before start skews were).
+    const r = await simulate(seed, seconds * 1000, undefined, false)
     t.same(r.violations, [], `seed ${seed}\n${report(r)}`)
     if (r.scenario.mode === 'witness') t.ok(r.maxOverlapMs <= witnessBoundMs(r.scenario), `seed ${seed}: overlap ${r.maxOverlapMs} ms within the bound ${witnessBoundMs(r.scenario)} ms`)
     t.equal(r.settledAtMs !== null && r.violations.length === 0, true, `seed ${seed}: one holder after the faults`)
@@ -123,6 +124,16 @@ t.test('the checks catch a world where VIPs are never removed, and a bad budget 
     if (r.violations.some((v) => /two holders|holders at the end|flapping/.test(v.what))) caught++
   }
   t.ok(caught > 0, 'a board that keeps its VIPs after stepping down is found')
+  // Invariant (e): boards that never replace a boot master leave the first one up holding it.
+  let powerOn = 0
+  for (let seed = 1; seed <= 200 && powerOn === 0; seed++) {
+    const s = drawScenario(seed, 60_000)
+    if (!(s.startMs[0] > 3000 && s.startMs[1] === 0)) continue
+    const w = new World(s)
+    w.sabotage = 'noBootRace'
+    if ((await w.run()).violations.some((v) => /^power-on .*fw-b holds the VIP/.test(v.what))) powerOn++
+  }
+  t.equal(powerOn, 1, 'a preferred board that stays backup after a late start is found')
   t.equal(parseBudget(['--seeds', 'x']), '--seeds needs a whole number')
   t.match(parseBudget(['--fast', '1']), /unknown option --fast/)
   t.same(parseBudget(['--seed', '42', '--seconds', '30']), { firstSeed: 42, seeds: 1, seconds: 30 })

@@ -120,6 +120,8 @@ export interface Scenario {
   preempt: boolean
   leaseMs: number
   heartbeat: { intervalMs: number; timeoutMs: number }
+  /** When each board's carpd starts: a power-on with one board slower to boot. */
+  startMs: [number, number]
   faults: Fault[]
 }
 
@@ -138,10 +140,24 @@ export function faultText(f: Fault): string {
   return `${(atMs / 1000).toFixed(3)}s ${kind} ${JSON.stringify(rest)}`
 }
 
+/**
+ * Invariant (e), power-on: this long after the later board's start the preferred one
+ * holds the VIP. A later, better board hears the early one's adverts and heartbeats
+ * (a path needs two frames), keeps its restart silence (lease x 1.01 + 250 ms, at
+ * most 3.3 s), claims, and the early board yields: about 5 s at the slowest timing.
+ */
+export const BOOT_SETTLE_MS = 10_000
+
+/** When invariant (e) is checked: BOOT_SETTLE_MS after the later start, 0 when both start together. */
+export function bootSettledMs(s: Scenario): number {
+  const late = Math.max(...s.startMs)
+  return late > 0 ? late + BOOT_SETTLE_MS : 0
+}
+
 /** Time after the last fault ends that the world is left alone, so it can settle. */
 export const QUIET_MS = 30_000
 
-export function drawScenario(seed: number, durationMs: number): Scenario {
+export function drawScenario(seed: number, durationMs: number, startSkew = true): Scenario {
   const r = prng(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1))
@@ -160,12 +176,21 @@ export function drawScenario(seed: number, durationMs: number): Scenario {
     preempt: r() < 0.7,
     leaseMs: fast ? int(500, 1500) : int(1000, 3000),
     heartbeat: fast ? { intervalMs: 100, timeoutMs: 300 } : { intervalMs: 250, timeoutMs: 1000 },
+    startMs: [0, 0],
     faults: [],
   }
+  // A power-on where one board's carpd starts up to 40 s after the other's (either
+  // one): invariant (e) wants the preferred board holding the VIP by BOOT_SETTLE_MS
+  // after the later start, so the faults come after that. Drawn from a stream of its
+  // own: a seed without skew has the schedule it had before skews were drawn, and
+  // startSkew false gives any seed that schedule (the seeds of earlier defects).
+  const power = prng(seed ^ 0x0b0075)
+  if (startSkew && power() < 0.3) scenario.startMs[power() < 0.5 ? 0 : 1] = Math.floor(power() * 40_001)
+  const faultsStart = Math.max(5000, bootSettledMs(scenario))
   const faultsEnd = Math.max(0, durationMs - QUIET_MS)
   const count = int(1, 12)
-  for (let i = 0; i < count && faultsEnd > 5000; i++) {
-    const atMs = int(5000, faultsEnd - 1000)
+  for (let i = 0; i < count && faultsEnd - 1000 > faultsStart; i++) {
+    const atMs = int(faultsStart, faultsEnd - 1000)
     const forMs = Math.min(faultsEnd - atMs, int(100, 15_000))
     const board = pick([0, 1] as const)
     const kind = pick(['cut', 'cut', 'cut', 'lossy', 'pause', 'crash', 'witnessRestart', 'linkDown', 'slowCommands', 'replay'] as const)
@@ -536,6 +561,7 @@ class SimBoard {
         nets: new Map([['lan0', { address: LAN[this.index]!, prefix: 24 }]]),
       },
     )
+    if (world.sabotage === 'noBootRace' && this.board.quorum) this.board.quorum.bootRace = () => false
     // Invariant (c) at every change of master: checked once the takeover's commit is done.
     const sync = this.board.sync
     if (sync) {
@@ -623,7 +649,7 @@ export class World {
   private calmSinceMs = 0
 
   /** For the simulator's own test: a broken world its checks must catch. */
-  sabotage: 'keepVips' | null = null
+  sabotage: 'keepVips' | 'noBootRace' | null = null
 
   constructor(readonly scenario: Scenario) {
     this.rng = prng(scenario.seed ^ 0x5eed)
@@ -900,9 +926,11 @@ export class World {
   async run(): Promise<SimResult> {
     const s = this.scenario
     this.startWitness()
-    for (const b of this.boards) b.start()
+    this.boards.forEach((b, i) => (s.startMs[i] === 0 ? b.start() : this.clock.at(s.startMs[i]!, () => this.guard(() => b.start()))))
+    const bootMs = bootSettledMs(s)
+    if (bootMs > 0 && bootMs < s.durationMs) this.clock.at(bootMs, () => this.checkPowerOn())
     for (const f of s.faults) this.clock.at(f.atMs, () => this.guard(() => this.apply(f)))
-    const faultsOverMs = Math.max(0, ...s.faults.map((f) => f.atMs + ('forMs' in f ? f.forMs : 0)))
+    const faultsOverMs = Math.max(bootMs, ...s.faults.map((f) => f.atMs + ('forMs' in f ? f.forMs : 0)))
     // Traffic runs until a few seconds after the last fault, then stops, so the copies can settle.
     const trafficEndMs = faultsOverMs + TRAFFIC_AFTER_FAULTS_MS
     const tick = (): void => {
@@ -963,6 +991,19 @@ export class World {
     const bound = twoNodeBoundMs(this.scenario)
     if (this.activeFaults === 0 && now - Math.max(this.overlapSinceMs, this.calmSinceMs) > bound) {
       this.violate(`two holders of ${VIP.address} for more than ${bound} ms with no fault in force (two-node mode)`)
+    }
+  }
+
+  /**
+   * Invariant (e): the boards powered on apart (no fault before this): the preferred
+   * one holds the VIP, alone, whichever started first and whatever the preempt
+   * setting (issue 16, quorum/README.md "Power-on").
+   */
+  private checkPowerOn(): void {
+    const holders = this.holding()
+    if (holders.length !== 1 || holders[0] !== 0) {
+      const starts = this.scenario.startMs.map((ms) => `${(ms / 1000).toFixed(3)} s`).join('/')
+      this.violate(`power-on (starts ${starts}): ${holders.length === 0 ? 'nobody holds' : `${holders.map((i) => this.boards[i as 0 | 1].name).join(' and ')} ${holders.length > 1 ? 'hold' : 'holds'}`} the VIP ${BOOT_SETTLE_MS} ms after the later start, not fw-a alone (the preferred board)`)
     }
   }
 
@@ -1091,8 +1132,8 @@ export function twoNodeBoundMs(s: Scenario): number {
 export const SETTLE_MS = 20_000
 
 /** Runs a seed; `keep` (indices into its drawn faults) runs only those faults. */
-export async function simulate(seed: number, durationMs: number, keep?: readonly number[]): Promise<SimResult> {
-  const s = drawScenario(seed, durationMs)
+export async function simulate(seed: number, durationMs: number, keep?: readonly number[], startSkew = true): Promise<SimResult> {
+  const s = drawScenario(seed, durationMs, startSkew)
   return new World(keep ? { ...s, faults: s.faults.filter((_, i) => keep.includes(i)) } : s).run()
 }
 

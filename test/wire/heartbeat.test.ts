@@ -87,7 +87,10 @@ t.test('round trips', async (t) => {
       epoch: int(2 ** 32),
       seq: int(2 ** 32),
       demote: int(256),
-      vhids: [...vhidSet].map((vhid) => ({ vhid, state: (['M', 'B', 'I'] as const)[int(3)]! })),
+      vhids: [...vhidSet].map((vhid) => {
+        const k = int(4)
+        return k === 3 ? { vhid, state: 'M' as const, boot: true as const } : { vhid, state: (['M', 'B', 'I'] as const)[k]! }
+      }),
     }
     const line = encodeHeartbeat(hb)
     t.ok(line.endsWith('\r\n') && line.length <= HEARTBEAT_MAX_LINE_BYTES)
@@ -345,4 +348,16 @@ t.test('the optional w= field carries the WAN health of a multi-WAN board', asyn
   t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=1:X'), { ok: false, error: 'badField' })
   t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=33:U'), { ok: false, error: 'badField' })
   t.same(bad('HB fw-a e=1a2b3c4d s=1 d=0 v=- w=1:U,1:D'), { ok: false, error: 'badField' })
+})
+
+t.test('P: a MASTER taken at its start before the peer was seen MASTER (power-on race)', async (t) => {
+  const hb: Heartbeat = { node: 'fw-b', epoch: 0xbeef, seq: 7, demote: 0, vhids: [{ vhid: 1, state: 'M', boot: true }, { vhid: 2, state: 'B' }] }
+  const line = 'HB fw-b e=0000beef s=7 d=0 v=1:P,2:B *2CF3F94B\r\n' // CRC from Python's zlib.crc32
+  t.equal(encodeHeartbeat(hb), line)
+  t.same(decodeLine(strip(line)), { ok: true, frame: { kind: 'heartbeat', hb } })
+  const plain = decodeLine(withCrc('HB fw-b e=0000beef s=7 d=0 v=1:M'))
+  t.ok(plain.ok && plain.frame.kind === 'heartbeat' && !('boot' in plain.frame.hb.vhids[0]!), 'M carries no boot key: one spelling each')
+  t.throws(() => encodeHeartbeat({ ...hb, vhids: [{ vhid: 1, state: 'B', boot: true }] }), { code: 'badVhid' }, 'boot only with M')
+  t.throws(() => encodeHeartbeat({ ...hb, vhids: [{ vhid: 1, state: 'M', boot: false as unknown as true }] }), { code: 'badVhid' })
+  t.same(decodeLine(withCrc('HB fw-b e=0000beef s=7 d=0 v=1:p')), { ok: false, error: 'badField' }, 'upper case only')
 })
