@@ -9,6 +9,7 @@
 import { advertsOverIpv6 } from '../carp/agent.js'
 import type { Config } from '../config/types.js'
 import type { Runner } from '../platform/exec.js'
+import { firstIpv4, ipv4AddrArgv } from '../platform/linux.js'
 import { reversePathWarning } from '../platform/wan.js'
 import { isIpv6 } from '../wire/ip.js'
 
@@ -167,13 +168,8 @@ async function interfaces(config: Config, deps: PreflightDeps): Promise<Finding[
 
 /** The interface's first IPv4 address as `ip -j` gives it, or null. */
 async function ipv4Of(deps: PreflightDeps, name: string): Promise<string | null> {
-  const r = await deps.run(['ip', '-j', '-4', 'addr', 'show', 'dev', name], TOOL_TIMEOUT_MS)
-  try {
-    const info = (JSON.parse(r.stdout) as { addr_info?: { local: string; prefixlen: number }[] }[])[0]?.addr_info?.[0]
-    return info ? `${info.local}/${info.prefixlen}` : null
-  } catch {
-    return null
-  }
+  const net = firstIpv4((await deps.run(ipv4AddrArgv(name), TOOL_TIMEOUT_MS)).stdout)
+  return net ? `${net.address}/${net.prefix}` : null
 }
 
 /** The heartbeat device exists, and is not a console the kernel and the login write to. */

@@ -147,9 +147,20 @@ export async function detectArping(run: Runner): Promise<ArpingFlavour> {
  */
 export function linuxInterfaceNet(iface: string): Cidr | undefined {
   try {
-    const argv = ['-j', '-4', 'addr', 'show', 'dev', iface]
-    const out = execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: COMMAND_TIMEOUT_MS })
-    const info = (JSON.parse(out) as { addr_info?: { local: string; prefixlen: number }[] }[])[0]?.addr_info?.[0]
+    const out = execFileSync('ip', ipv4AddrArgv(iface).slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: COMMAND_TIMEOUT_MS })
+    return firstIpv4(out)
+  } catch {
+    return undefined
+  }
+}
+
+/** The `ip` command whose output firstIpv4 reads. */
+export const ipv4AddrArgv = (iface: string): string[] => ['ip', '-j', '-4', 'addr', 'show', 'dev', iface]
+
+/** The first IPv4 address and prefix in `ip -j -4 addr show dev IF` output; undefined when none or not JSON. */
+export function firstIpv4(json: string): Cidr | undefined {
+  try {
+    const info = (JSON.parse(json) as { addr_info?: { local: string; prefixlen: number }[] }[])[0]?.addr_info?.[0]
     return info ? { address: info.local, prefix: info.prefixlen } : undefined
   } catch {
     return undefined

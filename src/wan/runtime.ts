@@ -299,8 +299,7 @@ export class WanRuntime {
     try {
       await this.deps.applier.routes({ del: [], add: pending })
     } catch (err) {
-      const left = this.routeFailed(err)
-      k.routes = [...k.routes, ...pending.filter((argv) => !left.some((f) => sameArgv(f, argv)))]
+      k.routes = [...k.routes, ...wentIn(pending, this.routeFailed(err))]
       return
     }
     k.routes = [...k.routes, ...pending]
@@ -542,7 +541,7 @@ export class WanRuntime {
         if (!(err as Error).message.includes('ip rule add')) this.rulesInstalled = true
         const failed = this.routeFailed(err)
         // What went in is checked for drift; what failed is tried again.
-        if (failed.length > 0) routesIn = cmds.add.filter((argv) => !failed.some((f) => sameArgv(f, argv)))
+        if (failed.length > 0) routesIn = wentIn(cmds.add, failed)
       }
       const rules = this.deps.render(specs, plan)
       try {
@@ -594,8 +593,11 @@ export class WanRuntime {
       }
     }
   }
+}
 
-
+/** The adds that went in: all of them but those that failed. */
+function wentIn(adds: readonly string[][], failed: readonly string[][]): string[][] {
+  return adds.filter((argv) => !failed.some((f) => sameArgv(f, argv)))
 }
 
 function sameArgv(a: readonly string[], b: readonly string[]): boolean {
