@@ -12,8 +12,9 @@
 //     (198.51.100.100, default route via the WAN VIP), WITNESS on the LAN (192.0.2.250)
 //
 // It checks, from the wire (CARP adverts captured on br-lan) and the consoles:
-//   1. both boards power on at the same moment: exactly one advertises, and no two
-//      advertise at once;
+//   1. both boards power on at the same moment: no two advertise at once, and 10 s
+//      after both carpd are up the preferred board A is the one advertising (the
+//      first one up may take the vhid until A is up: quorum/README.md "Power-on");
 //   2. the master is powered off (its QEMU killed): the other takes over, and a TCP
 //      connection from the client to the server keeps going;
 //   3. the old master powers on again: it comes back as backup and the VIP stays.
@@ -87,6 +88,9 @@ process.on('exit', cleanup)
 for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => process.exit(130))
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** The simulator's invariant (e): the preferred board holds the VIP this long after the later start. */
+const BOOT_SETTLE_MS = 10_000
+
 async function until(check, timeoutMs, stepMs = 100) {
   const t0 = Date.now()
   while (Date.now() - t0 < timeoutMs) {
@@ -218,12 +222,22 @@ async function main() {
   powerOn(b, ['-chardev', `socket,id=hb,path=${cable},reconnect=1`, '-serial', 'chardev:hb'])
   const first = await until(() => adverts.length > 0, 180_000)
   if (first < 0) throw new Error('no advert within 180 s of power-on')
-  await sleep(10_000)
+  // The boards' carpd start seconds apart; the first one up takes the vhid and the
+  // preferred one, once up, takes it over (quorum/README.md "Power-on"). Judged once
+  // both are up and the later one has had BOOT_SETTLE_MS to do it.
+  const bothUp = await until(() => [a, b].every((x) => consoleLines(x).some((l) => /INIT->BACKUP/.test(l))), 180_000)
+  if (bothUp < 0) throw new Error('a board did not start carpd within 180 s of power-on')
+  await sleep(BOOT_SETTLE_MS)
   const boot = adverts.filter((x) => x.at >= t0)
   const senders = [...new Set(boot.map((x) => x.from))]
-  console.log(`power-on to first advert: ${((boot[0].at - t0) / 1000).toFixed(1)} s (from ${boot[0].from}); senders in the first 10 s: ${senders.join(', ')}`)
-  const master = senders.length === 1 ? senders[0] : null
-  if (!master) throw new Error(`dual holding at power-on: adverts from ${senders.join(' and ')}`)
+  const firstOf = (who) => boot.find((x) => x.from === who)?.at ?? Infinity
+  const lastOf = (who) => boot.findLast((x) => x.from === who)?.at ?? -Infinity
+  console.log(`power-on to first advert: ${((boot[0].at - t0) / 1000).toFixed(1)} s (from ${boot[0].from}); both carpd up after ${(bothUp / 1000).toFixed(1)} s; advert senders, in order: ${senders.join(', ')}`)
+  // Dual holding: both advertising at once, that is adverts of each after the other's first.
+  const dual = senders.length > 1 && lastOf('A') > firstOf('B') && lastOf('B') > firstOf('A')
+  if (dual) throw new Error(`dual holding at power-on: adverts from A (${((firstOf('A') - t0) / 1000).toFixed(1)}..${((lastOf('A') - t0) / 1000).toFixed(1)} s) and B (${((firstOf('B') - t0) / 1000).toFixed(1)}..${((lastOf('B') - t0) / 1000).toFixed(1)} s)`)
+  const master = boot.at(-1).from
+  if (senders.length > 1) console.log(`power-on race: ${senders[0]} took the vhid first, ${master} took it over ${((firstOf(master) - lastOf(senders[0])) / 1000).toFixed(2)} s after ${senders[0]}'s last advert`)
   const [m, s] = master === 'A' ? [a, b] : [b, a]
   console.log(`master after power-on: ${master} (${master === 'A' ? 'the preferred board' : 'NOT the preferred board'})`)
 
