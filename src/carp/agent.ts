@@ -109,8 +109,8 @@ export interface QuorumHandle {
   forget(vhid: number): void
   /** When this board's last vote for a vhid runs out (monotonic ms; -Infinity: none). */
   leaseEndMs(vhid: number): number
-  /** Power-on: the peer took this vhid at its start before we were up; we may replace it once if we rank higher. */
-  bootRace(vhid: number): boolean
+  /** Power-on: the peer (this boot epoch) took this vhid at its start before we were up; we may replace it once if we rank higher. */
+  bootRace(vhid: number, epoch: number): boolean
 }
 
 /** What a heartbeat says of this board. */
@@ -336,7 +336,7 @@ export class Agent {
     // numbers (it is in every advert, under the HMAC), whatever addresses and routes
     // the datagrams take.
     const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: epoch }
-    const bootRace = this.quorum?.bootRace(advert.vhid) === true
+    const bootRace = this.quorum?.bootRace(advert.vhid, epoch) === true
     this.dispatch(v, bootRace ? { type: 'advert', from: endpointText(from), prio, bootRace } : { type: 'advert', from: endpointText(from), prio })
   }
 

@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { uptime } from 'node:os'
 import { setFlagsFromString } from 'node:v8'
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from '../config/constants.js'
 import { errorLines } from '../config/render.js'
@@ -119,6 +120,9 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     // A dry run loads nothing: the host's kernel settings are not its concern.
     pickupWarning: dryRun ? undefined : () => pickupWarning((path) => readFileSync(path, 'utf8')),
     spawnFence: (onExpired) => (dryRun ? null : spawnFence({ argv: fenceArgv, log, onExpired })),
+    // The power-on race's window counts from the board's boot, not carpd's start: a
+    // restarted carpd on a board up for a while is no power-on (quorum/README.md).
+    bootedAtMs: dryRun ? undefined : () => clock.now() - uptime() * 1000,
     earlierFencesGone: dryRun ? undefined : async () => {
       // A fence an earlier, killed carpd left still watches its VIPs for a few seconds;
       // starting next to it, it could take the VIPs this run adds off again.

@@ -76,6 +76,11 @@ export interface BoardIo {
    * (platform/fence.ts: after a killed carpd); absent: there are none (dry run, tests).
    */
   earlierFencesGone?(): Promise<void>
+  /**
+   * When the system booted, on the clock's scale: the power-on race's window counts
+   * from it (quorum/README.md "Power-on"). Absent: from carpd's start (dry run, tests).
+   */
+  bootedAtMs?(): number
   /** Does the interface exist (an IPv6 vhid's, which needs no IPv4 address)? */
   hasInterface(iface: string): boolean
 }
@@ -294,6 +299,7 @@ export class Board {
         heartbeatIntervalMs: config.heartbeat.intervalMs,
         heartbeatTimeoutMs: config.heartbeat.timeoutMs,
         lanTimeoutMs: Math.max(...config.carp.vhids.map((vc) => masterDownMs(vc.advbaseS, vc.advskew))),
+        bootedAtMs: io.bootedAtMs?.() ?? clock.now(),
         peerKey: config.sync.key || config.witness.key,
         sync: peerLink,
         serial: this.serial,

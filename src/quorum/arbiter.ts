@@ -54,8 +54,8 @@ export interface ArbiterParams {
   witness: boolean // a witness is configured: 2 of 3 votes
   pathTimeouts: Partial<Record<PathName, number>>
   random(bytes: number): Buffer
-  /** When this board started (the boot race's window counts from it). */
-  startMs: number
+  /** When this board booted (the power-on race's window counts from it). */
+  bootedAtMs: number
 }
 
 export type Voter = 'peer' | 'witness'
@@ -272,7 +272,9 @@ export class Arbiter {
   nextWakeMs(nowMs: number): number {
     let next = this.paths.nextWakeMs()
     for (const v of this.vhids.values()) {
-      if (this.params.witness && wants(v.view)) next = Math.min(next, this.yielding(v, nowMs) ? Math.min(v.yieldedUntilMs, v.peerAskedMs + this.lanHealQuietMs()) : v.nextRequestMs)
+      if (this.params.witness && wants(v.view)) {
+        next = Math.min(next, this.yielding(v, nowMs) ? Math.min(v.yieldedUntilMs, v.peerAskedMs + this.lanHealQuietMs()) : Math.max(v.nextRequestMs, this.silenceHoldsAskUntil(v, nowMs)))
+      }
       for (const until of [v.untilMs.peer, v.untilMs.witness, v.deferral?.untilMs ?? -Infinity]) {
         if (until > nowMs) next = Math.min(next, until)
       }
@@ -310,13 +312,18 @@ export class Arbiter {
     return v !== undefined && v.bootMaster && v.view.state === 'MASTER' && this.inBootWindow(nowMs)
   }
 
-  /** The other side of bootMaster: the peer's fresh heartbeat says so, and we started within the window too. */
-  bootRace(vhid: number, nowMs: number): boolean {
-    return this.inBootWindow(nowMs) && this.peer !== null && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)
+  /**
+   * The other side of bootMaster: the peer's fresh heartbeat says so, we booted within
+   * the window too, and the heartbeat is of the boot epoch whose advert we just took
+   * (adverts are replay-checked against the live sender; a recorded `P` of another
+   * boot, taken by a board that has just started and knows no epoch yet, is not).
+   */
+  bootRace(vhid: number, epoch: number, nowMs: number): boolean {
+    return this.inBootWindow(nowMs) && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)
   }
 
   private inBootWindow(nowMs: number): boolean {
-    return nowMs - this.params.startMs < BOOT_RACE_MS
+    return nowMs - this.params.bootedAtMs < BOOT_RACE_MS
   }
 
   /** The peer's WAN health from its last fresh heartbeat (null: unknown or stale). */
@@ -493,8 +500,18 @@ export class Arbiter {
     return this.settle(v, nowMs)
   }
 
+  /**
+   * Asking a master we hear makes it yield at once; during our restart silence we could
+   * not hold the vhid, and it would be nobody's until the silence ends (review). So such
+   * a claim asks from the end of the silence (-Infinity: no hold).
+   */
+  private silenceHoldsAskUntil(v: VhidVotes, nowMs: number): number {
+    return v.view.hearsMaster && v.deferral?.to === 0 && this.deferring(v, nowMs) ? v.deferral.untilMs : -Infinity
+  }
+
   private requestIfDue(v: VhidVotes, nowMs: number): ArbiterAction[] {
     if (!this.params.witness || !wants(v.view) || nowMs < v.nextRequestMs || this.yielding(v, nowMs)) return []
+    if (nowMs < this.silenceHoldsAskUntil(v, nowMs)) return []
     for (const [key, p] of v.pending) if (nowMs - p.sentAtMs > PENDING_LEASES * this.params.leaseMs) v.pending.delete(key)
     v.requests++
     const flags = v.view.hearsMaster ? FLAG_HEARS_MASTER : 0

@@ -39,13 +39,13 @@ export const YIELD_QUIET_LEASES = 2
 
 /**
  * Power-on (issue 16: "both boards power on at the same moment and the preferred one
- * becomes master"): a board that takes a vhid this soon after its start, never
- * having seen the peer MASTER since, says so in its heartbeats (a boot master, `P`);
- * a higher-ranked peer that starts within this long of its own start replaces it
+ * becomes master"): a board that takes a vhid this soon after its boot (the kernel's
+ * uptime), never having seen the peer MASTER since, says so in its heartbeats (a boot
+ * master, `P`); a higher-ranked peer that booted within this long too replaces it
  * once, preempt or not. Two boards powered on together start carpd seconds apart
- * (the board lab under emulation: up to 18 s), the first one's master-down runs out
- * before the other is up, and without this the first carpd up would win. Two minutes
- * also covers a board that checks its card first; a board powered on later than this
- * finds the peer an ordinary master and stays backup.
+ * (the board lab under emulation: up to 18 s, carpd 50 to 75 s after the power-on),
+ * the first one's master-down runs out before the other is up, and without this the
+ * first carpd up would win. A board powered on later than this, or a carpd restarted
+ * on a board up for longer, finds the peer an ordinary master and stays backup.
  */
 export const BOOT_RACE_MS = 120_000

@@ -41,6 +41,8 @@ export interface QuorumRuntimeDeps {
   heartbeatTimeoutMs: number
   /** The LAN path is alive while adverts from the peer come at least this often. */
   lanTimeoutMs: number
+  /** When this board booted (clock ms): the power-on race's window counts from it. */
+  bootedAtMs: number
   /** Authenticates heartbeats and votes with the peer (sync.key, else witness.key). */
   peerKey: string
   /** The sync link: a socket on this board's sync address, the peer's endpoint. */
@@ -76,7 +78,7 @@ export class QuorumRuntime {
       witness: deps.witness !== null,
       pathTimeouts,
       random: deps.random,
-      startMs: deps.clock.now(),
+      bootedAtMs: deps.bootedAtMs,
     })
     deps.sync?.transport.onPacket((bytes, from) => this.onSyncDatagram(bytes, from))
     deps.witness?.transport.onPacket((bytes, from) => this.onWitnessDatagram(bytes, from))
@@ -133,9 +135,9 @@ export class QuorumRuntime {
     return this.arbiter.leaseEndMs(vhid)
   }
 
-  /** Power-on: the peer took this vhid at its start before we were up, and we may still replace it once. */
-  bootRace(vhid: number): boolean {
-    return this.arbiter.bootRace(vhid, this.deps.clock.now())
+  /** Power-on: the peer (boot epoch `epoch`, from its advert) took this vhid at its start before we were up; we may replace it once. */
+  bootRace(vhid: number, epoch: number): boolean {
+    return this.arbiter.bootRace(vhid, epoch, this.deps.clock.now())
   }
 
   /** A frame read off the serial line. */

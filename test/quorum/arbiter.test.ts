@@ -27,7 +27,7 @@ function fresh(witness = true): Arbiter {
     witness,
     pathTimeouts: { lan: 1000, sync: 300, serial: 300 },
     random: (bytes) => Buffer.alloc(bytes, ++n),
-    startMs: -10_000,
+    bootedAtMs: -10_000,
   })
 }
 
@@ -144,7 +144,7 @@ t.test('restart silence: a new record claims nothing until a deferral from befor
 t.test('crossed grants: at most one side releases its deferral', async (t) => {
   const mk = (selfId: number, epoch: number) => {
     let n = selfId
-    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff), startMs: -100_000 })
+    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff), bootedAtMs: -100_000 })
     x.view(1, view(), -100_000)
     return x
   }
@@ -322,7 +322,7 @@ t.test('review: a LAN fault keeps the VIPs on the MASTER we defer to, witness or
 })
 
 t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master for BOOT_RACE_MS after the start', async (t) => {
-  const mk = (startMs: number) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 1), startMs })
+  const mk = (startMs: number) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 1), bootedAtMs: startMs })
   const backupHb = (seq: number) => ({ node: 'fw-a', epoch: 100, seq, demote: 0, vhids: [{ vhid: 1, state: 'B' as const }] })
 
   // Started at 0, heard the peer only as BACKUP, took the vhid at 3.4 s.
@@ -358,22 +358,37 @@ t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master 
   t.equal(late.bootMaster(1, BOOT_RACE_MS), false, 'taken after the window')
 })
 
-t.test('power-on: the other side replaces a boot master only from a fresh heartbeat, within its own window', async (t) => {
-  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), startMs: 20_000 })
+t.test('power-on: the other side replaces a boot master only from a fresh heartbeat of the advert\'s epoch, within its own window', async (t) => {
+  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), bootedAtMs: 20_000 })
   a.view(1, view(), 20_000)
   const hb = (seq: number, boot: boolean) => ({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [boot ? { vhid: 1, state: 'M' as const, boot: true as const } : { vhid: 1, state: 'M' as const }] })
   a.heartbeat(hb(1, true), 'sync', 20_100)
-  t.equal(a.bootRace(1, 20_100), false, 'one frame: the path is not alive yet')
+  t.equal(a.bootRace(1, 50, 20_100), false, 'one frame: the path is not alive yet')
   a.heartbeat(hb(2, true), 'sync', 20_200)
-  t.equal(a.bootRace(1, 20_200), true)
-  t.equal(a.bootRace(2, 20_200), false, 'another vhid')
+  t.equal(a.bootRace(1, 50, 20_200), true)
+  t.equal(a.bootRace(2, 50, 20_200), false, 'another vhid')
+  t.equal(a.bootRace(1, 51, 20_200), false, 'the advert is of another boot epoch than the heartbeat (a recording)')
   t.match(a.status(20_200).peer, { vhids: '1:P' }, 'carpd status shows it')
-  t.equal(a.bootRace(1, 20_600), false, 'the heartbeat went stale')
+  t.equal(a.bootRace(1, 50, 20_600), false, 'the heartbeat went stale')
   a.heartbeat(hb(3, false), 'sync', 20_700)
   a.heartbeat(hb(4, false), 'sync', 20_800)
-  t.equal(a.bootRace(1, 20_800), false, 'an ordinary master')
+  t.equal(a.bootRace(1, 50, 20_800), false, 'an ordinary master')
   a.heartbeat(hb(5, true), 'sync', 20_000 + BOOT_RACE_MS - 100)
   a.heartbeat(hb(6, true), 'sync', 20_000 + BOOT_RACE_MS - 50)
-  t.equal(a.bootRace(1, 20_000 + BOOT_RACE_MS - 50), true)
-  t.equal(a.bootRace(1, 20_000 + BOOT_RACE_MS), false, 'this board started too long ago')
+  t.equal(a.bootRace(1, 50, 20_000 + BOOT_RACE_MS - 50), true)
+  t.equal(a.bootRace(1, 50, 20_000 + BOOT_RACE_MS), false, 'this board booted too long ago')
+})
+
+t.test('a claim on a master it hears waits for the end of the restart silence: asked earlier, the master would yield to nobody', async (t) => {
+  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 3), bootedAtMs: 0 })
+  a.view(1, view(), 0) // created now: the restart silence runs 1260 ms
+  t.same(sent(a.view(1, view({ claiming: true, hearsMaster: true }), 500)), [], 'no request during the silence')
+  t.same(sent(a.tick(1000)), [])
+  t.ok(a.nextWakeMs(1000) <= 1260, 'it wakes when the silence ends')
+  const asks = sent(a.tick(1260)) as Extract<VoteMessage, { kind: 'request' }>[]
+  t.equal(asks.length, 2, 'then it asks both voters')
+  t.equal(asks[0]!.flags, FLAG_HEARS_MASTER)
+  const b = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (x) => Buffer.alloc(x, 4), bootedAtMs: 0 })
+  b.view(1, view(), 0)
+  t.equal(sent(b.view(1, view({ claiming: true }), 500)).length, 2, 'a claim on no master asks at once, as before (the answers wait out the silence)')
 })

@@ -1,8 +1,9 @@
-// `npm run sim -- --seeds N [--seed S] [--seconds T] [--shrink] [--keep I,J,...]`: runs
+// `npm run sim -- --seeds N [--seed S] [--seconds T] [--shrink] [--keep I,J,...] [--no-skew]`: runs
 // seeds S, S+1, ... through the simulated pair (world.ts) and reports every invariant
 // violation with the seed's schedule, which replays exactly with --seed. --shrink
 // also cuts a failing schedule down to the faults it needs; --keep replays a seed
-// with only those faults (as --shrink prints it).
+// with only those faults (as --shrink prints it). --no-skew starts both boards at 0
+// in every seed (the schedules seeds had before start skews were drawn).
 import { type SimResult, faultText, shrink, simulate, witnessBoundMs } from './world.js'
 
 export interface Budget {
@@ -11,9 +12,11 @@ export interface Budget {
   seconds: number
   shrink?: boolean
   keep?: number[]
+  /** false: --no-skew. */
+  startSkew?: boolean
 }
 
-const USAGE = '--seeds N, --seed S, --seconds T, --shrink, --keep I,J,...'
+const USAGE = '--seeds N, --seed S, --seconds T, --shrink, --keep I,J,..., --no-skew'
 
 export function parseBudget(argv: readonly string[]): Budget | string {
   const b: Budget = { firstSeed: 1, seeds: 100, seconds: 120 }
@@ -21,6 +24,10 @@ export function parseBudget(argv: readonly string[]): Budget | string {
     const flag = argv[i]
     if (flag === '--shrink') {
       b.shrink = true
+      continue
+    }
+    if (flag === '--no-skew') {
+      b.startSkew = false
       continue
     }
     if (flag === '--keep') {
@@ -49,7 +56,7 @@ export function report(r: SimResult): string {
     '  faults:',
     ...s.faults.map((f, i) => `    ${r.kept ? `#${r.kept[i]} ` : ''}${faultText(f)}`),
     ...(r.violations.length > 0 ? ['  console, the 3 s before the first violation:', ...linesBefore(r, r.violations[0]!.atMs).map((l) => `    ${l}`)] : []),
-    `  replay: npm run sim -- --seed ${s.seed} --seconds ${s.durationMs / 1000}${r.kept ? ` --keep ${r.kept.join(',')}` : ''}`,
+    `  replay: npm run sim -- --seed ${s.seed} --seconds ${s.durationMs / 1000}${r.kept ? ` --keep ${r.kept.join(',')}` : ''}${s.noSkew ? ' --no-skew' : ''}`,
   ].join('\n')
 }
 
@@ -80,7 +87,7 @@ export async function runBudget(b: Budget, onFail: (text: string) => void = () =
   const t0 = performance.now()
   const totals: Totals = { seeds: 0, failed: [], simulatedS: 0, faultS: 0, events: 0, maxOverlapMs: { witness: 0, witnessFast: 0, twoNode: 0 }, maxSettleMs: 0, flows: { live: 0, stale: 0, seedsWithStale: 0 }, commits: 0, wallMs: 0 }
   for (let seed = b.firstSeed; seed < b.firstSeed + b.seeds; seed++) {
-    const r: SimResult = { ...(await simulate(seed, b.seconds * 1000, b.keep)), kept: b.keep }
+    const r: SimResult = { ...(await simulate(seed, b.seconds * 1000, b.keep, b.startSkew ?? true)), kept: b.keep }
     totals.seeds++
     totals.simulatedS += b.seconds
     totals.faultS += r.scenario.faults.reduce((sum, f) => sum + ('forMs' in f ? f.forMs : 0), 0) / 1000
@@ -97,7 +104,7 @@ export async function runBudget(b: Budget, onFail: (text: string) => void = () =
       totals.failed.push(seed)
       onFail(report(r))
       if (b.shrink && !b.keep) {
-        const small = await shrink(seed, b.seconds * 1000)
+        const small = await shrink(seed, b.seconds * 1000, undefined, b.startSkew ?? true)
         onFail(`  shrunk to ${small.keep.length} of ${r.scenario.faults.length} faults:\n${report({ ...small.result, kept: small.keep })}`)
       }
     }
