@@ -12,7 +12,7 @@
 //     (198.51.100.100, default route via the WAN VIP), WITNESS on the LAN (192.0.2.250)
 //
 // It checks, from the wire (CARP adverts captured on br-lan) and the consoles:
-//   1. both boards power on at the same moment: no two advertise at once, and 10 s
+//   1. both boards power on at the same moment: no two advertise at once, and 15 s
 //      after both carpd are up the preferred board A is the one advertising (the
 //      first one up may take the vhid until A is up: quorum/README.md "Power-on");
 //   2. the master is powered off (its QEMU killed): the other takes over, and a TCP
@@ -89,7 +89,7 @@ for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => process.exit(130))
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** The simulator's invariant (e): the preferred board holds the VIP this long after the later start. */
-const BOOT_SETTLE_MS = 10_000
+const BOOT_SETTLE_MS = 15_000
 
 async function until(check, timeoutMs, stepMs = 100) {
   const t0 = Date.now()

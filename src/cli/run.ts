@@ -120,9 +120,8 @@ function realIo(config: Config, dryRun: boolean, log: Logger, clock: Clock): Boa
     // A dry run loads nothing: the host's kernel settings are not its concern.
     pickupWarning: dryRun ? undefined : () => pickupWarning((path) => readFileSync(path, 'utf8')),
     spawnFence: (onExpired) => (dryRun ? null : spawnFence({ argv: fenceArgv, log, onExpired })),
-    // The power-on race's window counts from the board's boot, not carpd's start: a
-    // restarted carpd on a board up for a while is no power-on (quorum/README.md).
-    bootedAtMs: dryRun ? undefined : () => clock.now() - uptime() * 1000,
+    // A carpd restarted on a board up for a while is no power-on (quorum/README.md).
+    uptimeMs: dryRun ? undefined : () => uptime() * 1000,
     earlierFencesGone: dryRun ? undefined : async () => {
       // A fence an earlier, killed carpd left still watches its VIPs for a few seconds;
       // starting next to it, it could take the VIPs this run adds off again.

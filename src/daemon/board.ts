@@ -27,6 +27,7 @@ import type { SerialStatus } from '../platform/serial.js'
 import type { Platform } from '../platform/types.js'
 import { QuorumRuntime } from '../quorum/runtime.js'
 import { WITNESS_PORT_DEFAULT } from '../quorum/witness.js'
+import { POWER_ON_UPTIME_MS } from '../quorum/constants.js'
 import type { SyncBackend } from '../sync/backend.js'
 import { IP_UDP_HEADER_BYTES, SYNC_RECV_BUFFER_BYTES } from '../sync/constants.js'
 import { SyncRuntime } from '../sync/runtime.js'
@@ -77,10 +78,11 @@ export interface BoardIo {
    */
   earlierFencesGone?(): Promise<void>
   /**
-   * When the system booted, on the clock's scale: the power-on race's window counts
-   * from it (quorum/README.md "Power-on"). Absent: from carpd's start (dry run, tests).
+   * How long the system has been up: a carpd that starts within POWER_ON_UPTIME_MS
+   * of the boot takes part in the power-on race (quorum/README.md "Power-on").
+   * Absent: it does (dry run, tests).
    */
-  bootedAtMs?(): number
+  uptimeMs?(): number
   /** Does the interface exist (an IPv6 vhid's, which needs no IPv4 address)? */
   hasInterface(iface: string): boolean
 }
@@ -299,7 +301,7 @@ export class Board {
         heartbeatIntervalMs: config.heartbeat.intervalMs,
         heartbeatTimeoutMs: config.heartbeat.timeoutMs,
         lanTimeoutMs: Math.max(...config.carp.vhids.map((vc) => masterDownMs(vc.advbaseS, vc.advskew))),
-        bootedAtMs: io.bootedAtMs?.() ?? clock.now(),
+        powerOn: (io.uptimeMs?.() ?? 0) < POWER_ON_UPTIME_MS,
         peerKey: config.sync.key || config.witness.key,
         sync: peerLink,
         serial: this.serial,

@@ -54,8 +54,10 @@ export interface ArbiterParams {
   witness: boolean // a witness is configured: 2 of 3 votes
   pathTimeouts: Partial<Record<PathName, number>>
   random(bytes: number): Buffer
-  /** When this board booted (the power-on race's window counts from it). */
-  bootedAtMs: number
+  /** When carpd started: the power-on race's window counts from it... */
+  startMs: number
+  /** ...if this start is part of a power-on (the kernel booted moments ago), not a restart. */
+  powerOn: boolean
 }
 
 export type Voter = 'peer' | 'witness'
@@ -313,17 +315,18 @@ export class Arbiter {
   }
 
   /**
-   * The other side of bootMaster: the peer's fresh heartbeat says so, we booted within
+   * The other side of bootMaster: the peer's fresh heartbeat says so, we started within
    * the window too, and the heartbeat is of the boot epoch whose advert we just took
-   * (adverts are replay-checked against the live sender; a recorded `P` of another
-   * boot, taken by a board that has just started and knows no epoch yet, is not).
+   * (a recorded `P` alone does not do; a recording of both an advert and a heartbeat
+   * of one earlier boot, played to a board that has just started, can still cause
+   * that one handover).
    */
   bootRace(vhid: number, epoch: number, nowMs: number): boolean {
     return this.inBootWindow(nowMs) && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)
   }
 
   private inBootWindow(nowMs: number): boolean {
-    return nowMs - this.params.bootedAtMs < BOOT_RACE_MS
+    return this.params.powerOn && nowMs - this.params.startMs < BOOT_RACE_MS
   }
 
   /** The peer's WAN health from its last fresh heartbeat (null: unknown or stale). */

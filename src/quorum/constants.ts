@@ -39,13 +39,19 @@ export const YIELD_QUIET_LEASES = 2
 
 /**
  * Power-on (issue 16: "both boards power on at the same moment and the preferred one
- * becomes master"): a board that takes a vhid this soon after its boot (the kernel's
- * uptime), never having seen the peer MASTER since, says so in its heartbeats (a boot
- * master, `P`); a higher-ranked peer that booted within this long too replaces it
- * once, preempt or not. Two boards powered on together start carpd seconds apart
- * (the board lab under emulation: up to 18 s, carpd 50 to 75 s after the power-on),
- * the first one's master-down runs out before the other is up, and without this the
- * first carpd up would win. A board powered on later than this, or a carpd restarted
- * on a board up for longer, finds the peer an ordinary master and stays backup.
+ * becomes master"): a board that takes a vhid this soon after carpd's start, never
+ * having seen the peer MASTER since, says so in its heartbeats (a boot master, `P`); a
+ * higher-ranked peer whose carpd started within this long too replaces it once,
+ * preempt or not. Two boards powered on together start carpd seconds apart (the board
+ * lab under emulation: carpd's first line 45 to 57 s after the power-on), the first
+ * one's master-down runs out before the other is up, and without this the first carpd
+ * up would win. A board whose carpd starts later than this finds the peer an ordinary
+ * master and stays backup.
  */
 export const BOOT_RACE_MS = 120_000
+/**
+ * ...and only a carpd that starts this soon after the kernel's boot takes part: one
+ * restarted on a board up for longer (an upgrade, a crash) is no power-on, and a
+ * returning old master stays backup next to it.
+ */
+export const POWER_ON_UPTIME_MS = 300_000

@@ -41,8 +41,8 @@ export interface QuorumRuntimeDeps {
   heartbeatTimeoutMs: number
   /** The LAN path is alive while adverts from the peer come at least this often. */
   lanTimeoutMs: number
-  /** When this board booted (clock ms): the power-on race's window counts from it. */
-  bootedAtMs: number
+  /** This start is part of a power-on (the system booted moments ago): the power-on race applies. */
+  powerOn: boolean
   /** Authenticates heartbeats and votes with the peer (sync.key, else witness.key). */
   peerKey: string
   /** The sync link: a socket on this board's sync address, the peer's endpoint. */
@@ -78,7 +78,8 @@ export class QuorumRuntime {
       witness: deps.witness !== null,
       pathTimeouts,
       random: deps.random,
-      bootedAtMs: deps.bootedAtMs,
+      startMs: deps.clock.now(),
+      powerOn: deps.powerOn,
     })
     deps.sync?.transport.onPacket((bytes, from) => this.onSyncDatagram(bytes, from))
     deps.witness?.transport.onPacket((bytes, from) => this.onWitnessDatagram(bytes, from))

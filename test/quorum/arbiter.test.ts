@@ -27,7 +27,8 @@ function fresh(witness = true): Arbiter {
     witness,
     pathTimeouts: { lan: 1000, sync: 300, serial: 300 },
     random: (bytes) => Buffer.alloc(bytes, ++n),
-    bootedAtMs: -10_000,
+    startMs: -10_000,
+    powerOn: true,
   })
 }
 
@@ -144,7 +145,7 @@ t.test('restart silence: a new record claims nothing until a deferral from befor
 t.test('crossed grants: at most one side releases its deferral', async (t) => {
   const mk = (selfId: number, epoch: number) => {
     let n = selfId
-    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff), bootedAtMs: -100_000 })
+    const x = new Arbiter({ node: `n${selfId}`, selfId, epoch, leaseMs: 3000, witness: true, pathTimeouts: { lan: 3500, sync: 1000, serial: 1000 }, random: (b) => Buffer.alloc(b, ++n & 0xff), startMs: -100_000, powerOn: true })
     x.view(1, view(), -100_000)
     return x
   }
@@ -322,7 +323,7 @@ t.test('review: a LAN fault keeps the VIPs on the MASTER we defer to, witness or
 })
 
 t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master for BOOT_RACE_MS after the start', async (t) => {
-  const mk = (startMs: number) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 1), bootedAtMs: startMs })
+  const mk = (startMs: number) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 1), startMs, powerOn: true })
   const backupHb = (seq: number) => ({ node: 'fw-a', epoch: 100, seq, demote: 0, vhids: [{ vhid: 1, state: 'B' as const }] })
 
   // Started at 0, heard the peer only as BACKUP, took the vhid at 3.4 s.
@@ -359,7 +360,7 @@ t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master 
 })
 
 t.test('power-on: the other side replaces a boot master only from a fresh heartbeat of the advert\'s epoch, within its own window', async (t) => {
-  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), bootedAtMs: 20_000 })
+  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), startMs: 20_000, powerOn: true })
   a.view(1, view(), 20_000)
   const hb = (seq: number, boot: boolean) => ({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [boot ? { vhid: 1, state: 'M' as const, boot: true as const } : { vhid: 1, state: 'M' as const }] })
   a.heartbeat(hb(1, true), 'sync', 20_100)
@@ -380,7 +381,7 @@ t.test('power-on: the other side replaces a boot master only from a fresh heartb
 })
 
 t.test('a claim on a master it hears waits for the end of the restart silence: asked earlier, the master would yield to nobody', async (t) => {
-  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 3), bootedAtMs: 0 })
+  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 3), startMs: 0, powerOn: true })
   a.view(1, view(), 0) // created now: the restart silence runs 1260 ms
   t.same(sent(a.view(1, view({ claiming: true, hearsMaster: true }), 500)), [], 'no request during the silence')
   t.same(sent(a.tick(1000)), [])
@@ -388,7 +389,21 @@ t.test('a claim on a master it hears waits for the end of the restart silence: a
   const asks = sent(a.tick(1260)) as Extract<VoteMessage, { kind: 'request' }>[]
   t.equal(asks.length, 2, 'then it asks both voters')
   t.equal(asks[0]!.flags, FLAG_HEARS_MASTER)
-  const b = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (x) => Buffer.alloc(x, 4), bootedAtMs: 0 })
+  const b = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (x) => Buffer.alloc(x, 4), startMs: 0, powerOn: true })
   b.view(1, view(), 0)
   t.equal(sent(b.view(1, view({ claiming: true }), 500)).length, 2, 'a claim on no master asks at once, as before (the answers wait out the silence)')
+})
+
+t.test('power-on: a carpd restarted on a board up for a while takes no part in the race', async (t) => {
+  const mk = (powerOn: boolean) => new Arbiter({ node: 'fw-b', selfId: PEER, epoch: 50, leaseMs: 1000, witness: false, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 5), startMs: 0, powerOn })
+  for (const powerOn of [true, false]) {
+    const x = mk(powerOn)
+    x.view(1, view(), 0)
+    x.view(1, view({ state: 'MASTER' }), 3400)
+    t.equal(x.bootMaster(1, 3400), powerOn, `boot master: ${powerOn ? 'a power-on' : 'no, a restart'}`)
+    const hb = (seq: number) => ({ node: 'fw-a', epoch: 7, seq, demote: 0, vhids: [{ vhid: 2, state: 'M' as const, boot: true as const }] })
+    x.heartbeat(hb(1), 'sync', 3500)
+    x.heartbeat(hb(2), 'sync', 3600)
+    t.equal(x.bootRace(2, 7, 3600), powerOn, `replaces a boot master: ${powerOn ? 'yes' : 'no, a restart'}`)
+  }
 })

@@ -559,8 +559,8 @@ class SimBoard {
     }
     const io = {
       ...memIo(platform, { address: LAN[this.index]!, prefix: 24 }),
-      // A crash is carpd's, not a reboot: the power-on race counts from the power-on.
-      bootedAtMs: () => world.scenario.startMs[this.index]!,
+      // A crash is carpd's, not a reboot: the system has been up since the power-on.
+      uptimeMs: () => world.clock.now() - world.scenario.startMs[this.index]!,
       serialPort: () => serialPort,
       syncBackend: () => this.kernel.forProcess(alive),
       spawnFence: () => fence && {
@@ -896,20 +896,20 @@ export class World {
       }
       case 'pause': {
         const b = this.boards[f.board]
-        if (b.crashed || b.paused) return
+        if (b.crashed || b.paused) return void end(() => {}) // in force all the same: it ends as drawn
         b.paused = true
         end(() => b.resume())
         return
       }
       case 'crash': {
         const b = this.boards[f.board]
-        if (b.crashed || !b.started) return // not powered on yet: nothing to crash
+        if (b.crashed || !b.started) return void end(() => {}) // not powered on yet: nothing to crash, in force all the same
         b.crash()
         end(() => b.start())
         return
       }
       case 'witnessRestart':
-        if (this.scenario.mode !== 'witness') return
+        if (this.scenario.mode !== 'witness') return void end(() => {})
         this.witness = null
         end(() => this.startWitness())
         return
