@@ -337,7 +337,7 @@ export class Agent {
     // the datagrams take.
     const prio = { demote: advert.demote, advbase: advert.advbase, advskew: advert.advskew, rank: epoch }
     const bootRace = this.quorum?.bootRace(advert.vhid, epoch) === true
-    this.dispatch(v, bootRace ? { type: 'advert', from: endpointText(from), prio, bootRace } : { type: 'advert', from: endpointText(from), prio })
+    this.dispatch(v, { type: 'advert', from: endpointText(from), prio, ...(bootRace ? { bootRace } : {}) })
   }
 
   /**

@@ -236,11 +236,10 @@ function onAdvertInBackup(s: VhidState, from: string, prio: Priority, self: Prio
     if (prio.demote > self.demote) {
       return stillHearing(claimMaster(s, nowMs, `master ${from} is demoted (demote ${prio.demote} > ours ${self.demote})`, true), from, prio, nowMs)
     }
-    if (s.params.preempt && preferredOver(self, prio)) {
-      return stillHearing(claimMaster(s, nowMs, `preempt: ours ${describe(self)} beats ${from} ${describe(prio)}`, true), from, prio, nowMs)
-    }
-    if (bootRace && preferredOver(self, prio)) {
-      const why = `power-on: ours ${describe(self)} beats ${from} ${describe(prio)}, which took the vhid at its start before this board was up`
+    // A power-on race is won as a preempt is, preempt or not (src/quorum/README.md).
+    if ((s.params.preempt || bootRace) && preferredOver(self, prio)) {
+      const beats = `ours ${describe(self)} beats ${from} ${describe(prio)}`
+      const why = s.params.preempt ? `preempt: ${beats}` : `power-on: ${beats}, which took the vhid at its start before this board was up`
       return stillHearing(claimMaster(s, nowMs, why, true), from, prio, nowMs)
     }
   }

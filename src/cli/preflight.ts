@@ -9,7 +9,7 @@
 import { advertsOverIpv6 } from '../carp/agent.js'
 import type { Config } from '../config/types.js'
 import type { Runner } from '../platform/exec.js'
-import { firstIpv4, ipv4AddrArgv } from '../platform/linux.js'
+import { firstIpv4, ipv4AddrArgs } from '../platform/linux.js'
 import { reversePathWarning } from '../platform/wan.js'
 import { isIpv6 } from '../wire/ip.js'
 
@@ -168,7 +168,7 @@ async function interfaces(config: Config, deps: PreflightDeps): Promise<Finding[
 
 /** The interface's first IPv4 address as `ip -j` gives it, or null. */
 async function ipv4Of(deps: PreflightDeps, name: string): Promise<string | null> {
-  const net = firstIpv4((await deps.run(ipv4AddrArgv(name), TOOL_TIMEOUT_MS)).stdout)
+  const net = firstIpv4((await deps.run(['ip', ...ipv4AddrArgs(name)], TOOL_TIMEOUT_MS)).stdout)
   return net ? `${net.address}/${net.prefix}` : null
 }
 

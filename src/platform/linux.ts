@@ -147,15 +147,15 @@ export async function detectArping(run: Runner): Promise<ArpingFlavour> {
  */
 export function linuxInterfaceNet(iface: string): Cidr | undefined {
   try {
-    const out = execFileSync('ip', ipv4AddrArgv(iface).slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: COMMAND_TIMEOUT_MS })
+    const out = execFileSync('ip', ipv4AddrArgs(iface), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: COMMAND_TIMEOUT_MS })
     return firstIpv4(out)
   } catch {
     return undefined
   }
 }
 
-/** The `ip` command whose output firstIpv4 reads. */
-export const ipv4AddrArgv = (iface: string): string[] => ['ip', '-j', '-4', 'addr', 'show', 'dev', iface]
+/** The arguments of the `ip` command whose output firstIpv4 reads. */
+export const ipv4AddrArgs = (iface: string): string[] => ['-j', '-4', 'addr', 'show', 'dev', iface]
 
 /** The first IPv4 address and prefix in `ip -j -4 addr show dev IF` output; undefined when none or not JSON. */
 export function firstIpv4(json: string): Cidr | undefined {
