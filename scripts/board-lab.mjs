@@ -88,6 +88,8 @@ process.on('exit', cleanup)
 for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => process.exit(130))
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** Every figure and verdict, printed as one JSON line at the end (the test reads it). */
+const result = { passed: false }
 /** The simulator's invariant (e): the preferred board holds the VIP this long after the later start. */
 const BOOT_SETTLE_MS = 15_000
 
@@ -225,20 +227,23 @@ async function main() {
   // The boards' carpd start seconds apart; the first one up takes the vhid and the
   // preferred one, once up, takes it over (quorum/README.md "Power-on"). Judged once
   // both are up and the later one has had BOOT_SETTLE_MS to do it.
-  const bothUp = await until(() => [a, b].every((x) => consoleLines(x).some((l) => /INIT->BACKUP/.test(l))), 180_000)
-  if (bothUp < 0) throw new Error('a board did not start carpd within 180 s of power-on')
+  if ((await until(() => [a, b].every((x) => consoleLines(x).some((l) => /INIT->BACKUP/.test(l))), 180_000)) < 0) throw new Error('a board did not start carpd within 180 s of power-on')
+  const bothUp = Date.now() - t0
   await sleep(BOOT_SETTLE_MS)
   const boot = adverts.filter((x) => x.at >= t0)
   const senders = [...new Set(boot.map((x) => x.from))]
   const firstOf = (who) => boot.find((x) => x.from === who)?.at ?? Infinity
   const lastOf = (who) => boot.findLast((x) => x.from === who)?.at ?? -Infinity
+  Object.assign(result, { firstAdvertMs: Math.round(boot[0].at - t0), bothUpMs: bothUp, senders })
   console.log(`power-on to first advert: ${((boot[0].at - t0) / 1000).toFixed(1)} s (from ${boot[0].from}); both carpd up after ${(bothUp / 1000).toFixed(1)} s; advert senders, in order: ${senders.join(', ')}`)
   // Dual holding: both advertising at once, that is adverts of each after the other's first.
   const dual = senders.length > 1 && lastOf('A') > firstOf('B') && lastOf('B') > firstOf('A')
+  result.dual = dual
   if (dual) throw new Error(`dual holding at power-on: adverts from A (${((firstOf('A') - t0) / 1000).toFixed(1)}..${((lastOf('A') - t0) / 1000).toFixed(1)} s) and B (${((firstOf('B') - t0) / 1000).toFixed(1)}..${((lastOf('B') - t0) / 1000).toFixed(1)} s)`)
   const master = boot.at(-1).from
   if (senders.length > 1) console.log(`power-on race: ${senders[0]} took the vhid first, ${master} took it over ${((firstOf(master) - lastOf(senders[0])) / 1000).toFixed(2)} s after ${senders[0]}'s last advert`)
-  const [m, s] = master === 'A' ? [a, b] : [b, a]
+  const m = master === 'A' ? a : b
+  result.master = master
   console.log(`master after power-on: ${master} (${master === 'A' ? 'the preferred board' : 'NOT the preferred board'})`)
 
   // 2. A TCP stream client -> server through the pair, then the master's power goes.
@@ -264,6 +269,7 @@ async function main() {
     for (let i = 1; i < times.length; i++) max = Math.max(max, times[i] - times[i - 1])
     return max
   })()
+  Object.assign(result, { takeoverMs: takeover, tcpResumed: resumed >= 0, longestEchoGapMs: gap })
   console.log(`master ${master} powered off: ${other} advertises after ${(takeover / 1000).toFixed(2)} s; TCP ${resumed >= 0 ? 'goes on' : 'STOPPED'} (longest gap between echoes ${(gap / 1000).toFixed(2)} s; ${echoes.filter((l) => /error|closed/.test(l)).join(', ') || 'no reset'})`)
 
   // 3. The old master comes back.
@@ -275,22 +281,30 @@ async function main() {
   await sleep(15_000)
   const after = adverts.filter((x) => x.at > backAt)
   const afterSenders = [...new Set(after.map((x) => x.from))]
+  Object.assign(result, { returnUpMs: backUp, sendersAfterReturn: afterSenders })
   console.log(`${master} powered on again: its carpd up after ${(backUp / 1000).toFixed(1)} s; advert senders since: ${afterSenders.join(', ')} (${afterSenders.length === 1 && afterSenders[0] === other ? 'no flap' : 'FLAP'})`)
   // carpd's lines reach the console through journald: `[  uptime] carpd[PID]: HH:MM:SS ...`.
+  result.consoles = Object.fromEntries([a, b].map((x) => [x.name, consoleLines(x).filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, ''))]))
   for (const x of [a, b]) console.log(`console ${x.name} (since its last power-on):\n  ${consoleLines(x).filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, '')).join('\n  ')}`)
   // The namespace lab's failover at advbase 1 is 2.86 s (README, Figures): twice that.
   const takeoverBound = 2 * 2858
   const reset = echoes.some((l) => /error|closed/.test(l))
+  Object.assign(result, { tcpReset: reset, takeoverBoundMs: takeoverBound })
   console.log(`takeover ${takeover} ms against ${takeoverBound} ms (twice the namespace lab's)`)
   const ok = master === 'A' && takeover >= 0 && takeover <= takeoverBound && resumed >= 0 && !reset && afterSenders.length === 1 && afterSenders[0] === other
+  result.passed = ok
   console.log(ok ? 'board lab: passed' : 'board lab: FAILED')
   return ok ? 0 : 1
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    console.log(`board lab result: ${JSON.stringify(result)}`)
+    process.exit(code)
+  },
   (err) => {
     console.error(`board lab: ${err.message}`)
+    console.log(`board lab result: ${JSON.stringify({ ...result, error: err.message })}`)
     process.exit(2)
   },
 )
