@@ -157,6 +157,14 @@ export class Arbiter {
    * M): until then a vhid we take is a boot master (bootMaster()).
    */
   private peerSeenMaster = false
+  /**
+   * Vhids whose power-on race we have seen, by the boot epoch of the peer that won
+   * it: held while the claim it started stands (BACKUP and claiming). The boot master
+   * yields to our claim and its heartbeats say B from then on, while an advert it sent
+   * just before may still come; that advert must not end the claim (board lab: it did,
+   * the vhid was free, and the boot master's master-down ran out first).
+   */
+  private readonly bootRaces = new Map<number, number>()
   private seq = 0
   /** The answers to the peer's last requests, for their copies on the other paths. */
   private readonly answered = new Map<string, { msg: VoteMessage; paths: Set<PathName> }>()
@@ -191,6 +199,8 @@ export class Arbiter {
       v.splitSeen = false
     }
     v.view = view
+    // The race is over once the claim it started is (won, given up, link down...).
+    if (view.state !== 'BACKUP' || !view.claiming) this.bootRaces.delete(vhid)
     const actions: ArbiterAction[] = []
     // A new candidate asks at once; a board that stops wanting forgets unanswered asks.
     if (wants(view) && !wanted) v.nextRequestMs = nowMs
@@ -202,6 +212,7 @@ export class Arbiter {
   /** A vhid left the configuration. */
   forget(vhid: number): void {
     this.vhids.delete(vhid)
+    this.bootRaces.delete(vhid)
   }
 
   /** A valid CARP advert from the peer: the LAN path is alive. */
@@ -234,6 +245,8 @@ export class Arbiter {
     }
     if (window.check(hb.node, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
     if (hb.vhids.some((x) => x.state === 'M')) this.peerSeenMaster = true
+    // An ordinary master of a vhid (M, not P) is no boot master to replace.
+    for (const x of hb.vhids) if (x.state === 'M' && x.boot !== true && this.bootRaces.get(x.vhid) === hb.epoch) this.bootRaces.delete(x.vhid)
     const actions = this.logs(this.paths.heard(path, nowMs))
     if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
       // Older than what we have (it came on the slower path): keep the newer one.
@@ -319,10 +332,14 @@ export class Arbiter {
    * the window too, and the heartbeat is of the boot epoch whose advert we just took
    * (a recorded `P` alone does not do; a recording of both an advert and a heartbeat
    * of one earlier boot, played to a board that has just started, can still cause
-   * that one handover).
+   * that one handover). Seen while BACKUP, it holds for that epoch while the claim
+   * it starts stands (bootRaces).
    */
   bootRace(vhid: number, epoch: number, nowMs: number): boolean {
-    return this.inBootWindow(nowMs) && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)
+    if (!this.inBootWindow(nowMs)) return false
+    const backup = this.vhids.get(vhid)?.view.state === 'BACKUP'
+    if (backup && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)) this.bootRaces.set(vhid, epoch)
+    return this.bootRaces.get(vhid) === epoch
   }
 
   private inBootWindow(nowMs: number): boolean {

@@ -48,6 +48,8 @@ export interface PairOptions {
   vhid?: Partial<VhidConfig>
   advskew?: [number, number]
   preempt?: boolean
+  /** How many vhids each node runs (vhid 1, 2...: one VIP each on the LAN; default 1). */
+  vhids?: number
   /** Attach a recording fence to each node. */
   fence?: boolean
 }
@@ -97,7 +99,8 @@ export class QuorumPair {
     const syncAddress = `198.51.100.${1 + i}`
     const peerSync = `198.51.100.${2 - i}`
     const o = this.opts
-    const config: Config = makeConfig(name, [vhidConfig({ advskew, ...o.vhid })], { preempt: o.preempt ?? true })
+    const vhids = Array.from({ length: o.vhids ?? 1 }, (_, k) => vhidConfig({ vhid: k + 1, vips: [{ address: `192.0.2.${1 + k * 100}`, prefix: 24 }], advskew, ...o.vhid }))
+    const config: Config = makeConfig(name, vhids, { preempt: o.preempt ?? true })
     config.sync = { ...config.sync, interface: o.sync === false ? '' : 'sync0', peer: { address: peerSync, port: SYNC_PORT }, key: 'sync-secret' }
     config.witness = { ...config.witness, address: o.witness === false ? null : WITNESS, key: WITNESS_KEY, leaseMs: o.leaseMs ?? 3000 }
     const lines: string[] = []

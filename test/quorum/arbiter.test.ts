@@ -360,24 +360,68 @@ t.test('power-on: a vhid taken before the peer was seen MASTER is a boot master 
 })
 
 t.test('power-on: the other side replaces a boot master only from a fresh heartbeat of the advert\'s epoch, within its own window', async (t) => {
-  const a = new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), startMs: 20_000, powerOn: true })
+  const mk = () => new Arbiter({ node: 'fw-a', selfId: SELF, epoch: 100, leaseMs: 1000, witness: true, pathTimeouts: { lan: 3000, sync: 300, serial: 300 }, random: (b) => Buffer.alloc(b, 2), startMs: 20_000, powerOn: true })
+  const hb = (seq: number, letter: 'P' | 'M' | 'B') => ({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [letter === 'P' ? { vhid: 1, state: 'M' as const, boot: true as const } : { vhid: 1, state: letter }] })
+  const a = mk()
   a.view(1, view(), 20_000)
-  const hb = (seq: number, boot: boolean) => ({ node: 'fw-b', epoch: 50, seq, demote: 0, vhids: [boot ? { vhid: 1, state: 'M' as const, boot: true as const } : { vhid: 1, state: 'M' as const }] })
-  a.heartbeat(hb(1, true), 'sync', 20_100)
+  a.heartbeat(hb(1, 'P'), 'sync', 20_100)
   t.equal(a.bootRace(1, 50, 20_100), false, 'one frame: the path is not alive yet')
-  a.heartbeat(hb(2, true), 'sync', 20_200)
+  a.heartbeat(hb(2, 'P'), 'sync', 20_200)
   t.equal(a.bootRace(1, 50, 20_200), true)
   t.equal(a.bootRace(2, 50, 20_200), false, 'another vhid')
   t.equal(a.bootRace(1, 51, 20_200), false, 'the advert is of another boot epoch than the heartbeat (a recording)')
   t.match(a.status(20_200).peer, { vhids: '1:P' }, 'carpd status shows it')
-  t.equal(a.bootRace(1, 50, 20_600), false, 'the heartbeat went stale')
-  a.heartbeat(hb(3, false), 'sync', 20_700)
-  a.heartbeat(hb(4, false), 'sync', 20_800)
-  t.equal(a.bootRace(1, 50, 20_800), false, 'an ordinary master')
-  a.heartbeat(hb(5, true), 'sync', 20_000 + BOOT_RACE_MS - 100)
-  a.heartbeat(hb(6, true), 'sync', 20_000 + BOOT_RACE_MS - 50)
-  t.equal(a.bootRace(1, 50, 20_000 + BOOT_RACE_MS - 50), true)
-  t.equal(a.bootRace(1, 50, 20_000 + BOOT_RACE_MS), false, 'this board booted too long ago')
+  // The boot master yields to the claim and says B; its advert sent just before still
+  // comes (board lab: taken as "master heard again", it ended the claim).
+  a.heartbeat(hb(3, 'B'), 'sync', 20_300)
+  t.equal(a.bootRace(1, 50, 20_350), true, 'seen once, it holds for that epoch: the boot master saying B after it yielded')
+  t.equal(a.bootRace(1, 50, 20_900), true, 'and with its heartbeats stale')
+  t.equal(a.bootRace(1, 51, 20_900), false, 'not for another epoch')
+  a.view(1, view({ state: 'MASTER' }), 21_000)
+  t.equal(a.bootRace(1, 50, 21_000), false, 'until this board is MASTER of the vhid: the race is over')
+  a.view(1, view(), 21_500)
+  t.equal(a.bootRace(1, 50, 21_500), false, 'once')
+
+  // Held only while the claim it started stands (adversarial review).
+  /** A board up at 20 s that has two fresh P heartbeats of the peer's epoch 50 at 20.2 s. */
+  const raced = (): Arbiter => {
+    const x = mk()
+    x.view(1, view(), 20_000)
+    x.heartbeat(hb(1, 'P'), 'sync', 20_100)
+    x.heartbeat(hb(2, 'P'), 'sync', 20_200)
+    return x
+  }
+  const won = raced()
+  won.view(1, view({ state: 'MASTER' }), 20_200)
+  t.equal(won.bootRace(1, 50, 20_250), false, 'not seen while MASTER: an advert the old master sent before stepping down')
+  won.view(1, view(), 21_000) // maint on, a link flap...: back to BACKUP
+  won.heartbeat(hb(3, 'M'), 'sync', 21_100)
+  won.heartbeat(hb(4, 'M'), 'sync', 21_200)
+  t.equal(won.bootRace(1, 50, 21_200), false, 'the peer took it back as an ordinary master: no second handover')
+  const down = raced()
+  t.equal(down.bootRace(1, 50, 20_200), true)
+  down.view(1, view({ claiming: true, hearsMaster: true }), 20_200)
+  down.view(1, view({ state: 'INIT' }), 20_500)
+  down.view(1, view(), 21_000)
+  t.equal(down.bootRace(1, 50, 21_000), false, 'the claim ended with the link: no latch left for later')
+  const ordinary = raced()
+  t.equal(ordinary.bootRace(1, 50, 20_200), true)
+  ordinary.view(1, view({ claiming: true, hearsMaster: true }), 20_200)
+  ordinary.heartbeat(hb(3, 'M'), 'sync', 20_300)
+  t.equal(ordinary.bootRace(1, 50, 20_300), false, 'a heartbeat of that epoch saying M (not P) ends it')
+
+  const b = mk()
+  b.view(1, view(), 20_000)
+  b.heartbeat(hb(1, 'P'), 'sync', 20_100)
+  b.heartbeat(hb(2, 'P'), 'sync', 20_200)
+  t.equal(b.bootRace(1, 50, 20_600), false, 'a P heartbeat gone stale before an advert came')
+  b.heartbeat(hb(3, 'M'), 'sync', 20_700)
+  b.heartbeat(hb(4, 'M'), 'sync', 20_800)
+  t.equal(b.bootRace(1, 50, 20_800), false, 'an ordinary master')
+  b.heartbeat(hb(5, 'P'), 'sync', 20_000 + BOOT_RACE_MS - 100)
+  b.heartbeat(hb(6, 'P'), 'sync', 20_000 + BOOT_RACE_MS - 50)
+  t.equal(b.bootRace(1, 50, 20_000 + BOOT_RACE_MS - 50), true)
+  t.equal(b.bootRace(1, 50, 20_000 + BOOT_RACE_MS), false, 'this board booted too long ago')
 })
 
 t.test('a claim on a master it hears waits for the end of the restart silence: asked earlier, the master would yield to nobody', async (t) => {
@@ -399,6 +443,7 @@ t.test('power-on: a carpd restarted on a board up for a while takes no part in t
   for (const powerOn of [true, false]) {
     const x = mk(powerOn)
     x.view(1, view(), 0)
+    x.view(2, view(), 0)
     x.view(1, view({ state: 'MASTER' }), 3400)
     t.equal(x.bootMaster(1, 3400), powerOn, `boot master: ${powerOn ? 'a power-on' : 'no, a restart'}`)
     const hb = (seq: number) => ({ node: 'fw-a', epoch: 7, seq, demote: 0, vhids: [{ vhid: 2, state: 'M' as const, boot: true as const }] })

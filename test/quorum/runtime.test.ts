@@ -233,6 +233,22 @@ t.test('multi-WAN health travels in the heartbeats to the peer', async (t) => {
   t.equal(p.node('fw-b').quorum.peerWans(), null, 'stale once the peer paths are silent')
 })
 
+t.test('power-on with two vhids: the preferred board ends up holding both, whatever the gap between the starts', async (t) => {
+  // The board lab runs two vhids (LAN and WAN); the simulator runs one.
+  for (const witness of [true, false]) {
+    for (let gapMs = 0; gapMs <= 6000; gapMs += 750) {
+      const p = new QuorumPair({ witness, preempt: false, vhids: 2 })
+      void p.node('fw-b').agent.start()
+      await p.run(gapMs)
+      void p.node('fw-a').agent.start()
+      await p.run(25_000)
+      t.same([1, 2].map((v) => `${p.state('fw-a', v)}/${p.state('fw-b', v)}`), ['MASTER/BACKUP', 'MASTER/BACKUP'], `${witness ? 'witness' : 'two-node'} mode, fw-a up ${gapMs} ms after fw-b`)
+      const takes = [1, 2].map((v) => p.node('fw-a').lines.filter((l) => l.includes(`vhid=${v} BACKUP->MASTER`)).length)
+      t.same(takes, [1, 1], 'fw-a took each vhid once')
+    }
+  }
+})
+
 t.test('power-on: the preferred board, up 20 s after the other, takes the vhid once, preempt off', async (t) => {
   for (const witness of [true, false]) {
     const p = new QuorumPair({ witness, preempt: false })
