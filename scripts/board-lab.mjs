@@ -1,5 +1,7 @@
 // The board lab (issue 16): two board images booted under QEMU as a pair, wired as on
-// a desk. Run as root:   npm run board-lab [-- --image FILE] [--keep]
+// a desk. Run as root:   npm run board-lab [-- --image FILE] [--keep] [--head-start S]
+// (--head-start: board B is powered on S seconds before A, so that B's carpd is up
+// first and the power-on race is run every time, not only when B happens to boot faster)
 //
 //   namespace HUB: bridges br-lan, br-wan, br-sync and the boards' tap devices; both
 //     QEMUs run here (TCG: /dev/kvm does not work on this machine)
@@ -21,14 +23,19 @@
 // Every figure is printed; nothing is sent outside the lab's namespaces.
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const CARPD = join(ROOT, 'build', 'carpd.js')
-const { values } = parseArgs({ options: { image: { type: 'string' }, keep: { type: 'boolean' } } })
+const { values } = parseArgs({ options: { image: { type: 'string' }, keep: { type: 'boolean' }, 'head-start': { type: 'string' } } })
+const HEAD_START_S = Number(values['head-start'] ?? 0)
+if (!Number.isFinite(HEAD_START_S) || HEAD_START_S < 0 || HEAD_START_S > 120) {
+  console.error(`board lab: --head-start ${values['head-start']}: seconds from 0 to 120`)
+  process.exit(2)
+}
 const PREFIX = `carpdbl-${process.pid}-${randomBytes(2).toString('hex')}`
 const ns = (name) => `${PREFIX}-${name}`
 const dir = mkdtempSync(join(tmpdir(), `${PREFIX}-`))
@@ -218,10 +225,13 @@ async function main() {
   const cable = join(dir, 'null-modem.sock')
 
   // 1. Both on at the same moment.
+  // The first one on holds the null-modem cable's socket; the other connects to it.
+  const [firstOn, secondOn] = HEAD_START_S > 0 ? [b, a] : [a, b]
   const t0 = Date.now()
-  powerOn(a, ['-chardev', `socket,id=hb,path=${cable},server=on,wait=off`, '-serial', 'chardev:hb'])
+  powerOn(firstOn, ['-chardev', `socket,id=hb,path=${cable},server=on,wait=off`, '-serial', 'chardev:hb'])
   await until(() => existsSync(cable), 5000, 20)
-  powerOn(b, ['-chardev', `socket,id=hb,path=${cable},reconnect=1`, '-serial', 'chardev:hb'])
+  await sleep(HEAD_START_S * 1000)
+  powerOn(secondOn, ['-chardev', `socket,id=hb,path=${cable},reconnect=1`, '-serial', 'chardev:hb'])
   const first = await until(() => adverts.length > 0, 180_000)
   if (first < 0) throw new Error('no advert within 180 s of power-on')
   // The boards' carpd start seconds apart; the first one up takes the vhid and the
@@ -234,7 +244,7 @@ async function main() {
   const senders = [...new Set(boot.map((x) => x.from))]
   const firstOf = (who) => boot.find((x) => x.from === who)?.at ?? Infinity
   const lastOf = (who) => boot.findLast((x) => x.from === who)?.at ?? -Infinity
-  Object.assign(result, { firstAdvertMs: Math.round(boot[0].at - t0), bothUpMs: bothUp, senders })
+  Object.assign(result, { headStartS: HEAD_START_S, firstAdvertMs: Math.round(boot[0].at - t0), bothUpMs: bothUp, senders })
   console.log(`power-on to first advert: ${((boot[0].at - t0) / 1000).toFixed(1)} s (from ${boot[0].from}); both carpd up after ${(bothUp / 1000).toFixed(1)} s; advert senders, in order: ${senders.join(', ')}`)
   // Dual holding: both advertising at once, that is adverts of each after the other's first.
   const dual = senders.length > 1 && lastOf('A') > firstOf('B') && lastOf('B') > firstOf('A')
@@ -274,8 +284,9 @@ async function main() {
 
   // 3. The old master comes back.
   const backAt = Date.now()
-  rmSync(m.console, { force: true })
-  if (m === a) rmSync(cable, { force: true })
+  // Its console from the first power-on stays beside the new one (consoles.before in the result).
+  renameSync(m.console, `${m.console}.before`)
+  if (m === firstOn) rmSync(cable, { force: true })
   powerOn(m)
   const backUp = await until(() => consoleLines(m).some((l) => /INIT->BACKUP/.test(l)), 180_000)
   await sleep(15_000)
@@ -284,7 +295,9 @@ async function main() {
   Object.assign(result, { returnUpMs: backUp, sendersAfterReturn: afterSenders })
   console.log(`${master} powered on again: its carpd up after ${(backUp / 1000).toFixed(1)} s; advert senders since: ${afterSenders.join(', ')} (${afterSenders.length === 1 && afterSenders[0] === other ? 'no flap' : 'FLAP'})`)
   // carpd's lines reach the console through journald: `[  uptime] carpd[PID]: HH:MM:SS ...`.
-  result.consoles = Object.fromEntries([a, b].map((x) => [x.name, consoleLines(x).filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, ''))]))
+  const carpdLines = (lines) => lines.filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, ''))
+  result.consoles = Object.fromEntries([a, b].map((x) => [x.name, carpdLines(consoleLines(x))]))
+  result.consoleBefore = { [m.name]: carpdLines(readFileSync(`${m.console}.before`, 'latin1').split(/\r?\n/)) }
   for (const x of [a, b]) console.log(`console ${x.name} (since its last power-on):\n  ${consoleLines(x).filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, '')).join('\n  ')}`)
   // The namespace lab's failover at advbase 1 is 2.86 s (README, Figures): twice that.
   const takeoverBound = 2 * 2858
