@@ -15,6 +15,7 @@ const TOOLS: Record<string, string> = {
   mcopy: 'mtools',
   sfdisk: 'fdisk',
   'mkfs.vfat': 'dosfstools',
+  syslinux: 'syslinux',
   tcpdump: 'tcpdump',
   socat: 'socat',
 }
