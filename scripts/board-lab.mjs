@@ -298,7 +298,7 @@ async function main() {
   const carpdLines = (lines) => lines.filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, ''))
   result.consoles = Object.fromEntries([a, b].map((x) => [x.name, carpdLines(consoleLines(x))]))
   result.consoleBefore = { [m.name]: carpdLines(readFileSync(`${m.console}.before`, 'latin1').split(/\r?\n/)) }
-  for (const x of [a, b]) console.log(`console ${x.name} (since its last power-on):\n  ${consoleLines(x).filter((l) => /carpd\[\d+\]: /.test(l)).map((l) => l.replace(/^.*carpd\[\d+\]: /, '')).join('\n  ')}`)
+  for (const x of [a, b]) console.log(`console ${x.name} (since its last power-on):\n  ${result.consoles[x.name].join('\n  ')}`)
   // The namespace lab's failover at advbase 1 is 2.86 s (README, Figures): twice that.
   const takeoverBound = 2 * 2858
   const reset = echoes.some((l) => /error|closed/.test(l))

@@ -123,6 +123,14 @@ interface VhidVotes {
   masterSinceMs: number // when this vhid last became MASTER here
   tookOverHeard: boolean // and it replaced a master whose adverts it heard (a preempt)
   bootMaster: boolean // and it did so soon after our start, the peer never seen MASTER since
+  /**
+   * The boot epoch of the peer whose power-on race we saw while BACKUP, held while the
+   * claim it started stands. The boot master yields to our claim and its heartbeats
+   * say B from then on, while an advert it sent just before may still come; that
+   * advert must not end the claim (board lab: it did, the vhid was free, and the boot
+   * master's master-down ran out first).
+   */
+  bootRaceEpoch: number | null
   handoverYieldMs: number // when a preempt's handover last ended in this board yielding
   yieldedUntilMs: number // we yielded to the peer's claim: no asking of our own before this
   peerAskedMs: number // when the peer last asked us for this vhid's vote
@@ -157,14 +165,6 @@ export class Arbiter {
    * M): until then a vhid we take is a boot master (bootMaster()).
    */
   private peerSeenMaster = false
-  /**
-   * Vhids whose power-on race we have seen, by the boot epoch of the peer that won
-   * it: held while the claim it started stands (BACKUP and claiming). The boot master
-   * yields to our claim and its heartbeats say B from then on, while an advert it sent
-   * just before may still come; that advert must not end the claim (board lab: it did,
-   * the vhid was free, and the boot master's master-down ran out first).
-   */
-  private readonly bootRaces = new Map<number, number>()
   private seq = 0
   /** The answers to the peer's last requests, for their copies on the other paths. */
   private readonly answered = new Map<string, { msg: VoteMessage; paths: Set<PathName> }>()
@@ -200,7 +200,7 @@ export class Arbiter {
     }
     v.view = view
     // The race is over once the claim it started is (won, given up, link down...).
-    if (view.state !== 'BACKUP' || !view.claiming) this.bootRaces.delete(vhid)
+    if (view.state !== 'BACKUP' || !view.claiming) v.bootRaceEpoch = null
     const actions: ArbiterAction[] = []
     // A new candidate asks at once; a board that stops wanting forgets unanswered asks.
     if (wants(view) && !wanted) v.nextRequestMs = nowMs
@@ -212,7 +212,6 @@ export class Arbiter {
   /** A vhid left the configuration. */
   forget(vhid: number): void {
     this.vhids.delete(vhid)
-    this.bootRaces.delete(vhid)
   }
 
   /** A valid CARP advert from the peer: the LAN path is alive. */
@@ -246,7 +245,10 @@ export class Arbiter {
     if (window.check(hb.node, counter, nowMs) !== 'ok') return this.drop('heartbeatReplay')
     if (hb.vhids.some((x) => x.state === 'M')) this.peerSeenMaster = true
     // An ordinary master of a vhid (M, not P) is no boot master to replace.
-    for (const x of hb.vhids) if (x.state === 'M' && x.boot !== true && this.bootRaces.get(x.vhid) === hb.epoch) this.bootRaces.delete(x.vhid)
+    for (const x of hb.vhids) {
+      const v = this.vhids.get(x.vhid)
+      if (v && x.state === 'M' && x.boot !== true && v.bootRaceEpoch === hb.epoch) v.bootRaceEpoch = null
+    }
     const actions = this.logs(this.paths.heard(path, nowMs))
     if (this.peer && this.peer.hb.node === hb.node && this.peer.hb.epoch === hb.epoch && hb.seq <= this.peer.hb.seq && nowMs - this.peer.atMs < this.pathTimeoutMs(path)) {
       // Older than what we have (it came on the slower path): keep the newer one.
@@ -333,13 +335,13 @@ export class Arbiter {
    * (a recorded `P` alone does not do; a recording of both an advert and a heartbeat
    * of one earlier boot, played to a board that has just started, can still cause
    * that one handover). Seen while BACKUP, it holds for that epoch while the claim
-   * it starts stands (bootRaces).
+   * it starts stands (bootRaceEpoch).
    */
   bootRace(vhid: number, epoch: number, nowMs: number): boolean {
-    if (!this.inBootWindow(nowMs)) return false
-    const backup = this.vhids.get(vhid)?.view.state === 'BACKUP'
-    if (backup && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)) this.bootRaces.set(vhid, epoch)
-    return this.bootRaces.get(vhid) === epoch
+    const v = this.vhids.get(vhid)
+    if (!v || !this.inBootWindow(nowMs)) return false
+    if (v.view.state === 'BACKUP' && this.peer !== null && this.peer.hb.epoch === epoch && this.peerFresh(nowMs) && this.peer.hb.vhids.some((x) => x.vhid === vhid && x.boot === true)) v.bootRaceEpoch = epoch
+    return v.bootRaceEpoch === epoch
   }
 
   private inBootWindow(nowMs: number): boolean {
@@ -742,6 +744,7 @@ function newVotes(vhid: number, view: VhidView): VhidVotes {
     masterSinceMs: -Infinity,
     tookOverHeard: false,
     bootMaster: false,
+    bootRaceEpoch: null,
     handoverYieldMs: -Infinity,
     yieldedUntilMs: -Infinity,
     peerAskedMs: -Infinity,
